@@ -1,0 +1,180 @@
+//! One client-facing error type with one status mapping. Internal causes are logged
+//! by the caller and never sent: a 5xx body carries only the request id.
+
+use serde::{Deserialize, Serialize};
+
+/// The RFC 9457 body. `code` is stable for clients to branch on; `field` names the
+/// offending input on a 4xx.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    pub title: String,
+    pub status: u16,
+    pub code: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid input in {field}: {reason}")]
+    Invalid { field: String, reason: String },
+    #[error("malformed JSON body: {0}")]
+    MalformedJson(String),
+    #[error("body too large")]
+    PayloadTooLarge,
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("authentication required")]
+    Unauthorized(&'static str),
+    #[error("forbidden")]
+    Forbidden,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("conflict: {detail}")]
+    Conflict {
+        code: &'static str,
+        field: Option<String>,
+        detail: String,
+    },
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("internal error: {0}")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    pub fn invalid(field: &str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn conflict(code: &'static str, field: &str, detail: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            field: Some(field.to_owned()),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn internal(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(Box::new(err))
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Invalid { .. } | Self::MalformedJson(_) => 400,
+            Self::Unauthorized(_) | Self::InvalidCredentials => 401,
+            Self::Forbidden => 403,
+            Self::NotFound(_) => 404,
+            Self::MethodNotAllowed => 405,
+            Self::Conflict { .. } => 409,
+            Self::PayloadTooLarge => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::Internal(_) => 500,
+        }
+    }
+
+    fn code(&self) -> &str {
+        match self {
+            Self::Invalid { .. } => "invalid_input",
+            Self::MalformedJson(_) => "malformed_json",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::Forbidden => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Conflict { code, .. } => code,
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The body a client sees. Internal errors say nothing of their cause.
+    pub fn problem(&self) -> Problem {
+        let status = self.status();
+        let title = http::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Error")
+            .to_owned();
+        let (detail, field) = match self {
+            Self::Invalid { field, reason } => {
+                (Some(format!("{field} {reason}")), Some(field.clone()))
+            }
+            Self::MalformedJson(why) => {
+                (Some(format!("request body is not valid JSON: {why}")), None)
+            }
+            Self::PayloadTooLarge => (Some("request body exceeds 64 KiB".to_owned()), None),
+            Self::UnsupportedMediaType => (Some("send application/json".to_owned()), None),
+            Self::Unauthorized(why) => (Some((*why).to_owned()), None),
+            Self::InvalidCredentials => (Some("login or password is wrong".to_owned()), None),
+            Self::Forbidden => (Some("you may not act on this resource".to_owned()), None),
+            Self::NotFound(what) => (Some(format!("{what} not found")), None),
+            Self::MethodNotAllowed => (None, None),
+            Self::Conflict { field, detail, .. } => (Some(detail.clone()), field.clone()),
+            Self::Internal(_) => (
+                Some("an internal error occurred; quote the request id".to_owned()),
+                None,
+            ),
+        };
+        Problem {
+            type_uri: format!(
+                "https://shutter.dev/problems/{}",
+                self.code().replace('_', "-")
+            ),
+            title,
+            status,
+            code: self.code().to_owned(),
+            detail,
+            field,
+            request_id: None,
+        }
+    }
+
+    /// True when a caller should retry (used by consumers to tell transient from poison).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Internal(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_do_not_leak_their_cause() {
+        let err = ApiError::internal(std::io::Error::other("dynamodb password=hunter2"));
+        let body = serde_json::to_string(&err.problem()).unwrap();
+        assert_eq!(err.status(), 500);
+        assert!(!body.contains("hunter2"));
+        assert!(body.contains("internal_error"));
+    }
+
+    #[test]
+    fn invalid_input_names_the_field() {
+        let p = ApiError::invalid("username", "must be 3-30 characters").problem();
+        assert_eq!(p.status, 400);
+        assert_eq!(p.field.as_deref(), Some("username"));
+        assert_eq!(p.code, "invalid_input");
+        assert_eq!(p.title, "Bad Request");
+    }
+
+    #[test]
+    fn conflicts_keep_their_stable_code() {
+        let p = ApiError::conflict("username_taken", "username", "username is taken").problem();
+        assert_eq!((p.status, p.code.as_str()), (409, "username_taken"));
+    }
+}

@@ -1,0 +1,320 @@
+//! Validated newtypes: a value of one of these types is valid by construction, so
+//! handlers never see a raw string. Each deserialises through `TryFrom<String>`, so a
+//! bad field in a JSON body becomes a 400 that names it (see [`parse_json_body`]).
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::ApiError;
+
+/// Bodies above this are refused with 413 before parsing.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Parses a JSON request body into `T`, naming the offending field on failure.
+pub fn parse_json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::MalformedJson("body is empty".to_owned()));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::MalformedJson(inner.to_string())
+        } else if path == "." {
+            // A missing field or a body of the wrong shape: serde's message names it.
+            let msg = inner.to_string();
+            match msg.split('`').nth(1) {
+                Some(field) if msg.starts_with("missing field") => {
+                    ApiError::invalid(field, "is required")
+                }
+                _ => ApiError::invalid("body", strip_position(&msg)),
+            }
+        } else {
+            ApiError::invalid(&path, strip_position(&inner.to_string()))
+        }
+    })
+}
+
+fn strip_position(msg: &str) -> String {
+    msg.split(" at line ").next().unwrap_or(msg).to_owned()
+}
+
+macro_rules! newtype {
+    ($(#[$doc:meta])* $name:ident, $check:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(raw: String) -> Result<Self, String> {
+                let check: fn(String) -> Result<String, String> = $check;
+                check(raw).map(Self)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+newtype!(
+    /// 3-30 of `[a-z0-9._]`, stored lower-case so uniqueness is case-insensitive.
+    Username,
+    |raw| {
+        let v = raw.trim().to_ascii_lowercase();
+        let n = v.chars().count();
+        if !(3..=30).contains(&n) {
+            return Err("must be 3-30 characters".into());
+        }
+        if !v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_') {
+            return Err("may contain only letters, digits, '.' and '_'".into());
+        }
+        if v.starts_with('.') || v.ends_with('.') || v.contains("..") {
+            return Err("may not start or end with '.' or contain '..'".into());
+        }
+        Ok(v)
+    }
+);
+
+newtype!(
+    /// A plausible address (one '@', a dotted domain, no spaces), at most 254 bytes,
+    /// stored lower-case so uniqueness is case-insensitive.
+    Email,
+    |raw| {
+        let v = raw.trim().to_ascii_lowercase();
+        let valid_shape = match v.split_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && local.len() <= 64
+                    && !domain.contains('@')
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && !domain.contains("..")
+            }
+            None => false,
+        };
+        if v.len() > 254 || !valid_shape || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("must be a valid email address".into());
+        }
+        Ok(v)
+    }
+);
+
+newtype!(
+    /// 10-128 characters; never logged (Debug is derived, so keep it out of spans).
+    Password,
+    |raw| {
+        let n = raw.chars().count();
+        if !(10..=128).contains(&n) {
+            return Err("must be 10-128 characters".into());
+        }
+        Ok(raw)
+    }
+);
+
+newtype!(
+    /// Up to 50 characters of display name, no control characters.
+    DisplayName,
+    |raw| {
+        let v = raw.trim().to_owned();
+        if v.chars().count() > 50 || v.chars().any(char::is_control) {
+            return Err("must be at most 50 characters without control characters".into());
+        }
+        Ok(v)
+    }
+);
+
+newtype!(
+    /// Up to 150 characters.
+    Bio,
+    |raw| {
+        let v = raw.trim().to_owned();
+        if v.chars().count() > 150 {
+            return Err("must be at most 150 characters".into());
+        }
+        if v.chars().any(|c| c.is_control() && c != '\n') {
+            return Err("may not contain control characters".into());
+        }
+        Ok(v)
+    }
+);
+
+newtype!(
+    /// An http(s) URL of at most 200 characters, or empty to clear it.
+    Website,
+    |raw| {
+        let v = raw.trim().to_owned();
+        if v.is_empty() {
+            return Ok(v);
+        }
+        let rest = v.strip_prefix("https://").or_else(|| v.strip_prefix("http://"));
+        let host_ok = rest.is_some_and(|r| {
+            let host = r.split(['/', '?', '#']).next().unwrap_or("");
+            host.contains('.') && !host.starts_with('.')
+        });
+        if v.chars().count() > 200 || !host_ok || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("must be an http(s) URL of at most 200 characters".into());
+        }
+        Ok(v)
+    }
+);
+
+/// A login identifier: a username or an email address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Login {
+    Username(Username),
+    Email(Email),
+}
+
+impl<'de> Deserialize<'de> for Login {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        let parsed = if raw.contains('@') {
+            Email::try_from(raw).map(Login::Email)
+        } else {
+            Username::try_from(raw).map(Login::Username)
+        };
+        parsed.map_err(|_| serde::de::Error::custom("must be a username or an email address"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Register {
+        username: Username,
+        email: Email,
+        password: Password,
+    }
+
+    #[test]
+    fn usernames_are_normalised_and_checked() {
+        assert_eq!(
+            Username::try_from("Alice.Doe_1".to_owned())
+                .unwrap()
+                .as_str(),
+            "alice.doe_1"
+        );
+        for bad in [
+            "ab",
+            "a b c",
+            "alice!",
+            &"x".repeat(31),
+            ".alice",
+            "al..ice",
+            "ålice",
+        ] {
+            assert!(
+                Username::try_from(bad.to_owned()).is_err(),
+                "{bad} should be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(
+            Email::try_from(" Bob@Example.COM ".to_owned())
+                .unwrap()
+                .as_str(),
+            "bob@example.com"
+        );
+        for bad in [
+            "bob",
+            "bob@",
+            "@x.com",
+            "bob@localhost",
+            "a@b@c.com",
+            "bob @x.com",
+            "bob@x..com",
+        ] {
+            assert!(
+                Email::try_from(bad.to_owned()).is_err(),
+                "{bad} should be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn passwords_have_bounds_in_characters() {
+        assert!(Password::try_from("short".to_owned()).is_err());
+        assert!(Password::try_from("x".repeat(129)).is_err());
+        assert!(Password::try_from("ééééééééééé".to_owned()).is_ok());
+    }
+
+    #[test]
+    fn bio_and_website_limits() {
+        assert!(Bio::try_from("b".repeat(150)).is_ok());
+        assert!(Bio::try_from("b".repeat(151)).is_err());
+        assert!(Website::try_from("https://shutter.dev/me".to_owned()).is_ok());
+        assert!(Website::try_from(String::new()).is_ok());
+        assert!(Website::try_from("javascript:alert(1)".to_owned()).is_err());
+    }
+
+    #[test]
+    fn body_errors_name_the_field() {
+        let err = parse_json_body::<Register>(
+            br#"{"username":"ab","email":"a@b.co","password":"0123456789"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.problem().field.as_deref(), Some("username"));
+
+        let err = parse_json_body::<Register>(br#"{"username":"alice","password":"0123456789"}"#)
+            .unwrap_err();
+        assert_eq!(err.problem().field.as_deref(), Some("email"));
+
+        let err = parse_json_body::<Register>(
+            br#"{"username":7,"email":"a@b.co","password":"0123456789"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.problem().field.as_deref(), Some("username"));
+        assert_eq!(err.status(), 400);
+    }
+
+    #[test]
+    fn malformed_and_oversize_bodies() {
+        let err = parse_json_body::<Register>(b"{\"username\":").unwrap_err();
+        assert_eq!(err.problem().code, "malformed_json");
+        let err = parse_json_body::<Register>(b"").unwrap_err();
+        assert_eq!(err.problem().code, "malformed_json");
+        let big = vec![b' '; MAX_BODY_BYTES + 1];
+        assert_eq!(parse_json_body::<Register>(&big).unwrap_err().status(), 413);
+    }
+
+    #[test]
+    fn login_accepts_either_form() {
+        let l: Login = serde_json::from_str("\"Alice\"").unwrap();
+        assert_eq!(
+            l,
+            Login::Username(Username::try_from("alice".to_owned()).unwrap())
+        );
+        let l: Login = serde_json::from_str("\"alice@x.io\"").unwrap();
+        assert!(matches!(l, Login::Email(_)));
+        assert!(serde_json::from_str::<Login>("\"a\"").is_err());
+    }
+}
