@@ -1,0 +1,15 @@
+use lambda_runtime::{LambdaEvent, service_fn};
+use shutter_events::publisher::{KafkaPublisher, KafkaSettings};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shutter_http::init_tracing();
+    let publisher = KafkaPublisher::new(&KafkaSettings::from_env()?)?;
+    let publisher = &publisher;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            Ok::<_, lambda_runtime::Error>(shutter_outbox::handle(publisher, &event.payload).await)
+        },
+    ))
+    .await
+}

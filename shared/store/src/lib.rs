@@ -1,0 +1,171 @@
+//! Storage plumbing shared by the services: configuration read and validated at cold
+//! start, the AWS SDK configuration (which honours `AWS_ENDPOINT_URL`, so the same code
+//! talks to moto locally), and DynamoDB helpers for items and transactions.
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use shutter_core::ApiError;
+use std::collections::HashMap;
+
+pub use aws_config::SdkConfig;
+pub use aws_sdk_dynamodb as dynamodb;
+pub use serde_dynamo;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// A configuration problem found at cold start: the function refuses to start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} must be set")]
+    Missing(&'static str),
+    #[error("secret {name} could not be read: {reason}")]
+    Secret { name: &'static str, reason: String },
+    #[error("{name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// A required environment variable.
+pub fn env(name: &'static str) -> Result<String, ConfigError> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .ok_or(ConfigError::Missing(name))
+}
+
+/// The shared AWS configuration (region, credentials, endpoint) from the environment.
+pub async fn aws_config() -> SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+/// Reads a Secrets Manager secret's string value once at cold start.
+pub async fn secret_string(
+    config: &SdkConfig,
+    env_name: &'static str,
+) -> Result<String, ConfigError> {
+    let arn = env(env_name)?;
+    let client = aws_sdk_secretsmanager::Client::new(config);
+    let out = client
+        .get_secret_value()
+        .secret_id(&arn)
+        .send()
+        .await
+        .map_err(|e| ConfigError::Secret {
+            name: env_name,
+            reason: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
+        })?;
+    out.secret_string.ok_or(ConfigError::Secret {
+        name: env_name,
+        reason: "secret has no string value".to_owned(),
+    })
+}
+
+/// One DynamoDB table of a service.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub client: aws_sdk_dynamodb::Client,
+    pub name: String,
+}
+
+impl Table {
+    pub fn new(config: &SdkConfig, name: String) -> Self {
+        Self {
+            client: aws_sdk_dynamodb::Client::new(config),
+            name,
+        }
+    }
+
+    /// The table named by environment variable `env_name`.
+    pub fn from_env(config: &SdkConfig, env_name: &'static str) -> Result<Self, ConfigError> {
+        Ok(Self::new(config, env(env_name)?))
+    }
+
+    /// Reads one item by key, strongly consistent (reads follow the caller's own writes).
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        pk: &str,
+        sk: &str,
+    ) -> Result<Option<T>, ApiError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(ApiError::internal)?;
+        out.item.map(from_item).transpose()
+    }
+}
+
+/// A string attribute.
+pub fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+/// A number attribute.
+pub fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub fn to_item<T: Serialize>(value: &T) -> Result<Item, ApiError> {
+    serde_dynamo::to_item(value).map_err(ApiError::internal)
+}
+
+pub fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, ApiError> {
+    serde_dynamo::from_item(item).map_err(ApiError::internal)
+}
+
+/// Why each action of a cancelled transaction failed (`ConditionalCheckFailed`, `None`,
+/// ...), in action order; empty when the transaction failed for another reason.
+pub fn cancellation_reasons(err: &SdkError<TransactWriteItemsError>) -> Vec<String> {
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => e
+            .cancellation_reasons()
+            .iter()
+            .map(|r| r.code().unwrap_or("None").to_owned())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// True when action `index` of a cancelled transaction failed its condition.
+pub fn condition_failed_at(reasons: &[String], index: usize) -> bool {
+    reasons
+        .get(index)
+        .is_some_and(|r| r == "ConditionalCheckFailed")
+}
+
+/// Seconds since the epoch, for `ttl` attributes.
+pub fn epoch_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn condition_reasons_are_read_by_index() {
+        let reasons = vec!["None".to_owned(), "ConditionalCheckFailed".to_owned()];
+        assert!(!condition_failed_at(&reasons, 0));
+        assert!(condition_failed_at(&reasons, 1));
+        assert!(!condition_failed_at(&reasons, 5));
+    }
+
+    #[test]
+    fn missing_configuration_names_the_variable() {
+        let err = env("SHUTTER_SURELY_UNSET_VARIABLE").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable SHUTTER_SURELY_UNSET_VARIABLE must be set"
+        );
+    }
+}
