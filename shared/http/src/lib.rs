@@ -206,14 +206,15 @@ where
     }
 }
 
-/// Runs an endpoint on the Lambda runtime. `deps` is built once per cold start.
+/// Runs an endpoint on the Lambda runtime. `deps` is built once per cold start and lives
+/// as long as the process, so handlers may borrow it across awaits.
 pub async fn run<D, F, Fut>(deps: D, handler: F) -> Result<(), lambda_http::Error>
 where
-    D: Sync,
-    F: Fn(&D, Request) -> Fut + Sync,
+    D: Sync + 'static,
+    F: Fn(&'static D, Request) -> Fut + Sync,
     Fut: Future<Output = Result<Response<Body>, ApiError>> + Send,
 {
-    let deps = &deps;
+    let deps: &'static D = Box::leak(Box::new(deps));
     let handler = &handler;
     lambda_http::run(service_fn(move |req: Request| async move {
         Ok::<_, std::convert::Infallible>(respond(|r| handler(deps, r), req).await)
