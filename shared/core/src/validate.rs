@@ -181,6 +181,26 @@ newtype!(
     }
 );
 
+// Empty is valid for these optional profile fields.
+impl Default for Bio {
+    fn default() -> Self {
+        Self(String::new())
+    }
+}
+
+impl Default for Website {
+    fn default() -> Self {
+        Self(String::new())
+    }
+}
+
+/// A username (3-30 plain characters) is always a valid display name.
+impl From<&Username> for DisplayName {
+    fn from(u: &Username) -> Self {
+        Self(u.0.clone())
+    }
+}
+
 /// A login identifier: a username or an email address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Login {

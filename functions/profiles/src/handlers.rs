@@ -1,0 +1,359 @@
+//! The profile endpoints.
+
+use serde::Deserialize;
+use shutter_core::ApiError;
+use shutter_core::validate::Username;
+use shutter_events::Envelope;
+use shutter_http::lambda_http::http::StatusCode;
+use shutter_http::lambda_http::{Body, Request, Response};
+use shutter_http::{ApiRequest, Caller, json};
+
+use crate::avatar::{ImageType, MAX_AVATAR_BYTES, MediaStore};
+use crate::model::{Profile, ProfilePatch, ProfileUpdated, ProfileView};
+use crate::store::ProfilesStore;
+
+type ApiResult = Result<Response<Body>, ApiError>;
+
+async fn view<M: MediaStore>(media: &M, profile: &Profile) -> Result<ProfileView, ApiError> {
+    let avatar_url = match &profile.avatar_key {
+        Some(key) => Some(media.view_url(key).await?),
+        None => None,
+    };
+    Ok(ProfileView::new(profile, avatar_url))
+}
+
+/// `GET /v1/profiles/{username}`: public fields and counters.
+pub async fn get_profile<S: ProfilesStore, M: MediaStore>(
+    store: &S,
+    media: &M,
+    req: Request,
+) -> ApiResult {
+    Caller::from_request(&req)?;
+    let username = Username::try_from(req.path_param("username")?)
+        .map_err(|why| ApiError::invalid("username", why))?;
+    let profile = store
+        .by_username(&username)
+        .await?
+        .ok_or(ApiError::NotFound("profile"))?;
+    json(StatusCode::OK, &view(media, &profile).await?)
+}
+
+/// `PATCH /v1/profiles/me` {display_name?, bio?, website?, private?} -> 200 with the profile.
+pub async fn update_profile<S: ProfilesStore, M: MediaStore>(
+    store: &S,
+    media: &M,
+    req: Request,
+) -> ApiResult {
+    let caller = Caller::from_request(&req)?;
+    let patch: ProfilePatch = req.json()?;
+    if patch.is_empty() {
+        return Err(ApiError::invalid(
+            "body",
+            "must change at least one of display_name, bio, website, private",
+        ));
+    }
+    let previous = store
+        .by_id(&caller.user_id)
+        .await?
+        .ok_or(ApiError::NotFound("profile"))?;
+    let mut updated = previous.clone();
+    patch.apply(&mut updated);
+    if updated != previous {
+        updated.updated_at = shutter_core::now_rfc3339();
+        let event = Envelope::new(
+            "ProfileUpdated",
+            &caller.user_id,
+            Some(&caller.user_id),
+            &req.correlation_id(),
+            &ProfileUpdated::from(&updated),
+        );
+        store.save(&previous, &updated, &event).await?;
+    }
+    json(StatusCode::OK, &view(media, &updated).await?)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AvatarRequest {
+    content_type: String,
+    size: u64,
+}
+
+/// `POST /v1/profiles/me/avatar` {content_type, size} -> 201 with a pre-signed POST form.
+/// The avatar changes once the upload is verified (see `consumers::avatar_uploaded`).
+pub async fn avatar_upload<M: MediaStore>(media: &M, req: Request) -> ApiResult {
+    let caller = Caller::from_request(&req)?;
+    let body: AvatarRequest = req.json()?;
+    let image = ImageType::from_mime(&body.content_type).ok_or_else(|| {
+        ApiError::invalid(
+            "content_type",
+            "must be one of image/jpeg, image/png, image/webp",
+        )
+    })?;
+    if body.size == 0 || body.size > MAX_AVATAR_BYTES {
+        return Err(ApiError::invalid(
+            "size",
+            format!("must be from 1 to {MAX_AVATAR_BYTES} bytes"),
+        ));
+    }
+    let key = format!(
+        "avatars/{}/{}.{}",
+        caller.user_id,
+        shutter_core::new_id(),
+        image.extension()
+    );
+    let form = media.presign_upload(&key, image, MAX_AVATAR_BYTES).await?;
+    json(
+        StatusCode::CREATED,
+        &serde_json::json!({"key": key, "upload": form, "max_size": MAX_AVATAR_BYTES}),
+    )
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::avatar::{ObjectInfo, UploadForm};
+    use crate::store::memory::MemoryProfilesStore;
+    use async_trait::async_trait;
+    use shutter_http::test_support::api_request;
+    use std::collections::{BTreeMap, HashMap};
+    use std::sync::Mutex;
+
+    /// Objects in memory: key -> (content type, bytes).
+    #[derive(Default)]
+    pub struct MemoryMedia {
+        pub objects: Mutex<HashMap<String, (String, Vec<u8>)>>,
+    }
+
+    #[async_trait]
+    impl MediaStore for MemoryMedia {
+        async fn presign_upload(
+            &self,
+            key: &str,
+            image: ImageType,
+            _max: u64,
+        ) -> Result<UploadForm, ApiError> {
+            let fields = BTreeMap::from([
+                ("key".to_owned(), key.to_owned()),
+                ("Content-Type".to_owned(), image.mime().to_owned()),
+            ]);
+            Ok(UploadForm {
+                url: "https://s3.test/media".into(),
+                method: "POST",
+                fields,
+                expires_at: "later".into(),
+            })
+        }
+        async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, ApiError> {
+            Ok(self
+                .objects
+                .lock()
+                .unwrap()
+                .get(key)
+                .map(|(ct, b)| ObjectInfo {
+                    size: b.len() as u64,
+                    content_type: Some(ct.clone()),
+                }))
+        }
+        async fn first_bytes(&self, key: &str, n: u64) -> Result<Vec<u8>, ApiError> {
+            Ok(self
+                .objects
+                .lock()
+                .unwrap()
+                .get(key)
+                .map(|(_, b)| b.iter().take(n as usize).copied().collect())
+                .unwrap_or_default())
+        }
+        async fn delete(&self, key: &str) -> Result<(), ApiError> {
+            self.objects.lock().unwrap().remove(key);
+            Ok(())
+        }
+        async fn delete_prefix(&self, prefix: &str) -> Result<(), ApiError> {
+            self.objects
+                .lock()
+                .unwrap()
+                .retain(|k, _| !k.starts_with(prefix));
+            Ok(())
+        }
+        async fn view_url(&self, key: &str) -> Result<String, ApiError> {
+            Ok(format!("https://s3.test/media/{key}"))
+        }
+    }
+
+    pub async fn store_with(username: &str) -> (MemoryProfilesStore, Profile) {
+        let store = MemoryProfilesStore::default();
+        let profile = Profile::new(
+            &shutter_core::new_id(),
+            Username::try_from(username.to_owned()).unwrap(),
+            "2026-01-01T00:00:00Z",
+        );
+        store
+            .create("test", &shutter_core::new_id(), &profile)
+            .await
+            .unwrap();
+        (store, profile)
+    }
+
+    fn as_owner(
+        p: &Profile,
+        method: &str,
+        path: &str,
+        params: &[(&str, &str)],
+        body: &str,
+    ) -> Request {
+        api_request(
+            method,
+            path,
+            params,
+            body,
+            Some((&p.user_id, p.username.as_str(), "user")),
+        )
+    }
+
+    fn body(resp: Response<Body>) -> serde_json::Value {
+        serde_json::from_slice(resp.body().as_ref()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn profiles_are_found_by_username_case_insensitively() {
+        let (store, alice) = store_with("alice").await;
+        let media = MemoryMedia::default();
+        let req = as_owner(
+            &alice,
+            "GET",
+            "/v1/profiles/Alice",
+            &[("username", "Alice")],
+            "",
+        );
+        let j = body(get_profile(&store, &media, req).await.unwrap());
+        assert_eq!(
+            (j["id"].as_str(), j["follower_count"].as_u64()),
+            (Some(alice.user_id.as_str()), Some(0))
+        );
+        let missing = as_owner(&alice, "GET", "/", &[("username", "nobody")], "");
+        assert_eq!(
+            get_profile(&store, &media, missing)
+                .await
+                .unwrap_err()
+                .status(),
+            404
+        );
+        let invalid = as_owner(&alice, "GET", "/", &[("username", "no way!")], "");
+        assert_eq!(
+            get_profile(&store, &media, invalid)
+                .await
+                .unwrap_err()
+                .problem()
+                .field
+                .as_deref(),
+            Some("username")
+        );
+    }
+
+    #[tokio::test]
+    async fn owners_edit_only_their_own_profile_with_an_event() {
+        let (store, alice) = store_with("alice").await;
+        let media = MemoryMedia::default();
+        let req = as_owner(
+            &alice,
+            "PATCH",
+            "/v1/profiles/me",
+            &[],
+            r#"{"bio":"hi there","private":true,"website":"https://alice.dev"}"#,
+        );
+        let j = body(update_profile(&store, &media, req).await.unwrap());
+        assert_eq!(
+            (j["bio"].as_str(), j["private"].as_bool()),
+            (Some("hi there"), Some(true))
+        );
+        let events = store.events();
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            (
+                events[0].event_type.as_str(),
+                events[0].aggregate_id.as_str()
+            ),
+            ("ProfileUpdated", alice.user_id.as_str())
+        );
+
+        // The route has no id in it: another user's PATCH edits their own (missing) profile.
+        let mallory = Profile::new(
+            &shutter_core::new_id(),
+            Username::try_from("mallory".to_owned()).unwrap(),
+            "t",
+        );
+        let req = as_owner(
+            &mallory,
+            "PATCH",
+            "/v1/profiles/me",
+            &[],
+            r#"{"bio":"pwned"}"#,
+        );
+        assert_eq!(
+            update_profile(&store, &media, req)
+                .await
+                .unwrap_err()
+                .status(),
+            404
+        );
+        assert_eq!(
+            store
+                .by_id(&alice.user_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .bio
+                .as_str(),
+            "hi there"
+        );
+
+        for (bad, field) in [
+            (r#"{}"#, "body"),
+            (
+                r#"{"bio":"x"}"#.replace('x', &"b".repeat(151)).as_str(),
+                "bio",
+            ),
+            (r#"{"website":"ftp://x"}"#, "website"),
+            (r#"{"private":"yes"}"#, "private"),
+            (r#"{"username":"root"}"#, "username"),
+        ] {
+            let err = update_profile(&store, &media, as_owner(&alice, "PATCH", "/", &[], bad))
+                .await
+                .unwrap_err();
+            assert_eq!(
+                (err.status(), err.problem().field.as_deref()),
+                (400, Some(field)),
+                "{bad}"
+            );
+        }
+        assert_eq!(store.events().len(), 1, "refused edits emit nothing");
+    }
+
+    #[tokio::test]
+    async fn avatar_uploads_are_limited_to_images_of_5_mb() {
+        let (_, alice) = store_with("alice").await;
+        let media = MemoryMedia::default();
+        let ok = as_owner(
+            &alice,
+            "POST",
+            "/",
+            &[],
+            r#"{"content_type":"image/png","size":1000}"#,
+        );
+        let j = body(avatar_upload(&media, ok).await.unwrap());
+        let key = j["key"].as_str().unwrap();
+        assert!(key.starts_with(&format!("avatars/{}/", alice.user_id)) && key.ends_with(".png"));
+        assert_eq!(j["upload"]["fields"]["Content-Type"], "image/png");
+        for (bad, field) in [
+            (r#"{"content_type":"image/gif","size":10}"#, "content_type"),
+            (r#"{"content_type":"image/png","size":5242881}"#, "size"),
+            (r#"{"content_type":"image/png","size":0}"#, "size"),
+            (r#"{"content_type":"image/png","size":-1}"#, "size"),
+        ] {
+            let err = avatar_upload(&media, as_owner(&alice, "POST", "/", &[], bad))
+                .await
+                .unwrap_err();
+            assert_eq!(err.problem().field.as_deref(), Some(field), "{bad}");
+        }
+    }
+}
