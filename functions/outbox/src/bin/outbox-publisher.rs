@@ -4,7 +4,8 @@ use shutter_events::publisher::{KafkaPublisher, KafkaSettings};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shutter_http::init_tracing();
-    let publisher = KafkaPublisher::new(&KafkaSettings::from_env()?)?;
+    let aws = shutter_store::aws_config().await;
+    let publisher = KafkaPublisher::new(&KafkaSettings::from_env(&aws).await?, &aws)?;
     let publisher = &publisher;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
