@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace. Installs the pinned local-stack tools first
-# (skipping any already present at the pinned version).
+# Runs every test of the workspace: unit tests of the rules, and end-to-end tests that
+# start the devstack (moto, tansu, osmem-server and the real function binaries).
+# Installs the pinned local-stack tools first, skipping those already present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/tools.sh
 ensure_tools
+# The end-to-end tests run the functions' real binaries, so build them first.
+cargo build --workspace --bins
 cargo test --workspace --all-targets "$@"

@@ -5,7 +5,7 @@
 MOTO_VERSION="5.2.1"
 OSMEM_VERSION="0.1.6"
 TANSU_VERSION="0.6.0"
-CARGO_LAMBDA_VERSION="1.8.6"
+CARGO_LAMBDA_VERSION="1.9.2"
 
 # Share one target directory between the CLI, tests and CI's cache.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shutter-target}"
