@@ -1,0 +1,439 @@
+//! Shutter's local runtime, with no Docker: everything comes from template.yaml.
+//!
+//! [`Devstack::start`] starts moto server, tansu and osmem-server as child processes on
+//! free loopback ports, creates every secret, table, queue, bucket and topic the template
+//! declares, runs each function's real binary behind the Lambda Runtime API, serves the
+//! HTTP API with API Gateway's JWT authorizer, and runs the event source mappings. The CLI
+//! (`devstack --port N --demo-data`) and the end-to-end tests both use it.
+
+pub mod aws;
+pub mod gateway;
+pub mod mappings;
+pub mod provision;
+pub mod runtime;
+pub mod services;
+pub mod template;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use runtime::Function;
+pub use runtime::{InvokeError, LogSink};
+use template::{FunctionSpec, REGION, Template};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("template.yaml: {0}")]
+    Template(String),
+    #[error("local service: {0}")]
+    Service(String),
+    #[error("local AWS (moto): {0}")]
+    Aws(String),
+    #[error("Kafka (tansu): {0}")]
+    Kafka(String),
+    #[error("functions: {0}")]
+    Functions(String),
+}
+
+/// How to start the stack.
+#[derive(Debug, Clone)]
+pub struct DevstackConfig {
+    /// The SAM template to run.
+    pub template: PathBuf,
+    /// Where the functions' binaries are (`$CARGO_TARGET_DIR/debug`).
+    pub bin_dir: PathBuf,
+    /// The gateway's port; 0 picks a free one.
+    pub port: u16,
+    /// Parameter values that beat the template's defaults and the local stand-ins.
+    pub parameters: HashMap<String, String>,
+    /// Where the functions' output goes.
+    pub function_logs: LogSink,
+    /// Print progress lines on standard error while preparing.
+    pub progress: bool,
+    /// Execution environments per function, at most (Lambda's concurrency).
+    pub max_instances: usize,
+}
+
+impl DevstackConfig {
+    /// For a checkout whose root is `root`: its template.yaml and the debug binaries of
+    /// the shared target directory.
+    pub fn for_workspace(root: &Path) -> Self {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
+        Self {
+            template: root.join("template.yaml"),
+            bin_dir: target.join("debug"),
+            port: 0,
+            parameters: HashMap::new(),
+            function_logs: LogSink::Stderr,
+            progress: false,
+            max_instances: 4,
+        }
+    }
+
+    /// For the end-to-end tests: this repository, a free port, function output in files
+    /// (their path is printed at start).
+    pub fn for_tests() -> Self {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let root = root.canonicalize().unwrap_or(root);
+        Self {
+            function_logs: LogSink::Dir(PathBuf::new()),
+            ..Self::for_workspace(&root)
+        }
+    }
+}
+
+/// A running local Shutter. Dropping it kills everything it started; [`Devstack::stop`]
+/// does so gracefully.
+pub struct Devstack {
+    base_url: String,
+    moto_url: String,
+    kafka: String,
+    opensearch: String,
+    services: Vec<services::Service>,
+    provisioned: provision::Provisioned,
+    functions: HashMap<String, Arc<Function>>,
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    workdir: tempfile::TempDir,
+    started_in: Duration,
+}
+
+impl std::fmt::Debug for Devstack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Devstack")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// SDK configuration for the local AWS.
+pub async fn sdk_config(moto_url: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(moto_url)
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "test", "test", None, None, "devstack",
+        ))
+        .load()
+        .await
+}
+
+impl Devstack {
+    pub async fn start(config: DevstackConfig) -> Result<Self, Error> {
+        let started = Instant::now();
+        let progress_on = config.progress;
+        let progress = move |msg: &str| {
+            if progress_on {
+                eprintln!("[devstack] {msg}");
+            }
+        };
+        let template = Template::load(&config.template)?;
+        let workdir = tempfile::Builder::new()
+            .prefix("shutter-devstack-")
+            .tempdir()
+            .map_err(|e| Error::Service(format!("temporary directory: {e}")))?;
+        let logs = workdir.path().join("logs");
+        std::fs::create_dir_all(&logs).map_err(|e| Error::Service(e.to_string()))?;
+
+        let function_specs_missing = missing_binaries(&template, &config.bin_dir);
+        if !function_specs_missing.is_empty() {
+            return Err(Error::Functions(format!(
+                "no binary for {} in {}. Build them first: cargo build --workspace --bins",
+                function_specs_missing.join(", "),
+                config.bin_dir.display()
+            )));
+        }
+
+        progress("starting moto server, tansu and osmem-server");
+        let (moto, tansu, osmem) = tokio::try_join!(
+            services::start_moto(&logs),
+            services::start_tansu(&logs, workdir.path()),
+            services::start_osmem(&logs),
+        )?;
+        let (moto_url, kafka, opensearch) =
+            (moto.url.clone(), tansu.url.clone(), osmem.url.clone());
+        let services = vec![moto, tansu, osmem];
+
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
+            .await
+            .map_err(|e| {
+                Error::Service(format!("cannot listen on 127.0.0.1:{}: {e}", config.port))
+            })?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| Error::Service(e.to_string()))?
+            .port();
+        let base_url = format!("http://127.0.0.1:{port}");
+
+        // The gateway is the token issuer: every parameter an authorizer takes its issuer
+        // from points here.
+        let mut overrides = config.parameters.clone();
+        for param in issuer_parameters(&template) {
+            overrides.entry(param).or_insert_with(|| base_url.clone());
+        }
+        let moto_json = aws::MotoJson::new(&moto_url);
+        let provisioned = provision::provision(&provision::Context {
+            template: &template,
+            moto: &moto_json,
+            moto_url: &moto_url,
+            kafka_bootstrap: &kafka,
+            overrides: &overrides,
+            progress: &progress,
+        })
+        .await?;
+
+        let stop = CancellationToken::new();
+        let function_logs = match &config.function_logs {
+            LogSink::Dir(d) if d.as_os_str().is_empty() => {
+                let dir = logs.join("functions");
+                std::fs::create_dir_all(&dir).map_err(|e| Error::Service(e.to_string()))?;
+                LogSink::Dir(dir)
+            }
+            other => other.clone(),
+        };
+        let mut specs = Vec::new();
+        for (id, _) in template.resources_of("AWS::Serverless::Function") {
+            specs.push(FunctionSpec::from_template(
+                &template,
+                &provisioned.resolver,
+                id,
+            )?);
+        }
+        let mut functions = HashMap::new();
+        for spec in &specs {
+            let env = function_env(spec, &moto_url, &kafka, &opensearch, &config.bin_dir);
+            let binary = config.bin_dir.join(&spec.binary);
+            let f = Function::new(
+                spec.clone(),
+                binary,
+                env,
+                config.max_instances,
+                function_logs.clone(),
+                stop.child_token(),
+            );
+            functions.insert(spec.name.clone(), f);
+        }
+        progress(&format!("starting {} functions", functions.len()));
+        let warmups = functions
+            .values()
+            .map(|f| f.warm_up(Duration::from_secs(60)));
+        let failures: Vec<String> = futures::future::join_all(warmups)
+            .await
+            .into_iter()
+            .filter_map(Result::err)
+            .collect();
+        if !failures.is_empty() {
+            stop.cancel();
+            return Err(Error::Functions(format!(
+                "{} (logs in {})",
+                failures.join("; "),
+                logs.display()
+            )));
+        }
+
+        let (routes, authorizers, cors) =
+            gateway::routes(&template, &provisioned.resolver, &specs)?;
+        progress(&format!("serving {} routes", routes.len()));
+        let gw = Arc::new(gateway::Gateway {
+            routes,
+            authorizers,
+            functions: functions.clone(),
+            cors,
+        });
+        let app = axum::Router::new().fallback(gateway::handle).with_state(gw);
+        let serve_stop = stop.clone();
+        let mut tasks = vec![tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(serve_stop.cancelled_owned())
+                .await;
+        })];
+
+        let all: Vec<Arc<Function>> = functions.values().cloned().collect();
+        tasks.extend(mappings::start_all(
+            &all,
+            &provisioned,
+            &moto_json,
+            &kafka,
+            &stop,
+        )?);
+        progress(&format!("logs in {}", logs.display()));
+        Ok(Self {
+            base_url,
+            moto_url,
+            kafka,
+            opensearch,
+            services,
+            provisioned,
+            functions,
+            stop,
+            tasks,
+            workdir,
+            started_in: started.elapsed(),
+        })
+    }
+
+    /// The HTTP API, e.g. `http://127.0.0.1:8080`. It is also the tokens' issuer.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The local AWS endpoint (moto).
+    pub fn moto_url(&self) -> &str {
+        &self.moto_url
+    }
+
+    /// The local Kafka bootstrap server (tansu).
+    pub fn kafka_bootstrap(&self) -> &str {
+        &self.kafka
+    }
+
+    /// The local OpenSearch endpoint (osmem-server).
+    pub fn opensearch_url(&self) -> &str {
+        &self.opensearch
+    }
+
+    /// How long [`Devstack::start`] took.
+    pub fn startup_time(&self) -> Duration {
+        self.started_in
+    }
+
+    /// Where the servers' and functions' logs are.
+    pub fn log_dir(&self) -> PathBuf {
+        self.workdir.path().join("logs")
+    }
+
+    /// The local name of a table, queue or bucket, by its logical id in the template.
+    pub fn table_name(&self, logical_id: &str) -> String {
+        self.physical_name(logical_id)
+    }
+
+    pub fn bucket_name(&self, logical_id: &str) -> String {
+        self.physical_name(logical_id)
+    }
+
+    pub fn queue_url(&self, logical_id: &str) -> String {
+        self.provisioned
+            .resolver
+            .attr(logical_id, "QueueUrl")
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    fn physical_name(&self, logical_id: &str) -> String {
+        self.provisioned
+            .names
+            .get(logical_id)
+            .cloned()
+            .unwrap_or_else(|| logical_id.to_owned())
+    }
+
+    /// Invokes a function directly (`RequestResponse`), as `aws lambda invoke` would.
+    pub async fn invoke(&self, function: &str, payload: Value) -> Result<Value, InvokeError> {
+        let f = self
+            .functions
+            .get(function)
+            .ok_or_else(|| InvokeError::UnknownFunction(function.to_owned()))?;
+        f.invoke(&payload).await
+    }
+
+    /// Stops the pollers, the functions and the servers, and removes the working files.
+    pub async fn stop(mut self) {
+        self.stop.cancel();
+        for task in self.tasks.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        for service in self.services.drain(..) {
+            service.stop().await;
+        }
+    }
+}
+
+impl Drop for Devstack {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Parameters that an HttpApi JWT authorizer takes its issuer from (`issuer: !Ref P`).
+fn issuer_parameters(template: &Template) -> Vec<String> {
+    template
+        .resources_of("AWS::Serverless::HttpApi")
+        .flat_map(|(_, props)| {
+            props["Auth"]["Authorizers"]
+                .as_object()
+                .into_iter()
+                .flatten()
+        })
+        .filter_map(|(_, a)| {
+            a["JwtConfiguration"]["issuer"]["Ref"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+fn missing_binaries(template: &Template, bin_dir: &Path) -> Vec<String> {
+    template
+        .resources_of("AWS::Serverless::Function")
+        .filter_map(|(id, _)| {
+            template.resource(id)["Metadata"]["BuildProperties"]["Binary"].as_str()
+        })
+        .filter(|bin| !bin_dir.join(bin).is_file())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// What Lambda sets in a function's environment, pointed at the local services, then the
+/// template's variables (Globals and the function's own).
+fn function_env(
+    spec: &FunctionSpec,
+    moto: &str,
+    kafka: &str,
+    opensearch: &str,
+    bin_dir: &Path,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut set = |k: &str, v: &str| env.push((k.to_owned(), v.to_owned()));
+    for inherited in ["PATH", "LANG"] {
+        if let Ok(v) = std::env::var(inherited) {
+            set(inherited, &v);
+        }
+    }
+    set("AWS_REGION", REGION);
+    set("AWS_DEFAULT_REGION", REGION);
+    set("AWS_ACCESS_KEY_ID", "test");
+    set("AWS_SECRET_ACCESS_KEY", "test");
+    set("AWS_ENDPOINT_URL", moto);
+    set("AWS_EC2_METADATA_DISABLED", "true");
+    set("KAFKA_BOOTSTRAP_SERVERS", kafka);
+    set("OPENSEARCH_URL", opensearch);
+    set("AWS_LAMBDA_FUNCTION_NAME", &spec.name);
+    set("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST");
+    set(
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        &spec.memory_mb.to_string(),
+    );
+    set(
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        &format!("/aws/lambda/{}", spec.name),
+    );
+    set("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand");
+    set("LAMBDA_TASK_ROOT", &bin_dir.display().to_string());
+    set("_HANDLER", "bootstrap");
+    set("TZ", ":UTC");
+    if let Some(format) = &spec.log_format {
+        set("AWS_LAMBDA_LOG_FORMAT", format);
+    }
+    for (k, v) in &spec.environment {
+        set(k, v);
+    }
+    env
+}

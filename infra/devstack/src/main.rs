@@ -1,0 +1,147 @@
+//! `devstack`: the whole of Shutter on loopback, with no Docker. Prints progress, then
+//! `ready: http://127.0.0.1:PORT`, and runs until Ctrl-C.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use devstack::{Devstack, DevstackConfig, LogSink};
+use serde_json::json;
+
+/// Runs template.yaml locally: moto, tansu, osmem-server, every function and the HTTP API.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Port of the HTTP API.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Register the demo users alice, bob and carol (password `shutter-demo-pass`).
+    #[arg(long)]
+    demo_data: bool,
+    /// The SAM template (default: template.yaml of the enclosing checkout).
+    #[arg(long)]
+    template: Option<PathBuf>,
+    /// Directory of the function binaries (default: $CARGO_TARGET_DIR/debug).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Write function output to files in the log directory instead of this terminal.
+    #[arg(long)]
+    quiet_functions: bool,
+}
+
+const DEMO_USERS: [&str; 3] = ["alice", "bob", "carol"];
+const DEMO_PASSWORD: &str = "shutter-demo-pass";
+
+fn workspace_root(template: Option<&Path>) -> PathBuf {
+    if let Some(t) = template.and_then(Path::parent) {
+        return t.to_path_buf();
+    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    cwd.ancestors()
+        .find(|d| d.join("template.yaml").is_file())
+        .map(Path::to_path_buf)
+        .unwrap_or(cwd)
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DEVSTACK_LOG")
+                .unwrap_or_else(|_| "devstack=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let root = workspace_root(args.template.as_deref());
+    let mut config = DevstackConfig::for_workspace(&root);
+    config.port = args.port;
+    config.progress = true;
+    if let Some(t) = args.template {
+        config.template = t;
+    }
+    if let Some(b) = args.bin_dir {
+        config.bin_dir = b;
+    }
+    if args.quiet_functions {
+        config.function_logs = LogSink::Dir(PathBuf::new());
+    }
+    let stack = match Devstack::start(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("[devstack] failed: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    if args.demo_data {
+        if let Err(e) = demo_data(stack.base_url()).await {
+            eprintln!("[devstack] demo data: {e}");
+        }
+    }
+    eprintln!(
+        "[devstack] started in {:.1} s; Ctrl-C stops it",
+        stack.startup_time().as_secs_f64()
+    );
+    println!("ready: {}", stack.base_url());
+    let _ = tokio::signal::ctrl_c().await;
+    eprintln!("[devstack] stopping");
+    stack.stop().await;
+    std::process::ExitCode::SUCCESS
+}
+
+/// Registers the demo users through the API, as a client would, and waits for their
+/// profiles (made by the registration event's consumer).
+async fn demo_data(base: &str) -> Result<(), String> {
+    let http = reqwest::Client::new();
+    for user in DEMO_USERS {
+        let body = json!({"username": user, "email": format!("{user}@example.com"), "password": DEMO_PASSWORD});
+        let resp = http
+            .post(format!("{base}/v1/auth/register"))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!(
+                "register {user}: {} {}",
+                resp.status(),
+                resp.text().await.unwrap_or_default()
+            ));
+        }
+    }
+    let login = json!({"login": DEMO_USERS[0], "password": DEMO_PASSWORD});
+    let tokens: serde_json::Value = http
+        .post(format!("{base}/v1/auth/login"))
+        .json(&login)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    let token = tokens["access_token"].as_str().unwrap_or_default();
+    for user in DEMO_USERS {
+        let mut ready = false;
+        for _ in 0..300 {
+            let resp = http
+                .get(format!("{base}/v1/profiles/{user}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            if resp.status().is_success() {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if !ready {
+            return Err(format!("{user}'s profile did not appear within 30 s"));
+        }
+    }
+    eprintln!(
+        "[devstack] demo users {} (password {DEMO_PASSWORD})",
+        DEMO_USERS.join(", ")
+    );
+    Ok(())
+}

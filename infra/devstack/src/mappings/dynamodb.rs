@@ -1,0 +1,172 @@
+//! DynamoDB Streams → Lambda: each shard is read in order; a failed batch is retried from
+//! its first failed record (`ReportBatchItemFailures`) or bisected on a function error,
+//! and nothing after it is delivered until it succeeds or its retries run out.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::{Source, failed_items};
+use crate::runtime::InvokeError;
+
+pub async fn run(source: Source) {
+    let arn = source.props["Stream"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let described = source
+        .moto
+        .streams("DescribeStream", &json!({"StreamArn": arn}))
+        .await;
+    let shards: Vec<String> = match described {
+        Ok(d) => d["StreamDescription"]["Shards"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["ShardId"].as_str().map(str::to_owned))
+            .collect(),
+        Err(e) => {
+            tracing::error!("{}: cannot read stream {arn}: {e}", source.name());
+            return;
+        }
+    };
+    let tasks: Vec<_> = shards
+        .into_iter()
+        .map(|shard| tokio::spawn(shard_loop(source.clone(), arn.clone(), shard)))
+        .collect();
+    futures::future::join_all(tasks).await;
+}
+
+async fn shard_loop(source: Source, arn: String, shard: String) {
+    let position = source.props["StartingPosition"]
+        .as_str()
+        .unwrap_or("LATEST");
+    let iterator = source
+        .moto
+        .streams(
+            "GetShardIterator",
+            &json!({"StreamArn": arn, "ShardId": shard, "ShardIteratorType": position}),
+        )
+        .await;
+    let mut iterator = match iterator {
+        Ok(i) => i["ShardIterator"].as_str().map(str::to_owned),
+        Err(e) => {
+            tracing::error!("{}: no iterator for {shard}: {e}", source.name());
+            return;
+        }
+    };
+    let batch_size = source.batch_size(100);
+    while let Some(it) = iterator.take() {
+        if source.stop.is_cancelled() {
+            return;
+        }
+        let page = match source
+            .moto
+            .streams("GetRecords", &json!({"ShardIterator": it, "Limit": 1000}))
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                if source.stop.is_cancelled() {
+                    return;
+                }
+                tracing::warn!("{}: GetRecords failed, retrying: {e}", source.name());
+                iterator = Some(it);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        iterator = page["NextShardIterator"].as_str().map(str::to_owned);
+        let records: Vec<Value> = page["Records"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                let mut r = r.clone();
+                r["eventSourceARN"] = json!(arn);
+                r
+            })
+            .filter(|r| source.filters.accepts(r))
+            .collect();
+        if page["Records"].as_array().is_none_or(|r| r.is_empty()) {
+            tokio::select! {
+                _ = source.stop.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+        for batch in records.chunks(batch_size) {
+            deliver(&source, &arn, &shard, batch.to_vec()).await;
+        }
+    }
+}
+
+fn sequence_number(record: &Value) -> &str {
+    record["dynamodb"]["SequenceNumber"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+async fn deliver(source: &Source, arn: &str, shard: &str, records: Vec<Value>) {
+    let mut batch = records;
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let result = source.function.invoke(&json!({ "Records": batch })).await;
+        let retry_from = match result {
+            Err(InvokeError::Stopped) => return,
+            Ok(response) if source.reports_item_failures() => match failed_items(&response) {
+                None => return,
+                Some(Ok(ids)) => {
+                    let first = batch
+                        .iter()
+                        .position(|r| ids.iter().any(|id| id == sequence_number(r)));
+                    // An id not in the batch fails the whole batch.
+                    if ids
+                        .iter()
+                        .all(|id| batch.iter().any(|r| sequence_number(r) == id))
+                    {
+                        first.unwrap_or(0)
+                    } else {
+                        0
+                    }
+                }
+                Some(Err(())) => 0,
+            },
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!("{}: batch of {} failed: {e}", source.name(), batch.len());
+                if source.props["BisectBatchOnFunctionError"] == json!(true) && batch.len() > 1 {
+                    let right = batch.split_off(batch.len() / 2);
+                    Box::pin(deliver(source, arn, shard, batch)).await;
+                    Box::pin(deliver(source, arn, shard, right)).await;
+                    return;
+                }
+                0
+            }
+        };
+        batch.drain(..retry_from);
+        let retries = i64::from(attempts) - 1;
+        if source.max_retries() >= 0 && retries >= source.max_retries() {
+            let info = json!({
+                "shardId": shard,
+                "startSequenceNumber": batch.first().map(sequence_number),
+                "endSequenceNumber": batch.last().map(sequence_number),
+                "approximateArrivalOfFirstRecord": batch.first().map(|r| r["dynamodb"]["ApproximateCreationDateTime"].clone()),
+                "approximateArrivalOfLastRecord": batch.last().map(|r| r["dynamodb"]["ApproximateCreationDateTime"].clone()),
+                "batchSize": batch.len(),
+                "streamArn": arn,
+            });
+            source
+                .send_to_destination(
+                    "RetryAttemptsExhausted",
+                    attempts,
+                    ("DDBStreamBatchInfo", info),
+                )
+                .await;
+            return;
+        }
+        if !source.backoff(attempts).await {
+            return;
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! A running Shutter for tests: one call starts the devstack (moto, tansu, osmem-server
+//! and every function of template.yaml) and gives a client. Tests read as user stories.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+pub use devstack::Devstack;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// The system under test and an HTTP client for it.
+pub struct TestApp {
+    pub stack: Devstack,
+    pub http: reqwest::Client,
+}
+
+/// An HTTP answer: status, headers, and the body as JSON (`Null` when empty or not JSON).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+/// A registered, logged-in user.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        let stack = Devstack::start(devstack::DevstackConfig::for_tests())
+            .await
+            .expect("the devstack starts (are moto_server, tansu and osmem-server installed? run scripts/test.sh)");
+        Self {
+            stack,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.stack.base_url())
+    }
+
+    /// Sends `body` (JSON, or nothing) with an optional bearer token.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        Self::answer(req.send().await.expect("request reaches the gateway")).await
+    }
+
+    /// Sends raw bytes with a content type.
+    pub async fn call_raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Answer {
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        Self::answer(req.send().await.expect("request reaches the gateway")).await
+    }
+
+    pub async fn answer(resp: reqwest::Response) -> Answer {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.unwrap_or_default();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn register(&self, username: &str) -> Answer {
+        let body = json!({"username": username, "email": format!("{username}@example.com"), "password": PASSWORD});
+        self.call(Method::POST, "/v1/auth/register", None, Some(body))
+            .await
+    }
+
+    pub async fn login(&self, login: &str, password: &str) -> Answer {
+        self.call(
+            Method::POST,
+            "/v1/auth/login",
+            None,
+            Some(json!({"login": login, "password": password})),
+        )
+        .await
+    }
+
+    /// Registers and logs in `username`.
+    pub async fn user(&self, username: &str) -> User {
+        let registered = self.register(username).await;
+        assert_eq!(
+            registered.status,
+            StatusCode::CREATED,
+            "register {username}: {:?}",
+            registered.body
+        );
+        let tokens = self.login(username, PASSWORD).await;
+        assert_eq!(
+            tokens.status,
+            StatusCode::OK,
+            "login {username}: {:?}",
+            tokens.body
+        );
+        User {
+            id: registered.body["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            username: username.to_owned(),
+            access_token: tokens.body["access_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            refresh_token: tokens.body["refresh_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        }
+    }
+
+    /// A client for the local AWS (moto).
+    pub async fn aws(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(self.stack.moto_url())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test", "test", None, None, "tests",
+            ))
+            .load()
+            .await
+    }
+}
+
+/// Polls `check` until it yields a value or `timeout` passes. Waits for an effect, never
+/// sleeps blindly.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
