@@ -136,10 +136,14 @@ impl Devstack {
             }
         };
         let template = Template::load(&config.template)?;
-        let workdir = tempfile::Builder::new()
+        let mut workdir = tempfile::Builder::new()
             .prefix("shutter-devstack-")
             .tempdir()
             .map_err(|e| Error::Service(format!("temporary directory: {e}")))?;
+        if std::env::var_os("DEVSTACK_KEEP_LOGS").is_some() {
+            // For post-mortems: the logs outlive the stack.
+            workdir.disable_cleanup(true);
+        }
         let logs = workdir.path().join("logs");
         std::fs::create_dir_all(&logs).map_err(|e| Error::Service(e.to_string()))?;
 

@@ -37,67 +37,102 @@ pub async fn run(source: Source) {
     futures::future::join_all(tasks).await;
 }
 
+/// Reads one shard in order. Each poll asks for a fresh iterator after the last sequence
+/// number seen: moto replaces a table's stream shard when it rolls back a cancelled
+/// transaction, and an iterator kept across that would read the discarded shard (with
+/// the cancelled writes) and never see another record.
 async fn shard_loop(source: Source, arn: String, shard: String) {
     let position = source.props["StartingPosition"]
         .as_str()
-        .unwrap_or("LATEST");
-    let iterator = source
-        .moto
-        .streams(
-            "GetShardIterator",
-            &json!({"StreamArn": arn, "ShardId": shard, "ShardIteratorType": position}),
+        .unwrap_or("LATEST")
+        .to_owned();
+    let batch_size = source.batch_size(100);
+    let mut last_seq: Option<String> = None;
+    let mut latest_iterator: Option<String> = None;
+    while !source.stop.is_cancelled() {
+        let page = next_page(
+            &source,
+            &arn,
+            &shard,
+            &position,
+            last_seq.as_deref(),
+            latest_iterator.take(),
         )
         .await;
-    let mut iterator = match iterator {
-        Ok(i) => i["ShardIterator"].as_str().map(str::to_owned),
-        Err(e) => {
-            tracing::error!("{}: no iterator for {shard}: {e}", source.name());
-            return;
-        }
-    };
-    let batch_size = source.batch_size(100);
-    while let Some(it) = iterator.take() {
-        if source.stop.is_cancelled() {
-            return;
-        }
-        let page = match source
-            .moto
-            .streams("GetRecords", &json!({"ShardIterator": it, "Limit": 1000}))
-            .await
-        {
+        let page = match page {
             Ok(p) => p,
             Err(e) => {
                 if source.stop.is_cancelled() {
                     return;
                 }
-                tracing::warn!("{}: GetRecords failed, retrying: {e}", source.name());
-                iterator = Some(it);
+                tracing::warn!(
+                    "{}: reading the stream failed, retrying: {e}",
+                    source.name()
+                );
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
         };
-        iterator = page["NextShardIterator"].as_str().map(str::to_owned);
-        let records: Vec<Value> = page["Records"]
-            .as_array()
+        let all: Vec<Value> = page["Records"].as_array().cloned().unwrap_or_default();
+        if let Some(last) = all.last() {
+            last_seq = Some(sequence_number(last).to_owned());
+        } else if last_seq.is_none() {
+            // LATEST with nothing new yet: keep the position it gave.
+            latest_iterator = page["NextShardIterator"].as_str().map(str::to_owned);
+        }
+        let records: Vec<Value> = all
             .into_iter()
-            .flatten()
-            .map(|r| {
-                let mut r = r.clone();
+            .map(|mut r| {
                 r["eventSourceARN"] = json!(arn);
                 r
             })
             .filter(|r| source.filters.accepts(r))
             .collect();
-        if page["Records"].as_array().is_none_or(|r| r.is_empty()) {
-            tokio::select! {
-                _ = source.stop.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-            }
-        }
         for batch in records.chunks(batch_size) {
             deliver(&source, &arn, &shard, batch.to_vec()).await;
         }
+        if page["Records"].as_array().is_none_or(|r| r.len() < 1000) {
+            // Lambda polls each shard about four times a second.
+            tokio::select! {
+                _ = source.stop.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+        }
     }
+}
+
+async fn next_page(
+    source: &Source,
+    arn: &str,
+    shard: &str,
+    position: &str,
+    after: Option<&str>,
+    latest_iterator: Option<String>,
+) -> Result<Value, crate::Error> {
+    let iterator = match (after, latest_iterator) {
+        (_, Some(it)) if after.is_none() => it,
+        (Some(seq), _) => {
+            let req = json!({"StreamArn": arn, "ShardId": shard, "ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": seq});
+            source.moto.streams("GetShardIterator", &req).await?["ShardIterator"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        }
+        (None, _) => {
+            let req = json!({"StreamArn": arn, "ShardId": shard, "ShardIteratorType": position});
+            source.moto.streams("GetShardIterator", &req).await?["ShardIterator"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        }
+    };
+    source
+        .moto
+        .streams(
+            "GetRecords",
+            &json!({"ShardIterator": iterator, "Limit": 1000}),
+        )
+        .await
 }
 
 fn sequence_number(record: &Value) -> &str {

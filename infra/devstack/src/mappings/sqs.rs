@@ -88,11 +88,52 @@ fn record(m: &Value, arn: &str) -> Value {
             )
         })
         .collect();
+    let body = m["Body"].as_str().map(s3_notification_as_aws_sends_it);
     json!({
-        "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+        "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": body,
         "attributes": attributes, "messageAttributes": message_attributes, "md5OfBody": m["MD5OfBody"],
         "eventSource": "aws:sqs", "eventSourceARN": arn, "awsRegion": REGION,
     })
+}
+
+/// moto's S3 notifications lack fields AWS always sends (`userIdentity`,
+/// `requestParameters`, `responseElements`, the object's `sequencer`) and write
+/// `eventTime` without its `Z`, so `aws_lambda_events`' `S3Event` would refuse them.
+/// They are completed here, so functions parse exactly what S3 sends in AWS.
+fn s3_notification_as_aws_sends_it(body: &str) -> String {
+    let Ok(mut event) = serde_json::from_str::<Value>(body) else {
+        return body.to_owned();
+    };
+    let Some(records) = event.get_mut("Records").and_then(Value::as_array_mut) else {
+        return body.to_owned();
+    };
+    for r in records.iter_mut().filter(|r| r["eventSource"] == "aws:s3") {
+        if let Some(t) = r["eventTime"]
+            .as_str()
+            .filter(|t| !t.ends_with('Z') && !t.contains('+'))
+        {
+            r["eventTime"] = json!(format!("{t}Z"));
+        }
+        for (k, v) in [
+            ("userIdentity", json!({"principalId": "AWS:LOCAL"})),
+            ("requestParameters", json!({"sourceIPAddress": "127.0.0.1"})),
+            (
+                "responseElements",
+                json!({"x-amz-request-id": "local", "x-amz-id-2": "local"}),
+            ),
+        ] {
+            if r.get(k).is_none() {
+                r[k] = v;
+            }
+        }
+        if r["s3"]["object"].is_object() && r["s3"]["object"].get("sequencer").is_none() {
+            r["s3"]["object"]["sequencer"] = json!(format!(
+                "{:016X}",
+                time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+            ));
+        }
+    }
+    event.to_string()
 }
 
 /// Filters see the body as JSON when it is JSON.
@@ -105,6 +146,22 @@ fn filter_view(record: &Value) -> Value {
         view["body"] = parsed;
     }
     view
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moto_s3_notifications_become_aws_shaped() {
+        let moto = r#"{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"us-east-1","eventTime":"2026-11-25T09:29:57.123456","eventName":"ObjectCreated:Post","s3":{"s3SchemaVersion":"1.0","configurationId":"x","bucket":{"name":"b","arn":"arn:aws:s3:::b"},"object":{"key":"avatars/u/1.png","size":67,"eTag":"e"}}}]}"#;
+        let fixed: Value = serde_json::from_str(&s3_notification_as_aws_sends_it(moto)).unwrap();
+        let r = &fixed["Records"][0];
+        assert_eq!(r["eventTime"], "2026-11-25T09:29:57.123456Z");
+        assert!(r["userIdentity"]["principalId"].is_string() && r["requestParameters"].is_object());
+        assert_eq!(r["s3"]["object"]["key"], "avatars/u/1.png");
+        assert_eq!(s3_notification_as_aws_sends_it("plain text"), "plain text");
+    }
 }
 
 async fn delete(source: &Source, url: &str, records: &[Value]) {
