@@ -21,6 +21,29 @@ ensure_pip() {
   python3 -m pip install --quiet --disable-pip-version-check "$spec==$version"
 }
 
+# moto's server mode needs its [server] extras (flask, flask-cors) besides moto itself.
+ensure_moto() {
+  if pip_has moto "$MOTO_VERSION" && python3 -c 'import moto.server, flask_cors' 2>/dev/null; then return; fi
+  log "installing moto[server]==$MOTO_VERSION"
+  python3 -m pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+}
+
+# tansu is built from crates.io with its storage engines (the default build has none).
+# It builds in a throwaway target directory, not the workspace's shared one.
+ensure_tansu() {
+  local bin="${CARGO_HOME:-$HOME/.cargo}/bin/tansu"
+  if command -v tansu >/dev/null 2>&1; then bin=$(command -v tansu); fi
+  if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q " $TANSU_VERSION\b"; then return; fi
+  log "building tansu $TANSU_VERSION from crates.io (about 15 minutes on 2 cores, once)"
+  env -u CARGO_TARGET_DIR cargo install tansu --version "$TANSU_VERSION" --locked \
+    --features dynostore,libsql --quiet
+}
+
+# Installs every pinned tool of the local stack that is missing or at another version.
 ensure_tools() {
-  :
+  command -v python3 >/dev/null || { log "python3 with pip is required"; return 1; }
+  ensure_moto
+  ensure_pip osmem-server "$OSMEM_VERSION"
+  ensure_pip cargo-lambda "$CARGO_LAMBDA_VERSION"
+  ensure_tansu
 }

@@ -58,6 +58,8 @@ pub struct DevstackConfig {
     pub progress: bool,
     /// Execution environments per function, at most (Lambda's concurrency).
     pub max_instances: usize,
+    /// Overrides the template's `LoggingConfig.LogFormat` (`Text` reads better in a terminal).
+    pub function_log_format: Option<String>,
 }
 
 impl DevstackConfig {
@@ -75,6 +77,7 @@ impl DevstackConfig {
             function_logs: LogSink::Stderr,
             progress: false,
             max_instances: 4,
+            function_log_format: None,
         }
     }
 
@@ -213,7 +216,10 @@ impl Devstack {
         }
         let mut functions = HashMap::new();
         for spec in &specs {
-            let env = function_env(spec, &moto_url, &kafka, &opensearch, &config.bin_dir);
+            let mut env = function_env(spec, &moto_url, &kafka, &opensearch, &config.bin_dir);
+            if let Some(format) = &config.function_log_format {
+                env.push(("AWS_LAMBDA_LOG_FORMAT".into(), format.clone()));
+            }
             let binary = config.bin_dir.join(&spec.binary);
             let f = Function::new(
                 spec.clone(),

@@ -27,6 +27,9 @@ struct Args {
     /// Write function output to files in the log directory instead of this terminal.
     #[arg(long)]
     quiet_functions: bool,
+    /// Keep the functions' JSON log lines (the template's format) instead of text.
+    #[arg(long)]
+    json_logs: bool,
 }
 
 const DEMO_USERS: [&str; 3] = ["alice", "bob", "carol"];
@@ -62,6 +65,9 @@ async fn main() -> std::process::ExitCode {
     }
     if let Some(b) = args.bin_dir {
         config.bin_dir = b;
+    }
+    if !args.json_logs {
+        config.function_log_format = Some("Text".to_owned());
     }
     if args.quiet_functions {
         config.function_logs = LogSink::Dir(PathBuf::new());
