@@ -12,6 +12,14 @@ printf '#!/bin/sh\nexec python3 -m ziglang cc -target aarch64-linux-gnu.2.17 "$@
 printf '#!/bin/sh\nexec python3 -m ziglang ar "$@"\n' > "$wrappers/ar"
 chmod +x "$wrappers/cc" "$wrappers/ar"
 export CARGO_TARGET_DIR="${LAMBDA_TARGET_DIR:-$HOME/.cache/shutter-lambda-target}"
+# Only the function crates: the devstack and the tests are not deployed.
+packages=()
+for manifest in functions/*/Cargo.toml; do
+  packages+=(-p "$(sed -n 's/^name = "\(.*\)"/\1/p' "$manifest" | head -1)")
+done
 CC="$wrappers/cc" AR="$wrappers/ar" HOST_CC=gcc HOST_AR=ar CC_x86_64_unknown_linux_gnu=gcc AR_x86_64_unknown_linux_gnu=ar \
-  cargo lambda build --release --arm64 "$@"
-echo "built: $(ls "$CARGO_TARGET_DIR/lambda" | wc -l) functions in $CARGO_TARGET_DIR/lambda"
+  cargo lambda build --release --arm64 "${packages[@]}" "$@"
+echo "built $(ls "$CARGO_TARGET_DIR/lambda" | wc -l) functions in $CARGO_TARGET_DIR/lambda:"
+for dir in "$CARGO_TARGET_DIR"/lambda/*/; do
+  printf '  %-28s %s bytes\n' "$(basename "$dir")" "$(stat -c %s "$dir/bootstrap")"
+done

@@ -12,20 +12,26 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shutter-target}"
 
 log() { printf '[tools] %s\n' "$*" >&2; }
 
-pip_has() { python3 -m pip show "$1" 2>/dev/null | grep -qx "Version: $2"; }
+# The output is captured first: with pipefail, `grep -q` closing the pipe early would
+# make a match look like a failure.
+pip_has() {
+  local shown
+  shown=$(python3 -m pip show "$1" 2>/dev/null) || return 1
+  grep -qx "Version: $2" <<<"$shown"
+}
 
 ensure_pip() {
   local pkg=$1 version=$2 spec=${3:-$1}
   if pip_has "$pkg" "$version"; then return; fi
   log "installing $spec==$version"
-  python3 -m pip install --quiet --disable-pip-version-check "$spec==$version"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "$spec==$version"
 }
 
 # moto's server mode needs its [server] extras (flask, flask-cors) besides moto itself.
 ensure_moto() {
   if pip_has moto "$MOTO_VERSION" && python3 -c 'import moto.server, flask_cors' 2>/dev/null; then return; fi
   log "installing moto[server]==$MOTO_VERSION"
-  python3 -m pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "moto[server]==$MOTO_VERSION"
 }
 
 # tansu is built from crates.io with its storage engines (the default build has none).
@@ -33,7 +39,7 @@ ensure_moto() {
 ensure_tansu() {
   local bin="${CARGO_HOME:-$HOME/.cargo}/bin/tansu"
   if command -v tansu >/dev/null 2>&1; then bin=$(command -v tansu); fi
-  if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q " $TANSU_VERSION\b"; then return; fi
+  if [ -x "$bin" ] && [[ "$("$bin" --version 2>/dev/null)" == *" $TANSU_VERSION" ]]; then return; fi
   log "building tansu $TANSU_VERSION from crates.io (about 15 minutes on 2 cores, once)"
   env -u CARGO_TARGET_DIR cargo install tansu --version "$TANSU_VERSION" --locked \
     --features dynostore,libsql --quiet
