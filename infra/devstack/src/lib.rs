@@ -391,14 +391,17 @@ fn issuer_parameters(template: &Template) -> Vec<String> {
 }
 
 fn missing_binaries(template: &Template, bin_dir: &Path) -> Vec<String> {
-    template
+    let mut missing: Vec<String> = template
         .resources_of("AWS::Serverless::Function")
         .filter_map(|(id, _)| {
             template.resource(id)["Metadata"]["BuildProperties"]["Binary"].as_str()
         })
         .filter(|bin| !bin_dir.join(bin).is_file())
         .map(str::to_owned)
-        .collect()
+        .collect();
+    missing.sort();
+    missing.dedup();
+    missing
 }
 
 /// What Lambda sets in a function's environment, pointed at the local services, then the

@@ -155,25 +155,37 @@ impl Function {
                 tracing::warn!("{e}");
             }
         }
-        let timeout = Duration::from_secs(self.spec.timeout_s);
-        // Queueing for a free environment is not part of the function's timeout.
-        let limit = timeout + Duration::from_secs(30);
+        // The function's timeout runs from when an environment takes the event (see
+        // `next`); this bound only stops a caller waiting forever for a free environment.
+        let limit = Duration::from_secs(self.spec.timeout_s) + Duration::from_secs(60);
         match tokio::time::timeout(limit, answer).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(InvokeError::Stopped),
-            Err(_) => {
-                let owner = self
-                    .inflight
-                    .lock()
-                    .ok()
-                    .and_then(|mut m| m.remove(&id))
-                    .map(|(i, _)| i);
-                if let Some(instance) = owner {
-                    self.kill_instance(instance);
-                }
-                Err(InvokeError::Timeout(self.spec.timeout_s))
-            }
+            Err(_) => Err(InvokeError::Timeout(self.spec.timeout_s)),
         }
+    }
+
+    /// Cuts an invocation off at the function's timeout: the caller gets the timeout and
+    /// the environment is killed, as Lambda does.
+    fn start_deadline(self: &Arc<Self>, id: String) {
+        let function = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(function.spec.timeout_s)).await;
+            let expired = function
+                .inflight
+                .lock()
+                .ok()
+                .and_then(|mut m| m.remove(&id));
+            if let Some((instance, reply)) = expired {
+                tracing::warn!(
+                    "{}: task timed out after {} seconds",
+                    function.spec.name,
+                    function.spec.timeout_s
+                );
+                let _ = reply.send(Err(InvokeError::Timeout(function.spec.timeout_s)));
+                function.kill_instance(instance);
+            }
+        });
     }
 
     fn kill_instance(&self, instance: usize) {
@@ -353,6 +365,7 @@ async fn next(State(env): State<Env>) -> Response {
     if let Ok(mut m) = f.inflight.lock() {
         m.insert(pending.id.clone(), (env.instance, pending.reply));
     }
+    f.start_deadline(pending.id.clone());
     let deadline = now_ms() + u128::from(f.spec.timeout_s) * 1000;
     let mut headers = HeaderMap::new();
     let mut set = |k: &'static str, v: String| {
