@@ -5,6 +5,8 @@
 //! One devstack serves every story in this file (starting one costs seconds); each story
 //! uses its own users, so they do not interfere.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its location
+
 use std::time::Duration;
 
 use base64::Engine;
@@ -354,13 +356,12 @@ async fn kafka_events_for(app: &TestApp, topic: &str, aggregate_id: &str) -> Vec
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(msg)) => {
                 idle = 0;
-                if msg.key() == Some(aggregate_id.as_bytes()) {
-                    if let Some(value) = msg
+                if msg.key() == Some(aggregate_id.as_bytes())
+                    && let Some(value) = msg
                         .payload()
                         .and_then(|p| serde_json::from_slice::<Value>(p).ok())
-                    {
-                        events.push(value);
-                    }
+                {
+                    events.push(value);
                 }
             }
             _ => idle += if events.is_empty() { 0 } else { 1 },

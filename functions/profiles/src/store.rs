@@ -330,10 +330,10 @@ pub mod memory {
                 return Ok((Applied::Duplicate, None));
             }
             let erased = st.profiles.remove(user_id);
-            if let Some(p) = &erased {
-                if st.handles.get(p.username.as_str()) == Some(&p.user_id) {
-                    st.handles.remove(p.username.as_str());
-                }
+            if let Some(p) = &erased
+                && st.handles.get(p.username.as_str()) == Some(&p.user_id)
+            {
+                st.handles.remove(p.username.as_str());
             }
             Ok((Applied::Applied, erased))
         }

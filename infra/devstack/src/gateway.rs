@@ -114,12 +114,14 @@ fn decode(s: &str) -> String {
         .into_owned()
 }
 
-/// The routes and authorizers of every `AWS::Serverless::HttpApi` in the template.
-pub fn routes(
+/// The gateway of every `AWS::Serverless::HttpApi` in the template: its routes (from the
+/// functions' `HttpApi` events), JWT authorizers and CORS configuration.
+pub fn from_template(
     template: &Template,
     resolver: &Resolver,
-    functions: &[FunctionSpec],
-) -> Result<(Vec<Route>, HashMap<String, JwtAuthorizer>, Option<Cors>), Error> {
+    specs: &[FunctionSpec],
+    functions: HashMap<String, Arc<Function>>,
+) -> Result<Gateway, Error> {
     let mut authorizers = HashMap::new();
     let mut defaults = HashMap::new();
     let mut cors = None;
@@ -150,7 +152,7 @@ pub fn routes(
         }
     }
     let mut routes = Vec::new();
-    for f in functions {
+    for f in specs {
         for (name, ty, props) in &f.events {
             if ty != "HttpApi" {
                 continue;
@@ -169,13 +171,13 @@ pub fn routes(
                 Some(named) => Some(named.to_owned()),
                 None => default,
             };
-            if let Some(a) = &authorizer {
-                if !authorizers.contains_key(a) {
-                    return Err(Error::Template(format!(
-                        "{}.{name}: unknown authorizer {a}",
-                        f.name
-                    )));
-                }
+            if let Some(a) = &authorizer
+                && !authorizers.contains_key(a)
+            {
+                return Err(Error::Template(format!(
+                    "{}.{name}: unknown authorizer {a}",
+                    f.name
+                )));
             }
             let scopes = props["Auth"]["AuthorizationScopes"]
                 .as_array()
@@ -186,7 +188,12 @@ pub fn routes(
             routes.push(Route::new(method, path, &f.name, authorizer, scopes));
         }
     }
-    Ok((routes, authorizers, cors))
+    Ok(Gateway {
+        routes,
+        authorizers,
+        functions,
+        cors,
+    })
 }
 
 /// The HttpApi's CORS configuration; API Gateway answers preflights itself.
@@ -464,20 +471,19 @@ async fn serve(gw: &Gateway, req: Request, request_id: &str) -> Response {
 
     if parts.method == Method::OPTIONS
         && parts.headers.contains_key("access-control-request-method")
+        && let (Some(cors), Some(allow)) = (&gw.cors, &cors_origin)
     {
-        if let (Some(cors), Some(allow)) = (&gw.cors, &cors_origin) {
-            return plain(
-                StatusCode::NO_CONTENT,
-                Value::Null,
-                &[
-                    ("access-control-allow-origin", allow.clone()),
-                    ("access-control-allow-methods", cors.methods.clone()),
-                    ("access-control-allow-headers", cors.headers.clone()),
-                    ("access-control-max-age", "600".into()),
-                ],
-            )
-            .map(|_| Body::empty());
-        }
+        return plain(
+            StatusCode::NO_CONTENT,
+            Value::Null,
+            &[
+                ("access-control-allow-origin", allow.clone()),
+                ("access-control-allow-methods", cors.methods.clone()),
+                ("access-control-allow-headers", cors.headers.clone()),
+                ("access-control-max-age", "600".into()),
+            ],
+        )
+        .map(|_| Body::empty());
     }
 
     let mut candidates: Vec<(u32, &Route, HashMap<String, String>)> = gw
@@ -493,7 +499,7 @@ async fn serve(gw: &Gateway, req: Request, request_id: &str) -> Response {
             &[],
         );
     }
-    candidates.sort_by(|a, b| b.0.cmp(&a.0));
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
     let method = parts.method.as_str();
     let Some((_, route, params)) = candidates
         .iter()

@@ -249,15 +249,13 @@ impl Devstack {
             )));
         }
 
-        let (routes, authorizers, cors) =
-            gateway::routes(&template, &provisioned.resolver, &specs)?;
-        progress(&format!("serving {} routes", routes.len()));
-        let gw = Arc::new(gateway::Gateway {
-            routes,
-            authorizers,
-            functions: functions.clone(),
-            cors,
-        });
+        let gw = Arc::new(gateway::from_template(
+            &template,
+            &provisioned.resolver,
+            &specs,
+            functions.clone(),
+        )?);
+        progress(&format!("serving {} routes", gw.routes.len()));
         let app = axum::Router::new().fallback(gateway::handle).with_state(gw);
         let serve_stop = stop.clone();
         let mut tasks = vec![tokio::spawn(async move {

@@ -79,10 +79,10 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    if args.demo_data {
-        if let Err(e) = demo_data(stack.base_url()).await {
-            eprintln!("[devstack] demo data: {e}");
-        }
+    if args.demo_data
+        && let Err(e) = demo_data(stack.base_url()).await
+    {
+        eprintln!("[devstack] demo data: {e}");
     }
     eprintln!(
         "[devstack] started in {:.1} s; Ctrl-C stops it",

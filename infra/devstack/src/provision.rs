@@ -193,15 +193,15 @@ async fn tables(cx: &Context<'_>, out: &mut Provisioned) -> Result<(), Error> {
             req["StreamSpecification"] = json!({"StreamEnabled": true, "StreamViewType": view});
         }
         let created = cx.moto.dynamodb("CreateTable", &req).await?;
-        if let Some(ttl) = props["TimeToLiveSpecification"].as_object() {
-            if ttl.get("Enabled") == Some(&json!(true)) {
-                cx.moto
+        if let Some(ttl) = props["TimeToLiveSpecification"].as_object()
+            && ttl.get("Enabled") == Some(&json!(true))
+        {
+            cx.moto
                     .dynamodb(
                         "UpdateTimeToLive",
                         &json!({"TableName": name, "TimeToLiveSpecification": {"AttributeName": ttl["AttributeName"], "Enabled": true}}),
                     )
                     .await?;
-            }
         }
         let desc = &created["TableDescription"];
         out.resolver
@@ -418,10 +418,10 @@ async fn topics(cx: &Context<'_>) -> Result<(), Error> {
         match admin.create_topics(&new, &opts).await {
             Ok(results) => {
                 for r in results {
-                    if let Err((topic, code)) = r {
-                        if code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists {
-                            return Err(Error::Kafka(format!("create topic {topic}: {code}")));
-                        }
+                    if let Err((topic, code)) = r
+                        && code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists
+                    {
+                        return Err(Error::Kafka(format!("create topic {topic}: {code}")));
                     }
                 }
                 return Ok(());

@@ -150,10 +150,11 @@ impl Function {
                 reply,
             })
             .map_err(|_| InvokeError::Stopped)?;
-        if self.idle.load(Ordering::SeqCst) == 0 && self.instance_count() < self.max_instances {
-            if let Err(e) = self.spawn_instance().await {
-                tracing::warn!("{e}");
-            }
+        if self.idle.load(Ordering::SeqCst) == 0
+            && self.instance_count() < self.max_instances
+            && let Err(e) = self.spawn_instance().await
+        {
+            tracing::warn!("{e}");
         }
         // The function's timeout runs from when an environment takes the event (see
         // `next`); this bound only stops a caller waiting forever for a free environment.

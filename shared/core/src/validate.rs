@@ -181,13 +181,16 @@ newtype!(
     }
 );
 
-// Empty is valid for these optional profile fields.
+// Empty is valid for these optional profile fields. (The types come from a macro, so
+// the impls are written out rather than derived.)
+#[allow(clippy::derivable_impls)]
 impl Default for Bio {
     fn default() -> Self {
         Self(String::new())
     }
 }
 
+#[allow(clippy::derivable_impls)]
 impl Default for Website {
     fn default() -> Self {
         Self(String::new())

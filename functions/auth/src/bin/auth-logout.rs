@@ -9,5 +9,5 @@ async fn main() -> Result<(), shutter_http::lambda_http::Error> {
     let store = DynamoIdentityStore {
         table: Table::from_env(&aws, "IDENTITY_TABLE")?,
     };
-    shutter_http::run(store, |store, req| logout(store, req)).await
+    shutter_http::run(store, logout).await
 }

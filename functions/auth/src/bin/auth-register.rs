@@ -9,5 +9,5 @@ async fn main() -> Result<(), shutter_http::lambda_http::Error> {
     let store = DynamoIdentityStore {
         table: Table::from_env(&aws, "IDENTITY_TABLE")?,
     };
-    shutter_http::run(store, |store, req| register(store, req)).await
+    shutter_http::run(store, register).await
 }

@@ -8,5 +8,5 @@ async fn main() -> Result<(), shutter_http::lambda_http::Error> {
     let store = DynamoIdentityStore {
         table: Table::from_env(&aws, "IDENTITY_TABLE")?,
     };
-    shutter_http::run(store, |store, req| shutter_users::delete_me(store, req)).await
+    shutter_http::run(store, shutter_users::delete_me).await
 }

@@ -15,14 +15,13 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
 
 fn record(kind: &str, ids: &[String]) {
-    if let Ok(path) = std::env::var("PROBE_LOG") {
-        if let Ok(mut f) = std::fs::OpenOptions::new()
+    if let Ok(path) = std::env::var("PROBE_LOG")
+        && let Ok(mut f) = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
-        {
-            let _ = writeln!(f, "{}", json!({"source": kind, "ids": ids}));
-        }
+    {
+        let _ = writeln!(f, "{}", json!({"source": kind, "ids": ids}));
     }
 }
 

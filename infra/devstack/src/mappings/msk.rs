@@ -194,10 +194,9 @@ fn filter_view(record: &Value) -> Value {
     if let Some(bytes) = record["value"]
         .as_str()
         .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
+        && let Ok(parsed) = serde_json::from_slice::<Value>(&bytes)
     {
-        if let Ok(parsed) = serde_json::from_slice::<Value>(&bytes) {
-            view["value"] = parsed;
-        }
+        view["value"] = parsed;
     }
     view
 }

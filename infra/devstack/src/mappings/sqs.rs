@@ -148,22 +148,6 @@ fn filter_view(record: &Value) -> Value {
     view
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn moto_s3_notifications_become_aws_shaped() {
-        let moto = r#"{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"us-east-1","eventTime":"2026-11-25T09:29:57.123456","eventName":"ObjectCreated:Post","s3":{"s3SchemaVersion":"1.0","configurationId":"x","bucket":{"name":"b","arn":"arn:aws:s3:::b"},"object":{"key":"avatars/u/1.png","size":67,"eTag":"e"}}}]}"#;
-        let fixed: Value = serde_json::from_str(&s3_notification_as_aws_sends_it(moto)).unwrap();
-        let r = &fixed["Records"][0];
-        assert_eq!(r["eventTime"], "2026-11-25T09:29:57.123456Z");
-        assert!(r["userIdentity"]["principalId"].is_string() && r["requestParameters"].is_object());
-        assert_eq!(r["s3"]["object"]["key"], "avatars/u/1.png");
-        assert_eq!(s3_notification_as_aws_sends_it("plain text"), "plain text");
-    }
-}
-
 async fn delete(source: &Source, url: &str, records: &[Value]) {
     for chunk in records.chunks(10) {
         if chunk.is_empty() {
@@ -184,5 +168,21 @@ async fn delete(source: &Source, url: &str, records: &[Value]) {
         {
             tracing::warn!("{}: DeleteMessageBatch failed: {e}", source.name());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moto_s3_notifications_become_aws_shaped() {
+        let moto = r#"{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"us-east-1","eventTime":"2026-11-25T09:29:57.123456","eventName":"ObjectCreated:Post","s3":{"s3SchemaVersion":"1.0","configurationId":"x","bucket":{"name":"b","arn":"arn:aws:s3:::b"},"object":{"key":"avatars/u/1.png","size":67,"eTag":"e"}}}]}"#;
+        let fixed: Value = serde_json::from_str(&s3_notification_as_aws_sends_it(moto)).unwrap();
+        let r = &fixed["Records"][0];
+        assert_eq!(r["eventTime"], "2026-11-25T09:29:57.123456Z");
+        assert!(r["userIdentity"]["principalId"].is_string() && r["requestParameters"].is_object());
+        assert_eq!(r["s3"]["object"]["key"], "avatars/u/1.png");
+        assert_eq!(s3_notification_as_aws_sends_it("plain text"), "plain text");
     }
 }
