@@ -68,6 +68,34 @@ async fn receive_all(moto: &MotoJson, url: &str) -> Vec<Value> {
     got["Messages"].as_array().cloned().unwrap_or_default()
 }
 
+/// The OnFailure destination queue: every invocation record read from it so far.
+struct Destination<'a> {
+    moto: &'a MotoJson,
+    url: String,
+    seen: Vec<Value>,
+}
+
+impl Destination<'_> {
+    /// Waits for an invocation record carrying `batch_info` (e.g. `KafkaBatchInfo`).
+    async fn record_with(&mut self, batch_info: &str) -> Value {
+        eventually(
+            &format!("a record with {batch_info} at the OnFailure destination"),
+            async || {
+                for m in receive_all(self.moto, &self.url).await {
+                    self.seen.extend(
+                        serde_json::from_str::<Value>(m["Body"].as_str().unwrap_or_default()).ok(),
+                    );
+                }
+                self.seen
+                    .iter()
+                    .find(|b| b.get(batch_info).is_some())
+                    .cloned()
+            },
+        )
+        .await
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_probe_stack_behaves_as_lambda() {
     let dir = tempfile::tempdir().unwrap();
@@ -189,19 +217,12 @@ async fn the_probe_stack_behaves_as_lambda() {
     .await;
     put("FAIL#1").await;
     let failures = stack.queue_url("ProbeFailures");
-    let mut seen = Vec::new();
-    let stream_failure = eventually(
-        "the stream batch at the OnFailure destination",
-        async || {
-            seen.extend(receive_all(&moto, &failures).await);
-            seen.iter()
-                .filter_map(|m| {
-                    serde_json::from_str::<Value>(m["Body"].as_str().unwrap_or_default()).ok()
-                })
-                .find(|b| b.get("DDBStreamBatchInfo").is_some())
-        },
-    )
-    .await;
+    let mut destination = Destination {
+        moto: &moto,
+        url: failures,
+        seen: Vec::new(),
+    };
+    let stream_failure = destination.record_with("DDBStreamBatchInfo").await;
     assert_eq!(
         stream_failure["requestContext"]["condition"],
         "RetryAttemptsExhausted"
@@ -237,17 +258,7 @@ async fn the_probe_stack_behaves_as_lambda() {
             .await
             .expect("produce");
         if value == "fail-k" {
-            let kafka_failure =
-                eventually("the Kafka batch at the OnFailure destination", async || {
-                    seen.extend(receive_all(&moto, &failures).await);
-                    seen.iter()
-                        .filter_map(|m| {
-                            serde_json::from_str::<Value>(m["Body"].as_str().unwrap_or_default())
-                                .ok()
-                        })
-                        .find(|b| b.get("KafkaBatchInfo").is_some())
-                })
-                .await;
+            let kafka_failure = destination.record_with("KafkaBatchInfo").await;
             assert_eq!(kafka_failure["KafkaBatchInfo"]["topic"], "probe.events");
         }
     }
