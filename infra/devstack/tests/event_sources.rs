@@ -169,6 +169,27 @@ async fn the_probe_stack_behaves_as_lambda() {
         Err(InvokeError::UnknownFunction("NoSuchFunction".into()))
     );
 
+    // Concurrent calls to a busy function run in more than one environment.
+    let holds = (0..4).map(|_| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            http.get(format!("{base}/hold"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    });
+    let mut environments = futures::future::join_all(holds).await;
+    environments.sort();
+    environments.dedup();
+    assert!(
+        environments.len() > 1,
+        "one environment served 4 concurrent calls: {environments:?}"
+    );
+
     // SQS: only the failed message is retried; after maxReceiveCount it is in the DLQ.
     let queue = stack.queue_url("ProbeQueue");
     for body in ["ok-1", "fail-1"] {

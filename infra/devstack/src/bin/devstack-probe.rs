@@ -3,7 +3,7 @@
 //! gateway, the runtime and the event source mappings handle failures as Lambda does.
 //!
 //! - HTTP: `/echo` returns the event it received; `/sleep` outlives its timeout;
-//!   `/crash` exits the process.
+//!   `/crash` exits the process; `/hold` answers after 500 ms with its environment's name.
 //! - SQS: a message whose body starts with `fail` is reported in `batchItemFailures`.
 //! - DynamoDB Streams: a record whose `pk` starts with `FAIL` fails the whole batch.
 //! - Kafka: a record whose value starts with `fail` fails the whole batch.
@@ -36,6 +36,12 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
                 Ok(json!({"statusCode": 200}))
             }
             "/crash" => std::process::exit(3),
+            "/hold" => {
+                // Busy long enough that concurrent calls need more environments.
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                let environment = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_default();
+                Ok(json!({"statusCode": 200, "body": environment}))
+            }
             _ => Ok(
                 json!({"statusCode": 200, "headers": {"content-type": "application/json"}, "body": payload.to_string()}),
             ),
