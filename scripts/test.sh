@@ -8,4 +8,6 @@ source scripts/tools.sh
 ensure_tools
 # The end-to-end tests run the functions' real binaries, so build them first.
 cargo build --workspace --bins
-cargo test --workspace --all-targets "$@"
+# With no arguments, everything; otherwise what they select (e.g. -p shutter-e2e).
+if [ $# -eq 0 ]; then set -- --workspace --all-targets; fi
+cargo test "$@"
