@@ -89,10 +89,27 @@ async fn main() -> std::process::ExitCode {
         stack.startup_time().as_secs_f64()
     );
     println!("ready: {}", stack.base_url());
-    let _ = tokio::signal::ctrl_c().await;
+    wait_for_stop_signal().await;
     eprintln!("[devstack] stopping");
     stack.stop().await;
     std::process::ExitCode::SUCCESS
+}
+
+/// Ctrl-C, or a `kill` (SIGTERM/SIGHUP): either way the children are stopped, never orphaned.
+async fn wait_for_stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+        _ = hup.recv() => {}
+    }
 }
 
 /// Registers the demo users through the API, as a client would, and waits for their
