@@ -28,14 +28,22 @@ pub struct Service {
     pub name: &'static str,
     pub url: String,
     child: Child,
-    // osmem-server exits when its standard input closes: holding it keeps it alive.
+    // Every server here exits when its standard input closes: holding it keeps it alive.
     _stdin: Option<ChildStdin>,
 }
 
 impl Service {
+    /// Closes its standard input (each server, or its watchdog, exits on that), then
+    /// kills whatever is left.
     pub async fn stop(mut self) {
-        let _ = self.child.start_kill();
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+        drop(self._stdin.take());
+        if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.start_kill();
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+        }
     }
 }
 
@@ -81,24 +89,25 @@ async fn wait_until(
     }
 }
 
+/// moto server, exiting when its standard input closes, so it never outlives the devstack
+/// (even one killed with SIGKILL, which runs no cleanup).
+const MOTO_WITH_WATCHDOG: &str = "import os, sys, threading
+threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
+from moto.server import main
+main(['-H', '127.0.0.1', '-p', sys.argv[1]])";
+
 /// moto server, the local AWS.
 pub async fn start_moto(log_dir: &Path) -> Result<Service, Error> {
     let port = free_port()?;
     let mut child = Command::new(python())
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .stdin(Stdio::null())
+        .args(["-c", MOTO_WITH_WATCHDOG, &port.to_string()])
+        .stdin(Stdio::piped())
         .stdout(log_file(log_dir, "moto")?)
         .stderr(log_file(log_dir, "moto.err")?)
         .kill_on_drop(true)
         .spawn()
         .map_err(spawn_error("moto server", INSTALL_HINT))?;
+    let stdin = child.stdin.take();
     let url = format!("http://127.0.0.1:{port}");
     let probe = reqwest::Client::new();
     let health = format!("{url}/moto-api/data.json");
@@ -119,18 +128,24 @@ pub async fn start_moto(log_dir: &Path) -> Result<Service, Error> {
         name: "moto",
         url,
         child,
-        _stdin: None,
+        _stdin: stdin,
     })
 }
 
 /// tansu, the local Kafka, on its SQLite engine in `data_dir` (its in-memory engine loses
-/// the rest of a batch when a consumer resumes inside it).
+/// the rest of a batch when a consumer resumes inside it). tansu does not watch its
+/// parent, so a shell runs it and stops it when its standard input closes.
 pub async fn start_tansu(log_dir: &Path, data_dir: &Path) -> Result<Service, Error> {
     let port = free_port()?;
     std::fs::create_dir_all(data_dir.join("data"))
         .map_err(|e| Error::Service(format!("tansu data dir: {e}")))?;
     let listener = format!("tcp://127.0.0.1:{port}");
-    let mut child = Command::new(tansu_binary())
+    let mut child = Command::new("sh")
+        .args([
+            "-c",
+            "\"$0\" \"$@\" </dev/null & pid=$!; cat >/dev/null; kill $pid 2>/dev/null; wait $pid",
+        ])
+        .arg(tansu_binary())
         .args([
             "broker",
             "--listener-url",
@@ -141,12 +156,13 @@ pub async fn start_tansu(log_dir: &Path, data_dir: &Path) -> Result<Service, Err
         .args(["--storage-engine", "sqlite://data/tansu.db"])
         .current_dir(data_dir)
         .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(log_file(log_dir, "tansu")?)
         .stderr(log_file(log_dir, "tansu.err")?)
         .kill_on_drop(true)
         .spawn()
         .map_err(spawn_error("tansu", INSTALL_HINT))?;
+    let stdin = child.stdin.take();
     let addr = format!("127.0.0.1:{port}");
     wait_until(
         "tansu",
@@ -159,7 +175,7 @@ pub async fn start_tansu(log_dir: &Path, data_dir: &Path) -> Result<Service, Err
         name: "tansu",
         url: addr,
         child,
-        _stdin: None,
+        _stdin: stdin,
     })
 }
 
