@@ -454,8 +454,10 @@ mod tests {
 
     #[tokio::test]
     async fn the_sample_msk_event_creates_alices_profile() {
-        let event: KafkaEvent =
-            serde_json::from_str(include_str!("../../../events/msk-user-registered.json")).unwrap();
+        let event: KafkaEvent = serde_json::from_str(include_str!(
+            "../../../events/profiles-identity-events.json"
+        ))
+        .unwrap();
         let store = crate::store::memory::MemoryProfilesStore::default();
         identity_events(
             &store,

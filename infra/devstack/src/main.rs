@@ -88,6 +88,13 @@ async fn main() -> std::process::ExitCode {
         "[devstack] started in {:.1} s; Ctrl-C stops it",
         stack.startup_time().as_secs_f64()
     );
+    eprintln!(
+        "[devstack] moto (AWS) {}, Kafka {}, OpenSearch {}; logs in {}",
+        stack.moto_url(),
+        stack.kafka_bootstrap(),
+        stack.opensearch_url(),
+        stack.log_dir().display()
+    );
     println!("ready: {}", stack.base_url());
     wait_for_stop_signal().await;
     eprintln!("[devstack] stopping");
