@@ -29,6 +29,7 @@ async fn foundation_user_stories() {
     password_change_ends_sessions(&app).await;
     avatars_upload_straight_to_s3_and_are_verified(&app).await;
     account_deletion_erases_the_user_everywhere(&app).await;
+    the_api_documents_itself(&app).await;
     app.stack.stop().await;
 }
 
@@ -691,4 +692,28 @@ async fn account_deletion_erases_the_user_everywhere(app: &TestApp) {
     .await;
     // The username is free again.
     assert_eq!(app.register("hank").await.status, StatusCode::CREATED);
+}
+
+async fn the_api_documents_itself(app: &TestApp) {
+    let doc = app.call(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    assert!(doc.body["openapi"].as_str().unwrap().starts_with("3.1"));
+    assert_eq!(
+        doc.body["servers"][0]["url"],
+        app.stack.base_url(),
+        "Swagger UI calls this devstack"
+    );
+    assert!(doc.body["paths"]["/v1/users/me"]["get"].is_object());
+    let ui = app.http.get(app.url("/docs/")).send().await.unwrap();
+    assert_eq!(ui.status(), StatusCode::OK);
+    assert!(
+        ui.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(
+        ui.text().await.unwrap().contains("swagger-ui"),
+        "the UI's assets are served locally"
+    );
 }

@@ -7,11 +7,14 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shutter_core::ApiError;
+#[allow(unused_imports)] // the OpenAPI attributes name it
+use shutter_core::Problem;
 use shutter_core::validate::{Email, Login, Password, Username};
 use shutter_events::Envelope;
 use shutter_http::lambda_http::http::StatusCode;
 use shutter_http::lambda_http::{Body, Request, Response};
 use shutter_http::{ApiRequest, Caller, json, no_content};
+use utoipa::ToSchema;
 
 use crate::keys::{ACCESS_TOKEN_TTL_SECONDS, TokenIssuer, TokenSettings, openid_configuration};
 use crate::model::{Account, RefreshStatus, RefreshToken, Settings, UserRegistered};
@@ -20,7 +23,7 @@ use crate::store::{IdentityStore, REFRESH_TTL_SECONDS};
 
 type ApiResult = Result<Response<Body>, ApiError>;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RegisterBody {
     username: Username,
@@ -28,7 +31,7 @@ struct RegisterBody {
     password: Password,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct RegisteredUser<'a> {
     id: &'a str,
     username: &'a str,
@@ -37,6 +40,16 @@ struct RegisteredUser<'a> {
 }
 
 /// `POST /v1/auth/register` -> 201 with the new user.
+#[utoipa::path(
+    post, path = "/v1/auth/register", tag = "auth", security(()),
+    summary = "Register a user",
+    description = "Usernames and emails are unique, case-insensitively. The profile follows through `UserRegistered`.",
+    request_body(content = RegisterBody, example = json!({"username": "alice", "email": "alice@example.com", "password": "correct horse battery"})),
+    responses(
+        (status = 201, description = "The new user", body = RegisteredUser<'static>),
+        (status = 409, description = "`username_taken` or `email_taken`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn register<S: IdentityStore>(store: &S, req: Request) -> ApiResult {
     let body: RegisterBody = req.json()?;
     let now = shutter_core::now_rfc3339();
@@ -76,7 +89,7 @@ pub async fn register<S: IdentityStore>(store: &S, req: Request) -> ApiResult {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginBody {
     login: Login,
@@ -89,7 +102,7 @@ impl std::fmt::Debug for LoginBody {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     pub refresh_token: String,
@@ -97,6 +110,15 @@ pub struct TokenResponse {
     pub expires_in: i64,
 }
 
+#[utoipa::path(
+    post, path = "/v1/auth/login", tag = "auth", security(()),
+    summary = "Log in with a username or email and a password",
+    request_body(content = LoginBody, example = json!({"login": "alice", "password": "correct horse battery"})),
+    responses(
+        (status = 200, description = "An access token (RS256, 15 minutes) and a refresh token", body = TokenResponse),
+        (status = 401, description = "`invalid_credentials`: the same whether the user exists or not", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `POST /v1/auth/login` -> 200 with tokens. Whether the user exists or the password is
 /// wrong, the answer (and the time it takes) is the same.
 pub async fn login<S: IdentityStore, T: TokenIssuer>(
@@ -129,7 +151,7 @@ pub async fn login<S: IdentityStore, T: TokenIssuer>(
     json(StatusCode::OK, &token_response(tokens, &account, refresh)?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefreshBody {
     refresh_token: String,
@@ -141,6 +163,16 @@ impl std::fmt::Debug for RefreshBody {
     }
 }
 
+#[utoipa::path(
+    post, path = "/v1/auth/refresh", tag = "auth", security(()),
+    summary = "Rotate a refresh token for a new token pair",
+    description = "Presenting an already rotated token again revokes its whole session.",
+    request_body = RefreshBody,
+    responses(
+        (status = 200, description = "A new token pair", body = TokenResponse),
+        (status = 401, description = "The refresh token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 /// `POST /v1/auth/refresh` -> 200 with a new token pair. The presented token is rotated;
 /// presenting a rotated token again revokes its whole family (it was stolen or replayed).
 pub async fn refresh<S: IdentityStore, T: TokenIssuer>(
@@ -170,6 +202,12 @@ pub async fn refresh<S: IdentityStore, T: TokenIssuer>(
     json(StatusCode::OK, &token_response(tokens, &account, refresh)?)
 }
 
+#[utoipa::path(
+    post, path = "/v1/auth/logout", tag = "auth", security(("bearer" = ["user"])),
+    summary = "End a session",
+    request_body = RefreshBody,
+    responses((status = 204, description = "The session of that refresh token is over (unknown tokens change nothing)"))
+)]
 /// `POST /v1/auth/logout` {refresh_token} -> 204. Ends the session the token belongs to;
 /// only its owner can.
 pub async fn logout<S: IdentityStore>(store: &S, req: Request) -> ApiResult {
@@ -195,15 +233,35 @@ pub async fn well_known(
     req: Request,
 ) -> ApiResult {
     let mut resp = if req.uri().path().ends_with("/openid-configuration") {
-        json(StatusCode::OK, &openid_configuration(settings))?
+        openid_configuration_document(settings)?
     } else {
-        json(StatusCode::OK, keys.jwks())?
+        jwks(keys)?
     };
     resp.headers_mut().insert(
         "cache-control",
         shutter_http::lambda_http::http::HeaderValue::from_static("public, max-age=300"),
     );
     Ok(resp)
+}
+
+/// The public keys that verify access tokens (every key of the secret, for rotation).
+#[utoipa::path(
+    get, path = "/.well-known/jwks.json", tag = "auth", security(()),
+    summary = "The token signing keys (JWKS)",
+    responses((status = 200, description = "A JSON Web Key Set (RFC 7517)", body = Object))
+)]
+pub fn jwks(keys: &crate::keys::SigningKeys) -> ApiResult {
+    json(StatusCode::OK, keys.jwks())
+}
+
+/// The issuer's metadata: where API Gateway's authorizer finds the JWKS.
+#[utoipa::path(
+    get, path = "/.well-known/openid-configuration", tag = "auth", security(()),
+    summary = "The issuer's OpenID configuration",
+    responses((status = 200, description = "Issuer metadata with `jwks_uri`", body = Object))
+)]
+pub fn openid_configuration_document(settings: &TokenSettings) -> ApiResult {
+    json(StatusCode::OK, &openid_configuration(settings))
 }
 
 fn token_response<T: TokenIssuer>(

@@ -27,7 +27,7 @@ impl Account {
 }
 
 /// User settings (the users service edits them).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub email_notifications: bool,
@@ -67,6 +67,17 @@ impl TryFrom<String> for Language {
         }
     }
 }
+
+impl utoipa::PartialSchema for Language {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("A language tag such as `en` or `pt-BR`"))
+            .pattern(Some("^[a-z]{2,3}(-[A-Z]{2})?$"))
+            .into()
+    }
+}
+impl utoipa::ToSchema for Language {}
 
 impl From<Language> for String {
     fn from(l: Language) -> String {

@@ -68,7 +68,7 @@ impl ImageType {
 }
 
 /// A pre-signed POST: the client sends `fields` plus `file` as multipart/form-data to `url`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UploadForm {
     pub url: String,
     pub method: &'static str,

@@ -1,14 +1,18 @@
 //! The profile endpoints.
 
 use serde::Deserialize;
+use serde::Serialize;
 use shutter_core::ApiError;
+#[allow(unused_imports)] // the OpenAPI attributes name it
+use shutter_core::Problem;
 use shutter_core::validate::Username;
 use shutter_events::Envelope;
 use shutter_http::lambda_http::http::StatusCode;
 use shutter_http::lambda_http::{Body, Request, Response};
 use shutter_http::{ApiRequest, Caller, json};
+use utoipa::ToSchema;
 
-use crate::avatar::{ImageType, MAX_AVATAR_BYTES, MediaStore};
+use crate::avatar::{ImageType, MAX_AVATAR_BYTES, MediaStore, UploadForm};
 use crate::model::{Profile, ProfilePatch, ProfileUpdated, ProfileView};
 use crate::store::ProfilesStore;
 
@@ -23,6 +27,12 @@ async fn view<M: MediaStore>(media: &M, profile: &Profile) -> Result<ProfileView
 }
 
 /// `GET /v1/profiles/{username}`: public fields and counters.
+#[utoipa::path(
+    get, path = "/v1/profiles/{username}", tag = "profiles", security(("bearer" = ["user"])),
+    summary = "A user's public profile and counters",
+    params(("username" = Username, Path, description = "The username (case-insensitive)")),
+    responses((status = 200, description = "The profile", body = ProfileView), (status = 404, description = "No such profile", body = Problem, content_type = "application/problem+json"))
+)]
 pub async fn get_profile<S: ProfilesStore, M: MediaStore>(
     store: &S,
     media: &M,
@@ -39,6 +49,13 @@ pub async fn get_profile<S: ProfilesStore, M: MediaStore>(
 }
 
 /// `PATCH /v1/profiles/me` {display_name?, bio?, website?, private?} -> 200 with the profile.
+#[utoipa::path(
+    patch, path = "/v1/profiles/me", tag = "profiles", security(("bearer" = ["user"])),
+    summary = "Edit your profile",
+    description = "At least one field. Emits `ProfileUpdated`.",
+    request_body(content = ProfilePatch, example = json!({"display_name": "Alice A.", "bio": "photos of clouds", "private": false})),
+    responses((status = 200, description = "The profile after the change", body = ProfileView), (status = 404, description = "No such profile", body = Problem, content_type = "application/problem+json"))
+)]
 pub async fn update_profile<S: ProfilesStore, M: MediaStore>(
     store: &S,
     media: &M,
@@ -72,15 +89,35 @@ pub async fn update_profile<S: ProfilesStore, M: MediaStore>(
     json(StatusCode::OK, &view(media, &updated).await?)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AvatarRequest {
+    /// image/jpeg, image/png or image/webp
+    #[schema(pattern = "^image/(jpeg|png|webp)$")]
     content_type: String,
+    /// The file's size in bytes, at most 5 MB
+    #[schema(minimum = 1, maximum = 5242880)]
     size: u64,
+}
+
+/// Where and how to upload the avatar.
+#[derive(Debug, Serialize, ToSchema)]
+struct AvatarUpload {
+    /// The object key; the avatar URL contains it once the upload is verified.
+    key: String,
+    upload: UploadForm,
+    max_size: u64,
 }
 
 /// `POST /v1/profiles/me/avatar` {content_type, size} -> 201 with a pre-signed POST form.
 /// The avatar changes once the upload is verified (see `consumers::avatar_uploaded`).
+#[utoipa::path(
+    post, path = "/v1/profiles/me/avatar", tag = "profiles", security(("bearer" = ["user"])),
+    summary = "Get a pre-signed S3 form to upload your avatar",
+    description = "Send `upload.fields` plus a `file` part as multipart/form-data to `upload.url`. The avatar changes once the upload is verified (real type and size).",
+    request_body(content = AvatarRequest, example = json!({"content_type": "image/png", "size": 20480})),
+    responses((status = 201, description = "The upload form", body = AvatarUpload))
+)]
 pub async fn avatar_upload<M: MediaStore>(media: &M, req: Request) -> ApiResult {
     let caller = Caller::from_request(&req)?;
     let body: AvatarRequest = req.json()?;
@@ -105,7 +142,11 @@ pub async fn avatar_upload<M: MediaStore>(media: &M, req: Request) -> ApiResult 
     let form = media.presign_upload(&key, image, MAX_AVATAR_BYTES).await?;
     json(
         StatusCode::CREATED,
-        &serde_json::json!({"key": key, "upload": form, "max_size": MAX_AVATAR_BYTES}),
+        &AvatarUpload {
+            key,
+            upload: form,
+            max_size: MAX_AVATAR_BYTES,
+        },
     )
 }
 

@@ -40,7 +40,7 @@ impl Profile {
 }
 
 /// The fields `PATCH /v1/profiles/me` may change; absent means unchanged.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfilePatch {
     pub display_name: Option<DisplayName>,
@@ -71,7 +71,7 @@ impl ProfilePatch {
 }
 
 /// The public view: what anyone signed in may see.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ProfileView {
     pub id: String,
     pub username: String,

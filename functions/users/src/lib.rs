@@ -9,16 +9,19 @@ use shutter_auth::model::{Account, Language, Settings, UserDeleted, UserEmailCha
 use shutter_auth::password;
 use shutter_auth::store::IdentityStore;
 use shutter_core::ApiError;
+#[allow(unused_imports)] // the OpenAPI attributes name it
+use shutter_core::Problem;
 use shutter_core::validate::{Email, Password};
 use shutter_events::Envelope;
 use shutter_http::lambda_http::http::StatusCode;
 use shutter_http::lambda_http::{Body, Request, Response};
 use shutter_http::{ApiRequest, Caller, json, no_content};
+use utoipa::ToSchema;
 
 type ApiResult = Result<Response<Body>, ApiError>;
 
 /// The account as its owner sees it (never the password hash).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AccountView<'a> {
     pub id: &'a str,
     pub username: &'a str,
@@ -51,13 +54,18 @@ async fn own_account<S: IdentityStore>(store: &S, caller: &Caller) -> Result<Acc
 }
 
 /// `GET /v1/users/me`
+#[utoipa::path(
+    get, path = "/v1/users/me", tag = "users", security(("bearer" = ["user"])),
+    summary = "Your account",
+    responses((status = 200, description = "Your account (never the password hash)", body = AccountView<'static>), (status = 404, description = "The account no longer exists", body = Problem, content_type = "application/problem+json"))
+)]
 pub async fn me<S: IdentityStore>(store: &S, req: Request) -> ApiResult {
     let caller = Caller::from_request(&req)?;
     let account = own_account(store, &caller).await?;
     json(StatusCode::OK, &AccountView::from(&account))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SettingsPatch {
     email_notifications: Option<bool>,
@@ -65,7 +73,8 @@ struct SettingsPatch {
     language: Option<Language>,
 }
 
-#[derive(Debug, Deserialize)]
+/// At least one of `email` and `settings`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AccountPatch {
     email: Option<Email>,
@@ -73,6 +82,16 @@ struct AccountPatch {
 }
 
 /// `PATCH /v1/users/me` {email?, settings?} -> 200 with the account.
+#[utoipa::path(
+    patch, path = "/v1/users/me", tag = "users", security(("bearer" = ["user"])),
+    summary = "Change your email or settings",
+    request_body(content = AccountPatch, example = json!({"settings": {"language": "pt-BR", "push_notifications": false}})),
+    responses(
+        (status = 200, description = "The account after the change", body = AccountView<'static>),
+        (status = 409, description = "`email_taken`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The account no longer exists", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn update_me<S: IdentityStore>(store: &S, req: Request) -> ApiResult {
     let caller = Caller::from_request(&req)?;
     let patch: AccountPatch = req.json()?;
@@ -116,7 +135,7 @@ pub async fn update_me<S: IdentityStore>(store: &S, req: Request) -> ApiResult {
     json(StatusCode::OK, &AccountView::from(&account))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordChange {
     current_password: String,
@@ -131,6 +150,12 @@ impl std::fmt::Debug for PasswordChange {
 
 /// `POST /v1/users/me/password` {current_password, new_password} -> 204; every refresh
 /// token of the account stops working.
+#[utoipa::path(
+    post, path = "/v1/users/me/password", tag = "users", security(("bearer" = ["user"])),
+    summary = "Change your password (ends every session)",
+    request_body = PasswordChange,
+    responses((status = 204, description = "Changed; every refresh token of the account is revoked"), (status = 404, description = "The account no longer exists", body = Problem, content_type = "application/problem+json"))
+)]
 pub async fn change_password<S: IdentityStore>(store: &S, req: Request) -> ApiResult {
     let caller = Caller::from_request(&req)?;
     let body: PasswordChange = req.json()?;
@@ -148,7 +173,7 @@ pub async fn change_password<S: IdentityStore>(store: &S, req: Request) -> ApiRe
     no_content()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DeleteConfirmation {
     password: String,
@@ -163,6 +188,12 @@ impl std::fmt::Debug for DeleteConfirmation {
 /// `DELETE /v1/users/me` {password} -> 204. Erases the account and emits `UserDeleted`,
 /// which every service that holds the user's data consumes. The password is asked again
 /// so a stolen access token cannot delete an account.
+#[utoipa::path(
+    delete, path = "/v1/users/me", tag = "users", security(("bearer" = ["user"])),
+    summary = "Delete your account and its data everywhere",
+    request_body = DeleteConfirmation,
+    responses((status = 204, description = "Deleted; `UserDeleted` erases the user's data in every service"), (status = 404, description = "The account no longer exists", body = Problem, content_type = "application/problem+json"))
+)]
 pub async fn delete_me<S: IdentityStore>(store: &S, req: Request) -> ApiResult {
     let caller = Caller::from_request(&req)?;
     let body: DeleteConfirmation = req.json()?;

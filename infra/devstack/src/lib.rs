@@ -60,6 +60,8 @@ pub struct DevstackConfig {
     pub max_instances: usize,
     /// Overrides the template's `LoggingConfig.LogFormat` (`Text` reads better in a terminal).
     pub function_log_format: Option<String>,
+    /// The OpenAPI document to serve at `/openapi.json`, with Swagger UI at `/docs`.
+    pub api_document: Option<Value>,
 }
 
 impl DevstackConfig {
@@ -78,6 +80,7 @@ impl DevstackConfig {
             progress: false,
             max_instances: 4,
             function_log_format: None,
+            api_document: Some(shutter_openapi::document_json(None)),
         }
     }
 
@@ -256,7 +259,15 @@ impl Devstack {
             functions.clone(),
         )?);
         progress(&format!("serving {} routes", gw.routes.len()));
-        let app = axum::Router::new().fallback(gateway::handle).with_state(gw);
+        let mut app = axum::Router::new();
+        if let Some(mut doc) = config.api_document.clone() {
+            doc["servers"] = serde_json::json!([{ "url": base_url }]);
+            app = app.merge(
+                utoipa_swagger_ui::SwaggerUi::new("/docs")
+                    .external_url_unchecked("/openapi.json", doc),
+            );
+        }
+        let app = app.fallback(gateway::handle).with_state(gw);
         let serve_stop = stop.clone();
         let mut tasks = vec![tokio::spawn(async move {
             let _ = axum::serve(listener, app)

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// The RFC 9457 body. `code` is stable for clients to branch on; `field` names the
 /// offending input on a 4xx.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Problem {
     #[serde(rename = "type")]
     pub type_uri: String,

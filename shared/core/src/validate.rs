@@ -181,6 +181,90 @@ newtype!(
     }
 );
 
+/// The OpenAPI schema of a validated string: what a client may send. (Input is trimmed,
+/// and usernames and emails are lower-cased, before the rules apply.)
+macro_rules! string_schema {
+    ($name:ident, $desc:expr, $min:expr, $max:expr, $pattern:expr, $format:expr) => {
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                let pattern: Option<&str> = $pattern;
+                let format: Option<utoipa::openapi::KnownFormat> = $format;
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .description(Some($desc))
+                    .min_length($min)
+                    .max_length(Some($max))
+                    .pattern(pattern)
+                    .format(format.map(utoipa::openapi::SchemaFormat::KnownFormat))
+                    .into()
+            }
+        }
+        impl utoipa::ToSchema for $name {}
+    };
+}
+
+string_schema!(
+    Username,
+    "3-30 of letters, digits, '.' and '_' (case-insensitive; not starting or ending with '.', no '..')",
+    Some(3),
+    30,
+    Some("^[A-Za-z0-9_]+(\\.[A-Za-z0-9_]+)*$"),
+    None
+);
+string_schema!(
+    Email,
+    "An email address (case-insensitive)",
+    Some(3),
+    254,
+    None,
+    Some(utoipa::openapi::KnownFormat::Email)
+);
+string_schema!(
+    Password,
+    "10-128 characters",
+    Some(10),
+    128,
+    None,
+    Some(utoipa::openapi::KnownFormat::Password)
+);
+string_schema!(
+    DisplayName,
+    "At most 50 characters, no control characters",
+    None,
+    50,
+    None,
+    None
+);
+string_schema!(
+    Bio,
+    "At most 150 characters; newlines allowed",
+    None,
+    150,
+    None,
+    None
+);
+string_schema!(
+    Website,
+    "An http(s) URL of at most 200 characters, or empty to clear it",
+    None,
+    200,
+    Some("^(https?://[^\\s/?#.][^\\s/?#]*\\.[^\\s]*)?$"),
+    None
+);
+
+/// A login is a username or an email address.
+impl utoipa::PartialSchema for Login {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("A username or an email address (case-insensitive)"))
+            .min_length(Some(3))
+            .max_length(Some(254))
+            .into()
+    }
+}
+impl utoipa::ToSchema for Login {}
+
 // Empty is valid for these optional profile fields. (The types come from a macro, so
 // the impls are written out rather than derived.)
 #[allow(clippy::derivable_impls)]
