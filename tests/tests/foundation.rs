@@ -509,7 +509,7 @@ async fn password_change_ends_sessions(app: &TestApp) {
         .await;
     assert_eq!(
         (wrong.status, wrong.body["field"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("current_password"))
+        (StatusCode::FORBIDDEN, Some("current_password"))
     );
     let changed = app
         .call(
@@ -664,7 +664,10 @@ async fn account_deletion_erases_the_user_everywhere(app: &TestApp) {
             Some(json!({"password": "wrong wrong wrong"})),
         )
         .await;
-    assert_eq!(no_password.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        (no_password.status, no_password.body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("password_mismatch"))
+    );
     let deleted = app
         .call(
             Method::DELETE,

@@ -52,7 +52,7 @@ pub async fn get_profile<S: ProfilesStore, M: MediaStore>(
 #[utoipa::path(
     patch, path = "/v1/profiles/me", tag = "profiles", security(("bearer" = ["user"])),
     summary = "Edit your profile",
-    description = "At least one field. Emits `ProfileUpdated`.",
+    description = "Absent or null fields stay as they are. Emits `ProfileUpdated` when something changed.",
     request_body(content = ProfilePatch, example = json!({"display_name": "Alice A.", "bio": "photos of clouds", "private": false})),
     responses((status = 200, description = "The profile after the change", body = ProfileView), (status = 404, description = "No such profile", body = Problem, content_type = "application/problem+json"))
 )]
@@ -63,12 +63,6 @@ pub async fn update_profile<S: ProfilesStore, M: MediaStore>(
 ) -> ApiResult {
     let caller = Caller::from_request(&req)?;
     let patch: ProfilePatch = req.json()?;
-    if patch.is_empty() {
-        return Err(ApiError::invalid(
-            "body",
-            "must change at least one of display_name, bio, website, private",
-        ));
-    }
     let previous = store
         .by_id(&caller.user_id)
         .await?
@@ -97,6 +91,7 @@ struct AvatarRequest {
     content_type: String,
     /// The file's size in bytes, at most 5 MB
     #[schema(minimum = 1, maximum = 5242880)]
+    #[serde(deserialize_with = "shutter_core::validate::whole_number")]
     size: u64,
 }
 
@@ -349,7 +344,6 @@ pub(crate) mod tests {
         );
 
         for (bad, field) in [
-            (r#"{}"#, "body"),
             (
                 r#"{"bio":"x"}"#.replace('x', &"b".repeat(151)).as_str(),
                 "bio",
@@ -368,6 +362,21 @@ pub(crate) mod tests {
             );
         }
         assert_eq!(store.events().len(), 1, "refused edits emit nothing");
+        for unchanged in [r#"{}"#, r#"{"bio": null}"#, r#"{"bio": "hi there"}"#] {
+            let resp = update_profile(
+                &store,
+                &media,
+                as_owner(&alice, "PATCH", "/", &[], unchanged),
+            )
+            .await
+            .unwrap();
+            assert_eq!(resp.status(), 200, "{unchanged}");
+        }
+        assert_eq!(
+            store.events().len(),
+            1,
+            "an edit that changes nothing emits nothing"
+        );
     }
 
     #[tokio::test]

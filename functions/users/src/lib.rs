@@ -73,7 +73,7 @@ struct SettingsPatch {
     language: Option<Language>,
 }
 
-/// At least one of `email` and `settings`.
+/// What to change; absent or null fields stay as they are.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AccountPatch {
@@ -81,7 +81,8 @@ struct AccountPatch {
     settings: Option<SettingsPatch>,
 }
 
-/// `PATCH /v1/users/me` {email?, settings?} -> 200 with the account.
+/// `PATCH /v1/users/me` {email?, settings?} -> 200 with the account. Absent or null
+/// fields are unchanged, so an empty patch changes nothing.
 #[utoipa::path(
     patch, path = "/v1/users/me", tag = "users", security(("bearer" = ["user"])),
     summary = "Change your email or settings",
@@ -95,12 +96,6 @@ struct AccountPatch {
 pub async fn update_me<S: IdentityStore>(store: &S, req: Request) -> ApiResult {
     let caller = Caller::from_request(&req)?;
     let patch: AccountPatch = req.json()?;
-    if patch.email.is_none() && patch.settings.is_none() {
-        return Err(ApiError::invalid(
-            "body",
-            "must change at least one of email, settings",
-        ));
-    }
     let mut account = own_account(store, &caller).await?;
     if let Some(s) = patch.settings {
         let mut settings = account.settings.clone();
@@ -154,17 +149,14 @@ impl std::fmt::Debug for PasswordChange {
     post, path = "/v1/users/me/password", tag = "users", security(("bearer" = ["user"])),
     summary = "Change your password (ends every session)",
     request_body = PasswordChange,
-    responses((status = 204, description = "Changed; every refresh token of the account is revoked"), (status = 404, description = "The account no longer exists", body = Problem, content_type = "application/problem+json"))
+    responses((status = 204, description = "Changed; every refresh token of the account is revoked"), (status = 403, description = "`password_mismatch`: the password (named in `field`) is wrong", body = Problem, content_type = "application/problem+json"), (status = 404, description = "The account no longer exists", body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn change_password<S: IdentityStore>(store: &S, req: Request) -> ApiResult {
     let caller = Caller::from_request(&req)?;
     let body: PasswordChange = req.json()?;
     let account = own_account(store, &caller).await?;
     if !password::verify(&body.current_password, &account.password_hash) {
-        return Err(ApiError::invalid(
-            "current_password",
-            "is not the account's password",
-        ));
+        return Err(ApiError::PasswordMismatch("current_password"));
     }
     store
         .change_password(&account, &password::hash(&body.new_password)?)
@@ -192,17 +184,14 @@ impl std::fmt::Debug for DeleteConfirmation {
     delete, path = "/v1/users/me", tag = "users", security(("bearer" = ["user"])),
     summary = "Delete your account and its data everywhere",
     request_body = DeleteConfirmation,
-    responses((status = 204, description = "Deleted; `UserDeleted` erases the user's data in every service"), (status = 404, description = "The account no longer exists", body = Problem, content_type = "application/problem+json"))
+    responses((status = 204, description = "Deleted; `UserDeleted` erases the user's data in every service"), (status = 403, description = "`password_mismatch`: the password (named in `field`) is wrong", body = Problem, content_type = "application/problem+json"), (status = 404, description = "The account no longer exists", body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn delete_me<S: IdentityStore>(store: &S, req: Request) -> ApiResult {
     let caller = Caller::from_request(&req)?;
     let body: DeleteConfirmation = req.json()?;
     let account = own_account(store, &caller).await?;
     if !password::verify(&body.password, &account.password_hash) {
-        return Err(ApiError::invalid(
-            "password",
-            "is not the account's password",
-        ));
+        return Err(ApiError::PasswordMismatch("password"));
     }
     let event = Envelope::new(
         "UserDeleted",
@@ -306,8 +295,13 @@ mod tests {
             (taken.status(), taken.problem().code.as_str()),
             (409, "email_taken")
         );
+        let unchanged = update_me(&store, as_user(&alice, "PATCH", r#"{"email":null}"#)).await;
+        assert_eq!(
+            unchanged.unwrap().status(),
+            200,
+            "an empty patch changes nothing"
+        );
         for (bad, field) in [
-            (r#"{}"#, "body"),
             (
                 r#"{"settings":{"language":"klingon"}}"#,
                 "settings.language",
@@ -358,7 +352,11 @@ mod tests {
         let store = MemoryIdentityStore::default();
         let alice = with_user(&store, "alice").await;
         let wrong = as_user(&alice, "DELETE", r#"{"password":"guess guess guess"}"#);
-        assert_eq!(delete_me(&store, wrong).await.unwrap_err().status(), 400);
+        let refused = delete_me(&store, wrong).await.unwrap_err();
+        assert_eq!(
+            (refused.status(), refused.problem().code.as_str()),
+            (403, "password_mismatch")
+        );
         assert!(store.account(&alice.user_id).await.unwrap().is_some());
 
         let ok = as_user(&alice, "DELETE", r#"{"password":"correct horse battery"}"#);

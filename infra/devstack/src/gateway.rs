@@ -505,8 +505,11 @@ async fn serve(gw: &Gateway, req: Request, request_id: &str) -> Response {
         .iter()
         .find(|(_, r, _)| r.method == method || r.method == "ANY")
     else {
+        // The methods of the most specific path template that matches, as documented.
+        let best = candidates[0].0;
         let mut allowed: Vec<&str> = candidates
             .iter()
+            .filter(|(score, _, _)| *score == best)
             .map(|(_, r, _)| r.method.as_str())
             .collect();
         allowed.sort();

@@ -48,6 +48,10 @@ pub enum ApiError {
     },
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// A password asked again to confirm a sensitive action (its field) is wrong: 403, so
+    /// a client never mistakes it for an expired token (401) or malformed input (400).
+    #[error("{0} is not the account's password")]
+    PasswordMismatch(&'static str),
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -76,7 +80,7 @@ impl ApiError {
         match self {
             Self::Invalid { .. } | Self::MalformedJson(_) => 400,
             Self::Unauthorized(_) | Self::InvalidCredentials => 401,
-            Self::Forbidden => 403,
+            Self::Forbidden | Self::PasswordMismatch(_) => 403,
             Self::NotFound(_) => 404,
             Self::MethodNotAllowed => 405,
             Self::Conflict { .. } => 409,
@@ -95,6 +99,7 @@ impl ApiError {
             Self::Unauthorized(_) => "unauthorized",
             Self::InvalidCredentials => "invalid_credentials",
             Self::Forbidden => "forbidden",
+            Self::PasswordMismatch(_) => "password_mismatch",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict { code, .. } => code,
@@ -122,6 +127,10 @@ impl ApiError {
             Self::Unauthorized(why) => (Some((*why).to_owned()), None),
             Self::InvalidCredentials => (Some("login or password is wrong".to_owned()), None),
             Self::Forbidden => (Some("you may not act on this resource".to_owned()), None),
+            Self::PasswordMismatch(field) => (
+                Some(format!("{field} is not the account's password")),
+                Some((*field).to_owned()),
+            ),
             Self::NotFound(what) => (Some(format!("{what} not found")), None),
             Self::MethodNotAllowed => (None, None),
             Self::Conflict { field, detail, .. } => (Some(detail.clone()), field.clone()),

@@ -18,6 +18,10 @@ pub fn parse_json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> 
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::MalformedJson("body is empty".to_owned()));
     }
+    // Every body is a JSON object; serde would also read a struct from an array.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::invalid("body", "must be a JSON object"));
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
@@ -37,6 +41,21 @@ pub fn parse_json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> 
             ApiError::invalid(&path, strip_position(&inner.to_string()))
         }
     })
+}
+
+/// A non-negative whole number, also when JSON writes it as `187.0` (JSON Schema's
+/// `integer` includes such numbers, so clients and generators may send them).
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(de: D) -> Result<u64, D::Error> {
+    let n = serde_json::Number::deserialize(de)?;
+    if let Some(v) = n.as_u64() {
+        return Ok(v);
+    }
+    match n.as_f64() {
+        Some(f) if f >= 0.0 && f.fract() == 0.0 && f <= 9_007_199_254_740_992.0 => Ok(f as u64),
+        _ => Err(serde::de::Error::custom(format!(
+            "expected a whole number, got {n}"
+        ))),
+    }
 }
 
 fn strip_position(msg: &str) -> String {
@@ -82,7 +101,7 @@ newtype!(
     /// 3-30 of `[a-z0-9._]`, stored lower-case so uniqueness is case-insensitive.
     Username,
     |raw| {
-        let v = raw.trim().to_ascii_lowercase();
+        let v = raw.to_ascii_lowercase();
         let n = v.chars().count();
         if !(3..=30).contains(&n) {
             return Err("must be 3-30 characters".into());
@@ -102,7 +121,7 @@ newtype!(
     /// stored lower-case so uniqueness is case-insensitive.
     Email,
     |raw| {
-        let v = raw.trim().to_ascii_lowercase();
+        let v = raw.to_ascii_lowercase();
         let valid_shape = match v.split_once('@') {
             Some((local, domain)) => {
                 !local.is_empty()
@@ -138,7 +157,7 @@ newtype!(
     /// Up to 50 characters of display name, no control characters.
     DisplayName,
     |raw| {
-        let v = raw.trim().to_owned();
+        let v = raw;
         if v.chars().count() > 50 || v.chars().any(char::is_control) {
             return Err("must be at most 50 characters without control characters".into());
         }
@@ -150,7 +169,7 @@ newtype!(
     /// Up to 150 characters.
     Bio,
     |raw| {
-        let v = raw.trim().to_owned();
+        let v = raw;
         if v.chars().count() > 150 {
             return Err("must be at most 150 characters".into());
         }
@@ -165,7 +184,7 @@ newtype!(
     /// An http(s) URL of at most 200 characters, or empty to clear it.
     Website,
     |raw| {
-        let v = raw.trim().to_owned();
+        let v = raw;
         if v.is_empty() {
             return Ok(v);
         }
@@ -181,8 +200,8 @@ newtype!(
     }
 );
 
-/// The OpenAPI schema of a validated string: what a client may send. (Input is trimmed,
-/// and usernames and emails are lower-cased, before the rules apply.)
+/// The OpenAPI schema of a validated string: exactly what the rules above accept (they do
+/// not trim), so the document is the contract. Usernames and emails are lower-cased after.
 macro_rules! string_schema {
     ($name:ident, $desc:expr, $min:expr, $max:expr, $pattern:expr, $format:expr) => {
         impl utoipa::PartialSchema for $name {
@@ -216,8 +235,8 @@ string_schema!(
     "An email address (case-insensitive)",
     Some(3),
     254,
-    None,
-    Some(utoipa::openapi::KnownFormat::Email)
+    Some("^[^@\\s\\x00-\\x1f\\x7f-\\x9f]{1,64}@[^@\\s\\x00-\\x1f\\x7f-\\x9f.]+(\\.[^@\\s\\x00-\\x1f\\x7f-\\x9f.]+)+$"),
+    None
 );
 string_schema!(
     Password,
@@ -232,7 +251,7 @@ string_schema!(
     "At most 50 characters, no control characters",
     None,
     50,
-    None,
+    Some("^[^\\x00-\\x1f\\x7f-\\x9f]*$"),
     None
 );
 string_schema!(
@@ -240,7 +259,7 @@ string_schema!(
     "At most 150 characters; newlines allowed",
     None,
     150,
-    None,
+    Some("^[^\\x00-\\x09\\x0b-\\x1f\\x7f-\\x9f]*$"),
     None
 );
 string_schema!(
@@ -248,7 +267,7 @@ string_schema!(
     "An http(s) URL of at most 200 characters, or empty to clear it",
     None,
     200,
-    Some("^(https?://[^\\s/?#.][^\\s/?#]*\\.[^\\s]*)?$"),
+    Some("^(https?://[^\\s\\x00-\\x1f\\x7f-\\x9f/?#.][^\\s\\x00-\\x1f\\x7f-\\x9f/?#]*\\.[^\\s\\x00-\\x1f\\x7f-\\x9f]*)?$"),
     None
 );
 
@@ -320,6 +339,21 @@ mod tests {
     }
 
     #[test]
+    fn whole_numbers_may_be_written_with_a_fraction_of_zero() {
+        #[derive(Deserialize)]
+        struct S {
+            #[serde(deserialize_with = "whole_number")]
+            n: u64,
+        }
+        let parse = |s: &str| serde_json::from_str::<S>(s).map(|s| s.n);
+        assert_eq!(parse(r#"{"n": 187}"#).unwrap(), 187);
+        assert_eq!(parse(r#"{"n": 187.0}"#).unwrap(), 187);
+        assert!(parse(r#"{"n": 1.5}"#).is_err());
+        assert!(parse(r#"{"n": -1}"#).is_err());
+        assert!(parse(r#"{"n": "1"}"#).is_err());
+    }
+
+    #[test]
     fn usernames_are_normalised_and_checked() {
         assert_eq!(
             Username::try_from("Alice.Doe_1".to_owned())
@@ -346,11 +380,13 @@ mod tests {
     #[test]
     fn emails_are_normalised_and_checked() {
         assert_eq!(
-            Email::try_from(" Bob@Example.COM ".to_owned())
+            Email::try_from("Bob@Example.COM".to_owned())
                 .unwrap()
                 .as_str(),
             "bob@example.com"
         );
+        // What the OpenAPI schema refuses is refused: no silent trimming.
+        assert!(Email::try_from(" bob@example.com".to_owned()).is_err());
         for bad in [
             "bob",
             "bob@",

@@ -147,7 +147,20 @@ impl Modify for Conventions {
                             "No token, or one that is invalid, expired or not yet valid (`WWW-Authenticate: Bearer`)",
                         ),
                     );
-                    add(op, "403", gateway("The token lacks the route's scope"));
+                    let scope = gateway("The token lacks the route's scope");
+                    match op.responses.responses.get_mut("403") {
+                        // The operation's own 403 (problem+json) and the gateway's share the status.
+                        Some(RefOr::T(own)) => {
+                            if let RefOr::T(gw) = scope {
+                                own.content.extend(gw.content);
+                                own.description = format!(
+                                    "{}; or the token lacks the route's scope (`{{\"message\"}}`)",
+                                    own.description
+                                );
+                            }
+                        }
+                        _ => add(op, "403", scope),
+                    }
                 }
                 add(
                     op,
