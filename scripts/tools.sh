@@ -6,6 +6,7 @@ MOTO_VERSION="5.2.1"
 OSMEM_VERSION="0.1.6"
 TANSU_VERSION="0.6.0"
 CARGO_LAMBDA_VERSION="1.9.2"
+SCHEMATHESIS_VERSION="4.32.5"
 
 # Share one target directory between the CLI, tests and CI's cache.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shutter-target}"
@@ -51,5 +52,6 @@ ensure_tools() {
   ensure_moto
   ensure_pip osmem-server "$OSMEM_VERSION"
   ensure_pip cargo-lambda "$CARGO_LAMBDA_VERSION"
+  ensure_pip schemathesis "$SCHEMATHESIS_VERSION"
   ensure_tansu
 }

@@ -26,7 +26,8 @@ async fn view<M: MediaStore>(media: &M, profile: &Profile) -> Result<ProfileView
     Ok(ProfileView::new(profile, avatar_url))
 }
 
-/// `GET /v1/profiles/{username}`: public fields and counters.
+/// `GET /v1/profiles/{username}`: public fields and counters. The same function serves
+/// `GET /v1/profiles/me` (the route has no `username`): the caller's own profile.
 #[utoipa::path(
     get, path = "/v1/profiles/{username}", tag = "profiles", security(("bearer" = ["user"])),
     summary = "A user's public profile and counters",
@@ -38,11 +39,31 @@ pub async fn get_profile<S: ProfilesStore, M: MediaStore>(
     media: &M,
     req: Request,
 ) -> ApiResult {
-    Caller::from_request(&req)?;
-    let username = Username::try_from(req.path_param("username")?)
-        .map_err(|why| ApiError::invalid("username", why))?;
+    let caller = Caller::from_request(&req)?;
+    let Ok(raw) = req.path_param("username") else {
+        return get_my_profile(store, media, &caller).await;
+    };
+    let username = Username::try_from(raw).map_err(|why| ApiError::invalid("username", why))?;
     let profile = store
         .by_username(&username)
+        .await?
+        .ok_or(ApiError::NotFound("profile"))?;
+    json(StatusCode::OK, &view(media, &profile).await?)
+}
+
+/// `GET /v1/profiles/me`: the caller's own profile.
+#[utoipa::path(
+    get, path = "/v1/profiles/me", tag = "profiles", security(("bearer" = ["user"])),
+    summary = "Your own profile",
+    responses((status = 200, description = "Your profile", body = ProfileView), (status = 404, description = "Your profile is not there yet (it follows registration) or no longer", body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn get_my_profile<S: ProfilesStore, M: MediaStore>(
+    store: &S,
+    media: &M,
+    caller: &Caller,
+) -> ApiResult {
+    let profile = store
+        .by_id(&caller.user_id)
         .await?
         .ok_or(ApiError::NotFound("profile"))?;
     json(StatusCode::OK, &view(media, &profile).await?)

@@ -235,7 +235,9 @@ string_schema!(
     "An email address (case-insensitive)",
     Some(3),
     254,
-    Some("^[^@\\s\\x00-\\x1f\\x7f-\\x9f]{1,64}@[^@\\s\\x00-\\x1f\\x7f-\\x9f.]+(\\.[^@\\s\\x00-\\x1f\\x7f-\\x9f.]+)+$"),
+    Some(
+        "^[^@\\s\\x00-\\x1f\\x7f-\\x9f]{1,64}@[^@\\s\\x00-\\x1f\\x7f-\\x9f.]+(\\.[^@\\s\\x00-\\x1f\\x7f-\\x9f.]+)+$"
+    ),
     None
 );
 string_schema!(
@@ -267,7 +269,9 @@ string_schema!(
     "An http(s) URL of at most 200 characters, or empty to clear it",
     None,
     200,
-    Some("^(https?://[^\\s\\x00-\\x1f\\x7f-\\x9f/?#.][^\\s\\x00-\\x1f\\x7f-\\x9f/?#]*\\.[^\\s\\x00-\\x1f\\x7f-\\x9f]*)?$"),
+    Some(
+        "^(https?://[^\\s\\x00-\\x1f\\x7f-\\x9f/?#.][^\\s\\x00-\\x1f\\x7f-\\x9f/?#]*\\.[^\\s\\x00-\\x1f\\x7f-\\x9f]*)?$"
+    ),
     None
 );
 

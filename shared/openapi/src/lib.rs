@@ -32,6 +32,7 @@ use utoipa::{Modify, OpenApi};
         shutter_users::change_password,
         shutter_users::delete_me,
         shutter_profiles::handlers::get_profile,
+        shutter_profiles::handlers::get_my_profile,
         shutter_profiles::handlers::update_profile,
         shutter_profiles::handlers::avatar_upload,
     ),
