@@ -378,6 +378,45 @@ impl Devstack {
 impl Drop for Devstack {
     fn drop(&mut self) {
         self.stop.cancel();
+        if std::thread::panicking() {
+            // A test failed with the stack running: its logs are the post-mortem (in CI,
+            // the only one), and they go with the failure's output.
+            eprintln!("{}", self.log_tails(30));
+        }
+    }
+}
+
+impl Devstack {
+    /// The last `lines` lines of every non-empty log: the local services' and each
+    /// function's.
+    pub fn log_tails(&self, lines: usize) -> String {
+        let logs = self.log_dir();
+        let mut files: Vec<PathBuf> = [logs.clone(), logs.join("functions")]
+            .iter()
+            .flat_map(|dir| std::fs::read_dir(dir).into_iter().flatten())
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        let mut out = String::new();
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            if text.trim().is_empty() {
+                continue;
+            }
+            let all: Vec<&str> = text.lines().collect();
+            let tail = &all[all.len().saturating_sub(lines)..];
+            out.push_str(&format!(
+                "----- {} (last {} lines)\n",
+                file.display(),
+                tail.len()
+            ));
+            for line in tail {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
     }
 }
 

@@ -89,18 +89,15 @@ async fn wait_until(
     }
 }
 
-/// moto server, exiting when its standard input closes, so it never outlives the devstack
-/// (even one killed with SIGKILL, which runs no cleanup).
-const MOTO_WITH_WATCHDOG: &str = "import os, sys, threading
-threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
-from moto.server import main
-main(['-H', '127.0.0.1', '-p', sys.argv[1]])";
+/// moto server with DynamoDB transactions made atomic, exiting when its standard input
+/// closes (see the script for why).
+const MOTO_SERVER: &str = include_str!("moto_server.py");
 
 /// moto server, the local AWS.
 pub async fn start_moto(log_dir: &Path) -> Result<Service, Error> {
     let port = free_port()?;
     let mut child = Command::new(python())
-        .args(["-c", MOTO_WITH_WATCHDOG, &port.to_string()])
+        .args(["-c", MOTO_SERVER, &port.to_string()])
         .stdin(Stdio::piped())
         .stdout(log_file(log_dir, "moto")?)
         .stderr(log_file(log_dir, "moto.err")?)

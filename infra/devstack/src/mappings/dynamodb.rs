@@ -38,9 +38,9 @@ pub async fn run(source: Source) {
 }
 
 /// Reads one shard in order. Each poll asks for a fresh iterator after the last sequence
-/// number seen: moto replaces a table's stream shard when it rolls back a cancelled
-/// transaction, and an iterator kept across that would read the discarded shard (with
-/// the cancelled writes) and never see another record.
+/// number seen rather than keeping the one GetRecords returns: a sequence number is all
+/// the state the poller needs, and it survives anything moto does to its shard objects
+/// (see moto_server.py for the rollbacks that once orphaned iterators).
 async fn shard_loop(source: Source, arn: String, shard: String) {
     let position = source.props["StartingPosition"]
         .as_str()
