@@ -1,12 +1,11 @@
 //! The consumers: identity events from Kafka, and S3 upload notifications from SQS.
 
-use async_trait::async_trait;
 use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use serde::Deserialize;
 use shutter_core::ApiError;
 use shutter_core::validate::Username;
-use shutter_events::{Envelope, KafkaEvent, decode_kafka_event};
+use shutter_events::{Envelope, KafkaEvent};
 
 use crate::avatar::{ImageType, MAX_AVATAR_BYTES, MediaStore};
 use crate::model::{Profile, ProfileUpdated};
@@ -15,33 +14,7 @@ use crate::store::ProfilesStore;
 /// This consumer's name in processed-event markers.
 pub const IDENTITY_CONSUMER: &str = "profiles-identity-events";
 
-/// Where records that can never be applied go, with why.
-#[async_trait]
-pub trait PoisonQueue: Send + Sync {
-    async fn send(&self, position: &str, reason: &str, record: &str) -> Result<(), ApiError>;
-}
-
-/// The SQS dead-letter queue adapter.
-#[derive(Debug, Clone)]
-pub struct SqsPoisonQueue {
-    pub client: aws_sdk_sqs::Client,
-    pub queue_url: String,
-}
-
-#[async_trait]
-impl PoisonQueue for SqsPoisonQueue {
-    async fn send(&self, position: &str, reason: &str, record: &str) -> Result<(), ApiError> {
-        let body = serde_json::json!({"source": IDENTITY_CONSUMER, "position": position, "reason": reason, "record": record});
-        self.client
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(body.to_string())
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(ApiError::internal)
-    }
-}
+pub use shutter_events::{PoisonQueue, SqsPoisonQueue};
 
 #[derive(Debug, Deserialize)]
 struct UserEvent {
@@ -61,30 +34,10 @@ pub async fn identity_events<S: ProfilesStore, M: MediaStore, Q: PoisonQueue>(
     poison: &Q,
     event: &KafkaEvent,
 ) -> Result<(), ApiError> {
-    for record in decode_kafka_event(event) {
-        let envelope = match record.event {
-            Ok(envelope) => envelope,
-            Err(err) => {
-                tracing::error!(position = %record.position, error = %err, "poison record sent to the DLQ");
-                poison.send(&record.position, &err.to_string(), "").await?;
-                continue;
-            }
-        };
-        if let Err(err) = apply_identity_event(store, media, &envelope).await {
-            if err.is_retryable() {
-                return Err(err);
-            }
-            tracing::error!(position = %record.position, event_id = %envelope.id, error = %err, "poison event sent to the DLQ");
-            poison
-                .send(
-                    &record.position,
-                    &err.to_string(),
-                    &serde_json::to_string(&envelope).unwrap_or_default(),
-                )
-                .await?;
-        }
-    }
-    Ok(())
+    shutter_events::consume(event, poison, |envelope| async move {
+        apply_identity_event(store, media, &envelope).await
+    })
+    .await
 }
 
 async fn apply_identity_event<S: ProfilesStore, M: MediaStore>(
@@ -271,18 +224,8 @@ mod tests {
     use crate::handlers::tests::{MemoryMedia, store_with};
     use base64::Engine;
     use shutter_events::KafkaRecord;
-    use std::sync::Mutex;
 
-    #[derive(Default)]
-    struct MemoryPoison(Mutex<Vec<String>>);
-
-    #[async_trait]
-    impl PoisonQueue for MemoryPoison {
-        async fn send(&self, position: &str, _reason: &str, _record: &str) -> Result<(), ApiError> {
-            self.0.lock().unwrap().push(position.to_owned());
-            Ok(())
-        }
-    }
+    use shutter_events::MemoryPoisonQueue as MemoryPoison;
 
     fn kafka(envelopes: &[Option<&Envelope>]) -> KafkaEvent {
         let mut event = KafkaEvent::default();
@@ -331,7 +274,7 @@ mod tests {
             store.by_id(&id).await.unwrap().unwrap().username.as_str(),
             "alice"
         );
-        assert!(poison.0.lock().unwrap().is_empty());
+        assert!(poison.sent.lock().unwrap().is_empty());
     }
 
     #[tokio::test]
@@ -355,7 +298,13 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(
-            *poison.0.lock().unwrap(),
+            poison
+                .sent
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(p, _)| p.as_str())
+                .collect::<Vec<_>>(),
             vec!["shutter.identity-0@0", "shutter.identity-0@1"]
         );
         assert_eq!(store.profile_count(), 1);

@@ -13,8 +13,11 @@ use shutter_store::{Item, n, s};
 
 pub use aws_lambda_events::kafka::{KafkaEvent, KafkaRecord};
 
+pub mod consumer;
 #[cfg(feature = "publisher")]
 pub mod publisher;
+
+pub use consumer::{MemoryPoisonQueue, PoisonQueue, SqsPoisonQueue, consume};
 
 /// Outbox items expire a day after they are written; the publisher has long sent them.
 const OUTBOX_TTL_SECONDS: i64 = 24 * 3600;

@@ -1,7 +1,7 @@
 use lambda_runtime::{LambdaEvent, service_fn};
 use shutter_events::KafkaEvent;
 use shutter_profiles::avatar::S3MediaStore;
-use shutter_profiles::consumers::{SqsPoisonQueue, identity_events};
+use shutter_profiles::consumers::{IDENTITY_CONSUMER, SqsPoisonQueue, identity_events};
 use shutter_profiles::store::dynamo::DynamoProfilesStore;
 use shutter_store::Table;
 
@@ -13,10 +13,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         table: Table::from_env(&aws, "PROFILES_TABLE")?,
     };
     let media = S3MediaStore::from_env(&aws)?;
-    let poison = SqsPoisonQueue {
-        client: aws_sdk_sqs::Client::new(&aws),
-        queue_url: shutter_store::env("EVENTS_DLQ_URL")?,
-    };
+    let poison = SqsPoisonQueue::from_env(&aws, IDENTITY_CONSUMER)?;
     let (store, media, poison) = (&store, &media, &poison);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<KafkaEvent>| async move {
