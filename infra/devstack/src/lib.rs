@@ -387,6 +387,21 @@ impl Drop for Devstack {
 }
 
 impl Devstack {
+    /// DynamoDB requests served so far, by operation (`PutItem`, `TransactWriteItems`, ...),
+    /// as moto counted them (in moto.err.log): the functions' and the devstack's own, not the stream
+    /// polling. Benchmarks take the difference around what they measure.
+    pub fn dynamodb_requests(&self) -> std::collections::BTreeMap<String, u64> {
+        let text = std::fs::read_to_string(self.log_dir().join("moto.err.log")).unwrap_or_default();
+        let mut counts = std::collections::BTreeMap::new();
+        for op in text
+            .lines()
+            .filter_map(|l| l.strip_prefix("shutter-dynamodb-request "))
+        {
+            *counts.entry(op.trim().to_owned()).or_insert(0) += 1;
+        }
+        counts
+    }
+
     /// The last `lines` lines of every non-empty log: the local services' and each
     /// function's.
     pub fn log_tails(&self, lines: usize) -> String {

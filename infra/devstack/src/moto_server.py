@@ -34,7 +34,16 @@ def one_at_a_time(call):
     return locked
 
 
-DynamoHandler.call_action = one_at_a_time(DynamoHandler.call_action)
+def counted(call):
+    # One line per DynamoDB request on standard error (moto.err.log): benchmarks count them.
+    def count(self):
+        print(f"shutter-dynamodb-request {self._get_action()}", file=sys.stderr, flush=True)
+        return call(self)
+
+    return count
+
+
+DynamoHandler.call_action = one_at_a_time(counted(DynamoHandler.call_action))
 DynamoDBStreamsHandler.call_action = one_at_a_time(DynamoDBStreamsHandler.call_action)
 
 transact_write_items = DynamoDBBackend.transact_write_items

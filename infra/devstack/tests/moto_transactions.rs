@@ -106,6 +106,13 @@ async fn cancelled_transactions_are_invisible_to_streams_and_to_other_writers() 
     let finally = stream_keys(&moto, &stream).await;
     let kept: Vec<&String> = finally.iter().filter(|k| k.starts_with("kept-")).collect();
     assert_eq!(kept.len(), ROUNDS, "stream: {finally:?}");
+    // Every DynamoDB request is counted once, for the benchmarks.
+    let counted = std::fs::read_to_string(logs.path().join("moto.err.log"))
+        .expect("moto's log")
+        .lines()
+        .filter(|l| *l == "shutter-dynamodb-request TransactWriteItems")
+        .count();
+    assert_eq!(counted, ROUNDS);
     moto_server.stop().await;
 }
 
