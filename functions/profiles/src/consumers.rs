@@ -7,7 +7,7 @@ use shutter_core::ApiError;
 use shutter_core::validate::Username;
 use shutter_events::{Envelope, KafkaEvent};
 
-use crate::avatar::{ImageType, MAX_AVATAR_BYTES, MediaStore};
+use crate::avatar::{ImageType, MAX_AVATAR_BYTES, MediaStore, avatar_type};
 use crate::model::{Profile, ProfileUpdated};
 use crate::store::ProfilesStore;
 
@@ -132,7 +132,7 @@ async fn verify_avatar<S: ProfilesStore, M: MediaStore>(
     let Some(info) = media.head(key).await? else {
         return Ok(());
     };
-    let declared = info.content_type.as_deref().and_then(ImageType::from_mime);
+    let declared = info.content_type.as_deref().and_then(avatar_type);
     let sniffed = ImageType::sniff(&media.first_bytes(key, 16).await?);
     let valid =
         info.size > 0 && info.size <= MAX_AVATAR_BYTES && declared.is_some() && declared == sniffed;

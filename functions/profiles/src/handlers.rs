@@ -12,7 +12,7 @@ use shutter_http::lambda_http::{Body, Request, Response};
 use shutter_http::{ApiRequest, Caller, json};
 use utoipa::ToSchema;
 
-use crate::avatar::{ImageType, MAX_AVATAR_BYTES, MediaStore, UploadForm};
+use crate::avatar::{MAX_AVATAR_BYTES, MediaStore, UploadForm};
 use crate::model::{Profile, ProfilePatch, ProfileUpdated, ProfileView};
 use crate::store::ProfilesStore;
 
@@ -137,7 +137,7 @@ struct AvatarUpload {
 pub async fn avatar_upload<M: MediaStore>(media: &M, req: Request) -> ApiResult {
     let caller = Caller::from_request(&req)?;
     let body: AvatarRequest = req.json()?;
-    let image = ImageType::from_mime(&body.content_type).ok_or_else(|| {
+    let image = crate::avatar::avatar_type(&body.content_type).ok_or_else(|| {
         ApiError::invalid(
             "content_type",
             "must be one of image/jpeg, image/png, image/webp",
@@ -169,73 +169,10 @@ pub async fn avatar_upload<M: MediaStore>(media: &M, req: Request) -> ApiResult 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::avatar::{ObjectInfo, UploadForm};
     use crate::store::memory::MemoryProfilesStore;
-    use async_trait::async_trait;
     use shutter_http::test_support::api_request;
-    use std::collections::{BTreeMap, HashMap};
-    use std::sync::Mutex;
 
-    /// Objects in memory: key -> (content type, bytes).
-    #[derive(Default)]
-    pub struct MemoryMedia {
-        pub objects: Mutex<HashMap<String, (String, Vec<u8>)>>,
-    }
-
-    #[async_trait]
-    impl MediaStore for MemoryMedia {
-        async fn presign_upload(
-            &self,
-            key: &str,
-            image: ImageType,
-            _max: u64,
-        ) -> Result<UploadForm, ApiError> {
-            let fields = BTreeMap::from([
-                ("key".to_owned(), key.to_owned()),
-                ("Content-Type".to_owned(), image.mime().to_owned()),
-            ]);
-            Ok(UploadForm {
-                url: "https://s3.test/media".into(),
-                method: "POST",
-                fields,
-                expires_at: "later".into(),
-            })
-        }
-        async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, ApiError> {
-            Ok(self
-                .objects
-                .lock()
-                .unwrap()
-                .get(key)
-                .map(|(ct, b)| ObjectInfo {
-                    size: b.len() as u64,
-                    content_type: Some(ct.clone()),
-                }))
-        }
-        async fn first_bytes(&self, key: &str, n: u64) -> Result<Vec<u8>, ApiError> {
-            Ok(self
-                .objects
-                .lock()
-                .unwrap()
-                .get(key)
-                .map(|(_, b)| b.iter().take(n as usize).copied().collect())
-                .unwrap_or_default())
-        }
-        async fn delete(&self, key: &str) -> Result<(), ApiError> {
-            self.objects.lock().unwrap().remove(key);
-            Ok(())
-        }
-        async fn delete_prefix(&self, prefix: &str) -> Result<(), ApiError> {
-            self.objects
-                .lock()
-                .unwrap()
-                .retain(|k, _| !k.starts_with(prefix));
-            Ok(())
-        }
-        async fn view_url(&self, key: &str) -> Result<String, ApiError> {
-            Ok(format!("https://s3.test/media/{key}"))
-        }
-    }
+    pub use crate::avatar::MemoryMedia;
 
     pub async fn store_with(username: &str) -> (MemoryProfilesStore, Profile) {
         let store = MemoryProfilesStore::default();

@@ -1,0 +1,508 @@
+//! Media in S3: the types Shutter accepts (checked by their magic bytes, never by what a
+//! client declares), browser-style POST uploads signed with SigV4 so clients send bytes
+//! straight to S3 and S3 itself refuses a wrong type or size, and the S3 adapter the
+//! services read, write and delete objects with. moto does not enforce POST policies, so
+//! consumers check uploaded objects again (size and real type).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use aws_credential_types::provider::ProvideCredentials;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+use shutter_core::ApiError;
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(10 * 60);
+const VIEW_URL_TTL: Duration = Duration::from_secs(60 * 60);
+
+/// The media types Shutter stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MediaType {
+    #[serde(rename = "image/jpeg")]
+    Jpeg,
+    #[serde(rename = "image/png")]
+    Png,
+    #[serde(rename = "image/webp")]
+    Webp,
+    #[serde(rename = "video/mp4")]
+    Mp4,
+}
+
+impl MediaType {
+    pub const ALL: [Self; 4] = [Self::Jpeg, Self::Png, Self::Webp, Self::Mp4];
+
+    pub fn mime(self) -> &'static str {
+        match self {
+            Self::Jpeg => "image/jpeg",
+            Self::Png => "image/png",
+            Self::Webp => "image/webp",
+            Self::Mp4 => "video/mp4",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Jpeg => "jpg",
+            Self::Png => "png",
+            Self::Webp => "webp",
+            Self::Mp4 => "mp4",
+        }
+    }
+
+    pub fn is_image(self) -> bool {
+        self != Self::Mp4
+    }
+
+    pub fn from_mime(mime: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.mime().eq_ignore_ascii_case(mime.trim()))
+    }
+
+    /// The type the file's first bytes (16 are enough) say it is.
+    pub fn sniff(head: &[u8]) -> Option<Self> {
+        if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            Some(Self::Jpeg)
+        } else if head.starts_with(&[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]) {
+            Some(Self::Png)
+        } else if head.len() >= 12 && &head[0..4] == b"RIFF" && &head[8..12] == b"WEBP" {
+            Some(Self::Webp)
+        } else if head.len() >= 12 && &head[4..8] == b"ftyp" {
+            Some(Self::Mp4)
+        } else {
+            None
+        }
+    }
+}
+
+/// A pre-signed POST: the client sends `fields` plus `file` as multipart/form-data to `url`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct UploadForm {
+    pub url: String,
+    pub method: &'static str,
+    pub fields: BTreeMap<String, String>,
+    pub expires_at: String,
+}
+
+/// What S3 says of a stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub size: u64,
+    pub content_type: Option<String>,
+}
+
+#[async_trait]
+pub trait MediaStore: Send + Sync {
+    async fn presign_upload(
+        &self,
+        key: &str,
+        media_type: MediaType,
+        max_bytes: u64,
+    ) -> Result<UploadForm, ApiError>;
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, ApiError>;
+    async fn first_bytes(&self, key: &str, n: u64) -> Result<Vec<u8>, ApiError>;
+    /// The whole object, or `None` when it is gone.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, ApiError>;
+    async fn put(&self, key: &str, media_type: MediaType, bytes: Vec<u8>) -> Result<(), ApiError>;
+    async fn delete(&self, key: &str) -> Result<(), ApiError>;
+    async fn delete_prefix(&self, prefix: &str) -> Result<(), ApiError>;
+    /// A URL a client can fetch the object from.
+    async fn view_url(&self, key: &str) -> Result<String, ApiError>;
+}
+
+/// The S3 adapter.
+#[derive(Debug, Clone)]
+pub struct S3MediaStore {
+    pub client: aws_sdk_s3::Client,
+    pub config: shutter_store::SdkConfig,
+    pub bucket: String,
+}
+
+impl S3MediaStore {
+    pub fn from_env(config: &shutter_store::SdkConfig) -> Result<Self, shutter_store::ConfigError> {
+        // moto (and other local S3s) need path-style addressing.
+        let s3_config = aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(std::env::var("AWS_ENDPOINT_URL").is_ok())
+            .build();
+        Ok(Self {
+            client: aws_sdk_s3::Client::from_conf(s3_config),
+            config: config.clone(),
+            bucket: shutter_store::env("MEDIA_BUCKET")?,
+        })
+    }
+
+    fn bucket_url(&self, region: &str) -> String {
+        match std::env::var("AWS_ENDPOINT_URL") {
+            Ok(endpoint) => format!("{}/{}", endpoint.trim_end_matches('/'), self.bucket),
+            Err(_) => format!("https://{}.s3.{region}.amazonaws.com", self.bucket),
+        }
+    }
+}
+
+fn internal(e: impl std::error::Error + Send + Sync + 'static) -> ApiError {
+    ApiError::internal(e)
+}
+
+#[async_trait]
+impl MediaStore for S3MediaStore {
+    async fn presign_upload(
+        &self,
+        key: &str,
+        media_type: MediaType,
+        max_bytes: u64,
+    ) -> Result<UploadForm, ApiError> {
+        let region = self
+            .config
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "us-east-1".to_owned());
+        let provider = self.config.credentials_provider().ok_or_else(|| {
+            ApiError::internal(std::io::Error::other("no AWS credentials provider"))
+        })?;
+        let creds = provider.provide_credentials().await.map_err(internal)?;
+        let now = SystemTime::now();
+        let form = post_policy(&PolicyInput {
+            bucket: &self.bucket,
+            key,
+            content_type: media_type.mime(),
+            max_bytes,
+            region: &region,
+            access_key: creds.access_key_id(),
+            secret_key: creds.secret_access_key(),
+            session_token: creds.session_token(),
+            now,
+        })?;
+        Ok(UploadForm {
+            url: self.bucket_url(&region),
+            ..form
+        })
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, ApiError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(ObjectInfo {
+                size: out.content_length().unwrap_or(0).max(0) as u64,
+                content_type: out.content_type().map(str::to_owned),
+            })),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_not_found()) => Ok(None),
+            Err(e) => Err(internal(e)),
+        }
+    }
+
+    async fn first_bytes(&self, key: &str, n: u64) -> Result<Vec<u8>, ApiError> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes=0-{}", n.saturating_sub(1)))
+            .send()
+            .await
+            .map_err(internal)?;
+        let bytes = out.body.collect().await.map_err(internal)?.into_bytes();
+        Ok(bytes.iter().take(n as usize).copied().collect())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, ApiError> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(
+                out.body
+                    .collect()
+                    .await
+                    .map_err(internal)?
+                    .into_bytes()
+                    .to_vec(),
+            )),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_no_such_key()) => Ok(None),
+            Err(e) => Err(internal(e)),
+        }
+    }
+
+    async fn put(&self, key: &str, media_type: MediaType, bytes: Vec<u8>) -> Result<(), ApiError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(media_type.mime())
+            .body(bytes.into())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(internal)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), ApiError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(internal)
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<(), ApiError> {
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            for object in page.map_err(internal)?.contents() {
+                if let Some(key) = object.key() {
+                    self.delete(key).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn view_url(&self, key: &str) -> Result<String, ApiError> {
+        let presign =
+            aws_sdk_s3::presigning::PresigningConfig::expires_in(VIEW_URL_TTL).map_err(internal)?;
+        let req = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(presign)
+            .await
+            .map_err(internal)?;
+        Ok(req.uri().to_owned())
+    }
+}
+
+/// Inputs of an S3 POST policy.
+pub struct PolicyInput<'a> {
+    pub bucket: &'a str,
+    pub key: &'a str,
+    pub content_type: &'a str,
+    pub max_bytes: u64,
+    pub region: &'a str,
+    pub access_key: &'a str,
+    pub secret_key: &'a str,
+    pub session_token: Option<&'a str>,
+    pub now: SystemTime,
+}
+
+/// Builds and signs (SigV4) an S3 POST policy that allows exactly one key, one content
+/// type and at most `max_bytes`.
+pub fn post_policy(input: &PolicyInput<'_>) -> Result<UploadForm, ApiError> {
+    let now = OffsetDateTime::from(input.now);
+    let date = now
+        .format(format_description!("[year][month][day]"))
+        .map_err(internal)?;
+    let amz_date = now
+        .format(format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
+        .map_err(internal)?;
+    let expires = now + UPLOAD_URL_TTL;
+    let expiration = expires
+        .format(format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].000Z"
+        ))
+        .map_err(internal)?;
+    let credential = format!(
+        "{}/{date}/{}/s3/aws4_request",
+        input.access_key, input.region
+    );
+
+    let mut fields = BTreeMap::from([
+        ("key".to_owned(), input.key.to_owned()),
+        ("Content-Type".to_owned(), input.content_type.to_owned()),
+        ("x-amz-algorithm".to_owned(), "AWS4-HMAC-SHA256".to_owned()),
+        ("x-amz-credential".to_owned(), credential),
+        ("x-amz-date".to_owned(), amz_date),
+    ]);
+    if let Some(token) = input.session_token {
+        fields.insert("x-amz-security-token".to_owned(), token.to_owned());
+    }
+    let mut conditions = vec![
+        serde_json::json!({"bucket": input.bucket}),
+        serde_json::json!(["content-length-range", 1, input.max_bytes]),
+    ];
+    conditions.extend(fields.iter().map(|(k, v)| serde_json::json!({ k: v })));
+    let policy = serde_json::json!({"expiration": expiration, "conditions": conditions});
+    let policy_b64 = STANDARD.encode(policy.to_string());
+    let signing_key =
+        aws_sigv4::sign::v4::generate_signing_key(input.secret_key, input.now, input.region, "s3");
+    let signature = aws_sigv4::sign::v4::calculate_signature(signing_key, policy_b64.as_bytes());
+    fields.insert("policy".to_owned(), policy_b64);
+    fields.insert("x-amz-signature".to_owned(), signature);
+    Ok(UploadForm {
+        url: String::new(),
+        method: "POST",
+        fields,
+        expires_at: expires
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(internal)?,
+    })
+}
+
+/// Objects in memory, for unit tests: key -> (content type, bytes).
+#[derive(Debug, Default)]
+pub struct MemoryMedia {
+    pub objects: Mutex<HashMap<String, (String, Vec<u8>)>>,
+}
+
+impl MemoryMedia {
+    fn objects(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, HashMap<String, (String, Vec<u8>)>>, ApiError> {
+        self.objects
+            .lock()
+            .map_err(|_| ApiError::internal(std::io::Error::other("poisoned lock")))
+    }
+
+    /// Stores an object as a client upload would (test set-up).
+    pub fn upload(&self, key: &str, content_type: &str, bytes: Vec<u8>) {
+        if let Ok(mut objects) = self.objects() {
+            objects.insert(key.to_owned(), (content_type.to_owned(), bytes));
+        }
+    }
+}
+
+#[async_trait]
+impl MediaStore for MemoryMedia {
+    async fn presign_upload(
+        &self,
+        key: &str,
+        media_type: MediaType,
+        max_bytes: u64,
+    ) -> Result<UploadForm, ApiError> {
+        let fields = BTreeMap::from([
+            ("key".to_owned(), key.to_owned()),
+            ("Content-Type".to_owned(), media_type.mime().to_owned()),
+            ("max-bytes".to_owned(), max_bytes.to_string()),
+        ]);
+        Ok(UploadForm {
+            url: "https://s3.test/media".into(),
+            method: "POST",
+            fields,
+            expires_at: "later".into(),
+        })
+    }
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, ApiError> {
+        Ok(self.objects()?.get(key).map(|(ct, b)| ObjectInfo {
+            size: b.len() as u64,
+            content_type: Some(ct.clone()),
+        }))
+    }
+    async fn first_bytes(&self, key: &str, n: u64) -> Result<Vec<u8>, ApiError> {
+        Ok(self
+            .objects()?
+            .get(key)
+            .map(|(_, b)| b.iter().take(n as usize).copied().collect())
+            .unwrap_or_default())
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, ApiError> {
+        Ok(self.objects()?.get(key).map(|(_, b)| b.clone()))
+    }
+    async fn put(&self, key: &str, media_type: MediaType, bytes: Vec<u8>) -> Result<(), ApiError> {
+        self.objects()?
+            .insert(key.to_owned(), (media_type.mime().to_owned(), bytes));
+        Ok(())
+    }
+    async fn delete(&self, key: &str) -> Result<(), ApiError> {
+        self.objects()?.remove(key);
+        Ok(())
+    }
+    async fn delete_prefix(&self, prefix: &str) -> Result<(), ApiError> {
+        self.objects()?.retain(|k, _| !k.starts_with(prefix));
+        Ok(())
+    }
+    async fn view_url(&self, key: &str) -> Result<String, ApiError> {
+        Ok(format!("https://s3.test/media/{key}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_real_types_from_magic_bytes() {
+        assert_eq!(
+            MediaType::sniff(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0]),
+            Some(MediaType::Jpeg)
+        );
+        assert_eq!(
+            MediaType::sniff(b"\x89PNG\r\n\x1a\n\0\0"),
+            Some(MediaType::Png)
+        );
+        assert_eq!(
+            MediaType::sniff(b"RIFF\0\0\0\0WEBPVP8 "),
+            Some(MediaType::Webp)
+        );
+        assert_eq!(
+            MediaType::sniff(b"\0\0\0\x18ftypmp42"),
+            Some(MediaType::Mp4)
+        );
+        assert_eq!(MediaType::sniff(b"hello, I am text"), None);
+        assert_eq!(MediaType::sniff(b""), None);
+    }
+
+    #[test]
+    fn policies_pin_key_type_and_size_and_are_signed() {
+        let input = PolicyInput {
+            bucket: "media",
+            key: "avatars/u/1.png",
+            content_type: "image/png",
+            max_bytes: 5 * 1024 * 1024,
+            region: "us-east-1",
+            access_key: "AKIDEXAMPLE",
+            secret_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            session_token: None,
+            now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        };
+        let form = post_policy(&input).unwrap();
+        let policy: serde_json::Value =
+            serde_json::from_slice(&STANDARD.decode(&form.fields["policy"]).unwrap()).unwrap();
+        let conditions = policy["conditions"].as_array().unwrap();
+        assert!(conditions.contains(&serde_json::json!(["content-length-range", 1, 5_242_880])));
+        assert!(conditions.contains(&serde_json::json!({"key": "avatars/u/1.png"})));
+        assert!(conditions.contains(&serde_json::json!({"Content-Type": "image/png"})));
+        assert_eq!(policy["expiration"], "2023-11-14T22:23:20.000Z");
+        assert_eq!(
+            form.fields["x-amz-credential"],
+            "AKIDEXAMPLE/20231114/us-east-1/s3/aws4_request"
+        );
+        assert_eq!(form.fields["x-amz-signature"].len(), 64);
+        // Same input, same signature; another secret, another signature.
+        assert_eq!(
+            post_policy(&input).unwrap().fields["x-amz-signature"],
+            form.fields["x-amz-signature"]
+        );
+        let other = PolicyInput {
+            secret_key: "other",
+            ..input
+        };
+        assert_ne!(
+            post_policy(&other).unwrap().fields["x-amz-signature"],
+            form.fields["x-amz-signature"]
+        );
+    }
+}
