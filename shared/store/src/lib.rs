@@ -62,6 +62,13 @@ pub async fn secret_string(
     })
 }
 
+/// The signer of pagination cursors, its key read once at cold start from the secret
+/// named by `CURSOR_KEY_SECRET_ARN`.
+pub async fn cursor_signer(config: &SdkConfig) -> Result<shutter_core::CursorSigner, ConfigError> {
+    let key = secret_string(config, "CURSOR_KEY_SECRET_ARN").await?;
+    Ok(shutter_core::CursorSigner::new(key.into_bytes()))
+}
+
 /// One DynamoDB table of a service.
 #[derive(Debug, Clone)]
 pub struct Table {
