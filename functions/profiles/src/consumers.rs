@@ -102,7 +102,13 @@ pub async fn avatar_uploaded<S: ProfilesStore, M: MediaStore>(
             continue;
         };
         for record in &s3_event.records {
-            let Some(key) = record.s3.object.key.as_deref().map(decode_s3_key) else {
+            let Some(key) = record
+                .s3
+                .object
+                .key
+                .as_deref()
+                .map(shutter_media::decode_s3_key)
+            else {
                 continue;
             };
             if let Err(err) = verify_avatar(store, media, &key).await {
@@ -189,33 +195,6 @@ async fn verify_avatar<S: ProfilesStore, M: MediaStore>(
 
 fn file_of(key: &str) -> &str {
     key.rsplit('/').next().unwrap_or(key)
-}
-
-/// S3 notifications URL-encode keys (`+` for space).
-fn decode_s3_key(raw: &str) -> String {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(
-                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
-                    16,
-                ) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -422,11 +401,5 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(alice.user_id, "01JD00000000000000000USER1");
-    }
-
-    #[test]
-    fn s3_keys_are_url_decoded() {
-        assert_eq!(decode_s3_key("avatars/a+b%2Fc.png"), "avatars/a b/c.png");
-        assert_eq!(decode_s3_key("100%"), "100%");
     }
 }

@@ -80,6 +80,33 @@ impl MediaType {
     }
 }
 
+/// S3 notifications URL-encode keys (`+` for space).
+pub fn decode_s3_key(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                    16,
+                ) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// A pre-signed POST: the client sends `fields` plus `file` as multipart/form-data to `url`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UploadForm {
@@ -442,6 +469,12 @@ impl MediaStore for MemoryMedia {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notification_keys_are_url_decoded() {
+        assert_eq!(decode_s3_key("avatars/a+b%2Fc.png"), "avatars/a b/c.png");
+        assert_eq!(decode_s3_key("100%"), "100%");
+    }
 
     #[test]
     fn sniffs_real_types_from_magic_bytes() {

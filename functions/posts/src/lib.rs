@@ -1,0 +1,7 @@
+//! The posts service: posts with direct media uploads, media processing, author and
+//! hashtag lists, and the like and comment counters kept from engagement events.
+
+pub mod handlers;
+pub mod model;
+pub mod store;
+pub mod text;
