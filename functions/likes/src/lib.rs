@@ -20,11 +20,3 @@ pub const LIKES_TOPIC: &str = "shutter.likes";
 /// The directory consumer's name (consumer group, DLQ messages).
 pub const DIRECTORY_CONSUMER: &str = "likes-directory-events";
 
-/// The key that signs likers cursors, read once at cold start from the secret named by
-/// `CURSOR_KEY_SECRET_ARN`.
-pub async fn cursor_signer(
-    aws: &shutter_store::SdkConfig,
-) -> Result<shutter_core::CursorSigner, shutter_store::ConfigError> {
-    let key = shutter_store::secret_string(aws, "CURSOR_KEY_SECRET_ARN").await?;
-    Ok(shutter_core::CursorSigner::new(key.into_bytes()))
-}

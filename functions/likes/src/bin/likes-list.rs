@@ -8,7 +8,7 @@ async fn main() -> Result<(), shutter_http::lambda_http::Error> {
     shutter_http::init_tracing();
     let aws = shutter_store::aws_config().await;
     let table = Table::from_env(&aws, "LIKES_TABLE")?;
-    let signer = shutter_likes::cursor_signer(&aws).await?;
+    let signer = shutter_store::cursor_signer(&aws).await?;
     let dir = DynamoDirectory {
         table: table.clone(),
     };
