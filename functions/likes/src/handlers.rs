@@ -36,7 +36,7 @@ fn viewer(caller: &Caller) -> Viewer<'_> {
     description = "Idempotent: liking a post you already like changes nothing. Emits `LikeAdded` when the like is new.",
     params(("id" = String, Path, description = "The post id (a ULID)", pattern = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$")),
     responses(
-        (status = 200, description = "You like the post", body = LikeStatus, example = json!({"post_id": "01JD0000000000000000000POST", "liked": true})),
+        (status = 200, description = "You like the post", body = LikeStatus, example = json!({"post_id": "01JD0000000000000000PST001", "liked": true})),
         (status = 404, description = "No such published post, or one you may not see", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`concurrent_update`: the like kept changing meanwhile; retry", body = Problem, content_type = "application/problem+json")
     )
@@ -53,7 +53,7 @@ pub async fn like<D: Directory, S: LikesStore>(dir: &D, store: &S, req: Request)
     description = "Idempotent: unliking a post you do not like changes nothing. Emits `LikeRemoved` when a like existed. A like can always be taken back, even from a post you may no longer see.",
     params(("id" = String, Path, description = "The post id (a ULID)", pattern = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$")),
     responses(
-        (status = 200, description = "You do not like the post", body = LikeStatus, example = json!({"post_id": "01JD0000000000000000000POST", "liked": false})),
+        (status = 200, description = "You do not like the post", body = LikeStatus, example = json!({"post_id": "01JD0000000000000000PST001", "liked": false})),
         (status = 404, description = "No such published post, or one you may not see", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`concurrent_update`: the like kept changing meanwhile; retry", body = Problem, content_type = "application/problem+json")
     )

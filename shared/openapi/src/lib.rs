@@ -35,6 +35,9 @@ use utoipa::{Modify, OpenApi};
         shutter_profiles::handlers::get_my_profile,
         shutter_profiles::handlers::update_profile,
         shutter_profiles::handlers::avatar_upload,
+        shutter_likes::handlers::like,
+        shutter_likes::handlers::unlike,
+        shutter_likes::handlers::likers,
     ),
     components(schemas(shutter_core::Problem)),
     modifiers(&Conventions),
@@ -42,6 +45,7 @@ use utoipa::{Modify, OpenApi};
         (name = "auth", description = "Registration, login, token refresh and the signing keys"),
         (name = "users", description = "Your own account"),
         (name = "profiles", description = "Public profiles and avatars"),
+        (name = "likes", description = "Likes on posts and who likes a post"),
     )
 )]
 struct ApiDoc;
