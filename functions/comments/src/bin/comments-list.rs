@@ -1,0 +1,21 @@
+use shutter_comments::handlers::list_comments;
+use shutter_comments::store::dynamo::DynamoCommentsStore;
+use shutter_directory::DynamoDirectory;
+use shutter_store::Table;
+
+#[tokio::main]
+async fn main() -> Result<(), shutter_http::lambda_http::Error> {
+    shutter_http::init_tracing();
+    let aws = shutter_store::aws_config().await;
+    let table = Table::from_env(&aws, "COMMENTS_TABLE")?;
+    let store = DynamoCommentsStore {
+        table: table.clone(),
+    };
+    let directory = DynamoDirectory { table };
+    let signer = shutter_store::cursor_signer(&aws).await?;
+    shutter_http::run(
+        (store, directory, signer),
+        |(store, directory, signer), req| list_comments(store, directory, signer, req),
+    )
+    .await
+}
