@@ -1,0 +1,8 @@
+use shutter_posts::deps::endpoint_deps;
+use shutter_posts::handlers::posts_by_hashtag;
+
+#[tokio::main]
+async fn main() -> Result<(), shutter_http::lambda_http::Error> {
+    shutter_http::init_tracing();
+    shutter_http::run(endpoint_deps().await?, posts_by_hashtag).await
+}
