@@ -38,6 +38,12 @@ use utoipa::{Modify, OpenApi};
         shutter_likes::handlers::like,
         shutter_likes::handlers::unlike,
         shutter_likes::handlers::likers,
+        shutter_comments::handlers::create_comment,
+        shutter_comments::handlers::list_comments,
+        shutter_comments::handlers::edit_comment,
+        shutter_comments::handlers::delete_comment,
+        shutter_comments::handlers::like_comment,
+        shutter_comments::handlers::unlike_comment,
     ),
     components(schemas(shutter_core::Problem)),
     modifiers(&Conventions),
@@ -46,6 +52,7 @@ use utoipa::{Modify, OpenApi};
         (name = "users", description = "Your own account"),
         (name = "profiles", description = "Public profiles and avatars"),
         (name = "likes", description = "Likes on posts and who likes a post"),
+        (name = "comments", description = "Comments on posts, replies and comment likes"),
     )
 )]
 struct ApiDoc;
