@@ -19,4 +19,3 @@ pub const LIKES_TOPIC: &str = "shutter.likes";
 
 /// The directory consumer's name (consumer group, DLQ messages).
 pub const DIRECTORY_CONSUMER: &str = "likes-directory-events";
-
