@@ -72,28 +72,31 @@ async fn set_like<D: Directory, S: LikesStore>(
     let caller = Caller::from_request(&req)?;
     let post_id = post_id(&req)?;
     let correlation_id = req.correlation_id();
-    let mut author: Option<String> = None;
-    for _ in 0..MAX_ATTEMPTS {
+    let viewer = viewer(&caller);
+    let (mut current, author_id) = if liked {
+        // Both reads at once: a like needs the post visible whatever its state.
+        let (current, (post, _)) = futures::try_join!(
+            store.state(&post_id, &caller.user_id),
+            visible_post(dir, &post_id, viewer)
+        )?;
+        (current, post.author_id)
+    } else {
         let current = store.state(&post_id, &caller.user_id).await?;
-        let author_id = match (&author, current.as_ref()) {
-            (Some(a), _) => a.clone(),
+        let author_id = match &current {
             // One's own like may always be taken back.
-            (None, Some(c)) if !liked && c.liked => c.post_author_id.clone(),
-            (None, _) => {
-                visible_post(dir, &post_id, viewer(&caller))
-                    .await?
-                    .0
-                    .author_id
-            }
+            Some(c) if c.liked => c.post_author_id.clone(),
+            _ => visible_post(dir, &post_id, viewer).await?.0.author_id,
         };
-        author = Some(author_id.clone());
-        let request = LikeRequest {
-            post_id: &post_id,
-            post_author_id: &author_id,
-            user_id: &caller.user_id,
-            username: &caller.username,
-            liked,
-        };
+        (current, author_id)
+    };
+    let request = LikeRequest {
+        post_id: &post_id,
+        post_author_id: &author_id,
+        user_id: &caller.user_id,
+        username: &caller.username,
+        liked,
+    };
+    for _ in 0..MAX_ATTEMPTS {
         let Some(next) = transition(current.as_ref(), &request) else {
             return json(StatusCode::OK, &LikeStatus { post_id, liked });
         };
@@ -102,6 +105,8 @@ async fn set_like<D: Directory, S: LikesStore>(
             tracing::info!(post_id = %post_id, seq = next.seq, event_id = %event.id, liked, "like changed");
             return json(StatusCode::OK, &LikeStatus { post_id, liked });
         }
+        // A racing request changed the like: decide again on what it left.
+        current = store.state(&post_id, &caller.user_id).await?;
     }
     Err(ApiError::conflict(
         "concurrent_update",
