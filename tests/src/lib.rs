@@ -10,6 +10,15 @@ pub use devstack::Devstack;
 
 pub const PASSWORD: &str = "correct horse battery";
 
+/// A 1x1 PNG.
+pub const PNG: &[u8] = &[
+    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1F, 0x15, 0xC4,
+    0x89, 0x00, 0x00, 0x00, 0x0A, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9C, 0x63, 0x00, 0x01, 0x00, 0x00,
+    0x05, 0x00, 0x01, 0x0D, 0x0A, 0x2D, 0xB4, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4E, 0x44, 0xAE,
+    0x42, 0x60, 0x82,
+];
+
 /// The system under test and an HTTP client for it.
 pub struct TestApp {
     pub stack: Devstack,
@@ -145,6 +154,60 @@ impl TestApp {
                 .unwrap_or_default()
                 .to_owned(),
         }
+    }
+
+    /// Sends `bytes` with a pre-signed POST form (`{url, fields}`) as a browser would;
+    /// the status S3 answered.
+    pub async fn upload(&self, form: &Value, bytes: &[u8]) -> StatusCode {
+        let mut multipart = reqwest::multipart::Form::new();
+        for (k, v) in form["fields"].as_object().into_iter().flatten() {
+            multipart = multipart.text(k.clone(), v.as_str().unwrap_or_default().to_owned());
+        }
+        multipart = multipart.part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes.to_vec()).file_name("upload"),
+        );
+        self.http
+            .post(form["url"].as_str().unwrap_or_default())
+            .multipart(multipart)
+            .send()
+            .await
+            .expect("S3 answers")
+            .status()
+    }
+
+    /// Creates a post with one PNG, uploads it and waits until it is published; its id.
+    pub async fn published_post(&self, author: &User) -> String {
+        let created = self
+            .call(
+                Method::POST,
+                "/v1/posts",
+                Some(&author.access_token),
+                Some(json!({"caption": "a post #test", "media": [{"content_type": "image/png", "size": PNG.len()}]})),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        let id = created.body["post"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let status = self
+            .upload(&created.body["uploads"][0]["upload"], PNG)
+            .await;
+        assert!(status.is_success(), "S3 took the upload: {status}");
+        let path = format!("/v1/posts/{id}");
+        eventually(
+            "the post to be published",
+            Duration::from_secs(60),
+            || async {
+                let post = self
+                    .call(Method::GET, &path, Some(&author.access_token), None)
+                    .await;
+                (post.body["status"] == "published").then_some(())
+            },
+        )
+        .await;
+        id
     }
 
     /// A client for the local AWS (moto).

@@ -68,12 +68,24 @@ pub fn change_of(event: &Envelope) -> Result<Option<Change>, ApiError> {
     let bad = |e: shutter_events::DecodeError| ApiError::invalid("data", e.to_string());
     let like = |counted: bool| -> Result<Option<Change>, ApiError> {
         let f: LikeFacts = event.data().map_err(bad)?;
-        Ok(Some(Change { post_id: f.post_id, marker: format!("LIKE#{}", f.user_id), seq: f.seq, counted, counter: Counter::Likes }))
+        Ok(Some(Change {
+            post_id: f.post_id,
+            marker: format!("LIKE#{}", f.user_id),
+            seq: f.seq,
+            counted,
+            counter: Counter::Likes,
+        }))
     };
     // A comment is added once and deleted once: its sequence is 1 then 2.
     let comment = |seq: u64| -> Result<Option<Change>, ApiError> {
         let f: CommentFacts = event.data().map_err(bad)?;
-        Ok(Some(Change { post_id: f.post_id, marker: format!("COMMENT#{}", f.comment_id), seq, counted: seq == 1, counter: Counter::Comments }))
+        Ok(Some(Change {
+            post_id: f.post_id,
+            marker: format!("COMMENT#{}", f.comment_id),
+            seq,
+            counted: seq == 1,
+            counter: Counter::Comments,
+        }))
     };
     match event.event_type.as_str() {
         "LikeAdded" => like(true),
@@ -106,7 +118,10 @@ pub struct Marker {
 }
 
 /// The changes that apply over `stored`, and how each counter moves.
-pub fn plan(changes: &[Change], stored: &HashMap<String, Marker>) -> (Vec<Change>, HashMap<Counter, i64>) {
+pub fn plan(
+    changes: &[Change],
+    stored: &HashMap<String, Marker>,
+) -> (Vec<Change>, HashMap<Counter, i64>) {
     let mut applied = Vec::new();
     let mut deltas: HashMap<Counter, i64> = HashMap::new();
     for c in changes {
@@ -121,15 +136,30 @@ pub fn plan(changes: &[Change], stored: &HashMap<String, Marker>) -> (Vec<Change
     (applied, deltas)
 }
 
-async fn stored_markers(store: &PostsStore, post_id: &str, changes: &[Change]) -> Result<HashMap<String, Marker>, ApiError> {
-    let keys = changes.iter().map(|c| (post_pk(post_id), c.marker.clone())).collect();
+async fn stored_markers(
+    store: &PostsStore,
+    post_id: &str,
+    changes: &[Change],
+) -> Result<HashMap<String, Marker>, ApiError> {
+    let keys = changes
+        .iter()
+        .map(|c| (post_pk(post_id), c.marker.clone()))
+        .collect();
     let mut out = HashMap::new();
     for item in store.batch_get(keys).await? {
-        let (Some(AttributeValue::S(sk)), Some(AttributeValue::N(seq))) = (item.get("sk"), item.get("seq")) else {
+        let (Some(AttributeValue::S(sk)), Some(AttributeValue::N(seq))) =
+            (item.get("sk"), item.get("seq"))
+        else {
             continue;
         };
         let counted = matches!(item.get("counted"), Some(AttributeValue::Bool(true)));
-        out.insert(sk.clone(), Marker { seq: seq.parse().unwrap_or(0), counted });
+        out.insert(
+            sk.clone(),
+            Marker {
+                seq: seq.parse().unwrap_or(0),
+                counted,
+            },
+        );
     }
     Ok(out)
 }
@@ -139,7 +169,11 @@ fn internal(e: impl std::error::Error + Send + Sync + 'static) -> ApiError {
 }
 
 /// Applies one post's changes: markers and counters together, 99 markers a transaction.
-async fn apply_post(store: &PostsStore, post_id: &str, changes: Vec<Change>) -> Result<(), ApiError> {
+async fn apply_post(
+    store: &PostsStore,
+    post_id: &str,
+    changes: Vec<Change>,
+) -> Result<(), ApiError> {
     let changes = latest_per_marker(changes);
     for chunk in changes.chunks(99) {
         let mut attempts = 0;
@@ -159,10 +193,16 @@ async fn apply_post(store: &PostsStore, post_id: &str, changes: Vec<Change>) -> 
                     .item("seq", n(c.seq))
                     .item("counted", AttributeValue::Bool(c.counted));
                 put = match stored.get(&c.marker) {
-                    Some(m) => put.condition_expression("seq = :old").expression_attribute_values(":old", n(m.seq)),
+                    Some(m) => put
+                        .condition_expression("seq = :old")
+                        .expression_attribute_values(":old", n(m.seq)),
                     None => put.condition_expression("attribute_not_exists(pk)"),
                 };
-                items.push(TransactWriteItem::builder().put(put.build().map_err(internal)?).build());
+                items.push(
+                    TransactWriteItem::builder()
+                        .put(put.build().map_err(internal)?)
+                        .build(),
+                );
             }
             let mut adds = Vec::new();
             let mut update = Update::builder()
@@ -175,7 +215,10 @@ async fn apply_post(store: &PostsStore, post_id: &str, changes: Vec<Change>) -> 
                 update = update.expression_attribute_values(format!(":d{i}"), n(delta));
             }
             if !adds.is_empty() {
-                let update = update.update_expression(format!("ADD {}", adds.join(", "))).build().map_err(internal)?;
+                let update = update
+                    .update_expression(format!("ADD {}", adds.join(", ")))
+                    .build()
+                    .map_err(internal)?;
                 items.push(TransactWriteItem::builder().update(update).build());
             }
             match store.transact_raw(items).await {
@@ -185,8 +228,16 @@ async fn apply_post(store: &PostsStore, post_id: &str, changes: Vec<Change>) -> 
                     tracing::info!(post_id, "engagement for a deleted post ignored");
                     return Ok(());
                 }
-                Err(reasons) if attempts < 5 && reasons.iter().any(|r| r == "ConditionalCheckFailed") => continue,
-                Err(_) => return Err(ApiError::internal(std::io::Error::other("counter transaction failed"))),
+                Err(reasons)
+                    if attempts < 5 && reasons.iter().any(|r| r == "ConditionalCheckFailed") =>
+                {
+                    continue;
+                }
+                Err(_) => {
+                    return Err(ApiError::internal(std::io::Error::other(
+                        "counter transaction failed",
+                    )));
+                }
             }
         }
     }
@@ -224,7 +275,10 @@ pub async fn posts_events<M: MediaStore, D: Directory, Q: PoisonQueue>(
         };
         let result = match change_of(&envelope) {
             Ok(Some(change)) => {
-                engagement.entry(change.post_id.clone()).or_default().push(change);
+                engagement
+                    .entry(change.post_id.clone())
+                    .or_default()
+                    .push(change);
                 Ok(())
             }
             Ok(None) => apply_other(store, media, directory, &envelope).await,
@@ -235,7 +289,13 @@ pub async fn posts_events<M: MediaStore, D: Directory, Q: PoisonQueue>(
                 return Err(err);
             }
             tracing::error!(position = %record.position, event_id = %envelope.id, error = %err, "poison event sent to the DLQ");
-            poison.send(&record.position, &err.to_string(), &serde_json::to_string(&envelope).unwrap_or_default()).await?;
+            poison
+                .send(
+                    &record.position,
+                    &err.to_string(),
+                    &serde_json::to_string(&envelope).unwrap_or_default(),
+                )
+                .await?;
         }
     }
     for (post_id, changes) in engagement {
@@ -244,14 +304,23 @@ pub async fn posts_events<M: MediaStore, D: Directory, Q: PoisonQueue>(
     Ok(())
 }
 
-async fn apply_other<M: MediaStore, D: Directory>(store: &PostsStore, media: &M, directory: &D, envelope: &Envelope) -> Result<(), ApiError> {
+async fn apply_other<M: MediaStore, D: Directory>(
+    store: &PostsStore,
+    media: &M,
+    directory: &D,
+    envelope: &Envelope,
+) -> Result<(), ApiError> {
     let bad = |e: shutter_events::DecodeError| ApiError::invalid("data", e.to_string());
     match envelope.event_type.as_str() {
         "PostDeleted" => {
             let d: Deleted = envelope.data().map_err(bad)?;
             // Safe to repeat: deleting what is gone is a no-op.
-            media.delete_prefix(&format!("post-media/{}/", d.post_id)).await?;
-            media.delete_prefix(&format!("post-uploads/{}/{}/", d.author_id, d.post_id)).await
+            media
+                .delete_prefix(&format!("post-media/{}/", d.post_id))
+                .await?;
+            media
+                .delete_prefix(&format!("post-uploads/{}/{}/", d.author_id, d.post_id))
+                .await
         }
         "UserDeleted" => {
             directory.apply(envelope).await?;
@@ -263,17 +332,33 @@ async fn apply_other<M: MediaStore, D: Directory>(store: &PostsStore, media: &M,
 }
 
 /// Deletes every post of a deleted account, each with its `PostDeleted`.
-async fn delete_posts_of(store: &PostsStore, user_id: &str, cause: &Envelope) -> Result<(), ApiError> {
+async fn delete_posts_of(
+    store: &PostsStore,
+    user_id: &str,
+    cause: &Envelope,
+) -> Result<(), ApiError> {
     loop {
-        let (items, _) = store.index_page(&format!("AUTHOR#{user_id}"), 25, None).await?;
+        let (items, _) = store
+            .index_page(&format!("AUTHOR#{user_id}"), 25, None)
+            .await?;
         if items.is_empty() {
             return Ok(());
         }
         for item in items {
-            let Some(AttributeValue::S(post_id)) = item.get("post_id") else { continue };
-            let Some(post) = store.get(post_id).await? else { continue };
+            let Some(AttributeValue::S(post_id)) = item.get("post_id") else {
+                continue;
+            };
+            let Some(post) = store.get(post_id).await? else {
+                continue;
+            };
             let data = serde_json::json!({"post_id": post.id, "author_id": post.author_id, "deleted_by": user_id});
-            let event = Envelope::new("PostDeleted", &post.id, Some(user_id), &cause.correlation_id, &data);
+            let event = Envelope::new(
+                "PostDeleted",
+                &post.id,
+                Some(user_id),
+                &cause.correlation_id,
+                &data,
+            );
             match store.delete_post(&post, &event).await {
                 Ok(()) | Err(ApiError::Conflict { .. }) => {}
                 Err(e) => return Err(e),
@@ -288,25 +373,54 @@ mod tests {
     use super::*;
 
     fn like(user: &str, seq: u64) -> Change {
-        Change { post_id: "p".into(), marker: format!("LIKE#{user}"), seq, counted: seq % 2 == 1, counter: Counter::Likes }
+        Change {
+            post_id: "p".into(),
+            marker: format!("LIKE#{user}"),
+            seq,
+            counted: seq % 2 == 1,
+            counter: Counter::Likes,
+        }
     }
 
     #[test]
     fn duplicates_and_replays_move_a_counter_once() {
-        let batch = latest_per_marker(vec![like("a", 1), like("a", 1), like("b", 1), like("c", 1), like("c", 2)]);
+        let batch = latest_per_marker(vec![
+            like("a", 1),
+            like("a", 1),
+            like("b", 1),
+            like("c", 1),
+            like("c", 2),
+        ]);
         let (applied, deltas) = plan(&batch, &HashMap::new());
         assert_eq!(applied.len(), 3);
         // a and b like; c liked then unliked: +2.
         assert_eq!(deltas[&Counter::Likes], 2);
         // The same batch again, over what it stored: nothing moves.
-        let stored = applied.iter().map(|c| (c.marker.clone(), Marker { seq: c.seq, counted: c.counted })).collect();
+        let stored = applied
+            .iter()
+            .map(|c| {
+                (
+                    c.marker.clone(),
+                    Marker {
+                        seq: c.seq,
+                        counted: c.counted,
+                    },
+                )
+            })
+            .collect();
         let (again, _) = plan(&batch, &stored);
         assert!(again.is_empty());
     }
 
     #[test]
     fn an_older_change_never_undoes_a_newer_one() {
-        let stored = HashMap::from([("LIKE#a".to_owned(), Marker { seq: 2, counted: false })]);
+        let stored = HashMap::from([(
+            "LIKE#a".to_owned(),
+            Marker {
+                seq: 2,
+                counted: false,
+            },
+        )]);
         let (applied, _) = plan(&[like("a", 1)], &stored);
         assert!(applied.is_empty());
         let (applied, deltas) = plan(&[like("a", 3)], &stored);
@@ -315,22 +429,49 @@ mod tests {
 
     #[test]
     fn comments_count_once_and_uncount_once() {
-        let added = Envelope::new("CommentAdded", "p", None, "c", &serde_json::json!({"post_id": "p", "comment_id": "k", "author_id": "u"}));
-        let deleted = Envelope::new("CommentDeleted", "p", None, "c", &serde_json::json!({"post_id": "p", "comment_id": "k", "author_id": "u"}));
+        let added = Envelope::new(
+            "CommentAdded",
+            "p",
+            None,
+            "c",
+            &serde_json::json!({"post_id": "p", "comment_id": "k", "author_id": "u"}),
+        );
+        let deleted = Envelope::new(
+            "CommentDeleted",
+            "p",
+            None,
+            "c",
+            &serde_json::json!({"post_id": "p", "comment_id": "k", "author_id": "u"}),
+        );
         let a = change_of(&added).unwrap().unwrap();
         let d = change_of(&deleted).unwrap().unwrap();
-        let (_, deltas) = plan(&latest_per_marker(vec![a.clone(), a.clone()]), &HashMap::new());
+        let (_, deltas) = plan(
+            &latest_per_marker(vec![a.clone(), a.clone()]),
+            &HashMap::new(),
+        );
         assert_eq!(deltas[&Counter::Comments], 1);
         // Deleted before its add was seen (or with it): never counted.
         let (_, deltas) = plan(&latest_per_marker(vec![d.clone(), a]), &HashMap::new());
         assert_eq!(deltas[&Counter::Comments], 0);
-        let stored = HashMap::from([("COMMENT#k".to_owned(), Marker { seq: 1, counted: true })]);
+        let stored = HashMap::from([(
+            "COMMENT#k".to_owned(),
+            Marker {
+                seq: 1,
+                counted: true,
+            },
+        )]);
         assert_eq!(plan(&[d], &stored).1[&Counter::Comments], -1);
     }
 
     #[test]
     fn malformed_engagement_is_a_4xx_poison() {
-        let bad = Envelope::new("LikeAdded", "p", None, "c", &serde_json::json!({"post_id": "p"}));
+        let bad = Envelope::new(
+            "LikeAdded",
+            "p",
+            None,
+            "c",
+            &serde_json::json!({"post_id": "p"}),
+        );
         assert!(!change_of(&bad).unwrap_err().is_retryable());
         let other = Envelope::new("PostCreated", "p", None, "c", &serde_json::json!({}));
         assert_eq!(change_of(&other).unwrap(), None);

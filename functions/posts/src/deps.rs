@@ -8,11 +8,14 @@ use crate::handlers::Posts;
 use crate::store::PostsStore;
 
 /// The posts table, media bucket, directory and cursor signer, from the environment.
-pub async fn endpoint_deps() -> Result<Posts<S3MediaStore, DynamoDirectory>, shutter_store::ConfigError> {
+pub async fn endpoint_deps()
+-> Result<Posts<S3MediaStore, DynamoDirectory>, shutter_store::ConfigError> {
     let aws = shutter_store::aws_config().await;
     let table = Table::from_env(&aws, "POSTS_TABLE")?;
     Ok(Posts {
-        store: PostsStore { table: table.clone() },
+        store: PostsStore {
+            table: table.clone(),
+        },
         media: S3MediaStore::from_env(&aws)?,
         directory: DynamoDirectory { table },
         cursors: shutter_store::cursor_signer(&aws).await?,

@@ -34,22 +34,43 @@ pub struct Refusal(pub String);
 /// Checks `bytes` against what was declared and makes its renditions.
 pub fn process(bytes: &[u8], declared: MediaType) -> Result<Renditions, Refusal> {
     if bytes.is_empty() || bytes.len() as u64 > max_bytes(declared) {
-        return Err(Refusal(format!("size {} is not within 1..={} bytes", bytes.len(), max_bytes(declared))));
+        return Err(Refusal(format!(
+            "size {} is not within 1..={} bytes",
+            bytes.len(),
+            max_bytes(declared)
+        )));
     }
     let real = MediaType::sniff(&bytes[..bytes.len().min(16)]);
     if real != Some(declared) {
-        return Err(Refusal(format!("declared {} but the file is {}", declared.mime(), real.map_or("of an unknown type", MediaType::mime))));
+        return Err(Refusal(format!(
+            "declared {} but the file is {}",
+            declared.mime(),
+            real.map_or("of an unknown type", MediaType::mime)
+        )));
     }
     if !declared.is_image() {
         // Videos are stored as uploaded; transcoding and poster frames need a media
         // service (e.g. MediaConvert), not a Lambda.
-        return Ok(Renditions { media_type: declared, display: bytes.to_vec(), thumbnail: None });
+        return Ok(Renditions {
+            media_type: declared,
+            display: bytes.to_vec(),
+            thumbnail: None,
+        });
     }
-    let image = upright_pixels(bytes, declared).map_err(|e| Refusal(format!("not a readable image: {e}")))?;
+    let image = upright_pixels(bytes, declared)
+        .map_err(|e| Refusal(format!("not a readable image: {e}")))?;
     // WebP is re-encoded as PNG: the image crate writes lossless WebP only.
-    let out_type = if declared == MediaType::Jpeg { MediaType::Jpeg } else { MediaType::Png };
+    let out_type = if declared == MediaType::Jpeg {
+        MediaType::Jpeg
+    } else {
+        MediaType::Png
+    };
     let display = if image.width() > DISPLAY_WIDTH {
-        image.resize(DISPLAY_WIDTH, u32::MAX, image::imageops::FilterType::Triangle)
+        image.resize(
+            DISPLAY_WIDTH,
+            u32::MAX,
+            image::imageops::FilterType::Triangle,
+        )
     } else {
         image.clone()
     };
@@ -97,7 +118,13 @@ fn encode(image: &DynamicImage, media_type: MediaType) -> Result<Vec<u8>, image:
 /// `post-uploads/<author>/<post>/<media>.<ext>` -> (author, post, media).
 fn parse_upload_key(key: &str) -> Option<(&str, &str, &str)> {
     let mut parts = key.split('/');
-    match (parts.next(), parts.next(), parts.next(), parts.next(), parts.next()) {
+    match (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) {
         (Some("post-uploads"), Some(author), Some(post), Some(file), None) => {
             Some((author, post, file.split('.').next().unwrap_or(file)))
         }
@@ -108,7 +135,11 @@ fn parse_upload_key(key: &str) -> Option<(&str, &str, &str)> {
 /// The SQS consumer: only messages that failed for a retryable reason are reported, so
 /// the rest of the batch is not processed again; after three failures a message goes to
 /// the queue's DLQ.
-pub async fn media_uploaded<M: MediaStore>(store: &PostsStore, media: &M, event: &SqsEvent) -> SqsBatchResponse {
+pub async fn media_uploaded<M: MediaStore>(
+    store: &PostsStore,
+    media: &M,
+    event: &SqsEvent,
+) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     for message in &event.records {
         let id = message.message_id.clone().unwrap_or_default();
@@ -119,7 +150,13 @@ pub async fn media_uploaded<M: MediaStore>(store: &PostsStore, media: &M, event:
             continue;
         };
         for record in &s3_event.records {
-            let Some(key) = record.s3.object.key.as_deref().map(shutter_media::decode_s3_key) else {
+            let Some(key) = record
+                .s3
+                .object
+                .key
+                .as_deref()
+                .map(shutter_media::decode_s3_key)
+            else {
                 continue;
             };
             if let Err(err) = settle_upload(store, media, &key).await {
@@ -134,15 +171,26 @@ pub async fn media_uploaded<M: MediaStore>(store: &PostsStore, media: &M, event:
     response
 }
 
-async fn settle_upload<M: MediaStore>(store: &PostsStore, media: &M, key: &str) -> Result<(), ApiError> {
+async fn settle_upload<M: MediaStore>(
+    store: &PostsStore,
+    media: &M,
+    key: &str,
+) -> Result<(), ApiError> {
     let Some((author, post_id, media_id)) = parse_upload_key(key) else {
-        tracing::warn!(key, "object outside post-uploads/<author>/<post>/<media>; deleted");
+        tracing::warn!(
+            key,
+            "object outside post-uploads/<author>/<post>/<media>; deleted"
+        );
         return media.delete(key).await;
     };
     let Some(post) = store.get(post_id).await? else {
         return media.delete(key).await;
     };
-    let Some(item) = post.media.iter().find(|m| m.id == media_id && post.author_id == author && m.upload_key == key) else {
+    let Some(item) = post
+        .media
+        .iter()
+        .find(|m| m.id == media_id && post.author_id == author && m.upload_key == key)
+    else {
         return media.delete(key).await;
     };
     if item.status != MediaStatus::Pending {
@@ -157,7 +205,9 @@ async fn settle_upload<M: MediaStore>(store: &PostsStore, media: &M, key: &str) 
     if let Ok(r) = &outcome {
         let base = format!("post-media/{post_id}/{media_id}");
         let display_key = format!("{base}/display.{}", r.media_type.extension());
-        media.put(&display_key, r.media_type, r.display.clone()).await?;
+        media
+            .put(&display_key, r.media_type, r.display.clone())
+            .await?;
         if let Some(thumb) = &r.thumbnail {
             let thumb_key = format!("{base}/thumbnail.{}", r.media_type.extension());
             media.put(&thumb_key, r.media_type, thumb.clone()).await?;
@@ -228,15 +278,18 @@ async fn settle(
             Err(e) => return Err(e),
         }
     }
-    Err(ApiError::internal(std::io::Error::other("the post kept changing")))
+    Err(ApiError::internal(std::io::Error::other(
+        "the post kept changing",
+    )))
 }
 
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
+/// Test material for this crate's and the end-to-end tests.
+#[cfg(any(test, feature = "test-support"))]
+pub mod fixtures {
     use super::*;
 
     /// A JPEG with an EXIF block carrying GPS coordinates and orientation 6 (rotate 90°).
+    #[allow(clippy::unwrap_used)]
     pub fn jpeg_with_gps(width: u32, height: u32) -> Vec<u8> {
         let image = DynamicImage::ImageRgb8(image::RgbImage::from_fn(width, height, |x, _| {
             image::Rgb([(x % 255) as u8, 100, 150])
@@ -261,16 +314,31 @@ mod tests {
         out.extend_from_slice(&plain[2..]);
         out
     }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::fixtures::jpeg_with_gps;
+    use super::*;
 
     fn has_exif(bytes: &[u8]) -> bool {
-        exif::Reader::new().read_from_container(&mut Cursor::new(bytes)).is_ok()
+        exif::Reader::new()
+            .read_from_container(&mut Cursor::new(bytes))
+            .is_ok()
     }
 
     #[test]
     fn images_lose_their_metadata_and_get_a_display_size_and_a_thumbnail() {
         let upload = jpeg_with_gps(1600, 1200);
-        let exif = exif::Reader::new().read_from_container(&mut Cursor::new(&upload)).unwrap();
-        assert!(exif.get_field(exif::Tag::GPSLatitudeRef, exif::In::PRIMARY).is_some(), "the fixture has GPS data");
+        let exif = exif::Reader::new()
+            .read_from_container(&mut Cursor::new(&upload))
+            .unwrap();
+        assert!(
+            exif.get_field(exif::Tag::GPSLatitudeRef, exif::In::PRIMARY)
+                .is_some(),
+            "the fixture has GPS data"
+        );
         let r = process(&upload, MediaType::Jpeg).unwrap();
         assert!(!has_exif(&r.display) && !has_exif(r.thumbnail.as_ref().unwrap()));
         let display = image::load_from_memory(&r.display).unwrap();
@@ -289,13 +357,21 @@ mod tests {
         // Right magic bytes, broken body.
         let mut broken = b"\x89PNG\r\n\x1a\n".to_vec();
         broken.extend_from_slice(&[0; 64]);
-        assert!(process(&broken, MediaType::Png).unwrap_err().0.contains("not a readable image"));
+        assert!(
+            process(&broken, MediaType::Png)
+                .unwrap_err()
+                .0
+                .contains("not a readable image")
+        );
         assert!(process(&[], MediaType::Png).is_err());
     }
 
     #[test]
     fn upload_keys_name_author_post_and_media() {
-        assert_eq!(parse_upload_key("post-uploads/u/p/m.jpg"), Some(("u", "p", "m")));
+        assert_eq!(
+            parse_upload_key("post-uploads/u/p/m.jpg"),
+            Some(("u", "p", "m"))
+        );
         assert_eq!(parse_upload_key("post-uploads/u/p/x/m.jpg"), None);
         assert_eq!(parse_upload_key("avatars/u/m.jpg"), None);
     }

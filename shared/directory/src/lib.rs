@@ -199,21 +199,15 @@ impl DynamoDirectory {
         let condition = if only_new {
             "attribute_not_exists(pk)"
         } else {
-            "attribute_not_exists(pk) OR deleted <> :yes"
+            "attribute_not_exists(pk) OR attribute_not_exists(deleted)"
         };
-        let mut req = self
+        let req = self
             .table
             .client
             .put_item()
             .table_name(&self.table.name)
             .set_item(Some(item))
             .condition_expression(condition);
-        if !only_new {
-            req = req.expression_attribute_values(
-                ":yes",
-                shutter_store::dynamodb::types::AttributeValue::Bool(true),
-            );
-        }
         match req.send().await {
             Ok(_) => Ok(()),
             // Already there (or deleted): applying the event again changes nothing.

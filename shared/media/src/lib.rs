@@ -389,16 +389,17 @@ pub fn post_policy(input: &PolicyInput<'_>) -> Result<UploadForm, ApiError> {
     })
 }
 
-/// Objects in memory, for unit tests: key -> (content type, bytes).
+/// Stored objects: key -> (content type, bytes).
+type Objects = HashMap<String, (String, Vec<u8>)>;
+
+/// Objects in memory, for unit tests.
 #[derive(Debug, Default)]
 pub struct MemoryMedia {
-    pub objects: Mutex<HashMap<String, (String, Vec<u8>)>>,
+    pub objects: Mutex<Objects>,
 }
 
 impl MemoryMedia {
-    fn objects(
-        &self,
-    ) -> Result<std::sync::MutexGuard<'_, HashMap<String, (String, Vec<u8>)>>, ApiError> {
+    fn objects(&self) -> Result<std::sync::MutexGuard<'_, Objects>, ApiError> {
         self.objects
             .lock()
             .map_err(|_| ApiError::internal(std::io::Error::other("poisoned lock")))

@@ -1,0 +1,447 @@
+//! Posts through the devstack: create with two uploads (a real JPEG carrying GPS data, a
+//! text file passed off as a PNG), processing, publication, lists by author and hashtag,
+//! edits with optimistic concurrency, idempotent creates, privacy and deletion.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::Cursor;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use shutter_e2e::{TestApp, User, eventually};
+use shutter_posts::media::fixtures::jpeg_with_gps;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn posts_user_stories() {
+    let app = TestApp::spawn().await;
+    let author = app.user("poster").await;
+    let other = app.user("onlooker").await;
+    let post = media_is_checked_stripped_and_published(&app, &author, &other).await;
+    bad_creates_change_nothing(&app, &author).await;
+    retried_creates_return_the_same_post(&app, &author).await;
+    edits_are_the_authors_and_version_checked(&app, &author, &other, &post).await;
+    lists_page_newest_first(&app, &author, &other).await;
+    private_accounts_hide_their_posts(&app, &other).await;
+    deletion_is_the_authors_or_staffs(&app, &author, &other, &post).await;
+    app.stack.stop().await;
+}
+
+async fn get(app: &TestApp, user: &User, path: &str) -> shutter_e2e::Answer {
+    app.call(Method::GET, path, Some(&user.access_token), None)
+        .await
+}
+
+async fn media_is_checked_stripped_and_published(
+    app: &TestApp,
+    author: &User,
+    other: &User,
+) -> String {
+    // Mentions resolve against the posts service's copy of the users, kept from their
+    // registration events: wait until it knows the one mentioned.
+    eventually("the posts service to know onlooker", WAIT, || async {
+        (get(app, author, "/v1/users/onlooker/posts").await.status == StatusCode::OK).then_some(())
+    })
+    .await;
+    let jpeg = jpeg_with_gps(1600, 1200);
+    let fake_png = b"I am a text file, renamed to look like a .png".to_vec();
+    let created = app
+        .call(
+            Method::POST,
+            "/v1/posts",
+            Some(&author.access_token),
+            Some(json!({"caption": "Sunset at the #Beach with @onlooker and @nobody_here", "location": "Lisbon",
+                "media": [{"content_type": "image/jpeg", "size": jpeg.len()}, {"content_type": "image/png", "size": fake_png.len()}]})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let post = &created.body["post"];
+    let id = post["id"].as_str().unwrap().to_owned();
+    assert_eq!(post["status"], "pending");
+    assert_eq!(post["hashtags"], json!(["beach"]));
+    // A mention of a missing user stays text only.
+    assert_eq!(
+        post["mentions"],
+        json!([{"user_id": other.id, "username": "onlooker"}])
+    );
+    assert_eq!(created.body["uploads"].as_array().unwrap().len(), 2);
+    // Pending posts are the author's alone.
+    assert_eq!(
+        get(app, other, &format!("/v1/posts/{id}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let uploads = created.body["uploads"].as_array().unwrap();
+    assert!(app.upload(&uploads[0]["upload"], &jpeg).await.is_success());
+    assert!(
+        app.upload(&uploads[1]["upload"], &fake_png)
+            .await
+            .is_success()
+    );
+    let published = eventually("the post to be published", WAIT, || async {
+        let answer = get(app, author, &format!("/v1/posts/{id}")).await;
+        (answer.body["status"] == "published").then_some(answer.body)
+    })
+    .await;
+    let media = published["media"].as_array().unwrap();
+    assert_eq!(
+        (media[0]["status"].as_str(), media[1]["status"].as_str()),
+        (Some("ready"), Some("rejected"))
+    );
+    assert!(media[1]["url"].is_null());
+
+    // What is served has no metadata, is upright and has a thumbnail.
+    let display = app
+        .http
+        .get(media[0]["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let thumbnail = app
+        .http
+        .get(media[0]["thumbnail_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    for served in [&display, &thumbnail] {
+        assert_eq!(&served[..3], &[0xFF, 0xD8, 0xFF], "a JPEG");
+        assert!(
+            exif::Reader::new()
+                .read_from_container(&mut Cursor::new(&served[..]))
+                .is_err(),
+            "no EXIF left"
+        );
+        assert!(!served.windows(4).any(|w| w == b"Exif"));
+    }
+    assert!(thumbnail.len() < display.len());
+    // The uploads themselves (GPS included) are gone from the bucket.
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&app.aws().await)
+            .force_path_style(true)
+            .build(),
+    );
+    let left = s3
+        .list_objects_v2()
+        .bucket(app.stack.bucket_name("MediaBucket"))
+        .prefix(format!("post-uploads/{}/{id}/", author.id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.key_count(), Some(0));
+
+    // Now others see it, with its counters.
+    let seen = get(app, other, &format!("/v1/posts/{id}")).await;
+    assert_eq!(seen.status, StatusCode::OK, "{:?}", seen.body);
+    assert_eq!(
+        (
+            seen.body["like_count"].as_i64(),
+            seen.body["liked_by_me"].as_bool()
+        ),
+        (Some(0), Some(false))
+    );
+    assert_eq!(seen.body["author"]["username"], "poster");
+    id
+}
+
+async fn bad_creates_change_nothing(app: &TestApp, author: &User) {
+    let cases = [
+        (json!({"caption": "x", "media": []}), "media"),
+        (
+            json!({"caption": "x", "media": [{"content_type": "image/gif", "size": 10}]}),
+            "media[0].content_type",
+        ),
+        (
+            json!({"caption": "x", "media": [{"content_type": "image/png", "size": 10 * 1024 * 1024 + 1}]}),
+            "media[0].size",
+        ),
+        (
+            json!({"caption": "x".repeat(2201), "media": [{"content_type": "image/png", "size": 10}]}),
+            "caption",
+        ),
+        (
+            json!({"caption": 5, "media": [{"content_type": "image/png", "size": 10}]}),
+            "caption",
+        ),
+    ];
+    for (body, field) in cases {
+        let answer = app
+            .call(
+                Method::POST,
+                "/v1/posts",
+                Some(&author.access_token),
+                Some(body),
+            )
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{field}: {:?}",
+            answer.body
+        );
+        assert_eq!(answer.body["field"], field);
+    }
+    let page = get(app, author, "/v1/users/poster/posts").await;
+    assert_eq!(
+        page.body["items"].as_array().unwrap().len(),
+        1,
+        "only the first post exists"
+    );
+    let bad_id = get(app, author, "/v1/posts/not-a-ulid").await;
+    assert_eq!(
+        (bad_id.status, bad_id.body["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("id"))
+    );
+    let no_token = app
+        .call(Method::POST, "/v1/posts", None, Some(json!({})))
+        .await;
+    assert_eq!(no_token.status, StatusCode::UNAUTHORIZED);
+}
+
+async fn create_with_key(app: &TestApp, user: &User, key: &str, body: &Value) -> reqwest::Response {
+    app.http
+        .post(app.url("/v1/posts"))
+        .bearer_auth(&user.access_token)
+        .header("idempotency-key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn retried_creates_return_the_same_post(app: &TestApp, author: &User) {
+    let body =
+        json!({"caption": "once #only", "media": [{"content_type": "image/png", "size": 67}]});
+    let first = create_with_key(app, author, "retry-1", &body).await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.unwrap();
+    let again = create_with_key(app, author, "retry-1", &body).await;
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["post"]["id"], first["post"]["id"]);
+    let different = create_with_key(
+        app,
+        author,
+        "retry-1",
+        &json!({"caption": "other", "media": [{"content_type": "image/png", "size": 67}]}),
+    )
+    .await;
+    assert_eq!(different.status(), StatusCode::CONFLICT);
+    // One post for the key (plus the first story's): the author sees two.
+    let page = get(app, author, "/v1/users/poster/posts").await;
+    assert_eq!(
+        page.body["items"].as_array().unwrap().len(),
+        2,
+        "{:?}",
+        page.body
+    );
+    let deleted = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/posts/{}", first["post"]["id"].as_str().unwrap()),
+            Some(&author.access_token),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+}
+
+async fn edits_are_the_authors_and_version_checked(
+    app: &TestApp,
+    author: &User,
+    other: &User,
+    id: &str,
+) {
+    let path = format!("/v1/posts/{id}");
+    let current = get(app, author, &path).await.body;
+    let version = current["version"].as_u64().unwrap();
+    let stranger = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&other.access_token),
+            Some(json!({"caption": "mine now", "version": version})),
+        )
+        .await;
+    assert_eq!(stranger.status, StatusCode::FORBIDDEN);
+    let edited = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&author.access_token),
+            Some(json!({"caption": "Dusk at the #shore", "version": version})),
+        )
+        .await;
+    assert_eq!(edited.status, StatusCode::OK, "{:?}", edited.body);
+    assert_eq!(
+        (
+            edited.body["hashtags"].clone(),
+            edited.body["version"].as_u64()
+        ),
+        (json!(["shore"]), Some(version + 1))
+    );
+    let stale = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&author.access_token),
+            Some(json!({"caption": "lost update", "version": version})),
+        )
+        .await;
+    assert_eq!(
+        (stale.status, stale.body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("version_conflict"))
+    );
+    // The hashtag index followed the caption.
+    let shore = get(app, other, "/v1/hashtags/shore/posts").await;
+    assert_eq!(shore.body["items"][0]["id"], id);
+    let beach = get(app, other, "/v1/hashtags/BEACH/posts").await;
+    assert_eq!(beach.body["items"], json!([]));
+}
+
+async fn lists_page_newest_first(app: &TestApp, author: &User, other: &User) {
+    let mut made = Vec::new();
+    for _ in 0..3 {
+        made.push(app.published_post(author).await);
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/users/poster/posts?limit=2&cursor={c}"),
+            None => "/v1/users/poster/posts?limit=2".to_owned(),
+        };
+        let page = get(app, other, &path).await;
+        assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
+        seen.extend(
+            page.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["id"].as_str().unwrap().to_owned()),
+        );
+        match page.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 4, "every published post once: {seen:?}");
+    let mut sorted = seen.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(seen, sorted, "newest first");
+    assert_eq!(seen[0], made[2]);
+    let first = get(app, other, "/v1/users/poster/posts?limit=2").await;
+    let cursor = first.body["next_cursor"].as_str().unwrap();
+    let tampered = format!("{}x", cursor);
+    assert_eq!(
+        get(
+            app,
+            other,
+            &format!("/v1/users/poster/posts?cursor={tampered}")
+        )
+        .await
+        .status,
+        StatusCode::BAD_REQUEST
+    );
+    // A cursor of one list is refused by another.
+    assert_eq!(
+        get(
+            app,
+            other,
+            &format!("/v1/hashtags/test/posts?cursor={cursor}")
+        )
+        .await
+        .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        get(app, other, "/v1/users/nobody_at_all/posts")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+async fn private_accounts_hide_their_posts(app: &TestApp, other: &User) {
+    let hermit = app.user("hermit").await;
+    let id = app.published_post(&hermit).await;
+    // The profile follows registration through its event.
+    eventually("hermit's profile to turn private", WAIT, || async {
+        let answer = app
+            .call(
+                Method::PATCH,
+                "/v1/profiles/me",
+                Some(&hermit.access_token),
+                Some(json!({"private": true})),
+            )
+            .await;
+        (answer.status == StatusCode::OK).then_some(())
+    })
+    .await;
+    eventually("the post to be hidden", WAIT, || async {
+        (get(app, other, &format!("/v1/posts/{id}")).await.status == StatusCode::NOT_FOUND)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        get(app, other, "/v1/users/hermit/posts").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        get(app, &hermit, &format!("/v1/posts/{id}")).await.status,
+        StatusCode::OK
+    );
+    let tagged = get(app, other, "/v1/hashtags/test/posts?limit=100").await;
+    assert!(
+        !tagged.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["id"] == id.as_str())
+    );
+}
+
+async fn deletion_is_the_authors_or_staffs(app: &TestApp, author: &User, other: &User, id: &str) {
+    let path = format!("/v1/posts/{id}");
+    assert_eq!(
+        app.call(Method::DELETE, &path, Some(&other.access_token), None)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.call(Method::DELETE, &path, Some(&author.access_token), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(get(app, author, &path).await.status, StatusCode::NOT_FOUND);
+    let shore = get(app, other, "/v1/hashtags/shore/posts").await;
+    assert_eq!(shore.body["items"], json!([]));
+    // Its media go too, through PostDeleted.
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&app.aws().await)
+            .force_path_style(true)
+            .build(),
+    );
+    let bucket = app.stack.bucket_name("MediaBucket");
+    eventually("the post's media to be deleted", WAIT, || async {
+        let left = s3
+            .list_objects_v2()
+            .bucket(&bucket)
+            .prefix(format!("post-media/{id}/"))
+            .send()
+            .await
+            .unwrap();
+        (left.key_count() == Some(0)).then_some(())
+    })
+    .await;
+}
