@@ -9,7 +9,7 @@ use shutter_directory::Directory;
 use shutter_events::{Envelope, KafkaEvent, PoisonQueue};
 
 use crate::handlers::{CommentWrite, delete_thread};
-use crate::model::CommentAdded;
+use crate::model::{CommentAdded, CommentLikeChanged};
 use crate::store::{CommentsStore, Inserted};
 
 /// The directory consumer's name in DLQ messages.
@@ -114,7 +114,8 @@ struct UserFacts {
 /// Applies one event to the directory, then its effect on comments: a deleted post's
 /// comments are erased (no events: the post and its counters are gone); a deleted user's
 /// comments are deleted with their replies, each with a `CommentDeleted`, so the posts'
-/// comment counts drop. Idempotent: a redelivered event finds nothing left to delete.
+/// comment counts drop, and their comment likes are taken back (`CommentLikeRemoved`).
+/// Idempotent: a redelivered event finds nothing left to delete.
 pub async fn apply_directory_event<S: CommentsStore, D: Directory>(
     store: &S,
     directory: &D,
@@ -138,7 +139,31 @@ pub async fn apply_directory_event<S: CommentsStore, D: Directory>(
                             .await?;
                 }
             }
-            tracing::info!(user_id = %facts.user_id, deleted, "deleted user's comments deleted");
+            // Their likes are taken back, so the comments' counts stay exact.
+            let mut unliked = 0;
+            for id in store.liked_comments(&facts.user_id).await? {
+                let Some(comment) = store.comment(&id).await? else {
+                    continue;
+                };
+                let event = Envelope::new(
+                    "CommentLikeRemoved",
+                    &comment.post_id,
+                    Some(&facts.user_id),
+                    &envelope.correlation_id,
+                    &CommentLikeChanged {
+                        comment_id: comment.id.clone(),
+                        post_id: comment.post_id.clone(),
+                        user_id: facts.user_id.clone(),
+                    },
+                );
+                match store.unlike(&comment, &facts.user_id, &event).await {
+                    Ok(true) => unliked += 1,
+                    Ok(false) | Err(ApiError::NotFound(_)) => {}
+                    Err(err) => return Err(err),
+                }
+            }
+            store.forget_likes(&facts.user_id).await?;
+            tracing::info!(user_id = %facts.user_id, deleted, unliked, "deleted user's comments deleted and likes taken back");
         }
         _ => {}
     }
@@ -265,7 +290,13 @@ mod tests {
         let bobs = w.comment(&w.bob, "bob's", None).await;
         w.comment(&w.carol, "carol answers bob", bobs["id"].as_str())
             .await;
-        w.comment(&w.carol, "carol's own", None).await;
+        let carols = w.comment(&w.carol, "carol's own", None).await;
+        w.like(&w.bob, carols["id"].as_str().unwrap())
+            .await
+            .unwrap();
+        w.like(&w.ann, carols["id"].as_str().unwrap())
+            .await
+            .unwrap();
         let gone = Envelope::new(
             "UserDeleted",
             &w.bob.id,
@@ -286,6 +317,16 @@ mod tests {
             .map(|c| c["text"].as_str().unwrap().to_owned())
             .collect();
         assert_eq!(texts, vec!["carol's own"]);
+        assert_eq!(
+            w.list_all(&w.ann).await[0]["like_count"],
+            1,
+            "bob's like is taken back"
+        );
+        let types = w.event_types();
+        assert_eq!(
+            types.iter().filter(|t| *t == "CommentLikeRemoved").count(),
+            1
+        );
         let deleted: Vec<_> = w
             .store
             .events()

@@ -104,7 +104,7 @@ struct NewComment {
     /// The id of a comment on the same post to answer. A reply to a reply answers its
     /// top-level comment.
     #[serde(default)]
-    #[schema(value_type = Option<String>, pattern = "^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")]
+    #[schema(value_type = Option<String>, pattern = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$")]
     reply_to: Option<String>,
 }
 
@@ -114,7 +114,7 @@ struct NewComment {
     post, path = "/v1/posts/{id}/comments", tag = "comments", security(("bearer" = ["user"])),
     summary = "Comment on a post, or reply to a comment",
     description = "Answers 202 with the comment as it will be stored (its id is final); it appears in the list moments later and emits `CommentAdded`. A reply to a reply is attached to the top-level comment. `@username`s of existing users become `mentions`, `#tags` become `hashtags` (lower-cased).",
-    params(("id" = String, Path, description = "The post's id (ULID)")),
+    params(("id" = String, Path, description = "The post's id (a ULID)", pattern = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$")),
     request_body(content = NewComment, example = json!({"text": "Lovely light! #sunset @bob", "reply_to": null})),
     responses(
         (status = 202, description = "Accepted; stored moments later", body = CommentView),
@@ -199,7 +199,7 @@ fn cursor_scope(post_id: &str) -> String {
     summary = "A post's comments",
     description = "Oldest first; each top-level comment is followed by its replies (oldest first). Pass `next_cursor` back as `cursor` for the next page.",
     params(
-        ("id" = String, Path, description = "The post's id (ULID)"),
+        ("id" = String, Path, description = "The post's id (a ULID)", pattern = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"),
         ("limit" = Option<u16>, Query, description = "1-100, default 20", minimum = 1, maximum = 100),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")
     ),
@@ -256,7 +256,7 @@ struct CommentPatch {
     patch, path = "/v1/comments/{id}", tag = "comments", security(("bearer" = ["user"])),
     summary = "Edit your comment",
     description = "Only the author may edit. Hashtags and mentions are taken again from the new text. Emits `CommentEdited`.",
-    params(("id" = String, Path, description = "The comment's id (ULID)")),
+    params(("id" = String, Path, description = "The comment's id (a ULID)", pattern = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$")),
     request_body(content = CommentPatch, example = json!({"text": "Lovely light! #goldenhour"})),
     responses(
         (status = 200, description = "The comment after the edit", body = CommentView),
@@ -351,7 +351,7 @@ pub async fn delete_thread<S: CommentsStore + ?Sized>(
     delete, path = "/v1/comments/{id}", tag = "comments", security(("bearer" = ["user"])),
     summary = "Delete a comment (and its replies)",
     description = "The comment's author, the post's author, moderators and admins may delete it. Deleting a top-level comment deletes its replies; each deleted comment emits `CommentDeleted`.",
-    params(("id" = String, Path, description = "The comment's id (ULID)")),
+    params(("id" = String, Path, description = "The comment's id (a ULID)", pattern = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 403, description = "`forbidden`: neither your comment nor your post", body = Problem, content_type = "application/problem+json"),
@@ -402,7 +402,7 @@ fn like_event(kind: &str, comment: &Comment, caller: &Caller, req: &Request) -> 
     post, path = "/v1/comments/{id}/like", tag = "comments", security(("bearer" = ["user"])),
     summary = "Like a comment",
     description = "Idempotent: liking twice counts once. Emits `CommentLikeAdded` when it changes something.",
-    params(("id" = String, Path, description = "The comment's id (ULID)")),
+    params(("id" = String, Path, description = "The comment's id (a ULID)", pattern = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$")),
     responses(
         (status = 204, description = "You like it"),
         (status = 404, description = "No such comment, or its post is not visible to you", body = Problem, content_type = "application/problem+json")
@@ -435,7 +435,7 @@ where
     delete, path = "/v1/comments/{id}/like", tag = "comments", security(("bearer" = ["user"])),
     summary = "Take back your like of a comment",
     description = "Idempotent. Emits `CommentLikeRemoved` when it changes something.",
-    params(("id" = String, Path, description = "The comment's id (ULID)")),
+    params(("id" = String, Path, description = "The comment's id (a ULID)", pattern = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$")),
     responses(
         (status = 204, description = "You do not like it"),
         (status = 404, description = "No such comment", body = Problem, content_type = "application/problem+json")

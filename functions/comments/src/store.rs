@@ -7,7 +7,8 @@
 //!   leaves a tombstone there (`deleted`, with a TTL), so a redelivered write cannot
 //!   bring it back;
 //! - `COMMENT#<id>` / `LIKE#<user>` a like of the comment;
-//! - `USER#<author>` / `C#<id>` the author's comments (erased on `UserDeleted`);
+//! - `USER#<author>` / `C#<id>` the author's comments, `USER#<user>` / `L#<id>` the
+//!   comments a user likes (both for `UserDeleted`);
 //! - `DIR#...` the directory's copy of authors and posts (`shutter-directory`);
 //! - `OUTBOX#<event id>` / `OUTBOX` this service's events.
 
@@ -77,6 +78,10 @@ pub trait CommentsStore: Send + Sync {
     ) -> Result<bool, ApiError>;
     /// The ids of the comments `user_id` wrote.
     async fn by_author(&self, user_id: &str) -> Result<Vec<String>, ApiError>;
+    /// The ids of the comments `user_id` likes (some may be deleted since).
+    async fn liked_comments(&self, user_id: &str) -> Result<Vec<String>, ApiError>;
+    /// Forgets which comments `user_id` liked (after their likes were taken back).
+    async fn forget_likes(&self, user_id: &str) -> Result<(), ApiError>;
     /// Erases every comment of a deleted post (no events: the post is gone). Idempotent.
     async fn purge_post(&self, post_id: &str) -> Result<usize, ApiError>;
 }
@@ -502,10 +507,13 @@ pub mod dynamo {
             let mut like = key(lookup_pk(&c.id), like_sk(user_id));
             like.insert("post_id".to_owned(), s(&c.post_id));
             like.insert("created_at".to_owned(), s(shutter_core::now_rfc3339()));
+            let mut liked = key(user_pk(user_id), format!("L#{}", c.id));
+            liked.insert("post_id".to_owned(), s(&c.post_id));
             let items = vec![
                 self.put(like, Some("attribute_not_exists(pk)"))?,
                 self.count(c, 1)?,
                 outbox_put(&self.table.name, COMMENTS_TOPIC, event),
+                self.put(liked, None)?,
             ];
             match self.transact(items).await? {
                 Ok(()) => Ok(true),
@@ -527,6 +535,7 @@ pub mod dynamo {
                 )?,
                 self.count(c, -1)?,
                 outbox_put(&self.table.name, COMMENTS_TOPIC, event),
+                self.delete_item(key(user_pk(user_id), format!("L#{}", c.id)), None)?,
             ];
             match self.transact(items).await? {
                 Ok(()) => Ok(true),
@@ -550,6 +559,33 @@ pub mod dynamo {
                     )
                 })
                 .collect())
+        }
+
+        async fn liked_comments(&self, user_id: &str) -> Result<Vec<String>, ApiError> {
+            Ok(self
+                .query_all(&user_pk(user_id), "L#")
+                .await?
+                .into_iter()
+                .filter_map(|item| {
+                    Some(
+                        item.get("sk")?
+                            .as_s()
+                            .ok()?
+                            .trim_start_matches("L#")
+                            .to_owned(),
+                    )
+                })
+                .collect())
+        }
+
+        async fn forget_likes(&self, user_id: &str) -> Result<(), ApiError> {
+            let keys = self
+                .liked_comments(user_id)
+                .await?
+                .into_iter()
+                .map(|id| key(user_pk(user_id), format!("L#{id}")))
+                .collect();
+            self.delete_all(keys).await
         }
 
         async fn purge_post(&self, post_id: &str) -> Result<usize, ApiError> {
@@ -776,6 +812,21 @@ pub mod memory {
                 .filter(|c| c.author.id == user_id)
                 .map(|c| c.id.clone())
                 .collect())
+        }
+
+        async fn liked_comments(&self, user_id: &str) -> Result<Vec<String>, ApiError> {
+            Ok(self
+                .state()
+                .likes
+                .iter()
+                .filter(|(_, u)| u == user_id)
+                .map(|(c, _)| c.clone())
+                .collect())
+        }
+
+        async fn forget_likes(&self, user_id: &str) -> Result<(), ApiError> {
+            self.state().likes.retain(|(_, u)| u != user_id);
+            Ok(())
         }
 
         async fn purge_post(&self, post_id: &str) -> Result<usize, ApiError> {
