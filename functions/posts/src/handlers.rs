@@ -262,7 +262,7 @@ fn idempotency_key(req: &Request) -> Result<Option<String>, ApiError> {
     request_body(content = CreatePost, example = json!({"caption": "Sunset #beach with @alice", "location": "Lisbon", "media": [{"content_type": "image/jpeg", "size": 204800}]})),
     responses(
         (status = 201, description = "The pending post and its upload forms", body = CreatedPost),
-        (status = 409, description = "The Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json")
+        (status = 409, description = "The Idempotency-Key was used for a different request, or its post has been deleted", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn create_post<M: MediaStore, D: Directory>(
@@ -325,10 +325,13 @@ pub async fn create_post<M: MediaStore, D: Directory>(
     let (post, replayed) = match created {
         Created::New => (post, false),
         Created::Replayed(first) => (
-            deps.store
-                .get(&first)
-                .await?
-                .ok_or(ApiError::NotFound("post"))?,
+            deps.store.get(&first).await?.ok_or_else(|| {
+                ApiError::conflict(
+                    "idempotency_key_reused",
+                    "Idempotency-Key",
+                    "the post this key created has been deleted",
+                )
+            })?,
             true,
         ),
     };

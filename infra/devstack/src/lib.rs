@@ -419,7 +419,15 @@ impl Devstack {
             if text.trim().is_empty() {
                 continue;
             }
-            let all: Vec<&str> = text.lines().collect();
+            // Request lines (werkzeug's access log, the DynamoDB request counter) say
+            // nothing a post-mortem needs.
+            let all: Vec<&str> = text
+                .lines()
+                .filter(|l| !l.contains(" - - [") && !l.starts_with("shutter-dynamodb-request "))
+                .collect();
+            if all.is_empty() {
+                continue;
+            }
             let tail = &all[all.len().saturating_sub(lines)..];
             out.push_str(&format!(
                 "----- {} (last {} lines)\n",
