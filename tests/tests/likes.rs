@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use shutter_e2e::{TestApp, User, eventually};
+use shutter_e2e::{PASSWORD, TestApp, User, eventually};
 
 const WAIT: Duration = Duration::from_secs(90);
 const LIKERS: usize = 50;
@@ -101,7 +101,7 @@ async fn like_events(app: &TestApp, post: &str, expected: usize) -> Vec<Value> {
     events
 }
 
-/// `like_count` from the posts service, when it serves the post.
+/// `like_count` as the posts service counts it from the like events.
 async fn like_count(app: &TestApp, user: &User, post: &str) -> Option<i64> {
     let answer = app
         .call(
@@ -117,7 +117,7 @@ async fn like_count(app: &TestApp, user: &User, post: &str) -> Option<i64> {
 async fn fifty_users_like_a_post_twice_and_it_counts_fifty(app: &TestApp) {
     // GIVEN a published post and 50 users
     let author = app.user("liked.author").await;
-    let post = published_post(app, &author).await;
+    let post = app.published_post(&author).await;
     let users: Vec<User> = futures::future::join_all(
         (0..LIKERS).map(|i| async move { app.user(&format!("liker{i:02}")).await }),
     )
@@ -137,7 +137,8 @@ async fn fifty_users_like_a_post_twice_and_it_counts_fifty(app: &TestApp) {
     }))
     .await;
 
-    // THEN every answer says liked, there are 50 likers, and 50 LikeAdded events
+    // THEN every answer says liked, there are 50 likers and 50 LikeAdded events, and the
+    // posts service counts 50
     for answer in &answers {
         assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
         assert_eq!(answer.body, json!({"post_id": post, "liked": true}));
@@ -168,12 +169,10 @@ async fn fifty_users_like_a_post_twice_and_it_counts_fifty(app: &TestApp) {
         assert_eq!(e["data"]["post_author_id"], author.id.as_str());
         assert_eq!(e["data"]["post_id"], post.as_str());
     }
-    if like_count(app, &author, &post).await.is_some() {
-        eventually("like_count 50", WAIT, || async {
-            (like_count(app, &author, &post).await == Some(LIKERS as i64)).then_some(())
-        })
-        .await;
-    }
+    eventually("like_count 50", WAIT, || async {
+        (like_count(app, &author, &post).await == Some(LIKERS as i64)).then_some(())
+    })
+    .await;
 
     // WHEN 10 of them unlike it (twice each)
     let answers = futures::future::join_all(users[..10].iter().flat_map(|u| {
@@ -200,12 +199,79 @@ async fn fifty_users_like_a_post_twice_and_it_counts_fifty(app: &TestApp) {
         .collect();
     assert_eq!(removed.len(), 10);
     assert!(removed.iter().all(|e| e["data"]["seq"] == 2));
-    if like_count(app, &author, &post).await.is_some() {
-        eventually("like_count 40", WAIT, || async {
-            (like_count(app, &author, &post).await == Some((LIKERS - 10) as i64)).then_some(())
-        })
+    eventually("like_count 40", WAIT, || async {
+        (like_count(app, &author, &post).await == Some((LIKERS - 10) as i64)).then_some(())
+    })
+    .await;
+
+    // WHEN a liker deletes their account
+    let gone = &users[LIKERS - 1];
+    let deleted = app
+        .call(
+            Method::DELETE,
+            "/v1/users/me",
+            Some(&gone.access_token),
+            Some(json!({"password": PASSWORD})),
+        )
         .await;
-    }
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
+
+    // THEN their like goes, with a LikeRemoved so the count drops, and their still-valid
+    // token cannot like again
+    eventually("the deleted liker's like to go", WAIT, || async {
+        (likers(app, &author, &post).await.len() == LIKERS - 11).then_some(())
+    })
+    .await;
+    eventually("like_count 39", WAIT, || async {
+        (like_count(app, &author, &post).await == Some((LIKERS - 11) as i64)).then_some(())
+    })
+    .await;
+    let again = app
+        .call(
+            Method::PUT,
+            &like_path(&post),
+            Some(&gone.access_token),
+            None,
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED, "{:?}", again.body);
+
+    // WHEN the author deletes the post, THEN its likes are dropped with it
+    let deleted = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/posts/{post}"),
+            Some(&author.access_token),
+            None,
+        )
+        .await;
+    assert!(deleted.status.is_success(), "{:?}", deleted.body);
+    let table = app.stack.table_name("LikesTable");
+    let dynamo = aws_sdk_dynamodb::Client::new(&app.aws().await);
+    eventually("the deleted post's likes to be dropped", WAIT, || async {
+        let out = dynamo
+            .query()
+            .table_name(&table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(
+                ":pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("POST#{post}")),
+            )
+            .send()
+            .await
+            .unwrap();
+        (out.count == 0).then_some(())
+    })
+    .await;
+    let answer = app
+        .call(
+            Method::GET,
+            &format!("/v1/posts/{post}/likes"),
+            Some(&author.access_token),
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
 }
 
 async fn a_private_accounts_post_hides_its_likers(app: &TestApp) {
@@ -224,7 +290,7 @@ async fn a_private_accounts_post_hides_its_likers(app: &TestApp) {
         (answer.status == StatusCode::OK).then_some(())
     })
     .await;
-    let post = published_post(app, &author).await;
+    let post = app.published_post(&author).await;
     like_once_visible(app, &author, &post).await;
     let stranger = app.user("stranger").await;
     // The directory learns of the privacy change from the profiles topic.
@@ -297,32 +363,4 @@ async fn bad_requests_get_clear_errors(app: &TestApp) {
         (forged.status, &forged.body["field"]),
         (StatusCode::BAD_REQUEST, &json!("cursor"))
     );
-}
-
-/// A published post by `author`. TEMPORARY until `TestApp::published_post` lands: the
-/// `PostPublished` the posts service would send, straight onto its topic.
-async fn published_post(app: &TestApp, author: &User) -> String {
-    use rdkafka::config::ClientConfig;
-    use rdkafka::producer::{FutureProducer, FutureRecord};
-    let post = shutter_core::new_id();
-    let envelope = json!({
-        "id": shutter_core::new_id(), "type": "PostPublished", "version": 1,
-        "occurred_at": "2026-11-25T10:00:00Z", "actor": author.id, "aggregate_id": post,
-        "correlation_id": "e2e", "data": {"post_id": post, "author_id": author.id},
-    });
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", app.stack.kafka_bootstrap())
-        .create()
-        .unwrap();
-    let payload = envelope.to_string();
-    producer
-        .send(
-            FutureRecord::to("shutter.posts")
-                .key(&post)
-                .payload(&payload),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap();
-    post
 }
