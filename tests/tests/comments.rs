@@ -17,6 +17,7 @@ const WAIT: Duration = Duration::from_secs(90);
 async fn comments_user_stories() {
     let app = TestApp::spawn().await;
     comments_replies_edits_likes_and_deletes(&app).await;
+    a_deleted_posts_comments_are_erased(&app).await;
     app.stack.stop().await;
 }
 
@@ -327,4 +328,71 @@ async fn delete_account(app: &TestApp, user: &User) {
         )
         .await;
     assert_eq!(answer.status, StatusCode::NO_CONTENT, "{:?}", answer.body);
+}
+
+/// The comments table's items whose `pk` is `pk`.
+async fn items_under(app: &TestApp, pk: &str) -> usize {
+    let aws = app.aws().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&aws);
+    ddb.query()
+        .table_name(app.stack.table_name("CommentsTable"))
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(pk.to_owned()),
+        )
+        .send()
+        .await
+        .expect("query the comments table")
+        .items
+        .unwrap_or_default()
+        .len()
+}
+
+async fn a_deleted_posts_comments_are_erased(app: &TestApp) {
+    let dan = app.user("dan").await;
+    let erin = app.user("erin").await;
+    let post = app.published_post(&dan).await;
+    eventually("the comments service to know the post", WAIT, || async {
+        let answer = app
+            .call(
+                Method::GET,
+                &comments_path(&post),
+                Some(&erin.access_token),
+                None,
+            )
+            .await;
+        (answer.status == StatusCode::OK).then_some(())
+    })
+    .await;
+    let parent = comment(app, &erin, &post, "nice", None).await;
+    let reply = comment(app, &dan, &post, "thanks", parent["id"].as_str()).await;
+    until_listed(app, &erin, &post, &["nice", "thanks"]).await;
+    let deleted = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/posts/{post}"),
+            Some(&dan.access_token),
+            None,
+        )
+        .await;
+    assert!(deleted.status.is_success(), "{:?}", deleted.body);
+    let post_pk = format!("POST#{post}");
+    eventually("the post's comments to be erased", WAIT, || async {
+        (items_under(app, &post_pk).await == 0).then_some(())
+    })
+    .await;
+    for c in [&parent, &reply] {
+        let lookup = format!("COMMENT#{}", c["id"].as_str().unwrap());
+        assert_eq!(items_under(app, &lookup).await, 0, "{lookup}");
+    }
+    let answer = app
+        .call(
+            Method::GET,
+            &comments_path(&post),
+            Some(&erin.access_token),
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
 }
