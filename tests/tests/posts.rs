@@ -26,6 +26,7 @@ async fn posts_user_stories() {
     lists_page_newest_first(&app, &author, &other).await;
     private_accounts_hide_their_posts(&app, &other).await;
     deletion_is_the_authors_or_staffs(&app, &author, &other, &post).await;
+    a_deleted_accounts_posts_go_with_it(&app, &other).await;
     app.stack.stop().await;
 }
 
@@ -444,4 +445,50 @@ async fn deletion_is_the_authors_or_staffs(app: &TestApp, author: &User, other: 
         (left.key_count() == Some(0)).then_some(())
     })
     .await;
+}
+
+async fn a_deleted_accounts_posts_go_with_it(app: &TestApp, other: &User) {
+    let leaver = app.user("leaver").await;
+    let id = app.published_post(&leaver).await;
+    let path = format!("/v1/posts/{id}");
+    eventually("others to see leaver's post", WAIT, || async {
+        (get(app, other, &path).await.status == StatusCode::OK).then_some(())
+    })
+    .await;
+    let gone = app
+        .call(
+            Method::DELETE,
+            "/v1/users/me",
+            Some(&leaver.access_token),
+            Some(json!({"password": shutter_e2e::PASSWORD})),
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT, "{:?}", gone.body);
+    // UserDeleted reaches posts-events, which deletes the posts (each with PostDeleted).
+    let aws = app.aws().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&aws);
+    let table = app.stack.table_name("PostsTable");
+    eventually("leaver's post to be deleted", WAIT, || async {
+        let item = ddb
+            .get_item()
+            .table_name(&table)
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("POST#{id}")),
+            )
+            .key(
+                "sk",
+                aws_sdk_dynamodb::types::AttributeValue::S("POST".into()),
+            )
+            .send()
+            .await
+            .unwrap();
+        item.item.is_none().then_some(())
+    })
+    .await;
+    assert_eq!(get(app, other, &path).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(app, other, "/v1/users/leaver/posts").await.status,
+        StatusCode::NOT_FOUND
+    );
 }

@@ -349,6 +349,13 @@ async fn delete_posts_of(
                 continue;
             };
             let Some(post) = store.get(post_id).await? else {
+                // An index item without its post would be met on every pass: drop it.
+                store
+                    .delete_index_item(
+                        &format!("AUTHOR#{user_id}"),
+                        &crate::store::post_pk(post_id),
+                    )
+                    .await?;
                 continue;
             };
             let data = serde_json::json!({"post_id": post.id, "author_id": post.author_id, "deleted_by": user_id});

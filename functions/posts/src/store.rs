@@ -387,6 +387,20 @@ impl PostsStore {
         Ok(out)
     }
 
+    /// Deletes one index item.
+    pub async fn delete_index_item(&self, pk: &str, sk: &str) -> Result<(), ApiError> {
+        self.table
+            .client
+            .delete_item()
+            .table_name(&self.table.name)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(ApiError::internal)
+    }
+
     /// Writes many engagement markers and one counter update for a post, atomically.
     pub async fn transact_raw(&self, items: Vec<TransactWriteItem>) -> Result<(), Vec<String>> {
         self.transact(items).await
