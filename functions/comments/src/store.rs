@@ -184,26 +184,34 @@ pub mod dynamo {
             Ok(TransactWriteItem::builder().update(update).build())
         }
 
-        /// Ok(Err(reasons)) when a condition failed.
+        /// Ok(Err(reasons)) when a condition failed. A transaction that lost a race with
+        /// another one on the same item (a popular comment's counter) is tried again.
         async fn transact(
             &self,
             items: Vec<TransactWriteItem>,
         ) -> Result<Result<(), Vec<String>>, ApiError> {
-            match self
-                .table
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items))
-                .send()
-                .await
-            {
-                Ok(_) => Ok(Ok(())),
-                Err(err) => {
-                    let reasons = cancellation_reasons(&err);
-                    if reasons.iter().any(|r| r == "ConditionalCheckFailed") {
-                        Ok(Err(reasons))
-                    } else {
-                        Err(internal(err))
+            let mut attempt = 0u32;
+            loop {
+                match self
+                    .table
+                    .client
+                    .transact_write_items()
+                    .set_transact_items(Some(items.clone()))
+                    .send()
+                    .await
+                {
+                    Ok(_) => return Ok(Ok(())),
+                    Err(err) => {
+                        let reasons = cancellation_reasons(&err);
+                        if reasons.iter().any(|r| r == "ConditionalCheckFailed") {
+                            return Ok(Err(reasons));
+                        }
+                        if attempt < 4 && reasons.iter().any(|r| r == "TransactionConflict") {
+                            attempt += 1;
+                            tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+                            continue;
+                        }
+                        return Err(internal(err));
                     }
                 }
             }
@@ -349,6 +357,7 @@ pub mod dynamo {
                 .expression_attribute_values(":c", s("C#"))
                 .set_exclusive_start_key(after.map(|sk| key(post_pk(post_id), sk)))
                 .limit(i32::from(limit))
+                .consistent_read(true)
                 .send()
                 .await
                 .map_err(internal)?;
