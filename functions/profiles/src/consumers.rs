@@ -1,7 +1,6 @@
 //! The consumers: identity events from Kafka, and S3 upload notifications from SQS.
 
-use aws_lambda_events::event::s3::S3Event;
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use serde::Deserialize;
 use shutter_core::ApiError;
 use shutter_core::validate::Username;
@@ -92,35 +91,10 @@ pub async fn avatar_uploaded<S: ProfilesStore, M: MediaStore>(
     media: &M,
     event: &SqsEvent,
 ) -> SqsBatchResponse {
-    let mut response = SqsBatchResponse::default();
-    for message in &event.records {
-        let id = message.message_id.clone().unwrap_or_default();
-        let body = message.body.as_deref().unwrap_or("");
-        // S3 sends a test event when the notification is configured; it has no records.
-        let Ok(s3_event) = serde_json::from_str::<S3Event>(body) else {
-            tracing::warn!(message_id = %id, "not an S3 event; dropped");
-            continue;
-        };
-        for record in &s3_event.records {
-            let Some(key) = record
-                .s3
-                .object
-                .key
-                .as_deref()
-                .map(shutter_media::decode_s3_key)
-            else {
-                continue;
-            };
-            if let Err(err) = verify_avatar(store, media, &key).await {
-                tracing::warn!(message_id = %id, key = %key, error = %err, "avatar check failed; retried");
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id.clone();
-                response.batch_item_failures.push(failure);
-                break;
-            }
-        }
-    }
-    response
+    shutter_media::for_each_upload(event, |key| async move {
+        verify_avatar(store, media, &key).await
+    })
+    .await
 }
 
 async fn verify_avatar<S: ProfilesStore, M: MediaStore>(

@@ -10,6 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use aws_credential_types::provider::ProvideCredentials;
+use aws_lambda_events::event::s3::S3Event;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
@@ -105,6 +107,39 @@ pub fn decode_s3_key(raw: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Runs `handle` on the key of every object an SQS batch of S3 notifications announces.
+/// A message whose handling fails (retryably: `handle` decides what is final) is reported
+/// as a batch item failure, so SQS redelivers it alone and not the rest of the batch.
+pub async fn for_each_upload<F, Fut>(event: &SqsEvent, mut handle: F) -> SqsBatchResponse
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), ApiError>>,
+{
+    let mut response = SqsBatchResponse::default();
+    for message in &event.records {
+        let id = message.message_id.clone().unwrap_or_default();
+        let body = message.body.as_deref().unwrap_or("");
+        // S3 sends a test event when the notification is configured; it has no records.
+        let Ok(s3_event) = serde_json::from_str::<S3Event>(body) else {
+            tracing::warn!(message_id = %id, "not an S3 event; dropped");
+            continue;
+        };
+        for record in &s3_event.records {
+            let Some(key) = record.s3.object.key.as_deref().map(decode_s3_key) else {
+                continue;
+            };
+            if let Err(err) = handle(key.clone()).await {
+                tracing::warn!(message_id = %id, key = %key, error = %err, "upload handling failed; retried");
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id.clone();
+                response.batch_item_failures.push(failure);
+                break;
+            }
+        }
+    }
+    response
 }
 
 /// A pre-signed POST: the client sends `fields` plus `file` as multipart/form-data to `url`.

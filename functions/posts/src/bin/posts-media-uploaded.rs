@@ -1,3 +1,6 @@
+// The processing future (S3, image decoding, the post's transaction) nests deeply.
+#![recursion_limit = "256"]
+
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 use shutter_media::S3MediaStore;
