@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its location
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -12,6 +13,7 @@ use serde_json::{Value, json};
 use shutter_e2e::{PASSWORD, TestApp, User, eventually};
 
 const WAIT: Duration = Duration::from_secs(90);
+const FANS: usize = 8;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn comments_user_stories() {
@@ -236,6 +238,30 @@ async fn comments_replies_edits_likes_and_deletes(app: &TestApp) {
         false
     );
 
+    // Many users liking one comment at once, each twice, count once each.
+    let fans: Vec<User> = futures::future::join_all(
+        (0..FANS).map(|i| async move { app.user(&format!("fan{i}")).await }),
+    )
+    .await;
+    let second_like = format!("/v1/comments/{}/like", second["id"].as_str().unwrap());
+    let answers = futures::future::join_all(fans.iter().flat_map(|fan| {
+        let path = second_like.clone();
+        (0..2).map(move |_| {
+            let path = path.clone();
+            async move {
+                app.call(Method::POST, &path, Some(&fan.access_token), None)
+                    .await
+            }
+        })
+    }))
+    .await;
+    for answer in &answers {
+        assert_eq!(answer.status, StatusCode::NO_CONTENT, "{:?}", answer.body);
+    }
+    let seen = all_comments(app, &ann, &post).await;
+    assert_eq!(seen[3]["id"], second["id"]);
+    assert_eq!(seen[3]["like_count"], FANS);
+
     // Pages of 2 give every comment once, in order; a tampered cursor is refused.
     let mut paged = Vec::new();
     let mut query = "limit=2".to_owned();
@@ -316,6 +342,72 @@ async fn comments_replies_edits_likes_and_deletes(app: &TestApp) {
     delete_account(app, &carol).await;
     until_listed(app, &ann, &post, &[]).await;
     until_counted(app, &ann, &post, 0).await;
+
+    // Each change went to Kafka exactly once: every comment was added once and deleted
+    // once (replies and the deleted accounts' comments included), and each like counted.
+    let events = comment_events(app, &post, 14 + FANS).await;
+    let of = |kind: &str| -> Vec<&Value> { events.iter().filter(|e| e["type"] == kind).collect() };
+    let ids = |kind: &str| -> BTreeSet<String> {
+        of(kind)
+            .iter()
+            .map(|e| e["data"]["comment_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(of("CommentAdded").len(), 5, "{events:#?}");
+    assert_eq!(of("CommentDeleted").len(), 5, "{events:#?}");
+    assert_eq!(ids("CommentAdded"), ids("CommentDeleted"));
+    assert_eq!(of("CommentEdited").len(), 1);
+    assert_eq!(of("CommentLikeAdded").len(), 2 + FANS);
+    assert_eq!(of("CommentLikeRemoved").len(), 1);
+    assert_eq!(events.len(), 14 + FANS, "{events:#?}");
+    let added = of("CommentAdded")
+        .into_iter()
+        .find(|e| e["data"]["comment_id"] == first_id.as_str())
+        .unwrap();
+    assert_eq!(added["aggregate_id"], post.as_str());
+    assert_eq!(added["data"]["post_id"], post.as_str());
+    assert_eq!(added["data"]["author_id"], bob.id.as_str());
+    assert_eq!(added["data"]["hashtags"], json!(["sunset"]));
+    let by_owner = of("CommentDeleted")
+        .into_iter()
+        .find(|e| e["data"]["comment_id"] == second["id"])
+        .unwrap();
+    assert_eq!(by_owner["data"]["deleted_by"], ann.id.as_str());
+}
+
+/// The `shutter.comments` events of `post` (its key), as the posts service reads them:
+/// until `expected` arrived and then 3 quiet seconds passed (so an extra one would show).
+async fn comment_events(app: &TestApp, post: &str, expected: usize) -> Vec<Value> {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", app.stack.kafka_bootstrap())
+        .set("group.id", format!("e2e-{}", shutter_core::new_id()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["shutter.comments"]).unwrap();
+    let mut events = Vec::new();
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut idle = 0;
+    while std::time::Instant::now() < deadline && !(events.len() >= expected && idle >= 15) {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(msg)) => {
+                idle = 0;
+                if msg.key() == Some(post.as_bytes())
+                    && let Some(value) = msg
+                        .payload()
+                        .and_then(|p| serde_json::from_slice::<Value>(p).ok())
+                {
+                    events.push(value);
+                }
+            }
+            _ => idle += 1,
+        }
+    }
+    events
 }
 
 async fn delete_account(app: &TestApp, user: &User) {
