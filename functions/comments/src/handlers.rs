@@ -17,7 +17,7 @@ use crate::model::{
     Comment, CommentDeleted, CommentEdited, CommentLikeChanged, CommentPage, CommentText,
     CommentView, UserRef, hashtags, mentioned_usernames,
 };
-use crate::store::CommentsStore;
+use crate::store::{CommentsReader, CommentsStore};
 
 type ApiResult = Result<Response<Body>, ApiError>;
 
@@ -123,7 +123,7 @@ struct NewComment {
 )]
 pub async fn create_comment<S, D, Q>(store: &S, directory: &D, queue: &Q, req: Request) -> ApiResult
 where
-    S: CommentsStore,
+    S: CommentsReader,
     D: Directory,
     Q: WriteQueue,
 {
@@ -215,7 +215,7 @@ pub async fn list_comments<S, D>(
     req: Request,
 ) -> ApiResult
 where
-    S: CommentsStore,
+    S: CommentsReader,
     D: Directory,
 {
     let caller = Caller::from_request(&req)?;

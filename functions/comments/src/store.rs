@@ -34,13 +34,11 @@ pub enum Inserted {
 /// message 4 days by default, at most 14).
 pub const TOMBSTONE_TTL_SECONDS: i64 = 15 * 24 * 3600;
 
+/// What the read-only functions may do.
 #[async_trait]
-pub trait CommentsStore: Send + Sync {
+pub trait CommentsReader: Send + Sync {
     /// The live comment with this id.
     async fn comment(&self, id: &str) -> Result<Option<Comment>, ApiError>;
-    /// Writes a new comment and its event once: a comment id that was ever written (even if
-    /// deleted since) is a [`Inserted::Duplicate`]. A reply needs its parent alive.
-    async fn insert(&self, comment: &Comment, event: &Envelope) -> Result<Inserted, ApiError>;
     /// Up to `limit` comments of a post in thread order, after sort key `after`; the sort
     /// key to resume after when there may be more.
     async fn page(
@@ -55,11 +53,23 @@ pub trait CommentsStore: Send + Sync {
         user_id: &str,
         comment_ids: &[String],
     ) -> Result<HashSet<String>, ApiError>;
+    /// The replies of a top-level comment.
+    async fn replies(&self, parent: &Comment) -> Result<Vec<Comment>, ApiError>;
+    /// The ids of the comments `user_id` wrote.
+    async fn by_author(&self, user_id: &str) -> Result<Vec<String>, ApiError>;
+    /// The ids of the comments `user_id` likes (some may be deleted since).
+    async fn liked_comments(&self, user_id: &str) -> Result<Vec<String>, ApiError>;
+}
+
+/// Everything else: the writes, each with its event.
+#[async_trait]
+pub trait CommentsStore: CommentsReader {
+    /// Writes a new comment and its event once: a comment id that was ever written (even if
+    /// deleted since) is a [`Inserted::Duplicate`]. A reply needs its parent alive.
+    async fn insert(&self, comment: &Comment, event: &Envelope) -> Result<Inserted, ApiError>;
     /// Saves the text, hashtags, mentions and `edited_at` of `updated`, if the comment is
     /// still there and still its author's (404 otherwise), with `event`.
     async fn edit(&self, updated: &Comment, event: &Envelope) -> Result<(), ApiError>;
-    /// The replies of a top-level comment.
-    async fn replies(&self, parent: &Comment) -> Result<Vec<Comment>, ApiError>;
     /// Deletes one comment with its event; false when it was already gone.
     async fn delete(&self, comment: &Comment, event: &Envelope) -> Result<bool, ApiError>;
     /// Adds `user_id`'s like once (true) and counts it; 404 when the comment is gone.
@@ -76,10 +86,6 @@ pub trait CommentsStore: Send + Sync {
         user_id: &str,
         event: &Envelope,
     ) -> Result<bool, ApiError>;
-    /// The ids of the comments `user_id` wrote.
-    async fn by_author(&self, user_id: &str) -> Result<Vec<String>, ApiError>;
-    /// The ids of the comments `user_id` likes (some may be deleted since).
-    async fn liked_comments(&self, user_id: &str) -> Result<Vec<String>, ApiError>;
     /// Forgets which comments `user_id` liked (after their likes were taken back).
     async fn forget_likes(&self, user_id: &str) -> Result<(), ApiError>;
     /// Erases every comment of a deleted post (no events: the post is gone). Idempotent.
@@ -293,7 +299,7 @@ pub mod dynamo {
     }
 
     #[async_trait]
-    impl CommentsStore for DynamoCommentsStore {
+    impl CommentsReader for DynamoCommentsStore {
         async fn comment(&self, id: &str) -> Result<Option<Comment>, ApiError> {
             let Some(lookup) = self.table.get::<Lookup>(&lookup_pk(id), LOOKUP_SK).await? else {
                 return Ok(None);
@@ -304,41 +310,6 @@ pub mod dynamo {
             self.table
                 .get(&post_pk(&lookup.post_id), &lookup.comment_sk)
                 .await
-        }
-
-        async fn insert(&self, c: &Comment, event: &Envelope) -> Result<Inserted, ApiError> {
-            let mut lookup = key(lookup_pk(&c.id), LOOKUP_SK);
-            lookup.insert("post_id".to_owned(), s(&c.post_id));
-            lookup.insert("comment_sk".to_owned(), s(c.sort_key()));
-            lookup.insert("author_id".to_owned(), s(&c.author.id));
-            let mut by_author = key(user_pk(&c.author.id), format!("C#{}", c.id));
-            by_author.insert("post_id".to_owned(), s(&c.post_id));
-            let mut items = vec![
-                self.put(lookup, Some("attribute_not_exists(pk)"))?,
-                self.put(comment_item(c)?, Some("attribute_not_exists(pk)"))?,
-                self.put(by_author, None)?,
-                outbox_put(&self.table.name, COMMENTS_TOPIC, event),
-            ];
-            if let Some(parent) = &c.reply_to {
-                let check = ConditionCheck::builder()
-                    .table_name(&self.table.name)
-                    .set_key(Some(key(lookup_pk(parent), LOOKUP_SK)))
-                    .condition_expression("attribute_exists(pk) AND attribute_not_exists(deleted) AND post_id = :post")
-                    .expression_attribute_values(":post", s(&c.post_id))
-                    .build()
-                    .map_err(internal)?;
-                items.push(TransactWriteItem::builder().condition_check(check).build());
-            }
-            match self.transact(items).await? {
-                Ok(()) => Ok(Inserted::Written),
-                Err(r) if condition_failed_at(&r, 0) || condition_failed_at(&r, 1) => {
-                    Ok(Inserted::Duplicate)
-                }
-                Err(r) if condition_failed_at(&r, 4) => Ok(Inserted::ParentGone),
-                Err(r) => Err(internal(std::io::Error::other(format!(
-                    "comment write cancelled: {r:?}"
-                )))),
-            }
         }
 
         async fn page(
@@ -429,6 +400,89 @@ pub mod dynamo {
             Ok(liked)
         }
 
+        async fn replies(&self, parent: &Comment) -> Result<Vec<Comment>, ApiError> {
+            self.query_all(
+                &post_pk(&parent.post_id),
+                &format!("C#{}#R#", parent.thread()),
+            )
+            .await?
+            .into_iter()
+            .map(shutter_store::from_item)
+            .collect()
+        }
+
+        async fn by_author(&self, user_id: &str) -> Result<Vec<String>, ApiError> {
+            Ok(self
+                .query_all(&user_pk(user_id), "C#")
+                .await?
+                .into_iter()
+                .filter_map(|item| {
+                    Some(
+                        item.get("sk")?
+                            .as_s()
+                            .ok()?
+                            .trim_start_matches("C#")
+                            .to_owned(),
+                    )
+                })
+                .collect())
+        }
+
+        async fn liked_comments(&self, user_id: &str) -> Result<Vec<String>, ApiError> {
+            Ok(self
+                .query_all(&user_pk(user_id), "L#")
+                .await?
+                .into_iter()
+                .filter_map(|item| {
+                    Some(
+                        item.get("sk")?
+                            .as_s()
+                            .ok()?
+                            .trim_start_matches("L#")
+                            .to_owned(),
+                    )
+                })
+                .collect())
+        }
+    }
+
+    #[async_trait]
+    impl CommentsStore for DynamoCommentsStore {
+        async fn insert(&self, c: &Comment, event: &Envelope) -> Result<Inserted, ApiError> {
+            let mut lookup = key(lookup_pk(&c.id), LOOKUP_SK);
+            lookup.insert("post_id".to_owned(), s(&c.post_id));
+            lookup.insert("comment_sk".to_owned(), s(c.sort_key()));
+            lookup.insert("author_id".to_owned(), s(&c.author.id));
+            let mut by_author = key(user_pk(&c.author.id), format!("C#{}", c.id));
+            by_author.insert("post_id".to_owned(), s(&c.post_id));
+            let mut items = vec![
+                self.put(lookup, Some("attribute_not_exists(pk)"))?,
+                self.put(comment_item(c)?, Some("attribute_not_exists(pk)"))?,
+                self.put(by_author, None)?,
+                outbox_put(&self.table.name, COMMENTS_TOPIC, event),
+            ];
+            if let Some(parent) = &c.reply_to {
+                let check = ConditionCheck::builder()
+                    .table_name(&self.table.name)
+                    .set_key(Some(key(lookup_pk(parent), LOOKUP_SK)))
+                    .condition_expression("attribute_exists(pk) AND attribute_not_exists(deleted) AND post_id = :post")
+                    .expression_attribute_values(":post", s(&c.post_id))
+                    .build()
+                    .map_err(internal)?;
+                items.push(TransactWriteItem::builder().condition_check(check).build());
+            }
+            match self.transact(items).await? {
+                Ok(()) => Ok(Inserted::Written),
+                Err(r) if condition_failed_at(&r, 0) || condition_failed_at(&r, 1) => {
+                    Ok(Inserted::Duplicate)
+                }
+                Err(r) if condition_failed_at(&r, 4) => Ok(Inserted::ParentGone),
+                Err(r) => Err(internal(std::io::Error::other(format!(
+                    "comment write cancelled: {r:?}"
+                )))),
+            }
+        }
+
         async fn edit(&self, updated: &Comment, event: &Envelope) -> Result<(), ApiError> {
             let update = Update::builder()
                 .table_name(&self.table.name)
@@ -453,17 +507,6 @@ pub mod dynamo {
                 outbox_put(&self.table.name, COMMENTS_TOPIC, event),
             ];
             self.transact(items).await?.map_err(|_| gone())
-        }
-
-        async fn replies(&self, parent: &Comment) -> Result<Vec<Comment>, ApiError> {
-            self.query_all(
-                &post_pk(&parent.post_id),
-                &format!("C#{}#R#", parent.thread()),
-            )
-            .await?
-            .into_iter()
-            .map(shutter_store::from_item)
-            .collect()
         }
 
         async fn delete(&self, c: &Comment, event: &Envelope) -> Result<bool, ApiError> {
@@ -553,40 +596,6 @@ pub mod dynamo {
             }
         }
 
-        async fn by_author(&self, user_id: &str) -> Result<Vec<String>, ApiError> {
-            Ok(self
-                .query_all(&user_pk(user_id), "C#")
-                .await?
-                .into_iter()
-                .filter_map(|item| {
-                    Some(
-                        item.get("sk")?
-                            .as_s()
-                            .ok()?
-                            .trim_start_matches("C#")
-                            .to_owned(),
-                    )
-                })
-                .collect())
-        }
-
-        async fn liked_comments(&self, user_id: &str) -> Result<Vec<String>, ApiError> {
-            Ok(self
-                .query_all(&user_pk(user_id), "L#")
-                .await?
-                .into_iter()
-                .filter_map(|item| {
-                    Some(
-                        item.get("sk")?
-                            .as_s()
-                            .ok()?
-                            .trim_start_matches("L#")
-                            .to_owned(),
-                    )
-                })
-                .collect())
-        }
-
         async fn forget_likes(&self, user_id: &str) -> Result<(), ApiError> {
             let keys = self
                 .liked_comments(user_id)
@@ -672,7 +681,7 @@ pub mod memory {
     }
 
     #[async_trait]
-    impl CommentsStore for MemoryCommentsStore {
+    impl CommentsReader for MemoryCommentsStore {
         async fn comment(&self, id: &str) -> Result<Option<Comment>, ApiError> {
             let st = self.state();
             Ok(st
@@ -681,24 +690,6 @@ pub mod memory {
                 .cloned()
                 .flatten()
                 .and_then(|k| st.comments.get(&k).cloned()))
-        }
-
-        async fn insert(&self, c: &Comment, event: &Envelope) -> Result<Inserted, ApiError> {
-            let mut st = self.state();
-            if st.lookups.contains_key(&c.id) {
-                return Ok(Inserted::Duplicate);
-            }
-            if let Some(parent) = &c.reply_to {
-                let alive =
-                    matches!(st.lookups.get(parent), Some(Some((post, _))) if *post == c.post_id);
-                if !alive {
-                    return Ok(Inserted::ParentGone);
-                }
-            }
-            st.lookups.insert(c.id.clone(), Some(at(c)));
-            st.comments.insert(at(c), c.clone());
-            st.events.push(event.clone());
-            Ok(Inserted::Written)
         }
 
         async fn page(
@@ -738,6 +729,57 @@ pub mod memory {
                 .collect())
         }
 
+        async fn replies(&self, parent: &Comment) -> Result<Vec<Comment>, ApiError> {
+            Ok(self
+                .state()
+                .comments
+                .values()
+                .filter(|c| c.reply_to.as_deref() == Some(parent.id.as_str()))
+                .cloned()
+                .collect())
+        }
+
+        async fn by_author(&self, user_id: &str) -> Result<Vec<String>, ApiError> {
+            Ok(self
+                .state()
+                .comments
+                .values()
+                .filter(|c| c.author.id == user_id)
+                .map(|c| c.id.clone())
+                .collect())
+        }
+
+        async fn liked_comments(&self, user_id: &str) -> Result<Vec<String>, ApiError> {
+            Ok(self
+                .state()
+                .likes
+                .iter()
+                .filter(|(_, u)| u == user_id)
+                .map(|(c, _)| c.clone())
+                .collect())
+        }
+    }
+
+    #[async_trait]
+    impl CommentsStore for MemoryCommentsStore {
+        async fn insert(&self, c: &Comment, event: &Envelope) -> Result<Inserted, ApiError> {
+            let mut st = self.state();
+            if st.lookups.contains_key(&c.id) {
+                return Ok(Inserted::Duplicate);
+            }
+            if let Some(parent) = &c.reply_to {
+                let alive =
+                    matches!(st.lookups.get(parent), Some(Some((post, _))) if *post == c.post_id);
+                if !alive {
+                    return Ok(Inserted::ParentGone);
+                }
+            }
+            st.lookups.insert(c.id.clone(), Some(at(c)));
+            st.comments.insert(at(c), c.clone());
+            st.events.push(event.clone());
+            Ok(Inserted::Written)
+        }
+
         async fn edit(&self, updated: &Comment, event: &Envelope) -> Result<(), ApiError> {
             let mut st = self.state();
             let current = st.comments.get_mut(&at(updated)).ok_or_else(gone)?;
@@ -750,16 +792,6 @@ pub mod memory {
             current.edited_at = updated.edited_at.clone();
             st.events.push(event.clone());
             Ok(())
-        }
-
-        async fn replies(&self, parent: &Comment) -> Result<Vec<Comment>, ApiError> {
-            Ok(self
-                .state()
-                .comments
-                .values()
-                .filter(|c| c.reply_to.as_deref() == Some(parent.id.as_str()))
-                .cloned()
-                .collect())
         }
 
         async fn delete(&self, c: &Comment, event: &Envelope) -> Result<bool, ApiError> {
@@ -811,26 +843,6 @@ pub mod memory {
             }
             st.events.push(event.clone());
             Ok(true)
-        }
-
-        async fn by_author(&self, user_id: &str) -> Result<Vec<String>, ApiError> {
-            Ok(self
-                .state()
-                .comments
-                .values()
-                .filter(|c| c.author.id == user_id)
-                .map(|c| c.id.clone())
-                .collect())
-        }
-
-        async fn liked_comments(&self, user_id: &str) -> Result<Vec<String>, ApiError> {
-            Ok(self
-                .state()
-                .likes
-                .iter()
-                .filter(|(_, u)| u == user_id)
-                .map(|(c, _)| c.clone())
-                .collect())
         }
 
         async fn forget_likes(&self, user_id: &str) -> Result<(), ApiError> {
