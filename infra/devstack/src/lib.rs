@@ -62,7 +62,32 @@ pub struct DevstackConfig {
     pub function_log_format: Option<String>,
     /// The OpenAPI document to serve at `/openapi.json`, with Swagger UI at `/docs`.
     pub api_document: Option<Value>,
+    /// Services already running elsewhere (LocalStack, Redpanda, OpenSearch from
+    /// `infra/docker-compose.yml`) to use instead of starting moto, tansu or osmem-server.
+    pub external: ExternalServices,
 }
+
+/// Endpoints of services the devstack uses rather than starts; `None` starts its own.
+#[derive(Debug, Clone, Default)]
+pub struct ExternalServices {
+    /// The AWS endpoint (`AWS_ENDPOINT_URL`), e.g. LocalStack's `http://localhost:4566`.
+    pub aws: Option<String>,
+    /// Kafka bootstrap servers (`KAFKA_BOOTSTRAP_SERVERS`), e.g. Redpanda's `localhost:19092`.
+    pub kafka: Option<String>,
+    /// The OpenSearch URL (`OPENSEARCH_URL`).
+    pub opensearch: Option<String>,
+}
+
+/// The variables that point a function at its AWS endpoint, Kafka and OpenSearch, beside
+/// what template.yaml gives it; `infra/docker-compose.yml` names the same ones.
+pub const ENDPOINT_VARIABLES: [&str; 6] = [
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "OPENSEARCH_URL",
+];
 
 impl DevstackConfig {
     /// For a checkout whose root is `root`: its template.yaml and the debug binaries of
@@ -81,6 +106,7 @@ impl DevstackConfig {
             max_instances: 4,
             function_log_format: None,
             api_document: Some(shutter_openapi::document_json(None)),
+            external: ExternalServices::default(),
         }
     }
 
@@ -162,15 +188,22 @@ impl Devstack {
             )));
         }
 
-        progress("starting moto server, tansu and osmem-server");
+        progress(
+            "starting the local services (moto server, tansu, osmem-server) not given as external",
+        );
+        let external = &config.external;
         let (moto, tansu, osmem) = tokio::try_join!(
-            services::start_moto(&logs),
-            services::start_tansu(&logs, workdir.path()),
-            services::start_osmem(&logs),
+            services::start_unless(external.aws.as_deref(), || services::start_moto(&logs)),
+            services::start_unless(external.kafka.as_deref(), || {
+                services::start_tansu(&logs, workdir.path())
+            }),
+            services::start_unless(external.opensearch.as_deref(), || services::start_osmem(
+                &logs
+            )),
         )?;
-        let (moto_url, kafka, opensearch) =
-            (moto.url.clone(), tansu.url.clone(), osmem.url.clone());
-        let services = vec![moto, tansu, osmem];
+        let (moto_url, kafka, opensearch) = (moto.0, tansu.0, osmem.0);
+        let services: Vec<services::Service> =
+            [moto.1, tansu.1, osmem.1].into_iter().flatten().collect();
 
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
             .await

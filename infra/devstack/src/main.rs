@@ -30,6 +30,15 @@ struct Args {
     /// Keep the functions' JSON log lines (the template's format) instead of text.
     #[arg(long)]
     json_logs: bool,
+    /// Use this AWS endpoint (e.g. LocalStack, http://localhost:4566) instead of starting moto.
+    #[arg(long, value_name = "URL")]
+    aws_endpoint: Option<String>,
+    /// Use these Kafka bootstrap servers (e.g. Redpanda, localhost:19092) instead of starting tansu.
+    #[arg(long, value_name = "HOST:PORT")]
+    kafka_bootstrap: Option<String>,
+    /// Use this OpenSearch URL instead of starting osmem-server.
+    #[arg(long, value_name = "URL")]
+    opensearch_url: Option<String>,
 }
 
 const DEMO_USERS: [&str; 3] = ["alice", "bob", "carol"];
@@ -59,6 +68,11 @@ async fn main() -> std::process::ExitCode {
     let root = workspace_root(args.template.as_deref());
     let mut config = DevstackConfig::for_workspace(&root);
     config.port = args.port;
+    config.external = devstack::ExternalServices {
+        aws: args.aws_endpoint,
+        kafka: args.kafka_bootstrap,
+        opensearch: args.opensearch_url,
+    };
     config.progress = true;
     if let Some(t) = args.template {
         config.template = t;

@@ -22,6 +22,25 @@ pub fn free_port() -> Result<u16, Error> {
         .port())
 }
 
+/// `external` when given (a service someone else runs), else the one `start` starts:
+/// (its URL, the started service if any).
+pub async fn start_unless<F, Fut>(
+    external: Option<&str>,
+    start: F,
+) -> Result<(String, Option<Service>), Error>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Service, Error>>,
+{
+    match external {
+        Some(url) => Ok((url.trim_end_matches('/').to_owned(), None)),
+        None => {
+            let service = start().await?;
+            Ok((service.url.clone(), Some(service)))
+        }
+    }
+}
+
 /// A started server: its process and where it listens.
 #[derive(Debug)]
 pub struct Service {
