@@ -37,6 +37,14 @@ pub fn run(
         .flatten()
         .filter_map(|t| t.as_str().map(str::to_owned))
         .collect();
+    if topics.len() != 1 {
+        // Lambda's MSK event source mapping reads exactly one topic; a template that
+        // lists more would fail to deploy, so it fails here first.
+        return Err(Error::Template(format!(
+            "{}: an MSK event reads exactly one topic, this one lists {topics:?}; declare one event per topic",
+            source.name()
+        )));
+    }
     let group = source.props["ConsumerGroupId"]
         .as_str()
         .map(str::to_owned)
