@@ -9,6 +9,7 @@
 //! `shutter.likes` (keyed by the post id) through the outbox, in the same transaction as
 //! the change. The posts service counts them; this service keeps no counter.
 
+pub mod cache;
 pub mod consumer;
 pub mod handlers;
 pub mod model;
