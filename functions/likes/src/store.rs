@@ -19,8 +19,10 @@
 //! sort key ("split for heat"), which spreads the state items (keyed by user id, so
 //! spread evenly). The list entries' keys grow with time, so splits do not spread their
 //! writes: that tail bounds one post at the partition write limit (about 1,000 writes a
-//! second per split) until entries are sharded across partition keys. Counting is the
-//! posts service's job: it sums `LikeAdded`/`LikeRemoved` per batch into `like_count`.
+//! second per split) until entries are sharded across partition keys. The reads a like
+//! makes of the post's directory items are kept a few seconds per environment
+//! ([`crate::cache`]), so they do not make those items hot either. Counting is the posts
+//! service's job: it sums `LikeAdded`/`LikeRemoved` per batch into `like_count`.
 
 use async_trait::async_trait;
 use shutter_core::ApiError;
