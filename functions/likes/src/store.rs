@@ -3,8 +3,9 @@
 //! Layout (`pk` / `sk`):
 //! - `POST#<post id>` / `LIKE#<user id>`: the [`LikeState`] of one user's like of the post
 //!   (kept after an unlike, so its `seq` keeps counting);
-//! - `POST#<post id>` / `LIKED#<entry ulid>`: an entry of the post's likers list while the
-//!   like holds (ULIDs sort by time, so a reverse query is newest first);
+//! - `POST#<post id>#LIST#<0-7>` / `LIKED#<entry ulid>`: an entry of the post's likers
+//!   list while the like holds, in one of 8 partitions chosen by the user id (ULIDs sort by
+//!   time, so a page is the newest entries of the 8 reverse queries merged);
 //! - `USERLIKES#<user id>` / `POST#<post id>`: every post the user ever liked, so their
 //!   likes can be found and erased when the account is deleted;
 //! - `GONE#<user id>` / `GONE`: a deleted account, which may like nothing more (its access
@@ -13,13 +14,14 @@
 //! - `OUTBOX#<event id>` / `OUTBOX`: this service's events.
 //!
 //! Hot posts. A post that draws thousands of likes a second must not funnel them through
-//! one item: each like writes its own items (its state and its list entry, distinct sort
-//! keys under the post's partition key), and there is no counter item to serialise on, so
-//! concurrent likes never conflict with each other. DynamoDB splits a hot partition by
-//! sort key ("split for heat"), which spreads the state items (keyed by user id, so
-//! spread evenly). The list entries' keys grow with time, so splits do not spread their
-//! writes: that tail bounds one post at the partition write limit (about 1,000 writes a
-//! second per split) until entries are sharded across partition keys. The reads a like
+//! one item: each like writes its own items (its state under the post's partition key,
+//! its list entry), and there is no counter item to serialise on, so concurrent likes
+//! never conflict with each other. DynamoDB splits a hot partition by sort key ("split
+//! for heat"), which spreads the state items (keyed by user id, so evenly). List entries
+//! are keyed by time, and splits cannot spread writes that all land at the end of a key
+//! range, so the list has 8 partitions: one post's likes get 8 partitions' write capacity
+//! (about 1,000 write units a second each; a transactional write takes 2), and a page of
+//! likers costs 8 small queries. The reads a like
 //! makes of the post's directory items are kept a few seconds per environment
 //! ([`crate::cache`]), so they do not make those items hot either. Counting is the posts
 //! service's job: it sums `LikeAdded`/`LikeRemoved` per batch into `like_count`.
@@ -122,6 +124,19 @@ pub mod dynamo {
     fn state_key(post_id: &str, user_id: &str) -> Item {
         key(post_pk(post_id), format!("LIKE#{user_id}"))
     }
+    /// The likers list is spread over this many partitions (see the module notes).
+    const LIST_SHARDS: u32 = 8;
+
+    /// The list partition of `user_id`'s entries on `post_id`.
+    fn entry_pk(post_id: &str, user_id: &str) -> String {
+        let hash = user_id
+            .bytes()
+            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+        list_pk(post_id, hash % LIST_SHARDS)
+    }
+    fn list_pk(post_id: &str, shard: u32) -> String {
+        format!("POST#{post_id}#LIST#{shard}")
+    }
     fn entry_sk(entry: &str) -> String {
         format!("LIKED#{entry}")
     }
@@ -185,7 +200,7 @@ pub mod dynamo {
         }
 
         fn entry_item(state: &LikeState, entry: &str) -> Item {
-            let mut item = key(post_pk(&state.post_id), entry_sk(entry));
+            let mut item = key(entry_pk(&state.post_id, &state.user_id), entry_sk(entry));
             item.insert("user_id".to_owned(), s(&state.user_id));
             item.insert("username".to_owned(), s(&state.username));
             item.insert("liked_at".to_owned(), s(&state.at));
@@ -273,7 +288,10 @@ pub mod dynamo {
                 gone_check_at = Some(items.len());
                 items.push(TransactWriteItem::builder().condition_check(check).build());
             } else if let Some(entry) = previous.and_then(|p| p.entry.as_deref()) {
-                items.push(self.delete(key(post_pk(&next.post_id), entry_sk(entry)), None)?);
+                items.push(self.delete(
+                    key(entry_pk(&next.post_id, &next.user_id), entry_sk(entry)),
+                    None,
+                )?);
             }
             items.push(outbox_put(&self.table.name, LIKES_TOPIC, event));
             match self.transact(items, gone_check_at).await? {
@@ -289,31 +307,40 @@ pub mod dynamo {
             after: Option<&str>,
             limit: usize,
         ) -> Result<Vec<LikerEntry>, ApiError> {
-            let mut query = self
-                .table
-                .client
-                .query()
-                .table_name(&self.table.name)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(post_pk(post_id)))
-                .expression_attribute_values(":prefix", s("LIKED#"))
-                .scan_index_forward(false)
-                .limit(i32::try_from(limit).unwrap_or(i32::MAX));
-            if let Some(after) = after {
-                query =
-                    query.set_exclusive_start_key(Some(key(post_pk(post_id), after.to_owned())));
-            }
-            let out = query.send().await.map_err(internal)?;
-            Ok(out
-                .items()
+            // Entry ids are ULIDs, so one position orders every shard: read the next
+            // `limit` of each, newest first, and keep the newest `limit` of them all.
+            let limit_i32 = i32::try_from(limit).unwrap_or(i32::MAX);
+            let pages = futures::future::try_join_all((0..LIST_SHARDS).map(|shard| {
+                let mut query = self
+                    .table
+                    .client
+                    .query()
+                    .table_name(&self.table.name)
+                    .expression_attribute_values(":pk", s(list_pk(post_id, shard)))
+                    .scan_index_forward(false)
+                    .limit(limit_i32);
+                query = match after {
+                    Some(after) => query
+                        .key_condition_expression("pk = :pk AND sk < :after")
+                        .expression_attribute_values(":after", s(after)),
+                    None => query.key_condition_expression("pk = :pk"),
+                };
+                async move { query.send().await.map_err(internal) }
+            }))
+            .await?;
+            let mut entries: Vec<LikerEntry> = pages
                 .iter()
+                .flat_map(|page| page.items())
                 .map(|item| LikerEntry {
                     position: string(item, "sk"),
                     user_id: string(item, "user_id"),
                     username: string(item, "username"),
                     liked_at: string(item, "liked_at"),
                 })
-                .collect())
+                .collect();
+            entries.sort_by(|a, b| b.position.cmp(&a.position));
+            entries.truncate(limit);
+            Ok(entries)
         }
     }
 
@@ -373,7 +400,13 @@ pub mod dynamo {
                 self.delete(index_key(&current.user_id, &current.post_id), None)?,
             ];
             if let Some(entry) = &current.entry {
-                items.push(self.delete(key(post_pk(&current.post_id), entry_sk(entry)), None)?);
+                items.push(self.delete(
+                    key(
+                        entry_pk(&current.post_id, &current.user_id),
+                        entry_sk(entry),
+                    ),
+                    None,
+                )?);
             }
             if let Some(event) = event {
                 items.push(outbox_put(&self.table.name, LIKES_TOPIC, event));
@@ -398,36 +431,41 @@ pub mod dynamo {
 
         async fn delete_post_likes(&self, post_id: &str) -> Result<usize, ApiError> {
             let mut deleted = 0;
-            let mut start: Option<Item> = None;
-            loop {
-                let out = self
-                    .table
-                    .client
-                    .query()
-                    .table_name(&self.table.name)
-                    .key_condition_expression("pk = :pk")
-                    .expression_attribute_values(":pk", s(post_pk(post_id)))
-                    .projection_expression("pk, sk, user_id")
-                    .consistent_read(true)
-                    .set_exclusive_start_key(start.take())
-                    .send()
-                    .await
-                    .map_err(internal)?;
-                let mut keys = Vec::new();
-                for item in out.items() {
-                    let sk = string(item, "sk");
-                    if sk.starts_with("LIKE#") {
-                        keys.push(index_key(&string(item, "user_id"), post_id));
+            let partitions = std::iter::once(post_pk(post_id))
+                .chain((0..LIST_SHARDS).map(|n| list_pk(post_id, n)));
+            for pk in partitions {
+                let mut start: Option<Item> = None;
+                loop {
+                    let out = self
+                        .table
+                        .client
+                        .query()
+                        .table_name(&self.table.name)
+                        .key_condition_expression("pk = :pk")
+                        .expression_attribute_values(":pk", s(&pk))
+                        .projection_expression("pk, sk, user_id")
+                        .consistent_read(true)
+                        .set_exclusive_start_key(start.take())
+                        .send()
+                        .await
+                        .map_err(internal)?;
+                    let mut keys = Vec::new();
+                    for item in out.items() {
+                        let sk = string(item, "sk");
+                        if sk.starts_with("LIKE#") {
+                            keys.push(index_key(&string(item, "user_id"), post_id));
+                        }
+                        keys.push(key(pk.clone(), sk));
                     }
-                    keys.push(key(post_pk(post_id), sk));
-                }
-                deleted += keys.len();
-                self.batch_delete(keys).await?;
-                match out.last_evaluated_key {
-                    Some(k) if !k.is_empty() => start = Some(k),
-                    _ => return Ok(deleted),
+                    deleted += keys.len();
+                    self.batch_delete(keys).await?;
+                    match out.last_evaluated_key {
+                        Some(k) if !k.is_empty() => start = Some(k),
+                        _ => break,
+                    }
                 }
             }
+            Ok(deleted)
         }
     }
 
