@@ -139,8 +139,12 @@ async fn media_is_checked_stripped_and_published(
     assert_eq!(left.key_count(), Some(0));
 
     // Now others see it, with its counters.
-    let seen = get(app, other, &format!("/v1/posts/{id}")).await;
-    assert_eq!(seen.status, StatusCode::OK, "{:?}", seen.body);
+    // Now others see it (once the posts service knows its author), with its counters.
+    let seen = eventually("others to see the post", WAIT, || async {
+        let answer = get(app, other, &format!("/v1/posts/{id}")).await;
+        (answer.status == StatusCode::OK).then_some(answer)
+    })
+    .await;
     assert_eq!(
         (
             seen.body["like_count"].as_i64(),
@@ -374,6 +378,11 @@ async fn lists_page_newest_first(app: &TestApp, author: &User, other: &User) {
 async fn private_accounts_hide_their_posts(app: &TestApp, other: &User) {
     let hermit = app.user("hermit").await;
     let id = app.published_post(&hermit).await;
+    // Public at first: others see it once the posts service knows the author.
+    eventually("others to see hermit's post", WAIT, || async {
+        (get(app, other, &format!("/v1/posts/{id}")).await.status == StatusCode::OK).then_some(())
+    })
+    .await;
     // The profile follows registration through its event.
     eventually("hermit's profile to turn private", WAIT, || async {
         let answer = app
@@ -392,10 +401,11 @@ async fn private_accounts_hide_their_posts(app: &TestApp, other: &User) {
             .then_some(())
     })
     .await;
-    assert_eq!(
-        get(app, other, "/v1/users/hermit/posts").await.status,
-        StatusCode::FORBIDDEN
-    );
+    eventually("hermit's list to be refused to others", WAIT, || async {
+        (get(app, other, "/v1/users/hermit/posts").await.status == StatusCode::FORBIDDEN)
+            .then_some(())
+    })
+    .await;
     assert_eq!(
         get(app, &hermit, &format!("/v1/posts/{id}")).await.status,
         StatusCode::OK
