@@ -26,8 +26,10 @@ async fn schemathesis_finds_no_server_error_and_no_contract_violation() {
             "25",
             "--seed",
             "20261125",
+            // One worker: with two, CPython's parser can fail inside hypothesis when both
+            // threads compile at once ("AST constructor recursion depth mismatch").
             "--workers",
-            "2",
+            "1",
             // No examples replayed from earlier runs: each run is the seed's, alone.
             "--generation-database",
             "none",

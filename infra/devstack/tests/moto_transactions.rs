@@ -34,6 +34,7 @@ async fn cancelled_transactions_are_invisible_to_streams_and_to_other_writers() 
         .expect("stream arn")
         .to_owned();
     put(&moto, "guard").await;
+    put(&moto, "bystander").await;
 
     // Transactions that always fail on their last item, after writing the first one.
     let cancelled = {
@@ -45,6 +46,8 @@ async fn cancelled_transactions_are_invisible_to_streams_and_to_other_writers() 
                         "TransactWriteItems",
                         &json!({"TransactItems": [
                             {"Put": {"TableName": "Atomic", "Item": {"pk": {"S": format!("cancelled-{i}")}}}},
+                            {"Update": {"TableName": "Atomic", "Key": {"pk": {"S": "bystander"}},
+                                        "UpdateExpression": "SET touched = :t", "ExpressionAttributeValues": {":t": {"N": format!("{i}")}}}},
                             {"Put": {"TableName": "Atomic", "Item": {"pk": {"S": "guard"}},
                                      "ConditionExpression": "attribute_not_exists(pk)"}},
                         ]}),
@@ -102,6 +105,15 @@ async fn cancelled_transactions_are_invisible_to_streams_and_to_other_writers() 
         .collect();
     assert!(lost.is_empty(), "writes lost to a rollback: {lost:?}");
     assert!(!stored.iter().any(|k| k.starts_with("cancelled-")));
+    // An item a cancelled transaction updated is as it was.
+    let bystander = moto
+        .dynamodb(
+            "GetItem",
+            &json!({"TableName": "Atomic", "Key": {"pk": {"S": "bystander"}}}),
+        )
+        .await
+        .expect("get");
+    assert_eq!(bystander["Item"], json!({"pk": {"S": "bystander"}}));
     // The stream, read once everything is done, holds every kept write exactly once.
     let finally = stream_keys(&moto, &stream).await;
     let kept: Vec<&String> = finally.iter().filter(|k| k.starts_with("kept-")).collect();
