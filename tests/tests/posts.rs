@@ -27,6 +27,7 @@ async fn posts_user_stories() {
     private_accounts_hide_their_posts(&app, &other).await;
     deletion_is_the_authors_or_staffs(&app, &author, &other, &post).await;
     a_deleted_accounts_posts_go_with_it(&app, &other).await;
+    a_moderator_deletes_anyones_post(&app, &author).await;
     app.stack.stop().await;
 }
 
@@ -501,4 +502,56 @@ async fn a_deleted_accounts_posts_go_with_it(app: &TestApp, other: &User) {
         get(app, other, "/v1/users/leaver/posts").await.status,
         StatusCode::NOT_FOUND
     );
+}
+
+async fn a_moderator_deletes_anyones_post(app: &TestApp, author: &User) {
+    let id = app.published_post(author).await;
+    let moderator = app.user("moderator1").await;
+    // Roles are granted by operators, in the identity table; the next login carries them.
+    let ddb = aws_sdk_dynamodb::Client::new(&app.aws().await);
+    ddb.update_item()
+        .table_name(app.stack.table_name("IdentityTable"))
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("USER#{}", moderator.id)),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("ACCOUNT".into()),
+        )
+        .update_expression("SET #roles = :roles")
+        .expression_attribute_names("#roles", "roles")
+        .expression_attribute_values(
+            ":roles",
+            aws_sdk_dynamodb::types::AttributeValue::L(vec![
+                aws_sdk_dynamodb::types::AttributeValue::S("user".into()),
+                aws_sdk_dynamodb::types::AttributeValue::S("moderator".into()),
+            ]),
+        )
+        .send()
+        .await
+        .unwrap();
+    let login = app.login("moderator1", shutter_e2e::PASSWORD).await;
+    let token = login.body["access_token"].as_str().unwrap().to_owned();
+    let path = format!("/v1/posts/{id}");
+    let edit = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&token),
+            Some(json!({"caption": "moderated", "version": 1})),
+        )
+        .await;
+    assert_eq!(
+        edit.status,
+        StatusCode::FORBIDDEN,
+        "moderators delete, they do not edit"
+    );
+    assert_eq!(
+        app.call(Method::DELETE, &path, Some(&token), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(get(app, author, &path).await.status, StatusCode::NOT_FOUND);
 }

@@ -157,8 +157,10 @@ where
         caller.username.clone()
     };
     let text = String::from(body.text);
+    // Listed in id order: its time is the id's own instant, so both orders agree.
+    let (id, created_at) = shutter_core::new_id_and_time();
     let comment = Comment {
-        id: shutter_core::new_id(),
+        id,
         post_id,
         author: UserRef {
             id: caller.user_id.clone(),
@@ -169,7 +171,7 @@ where
         text,
         reply_to,
         like_count: 0,
-        created_at: shutter_core::now_rfc3339(),
+        created_at,
         edited_at: None,
     };
     queue

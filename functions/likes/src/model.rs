@@ -40,14 +40,15 @@ pub fn transition(current: Option<&LikeState>, request: &LikeRequest<'_>) -> Opt
     if was_liked == request.liked {
         return None;
     }
-    let at = shutter_core::now_rfc3339();
+    // The likers list is ordered by the entry's id: its time is the id's own instant.
+    let (entry, at) = shutter_core::new_id_and_time();
     Some(LikeState {
         post_id: request.post_id.to_owned(),
         user_id: request.user_id.to_owned(),
         post_author_id: request.post_author_id.to_owned(),
         liked: request.liked,
         seq: current.map_or(0, |c| c.seq) + 1,
-        entry: request.liked.then(shutter_core::new_id),
+        entry: request.liked.then_some(entry),
         username: request.username.to_owned(),
         at,
     })

@@ -11,4 +11,4 @@ pub mod validate;
 
 pub use cursor::{CursorSigner, Page, PageRequest};
 pub use error::{ApiError, Problem};
-pub use ids::{new_id, now_rfc3339, parse_id};
+pub use ids::{new_id, new_id_and_time, now_rfc3339, parse_id, rfc3339};

@@ -418,9 +418,7 @@ pub fn post_policy(input: &PolicyInput<'_>) -> Result<UploadForm, ApiError> {
         url: String::new(),
         method: "POST",
         fields,
-        expires_at: expires
-            .format(&time::format_description::well_known::Rfc3339)
-            .map_err(internal)?,
+        expires_at: shutter_core::rfc3339(expires),
     })
 }
 
