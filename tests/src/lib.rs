@@ -210,6 +210,42 @@ impl TestApp {
         id
     }
 
+    /// The events on `topic` keyed by `key`, read from the start as a consumer would:
+    /// until `expected` arrived and then 3 quiet seconds passed (so an extra one would
+    /// show), or a minute.
+    pub async fn events_keyed(&self, topic: &str, key: &str, expected: usize) -> Vec<Value> {
+        use rdkafka::config::ClientConfig;
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        use rdkafka::message::Message;
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.stack.kafka_bootstrap())
+            .set("group.id", format!("e2e-{}", shutter_core::new_id()))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("a Kafka consumer");
+        consumer.subscribe(&[topic]).expect("subscribed");
+        let mut events = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut idle = 0;
+        while Instant::now() < deadline && !(events.len() >= expected && idle >= 15) {
+            match consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(msg)) => {
+                    idle = 0;
+                    if msg.key() == Some(key.as_bytes())
+                        && let Some(value) = msg
+                            .payload()
+                            .and_then(|p| serde_json::from_slice::<Value>(p).ok())
+                    {
+                        events.push(value);
+                    }
+                }
+                _ => idle += 1,
+            }
+        }
+        events
+    }
+
     /// A client for the local AWS (moto).
     pub async fn aws(&self) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())

@@ -375,39 +375,8 @@ async fn comments_replies_edits_likes_and_deletes(app: &TestApp) {
     assert_eq!(by_owner["data"]["deleted_by"], ann.id.as_str());
 }
 
-/// The `shutter.comments` events of `post` (its key), as the posts service reads them:
-/// until `expected` arrived and then 3 quiet seconds passed (so an extra one would show).
 async fn comment_events(app: &TestApp, post: &str, expected: usize) -> Vec<Value> {
-    use rdkafka::config::ClientConfig;
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::message::Message;
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", app.stack.kafka_bootstrap())
-        .set("group.id", format!("e2e-{}", shutter_core::new_id()))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    consumer.subscribe(&["shutter.comments"]).unwrap();
-    let mut events = Vec::new();
-    let deadline = std::time::Instant::now() + WAIT;
-    let mut idle = 0;
-    while std::time::Instant::now() < deadline && !(events.len() >= expected && idle >= 15) {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(msg)) => {
-                idle = 0;
-                if msg.key() == Some(post.as_bytes())
-                    && let Some(value) = msg
-                        .payload()
-                        .and_then(|p| serde_json::from_slice::<Value>(p).ok())
-                {
-                    events.push(value);
-                }
-            }
-            _ => idle += 1,
-        }
-    }
-    events
+    app.events_keyed("shutter.comments", post, expected).await
 }
 
 async fn delete_account(app: &TestApp, user: &User) {

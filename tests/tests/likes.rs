@@ -65,40 +65,8 @@ async fn likers(app: &TestApp, user: &User, post: &str) -> Vec<Value> {
     }
 }
 
-/// The `shutter.likes` events of `post`, as the posts service would read them.
 async fn like_events(app: &TestApp, post: &str, expected: usize) -> Vec<Value> {
-    use rdkafka::config::ClientConfig;
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::message::Message;
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", app.stack.kafka_bootstrap())
-        .set("group.id", format!("e2e-{}", shutter_core::new_id()))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    consumer.subscribe(&["shutter.likes"]).unwrap();
-    let mut events = Vec::new();
-    let deadline = std::time::Instant::now() + WAIT;
-    let mut idle = 0;
-    // Read until the expected count arrived and then 3 quiet seconds passed (so an extra
-    // event would be seen), or the deadline.
-    while std::time::Instant::now() < deadline && !(events.len() >= expected && idle >= 15) {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(msg)) => {
-                idle = 0;
-                if msg.key() == Some(post.as_bytes())
-                    && let Some(value) = msg
-                        .payload()
-                        .and_then(|p| serde_json::from_slice::<Value>(p).ok())
-                {
-                    events.push(value);
-                }
-            }
-            _ => idle += 1,
-        }
-    }
-    events
+    app.events_keyed("shutter.likes", post, expected).await
 }
 
 /// `like_count` as the posts service counts it from the like events.
