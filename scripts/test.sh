@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/tools.sh
 ensure_tools
+# CI builds once from a clean clone: incremental compilation only costs it time and disk.
+if [ "${CI:-}" = "true" ]; then export CARGO_INCREMENTAL=0; fi
 # The end-to-end tests run the functions' real binaries, so build them first.
 cargo build --workspace --bins
 # With no arguments, everything; otherwise what they select (e.g. -p shutter-e2e).
