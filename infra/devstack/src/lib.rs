@@ -420,6 +420,11 @@ impl Drop for Devstack {
 }
 
 impl Devstack {
+    /// How many functions it runs.
+    pub fn function_count(&self) -> usize {
+        self.functions.len()
+    }
+
     /// DynamoDB requests served so far, by operation (`PutItem`, `TransactWriteItems`, ...),
     /// as moto counted them (in moto.err.log): the functions' and the devstack's own, not the stream
     /// polling. Benchmarks take the difference around what they measure.

@@ -38,7 +38,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let stack = Devstack::start(DevstackConfig::for_tests()).await?;
     println!(
-        "devstack start-up (servers, resources, 15 functions warm): {:.2} s",
+        "devstack start-up (servers, resources, {} functions warm): {:.2} s",
+        stack.function_count(),
         started.elapsed().as_secs_f64()
     );
     let base = stack.base_url().to_owned();
