@@ -64,7 +64,9 @@ pub mod dynamo {
 
     use shutter_events::{outbox_put, processed_marker};
     use shutter_store::dynamodb::types::{Delete, Put, TransactWriteItem};
-    use shutter_store::{Item, Table, cancellation_reasons, condition_failed_at, s, to_item};
+    use shutter_store::{
+        Item, Table, cancellation_reasons, condition_failed_at, from_item, s, to_item,
+    };
 
     use super::*;
     use crate::PROFILES_TOPIC;
@@ -157,9 +159,46 @@ pub mod dynamo {
     #[async_trait]
     impl ProfilesStore for DynamoProfilesStore {
         async fn by_id(&self, user_id: &str) -> Result<Option<Profile>, ApiError> {
-            self.table
-                .get(&format!("PROFILE#{user_id}"), "PROFILE")
+            // One query reads the profile and its counters (`COUNTS`, kept apart so that
+            // a profile edit never overwrites them; see crate::counters).
+            let out = self
+                .table
+                .client
+                .query()
+                .table_name(&self.table.name)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(format!("PROFILE#{user_id}")))
+                .consistent_read(true)
+                .send()
                 .await
+                .map_err(internal)?;
+            let mut profile: Option<Profile> = None;
+            let mut counts = None;
+            for item in out.items() {
+                match item
+                    .get("sk")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                {
+                    Some("PROFILE") => profile = Some(from_item(item.clone())?),
+                    Some("COUNTS") => counts = Some(item.clone()),
+                    _ => {}
+                }
+            }
+            Ok(profile.map(|mut p| {
+                let count = |name: &str| {
+                    counts
+                        .as_ref()
+                        .and_then(|c| c.get(name))
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|v| v.parse::<i64>().ok())
+                        .map_or(0, |v| u64::try_from(v).unwrap_or(0))
+                };
+                p.follower_count = count("follower_count");
+                p.following_count = count("following_count");
+                p.post_count = count("post_count");
+                p
+            }))
         }
 
         async fn by_username(&self, username: &Username) -> Result<Option<Profile>, ApiError> {
@@ -210,6 +249,23 @@ pub mod dynamo {
             let mut items = vec![processed_marker(&self.table.name, consumer, event_id)];
             if let Some(p) = &existing {
                 items.push(self.delete(format!("PROFILE#{user_id}"), "PROFILE", None)?);
+                // The counters become a tombstone, so a late follow or post event cannot
+                // bring them back (it expires after Kafka's retention).
+                let mut gone = crate::counters::dynamo::counts_key(user_id);
+                gone.insert(
+                    "gone".to_owned(),
+                    shutter_store::dynamodb::types::AttributeValue::Bool(true),
+                );
+                gone.insert(
+                    "ttl".to_owned(),
+                    shutter_store::n(shutter_store::epoch_seconds() + 8 * 24 * 3600),
+                );
+                let put = Put::builder()
+                    .table_name(&self.table.name)
+                    .set_item(Some(gone))
+                    .build()
+                    .map_err(internal)?;
+                items.push(TransactWriteItem::builder().put(put).build());
                 let owner = HashMap::from([(":id".to_owned(), s(user_id))]);
                 items.push(self.delete(
                     format!("HANDLE#{}", p.username),

@@ -50,6 +50,18 @@ use utoipa::{Modify, OpenApi};
         shutter_comments::handlers::delete_comment,
         shutter_comments::handlers::like_comment,
         shutter_comments::handlers::unlike_comment,
+        shutter_follows::handlers::follow,
+        shutter_follows::handlers::unfollow,
+        shutter_follows::handlers::followers,
+        shutter_follows::handlers::following,
+        shutter_follows::handlers::follow_requests,
+        shutter_follows::handlers::approve,
+        shutter_follows::handlers::decline,
+        shutter_follows::handlers::block,
+        shutter_follows::handlers::unblock,
+        shutter_search::handlers::search_posts,
+        shutter_search::handlers::search_users,
+        shutter_search::handlers::search_hashtags,
     ),
     components(schemas(shutter_core::Problem)),
     modifiers(&Conventions),
@@ -60,6 +72,8 @@ use utoipa::{Modify, OpenApi};
         (name = "posts", description = "Posts, their media uploads, and lists by author and hashtag"),
         (name = "likes", description = "Likes on posts and who likes a post"),
         (name = "comments", description = "Comments on posts, replies and comment likes"),
+        (name = "follows", description = "Following users, follow requests to private accounts, and blocks"),
+        (name = "search", description = "Searching posts, users and hashtags (what you may see only)"),
     )
 )]
 struct ApiDoc;

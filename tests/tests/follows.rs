@@ -1,0 +1,416 @@
+//! The follows service's user stories through the devstack: follows, requests to a
+//! private account, blocks, lists with the viewer's state, account deletion, and the
+//! events on `shutter.follows`.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its location
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use shutter_e2e::{Answer, TestApp, User, eventually};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn follows_user_stories() {
+    let app = TestApp::spawn().await;
+    let [ann, bob, cat, dan] = users(&app, ["fann", "fbob", "fcat", "fdan"]).await;
+    following_is_idempotent_and_listed_with_the_viewers_state(&app, &ann, &bob, &cat).await;
+    a_private_account_approves_or_declines_requests(&app, &bob, &cat, &dan).await;
+    a_block_ends_follows_both_ways_and_cannot_be_bypassed(&app, &ann, &bob).await;
+    bad_requests_get_clear_errors(&app, &ann, &cat).await;
+    a_deleted_account_leaves_every_list(&app, &cat, &dan).await;
+    app.stack.stop().await;
+}
+
+async fn users<const N: usize>(app: &TestApp, names: [&str; N]) -> [User; N] {
+    let mut users = Vec::new();
+    for name in names {
+        users.push(app.user(name).await);
+    }
+    users.try_into().unwrap()
+}
+
+async fn call(
+    app: &TestApp,
+    user: &User,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Answer {
+    app.call(method, path, Some(&user.access_token), body).await
+}
+
+/// `who` follows `whom` once the follows service knows `whom` (until its directory
+/// consumer has read the registration, the user is 404).
+async fn follow(app: &TestApp, who: &User, whom: &User) -> String {
+    let path = format!("/v1/users/{}/follow", whom.username);
+    eventually("the follows service to know the user", WAIT, || async {
+        let answer = call(app, who, Method::PUT, &path, None).await;
+        assert!(
+            matches!(answer.status, StatusCode::OK | StatusCode::NOT_FOUND),
+            "{answer:?}"
+        );
+        (answer.status == StatusCode::OK).then(|| answer.body["state"].as_str().unwrap().to_owned())
+    })
+    .await
+}
+
+/// Waits until `whose` profile shows (followers, following) as `viewer` reads it.
+async fn counts_become(app: &TestApp, viewer: &User, whose: &User, expected: (u64, u64)) {
+    let path = format!("/v1/profiles/{}", whose.username);
+    eventually("the profile's counters", WAIT, || async {
+        let profile = call(app, viewer, Method::GET, &path, None).await;
+        let counts = (
+            profile.body["follower_count"].as_u64().unwrap_or(99),
+            profile.body["following_count"].as_u64().unwrap_or(99),
+        );
+        (counts == expected).then_some(())
+    })
+    .await;
+}
+
+/// Every entry of a list, paging 2 at a time; the usernames and the viewer's states.
+async fn list(app: &TestApp, viewer: &User, path: &str) -> Vec<(String, String)> {
+    let mut items = Vec::new();
+    let mut next = format!("{path}?limit=2");
+    loop {
+        let page = call(app, viewer, Method::GET, &next, None).await;
+        assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
+        for item in page.body["items"].as_array().unwrap() {
+            items.push((
+                item["username"].as_str().unwrap().to_owned(),
+                item["viewer_state"].as_str().unwrap_or("").to_owned(),
+            ));
+        }
+        match page.body["next_cursor"].as_str() {
+            Some(cursor) => next = format!("{path}?limit=2&cursor={cursor}"),
+            None => return items,
+        }
+    }
+}
+
+async fn following_is_idempotent_and_listed_with_the_viewers_state(
+    app: &TestApp,
+    ann: &User,
+    bob: &User,
+    cat: &User,
+) {
+    assert_eq!(follow(app, ann, bob).await, "following");
+    assert_eq!(follow(app, ann, bob).await, "following");
+    assert_eq!(follow(app, cat, bob).await, "following");
+    assert_eq!(follow(app, ann, cat).await, "following");
+    // bob's followers, newest first, as ann sees them: she follows cat.
+    let followers = list(app, ann, &format!("/v1/users/{}/followers", bob.username)).await;
+    assert_eq!(
+        followers,
+        [
+            (cat.username.clone(), "following".to_owned()),
+            (ann.username.clone(), "none".to_owned())
+        ]
+    );
+    let following = list(app, bob, &format!("/v1/users/{}/following", ann.username)).await;
+    assert_eq!(
+        following,
+        [
+            (cat.username.clone(), "none".to_owned()),
+            (bob.username.clone(), "none".to_owned())
+        ]
+    );
+    // The profiles' counters follow the events, once per edge.
+    counts_become(app, cat, bob, (2, 0)).await;
+    counts_become(app, cat, ann, (0, 2)).await;
+    // One FollowStarted per edge, however often asked.
+    let events = app.events_keyed("shutter.follows", &ann.id, 2).await;
+    let kinds: Vec<_> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["FollowStarted", "FollowStarted"], "{events:?}");
+    assert_eq!(events[0]["data"]["followee_id"], bob.id.as_str());
+    assert_eq!(events[0]["data"]["seq"], 1);
+}
+
+async fn a_private_account_approves_or_declines_requests(
+    app: &TestApp,
+    bob: &User,
+    cat: &User,
+    dan: &User,
+) {
+    let private = call(
+        app,
+        cat,
+        Method::PATCH,
+        "/v1/profiles/me",
+        Some(json!({"private": true})),
+    )
+    .await;
+    assert_eq!(private.status, StatusCode::OK, "{private:?}");
+    // The follows service learns of it from ProfileUpdated: a private account's lists are
+    // then refused to those who do not follow it.
+    let cats_followers = format!("/v1/users/{}/followers", cat.username);
+    eventually(
+        "the follows service to know the account is private",
+        WAIT,
+        || async {
+            let answer = call(app, dan, Method::GET, &cats_followers, None).await;
+            (answer.status == StatusCode::FORBIDDEN).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(follow(app, dan, cat).await, "requested");
+    assert_eq!(follow(app, bob, cat).await, "requested");
+    let requests = call(app, cat, Method::GET, "/v1/follow-requests", None).await;
+    let ids: Vec<_> = requests.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, [bob.id.clone(), dan.id.clone()], "{:?}", requests.body);
+    // Only cat answers her requests.
+    let approve_dan = format!("/v1/follow-requests/{}/approve", dan.id);
+    assert_eq!(
+        call(app, bob, Method::POST, &approve_dan, None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let approved = call(app, cat, Method::POST, &approve_dan, None).await;
+    assert_eq!(
+        (approved.status, approved.body["state"].as_str()),
+        (StatusCode::OK, Some("following"))
+    );
+    let declined = call(
+        app,
+        cat,
+        Method::POST,
+        &format!("/v1/follow-requests/{}/decline", bob.id),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (declined.status, declined.body["state"].as_str()),
+        (StatusCode::OK, Some("none"))
+    );
+    // Answered requests are gone; answering again finds nothing.
+    assert_eq!(
+        call(app, cat, Method::POST, &approve_dan, None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let requests = call(app, cat, Method::GET, "/v1/follow-requests", None).await;
+    assert_eq!(requests.body["items"], json!([]));
+    // The approved follower sees cat's lists; the declined one does not.
+    let seen = list(app, dan, &cats_followers).await;
+    assert!(
+        seen.iter().any(|(name, _)| name == &dan.username),
+        "{seen:?}"
+    );
+    assert_eq!(
+        call(app, bob, Method::GET, &cats_followers, None)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+async fn a_block_ends_follows_both_ways_and_cannot_be_bypassed(
+    app: &TestApp,
+    ann: &User,
+    bob: &User,
+) {
+    assert_eq!(follow(app, bob, ann).await, "following");
+    let block = format!("/v1/users/{}/block", bob.username);
+    for _ in 0..2 {
+        let blocked = call(app, ann, Method::PUT, &block, None).await;
+        assert_eq!(
+            (blocked.status, blocked.body["blocked"].as_bool()),
+            (StatusCode::OK, Some(true))
+        );
+    }
+    // Neither follows the other now; bob cannot see ann's lists or follow her, and ann
+    // must unblock before following bob.
+    let anns_following = list(app, ann, &format!("/v1/users/{}/following", ann.username)).await;
+    assert!(
+        anns_following.iter().all(|(name, _)| name != &bob.username),
+        "{anns_following:?}"
+    );
+    let anns_followers = format!("/v1/users/{}/followers", ann.username);
+    assert_eq!(
+        call(app, bob, Method::GET, &anns_followers, None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let bob_follows_ann = call(
+        app,
+        bob,
+        Method::PUT,
+        &format!("/v1/users/{}/follow", ann.username),
+        None,
+    )
+    .await;
+    assert_eq!(bob_follows_ann.status, StatusCode::NOT_FOUND);
+    let ann_follows_bob = call(
+        app,
+        ann,
+        Method::PUT,
+        &format!("/v1/users/{}/follow", bob.username),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (
+            ann_follows_bob.status,
+            ann_follows_bob.body["code"].as_str()
+        ),
+        (StatusCode::CONFLICT, Some("blocked"))
+    );
+    let unblocked = call(app, ann, Method::DELETE, &block, None).await;
+    assert_eq!(
+        (unblocked.status, unblocked.body["blocked"].as_bool()),
+        (StatusCode::OK, Some(false))
+    );
+    // The block's ends do not come back; following again is a new follow.
+    assert!(
+        list(app, bob, &anns_followers)
+            .await
+            .iter()
+            .all(|(name, _)| name != &bob.username)
+    );
+    assert_eq!(follow(app, bob, ann).await, "following");
+    // bob follows ann again; ann follows cat (bob's follow of her ended with the block).
+    counts_become(app, bob, ann, (1, 1)).await;
+    // ann's events: two follows started, one ended by the block, the block and unblock.
+    let events = app.events_keyed("shutter.follows", &ann.id, 5).await;
+    let mut kinds: Vec<_> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    kinds.sort_unstable();
+    assert_eq!(
+        kinds,
+        [
+            "FollowEnded",
+            "FollowStarted",
+            "FollowStarted",
+            "UserBlocked",
+            "UserUnblocked"
+        ],
+        "{events:?}"
+    );
+}
+
+async fn bad_requests_get_clear_errors(app: &TestApp, ann: &User, cat: &User) {
+    let cases: [(Method, String, StatusCode, &str); 7] = [
+        (
+            Method::PUT,
+            format!("/v1/users/{}/follow", ann.username),
+            StatusCode::BAD_REQUEST,
+            "username",
+        ),
+        (
+            Method::PUT,
+            "/v1/users/No%20Such!/follow".to_owned(),
+            StatusCode::BAD_REQUEST,
+            "username",
+        ),
+        (
+            Method::PUT,
+            "/v1/users/nobody.here/follow".to_owned(),
+            StatusCode::NOT_FOUND,
+            "",
+        ),
+        (
+            Method::PUT,
+            "/v1/users/nobody.here/block".to_owned(),
+            StatusCode::NOT_FOUND,
+            "",
+        ),
+        (
+            Method::POST,
+            "/v1/follow-requests/not-an-id/approve".to_owned(),
+            StatusCode::BAD_REQUEST,
+            "id",
+        ),
+        (
+            Method::GET,
+            format!("/v1/users/{}/followers?cursor=forged", ann.username),
+            StatusCode::BAD_REQUEST,
+            "cursor",
+        ),
+        (
+            Method::GET,
+            format!("/v1/users/{}/followers?limit=0", ann.username),
+            StatusCode::BAD_REQUEST,
+            "limit",
+        ),
+    ];
+    for (method, path, status, field) in cases {
+        let answer = call(app, ann, method.clone(), &path, None).await;
+        assert_eq!(answer.status, status, "{method} {path}: {:?}", answer.body);
+        if !field.is_empty() {
+            assert_eq!(answer.body["field"], field, "{method} {path}");
+        }
+    }
+    // A cursor of one list does not open another.
+    let page = call(
+        app,
+        ann,
+        Method::GET,
+        &format!("/v1/users/{}/followers?limit=1", cat.username),
+        None,
+    )
+    .await;
+    let cursor = page.body["next_cursor"].as_str().unwrap();
+    let elsewhere = call(
+        app,
+        ann,
+        Method::GET,
+        &format!("/v1/users/{}/followers?cursor={cursor}", ann.username),
+        None,
+    )
+    .await;
+    assert_eq!(elsewhere.status, StatusCode::BAD_REQUEST);
+    let anonymous = app
+        .call(
+            Method::PUT,
+            &format!("/v1/users/{}/follow", ann.username),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+}
+
+async fn a_deleted_account_leaves_every_list(app: &TestApp, cat: &User, dan: &User) {
+    let cats_followers = format!("/v1/users/{}/followers", cat.username);
+    assert!(
+        list(app, cat, &cats_followers)
+            .await
+            .iter()
+            .any(|(n, _)| n == &dan.username)
+    );
+    let deleted = call(
+        app,
+        dan,
+        Method::DELETE,
+        "/v1/users/me",
+        Some(json!({"password": shutter_e2e::PASSWORD})),
+    )
+    .await;
+    assert!(deleted.status.is_success(), "{deleted:?}");
+    eventually(
+        "the deleted account to leave cat's followers",
+        WAIT,
+        || async {
+            let followers = list(app, cat, &cats_followers).await;
+            followers
+                .iter()
+                .all(|(n, _)| n != &dan.username)
+                .then_some(())
+        },
+    )
+    .await;
+    // Its follow ended with an event saying why.
+    let events = app.events_keyed("shutter.follows", &dan.id, 3).await;
+    let ended = events.iter().find(|e| e["type"] == "FollowEnded").unwrap();
+    assert_eq!(ended["data"]["reason"], "account_deleted");
+}
