@@ -235,6 +235,12 @@ fn posts_query(
         "sort": [{"_score": "desc"}, {"created_at": "desc"}, {"post_id": "asc"}]
     });
     if let Some(after) = after {
+        let mut after = after.to_vec();
+        // Scores are 32-bit floats: compare the cursor's at that precision, or a hit
+        // whose score prints shorter than it is would sort after itself (and repeat).
+        if let Some(score) = after.first_mut().and_then(|s| s.as_f64()) {
+            after[0] = json!(f64::from(score as f32));
+        }
         body["search_after"] = json!(after);
     }
     body
@@ -763,6 +769,23 @@ mod tests {
         assert_eq!(status, 200);
         let last = s.sent.lock().unwrap().last().unwrap().1.clone();
         assert_eq!(last["search_after"], json!([1.5, 2, "p2"]));
+        // A score that is not exact in 32 bits is sent at 32-bit precision.
+        let sent_body = posts_query(
+            "c",
+            &Viewer {
+                user_id: VIEWER.into(),
+                staff: false,
+                relations: Relations::default(),
+            },
+            &[],
+            0,
+            Some(&[json!(0.2836516), json!(1), json!("p")]),
+            1,
+        );
+        assert_eq!(
+            sent_body["search_after"][0],
+            json!(f64::from(0.2836516_f32))
+        );
         for (q, c) in [("other", cursor.as_str()), ("c", "forged.cursor")] {
             let (status, p) = body(
                 search_posts(

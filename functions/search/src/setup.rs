@@ -150,7 +150,7 @@ impl IndexAdmin for OpenSearch {
 }
 
 /// Answers with an HTTP PUT of the JSON, without a content type (the pre-signed URL was
-/// signed without one).
+/// signed without one), or into a file for a `file://` URL.
 #[derive(Debug, Clone, Default)]
 pub struct HttpResponder {
     pub client: reqwest::Client,
@@ -160,6 +160,11 @@ pub struct HttpResponder {
 impl Responder for HttpResponder {
     async fn respond(&self, url: &str, response: &CustomResourceResponse) -> Result<(), ApiError> {
         let body = serde_json::to_vec(response).map_err(ApiError::internal)?;
+        // `file://` lets a local run (`cargo lambda invoke` with the sample event) keep
+        // the answer; CloudFormation always sends an https URL.
+        if let Some(path) = url.strip_prefix("file://") {
+            return std::fs::write(path, body).map_err(ApiError::internal);
+        }
         self.client
             .put(url)
             .body(body)

@@ -7,6 +7,7 @@
 //! (`devstack --port N --demo-data`) and the end-to-end tests both use it.
 
 pub mod aws;
+pub mod custom_resources;
 pub mod gateway;
 pub mod mappings;
 pub mod provision;
@@ -285,6 +286,24 @@ impl Devstack {
             )));
         }
 
+        // As on a first deploy: custom resources run once everything they may need
+        // exists, before any route or event source mapping.
+        let created =
+            custom_resources::create_all(&template, &provisioned.resolver, &functions, &progress)
+                .await
+                .map_err(|e| {
+                    stop.cancel();
+                    match e {
+                        Error::Functions(why) => {
+                            Error::Functions(format!("{why} (logs in {})", logs.display()))
+                        }
+                        other => other,
+                    }
+                })?;
+        if !created.is_empty() {
+            progress(&format!("created custom resources {}", created.join(", ")));
+        }
+
         let gw = Arc::new(gateway::from_template(
             &template,
             &provisioned.resolver,
@@ -555,6 +574,11 @@ fn function_env(
         set("AWS_LAMBDA_LOG_FORMAT", format);
     }
     for (k, v) in &spec.environment {
+        // The local endpoints win over the template's (e.g. OPENSEARCH_URL built from
+        // the OpenSearchEndpoint parameter): they are what "the cloud" is here.
+        if ENDPOINT_VARIABLES.contains(&k.as_str()) {
+            continue;
+        }
         set(k, v);
     }
     env
