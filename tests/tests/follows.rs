@@ -20,6 +20,7 @@ async fn follows_user_stories() {
     a_private_account_approves_or_declines_requests(&app, &bob, &cat, &dan).await;
     a_block_ends_follows_both_ways_and_cannot_be_bypassed(&app, &ann, &bob).await;
     bad_requests_get_clear_errors(&app, &ann, &cat).await;
+    posts_show_to_approved_followers_and_hide_behind_blocks(&app, &ann, &bob, &cat, &dan).await;
     a_deleted_account_leaves_every_list(&app, &cat, &dan).await;
     app.stack.stop().await;
 }
@@ -296,6 +297,49 @@ async fn a_block_ends_follows_both_ways_and_cannot_be_bypassed(
         ],
         "{events:?}"
     );
+}
+
+/// Waits until `viewer` gets `status` for the post (the posts service learns of follows
+/// and blocks from their events).
+async fn post_status_becomes(app: &TestApp, viewer: &User, post: &str, status: StatusCode) {
+    let path = format!("/v1/posts/{post}");
+    eventually(&format!("the post to answer {status}"), WAIT, || async {
+        let answer = call(app, viewer, Method::GET, &path, None).await;
+        (answer.status == status).then_some(())
+    })
+    .await;
+}
+
+async fn posts_show_to_approved_followers_and_hide_behind_blocks(
+    app: &TestApp,
+    ann: &User,
+    bob: &User,
+    cat: &User,
+    dan: &User,
+) {
+    // cat is private: dan, whom she approved, sees her post; bob, whom she declined, not.
+    let cats = app.published_post(cat).await;
+    post_status_becomes(app, dan, &cats, StatusCode::OK).await;
+    assert_eq!(
+        call(app, bob, Method::GET, &format!("/v1/posts/{cats}"), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    // ann is public: bob sees her post until she blocks him, and again once she unblocks.
+    let anns = app.published_post(ann).await;
+    post_status_becomes(app, bob, &anns, StatusCode::OK).await;
+    let block = format!("/v1/users/{}/block", bob.username);
+    assert_eq!(
+        call(app, ann, Method::PUT, &block, None).await.status,
+        StatusCode::OK
+    );
+    post_status_becomes(app, bob, &anns, StatusCode::NOT_FOUND).await;
+    assert_eq!(
+        call(app, ann, Method::DELETE, &block, None).await.status,
+        StatusCode::OK
+    );
+    post_status_becomes(app, bob, &anns, StatusCode::OK).await;
 }
 
 async fn bad_requests_get_clear_errors(app: &TestApp, ann: &User, cat: &User) {

@@ -67,6 +67,15 @@ fn keep<T>(map: &Mutex<HashMap<String, (Instant, T)>>, key: &str, value: T, ttl:
 
 #[async_trait]
 impl<D: Directory> Directory for CachedDirectory<D> {
+    /// Not kept: a block or an unfollow takes effect as soon as the directory knows it.
+    async fn access(
+        &self,
+        viewer: &str,
+        author: &str,
+    ) -> Result<shutter_directory::Access, ApiError> {
+        self.inner.access(viewer, author).await
+    }
+
     async fn author(&self, user_id: &str) -> Result<Option<Author>, ApiError> {
         if let Some(hit) = fresh(&self.authors, user_id, self.ttl) {
             return Ok(Some(hit));

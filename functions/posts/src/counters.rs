@@ -168,14 +168,28 @@ fn internal(e: impl std::error::Error + Send + Sync + 'static) -> ApiError {
     ApiError::internal(e)
 }
 
-/// Applies one post's changes: markers and counters together, 99 markers a transaction.
+/// Markers per transaction: with the post's update and the event, 100 items at most.
+const MARKERS_PER_TRANSACTION: usize = 98;
+
+/// The payload of `PostEngagementChanged`: how one counter transaction moved the post's
+/// counters. Emitted in that transaction, so a consumer that applies each event once (by
+/// its id) keeps an exact copy of the counts (the feed does).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct EngagementChanged {
+    pub post_id: String,
+    pub like_delta: i64,
+    pub comment_delta: i64,
+}
+
+/// Applies one post's changes: markers, counters and the event together, 98 markers a
+/// transaction.
 async fn apply_post(
     store: &PostsStore,
     post_id: &str,
     changes: Vec<Change>,
 ) -> Result<(), ApiError> {
     let changes = latest_per_marker(changes);
-    for chunk in changes.chunks(99) {
+    for chunk in changes.chunks(MARKERS_PER_TRANSACTION) {
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -220,6 +234,23 @@ async fn apply_post(
                     .build()
                     .map_err(internal)?;
                 items.push(TransactWriteItem::builder().update(update).build());
+                let delta = |c| deltas.get(&c).copied().unwrap_or(0);
+                let event = Envelope::new(
+                    "PostEngagementChanged",
+                    post_id,
+                    None,
+                    &format!("engagement-{post_id}"),
+                    &EngagementChanged {
+                        post_id: post_id.to_owned(),
+                        like_delta: delta(Counter::Likes),
+                        comment_delta: delta(Counter::Comments),
+                    },
+                );
+                items.push(shutter_events::outbox_put(
+                    &store.table.name,
+                    crate::store::TOPIC,
+                    &event,
+                ));
             }
             match store.transact_raw(items).await {
                 Ok(()) => break,

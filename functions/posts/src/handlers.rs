@@ -45,11 +45,11 @@ fn viewer(caller: &Caller) -> Viewer<'_> {
 /// Who may see `post`: its author and staff always; others once it is published and
 /// the author's posts are visible to them. An author the directory does not know yet is
 /// treated as private.
-fn can_see(post: &Post, author: Option<&Author>, caller: &Caller) -> bool {
+fn can_see(post: &Post, author_visible: bool, caller: &Caller) -> bool {
     if caller.user_id == post.author_id || caller.is_staff() {
         return true;
     }
-    post.status == PostStatus::Published && author.is_some_and(|a| may_see(a, viewer(caller)))
+    post.status == PostStatus::Published && author_visible
 }
 
 fn post_id(req: &Request) -> Result<String, ApiError> {
@@ -136,12 +136,13 @@ impl<M: MediaStore, D: Directory> Posts<M, D> {
     /// Views of posts the caller may see, in order, with authors and likes batched.
     async fn views(&self, posts: Vec<Post>, caller: &Caller) -> Result<Vec<PostView>, ApiError> {
         let mut authors: HashMap<String, Option<Author>> = HashMap::new();
+        let mut author_visible: HashMap<String, bool> = HashMap::new();
         for post in &posts {
             if !authors.contains_key(&post.author_id) {
-                authors.insert(
-                    post.author_id.clone(),
-                    self.directory.author(&post.author_id).await?,
-                );
+                let author = self.directory.author(&post.author_id).await?;
+                let seen = self.author_visible(author.as_ref(), caller).await?;
+                author_visible.insert(post.author_id.clone(), seen);
+                authors.insert(post.author_id.clone(), author);
             }
         }
         let visible: Vec<Post> = posts
@@ -149,7 +150,7 @@ impl<M: MediaStore, D: Directory> Posts<M, D> {
             .filter(|p| {
                 can_see(
                     p,
-                    authors.get(&p.author_id).and_then(Option::as_ref),
+                    author_visible.get(&p.author_id).copied().unwrap_or(false),
                     caller,
                 )
             })
@@ -167,6 +168,19 @@ impl<M: MediaStore, D: Directory> Posts<M, D> {
         Ok(out)
     }
 
+    /// Whether the caller may see the author's published posts. An author the directory
+    /// does not know yet is treated as private.
+    async fn author_visible(
+        &self,
+        author: Option<&Author>,
+        caller: &Caller,
+    ) -> Result<bool, ApiError> {
+        match author {
+            Some(a) => may_see(&self.directory, a, viewer(caller)).await,
+            None => Ok(false),
+        }
+    }
+
     /// The post if the caller may see it; otherwise 404, so hidden posts are not revealed.
     async fn visible(&self, id: &str, caller: &Caller) -> Result<(Post, Option<Author>), ApiError> {
         let post = self
@@ -175,7 +189,8 @@ impl<M: MediaStore, D: Directory> Posts<M, D> {
             .await?
             .ok_or(ApiError::NotFound("post"))?;
         let author = self.directory.author(&post.author_id).await?;
-        if can_see(&post, author.as_ref(), caller) {
+        let seen = self.author_visible(author.as_ref(), caller).await?;
+        if can_see(&post, seen, caller) {
             Ok((post, author))
         } else {
             Err(ApiError::NotFound("post"))
@@ -568,7 +583,7 @@ pub async fn posts_by_author<M: MediaStore, D: Directory>(
         .author_by_username(username.as_str())
         .await?
         .ok_or(ApiError::NotFound("user"))?;
-    if !may_see(&author, viewer(&caller)) {
+    if !may_see(&deps.directory, &author, viewer(&caller)).await? {
         return Err(ApiError::Forbidden);
     }
     let own = author.user_id == caller.user_id;

@@ -261,6 +261,19 @@ pub struct PostFacts {
     pub mentions: Vec<String>,
     pub created_at: String,
     pub version: u64,
+    /// The ready media's stored objects, in order (others are left out).
+    #[serde(default)]
+    pub media: Vec<MediaFacts>,
+}
+
+/// A ready media item as events carry it: its type and stored objects.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MediaFacts {
+    pub id: String,
+    pub content_type: String,
+    pub display_key: String,
+    #[serde(default)]
+    pub thumbnail_key: Option<String>,
 }
 
 impl From<&Post> for PostFacts {
@@ -274,6 +287,19 @@ impl From<&Post> for PostFacts {
             mentions: p.mentions.iter().map(|m| m.user_id.clone()).collect(),
             created_at: p.created_at.clone(),
             version: p.version,
+            media: p
+                .media
+                .iter()
+                .filter(|m| m.status == MediaStatus::Ready)
+                .filter_map(|m| {
+                    Some(MediaFacts {
+                        id: m.id.clone(),
+                        content_type: m.media_type.mime().to_owned(),
+                        display_key: m.display_key.clone()?,
+                        thumbnail_key: m.thumbnail_key.clone(),
+                    })
+                })
+                .collect(),
         }
     }
 }

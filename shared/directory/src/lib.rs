@@ -1,6 +1,7 @@
 //! A service's own copy of the public facts it needs from other services: who the authors
 //! are (from `shutter.identity` and `shutter.profiles`) and which posts are published
-//! (from `shutter.posts`). Each service owns its tables, so the likes, comments and posts
+//! (from `shutter.posts`), and who follows or blocks whom (from `shutter.follows`). Each
+//! service owns its tables, so the likes, comments and posts
 //! services keep this copy in their own table, fed by their own consumer, and decide who
 //! may see a post from it without reading another service's table.
 //!
@@ -18,7 +19,12 @@ use shutter_events::Envelope;
 use shutter_store::{Table, n, s, to_item};
 
 /// The topics a directory consumer reads.
-pub const TOPICS: [&str; 3] = ["shutter.identity", "shutter.profiles", "shutter.posts"];
+pub const TOPICS: [&str; 4] = [
+    "shutter.identity",
+    "shutter.profiles",
+    "shutter.posts",
+    "shutter.follows",
+];
 
 /// Tombstones outlive any redelivery (Kafka keeps records a week).
 const TOMBSTONE_TTL_SECONDS: i64 = 8 * 24 * 3600;
@@ -49,10 +55,28 @@ pub struct Viewer<'a> {
     pub staff: bool,
 }
 
-/// The rule for who sees an author's posts: everyone for a public account; for a private
-/// one only the author and staff (approved followers join when the follow graph lands).
-pub fn may_see(author: &Author, viewer: Viewer<'_>) -> bool {
-    !author.private || viewer.staff || viewer.user_id == author.user_id
+/// What stands between a viewer and an author.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Access {
+    /// The viewer is an approved follower of the author.
+    pub follows: bool,
+    /// One of the two blocks the other.
+    pub blocked: bool,
+}
+
+/// The rule for who sees an author's posts (and their likes and comments): the author and
+/// staff always; nobody the author blocks or who blocks the author; for a private account
+/// only its approved followers; for a public one everyone else.
+pub async fn may_see<D: Directory + ?Sized>(
+    directory: &D,
+    author: &Author,
+    viewer: Viewer<'_>,
+) -> Result<bool, ApiError> {
+    if viewer.staff || viewer.user_id == author.user_id {
+        return Ok(true);
+    }
+    let access = directory.access(viewer.user_id, &author.user_id).await?;
+    Ok(!access.blocked && (!author.private || access.follows))
 }
 
 #[async_trait]
@@ -60,6 +84,8 @@ pub trait Directory: Send + Sync {
     async fn author(&self, user_id: &str) -> Result<Option<Author>, ApiError>;
     async fn author_by_username(&self, username: &str) -> Result<Option<Author>, ApiError>;
     async fn post(&self, post_id: &str) -> Result<Option<PostRef>, ApiError>;
+    /// Whether `viewer` follows `author`, and whether either blocks the other.
+    async fn access(&self, viewer: &str, author: &str) -> Result<Access, ApiError>;
     /// Applies one event of [`TOPICS`]; others are ignored. Idempotent.
     async fn apply(&self, event: &Envelope) -> Result<(), ApiError>;
 }
@@ -79,7 +105,7 @@ pub async fn visible_post<D: Directory + ?Sized>(
         .author(&post.author_id)
         .await?
         .ok_or(ApiError::NotFound("post"))?;
-    if may_see(&author, viewer) {
+    if may_see(directory, &author, viewer).await? {
         Ok((post, author))
     } else {
         Err(ApiError::NotFound("post"))
@@ -97,6 +123,16 @@ struct UserFacts {
     private: Option<bool>,
     #[serde(default)]
     avatar_key: Option<String>,
+}
+
+/// A follow edge's or a block's change; `seq` orders one pair's changes.
+#[derive(Debug, Deserialize)]
+struct EdgeFacts {
+    #[serde(alias = "blocker_id")]
+    follower_id: String,
+    #[serde(alias = "blocked_id")]
+    followee_id: String,
+    seq: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,6 +154,14 @@ enum Change {
     },
     PostPublished(PostRef),
     PostDeleted(String),
+    /// A pair's follow (`kind` FOLLOW) or block (`kind` BLOCK) holds or not from `seq` on.
+    Pair {
+        kind: &'static str,
+        from: String,
+        to: String,
+        holds: bool,
+        seq: u64,
+    },
     Nothing,
 }
 
@@ -150,6 +194,20 @@ fn change_of(event: &Envelope) -> Result<Change, ApiError> {
             })
         }
         "PostDeleted" => Change::PostDeleted(event.data::<PostFacts>().map_err(bad)?.post_id),
+        kind @ ("FollowStarted" | "FollowEnded" | "UserBlocked" | "UserUnblocked") => {
+            let facts: EdgeFacts = event.data().map_err(bad)?;
+            Change::Pair {
+                kind: if kind.starts_with("Follow") {
+                    "FOLLOW"
+                } else {
+                    "BLOCK"
+                },
+                from: facts.follower_id,
+                to: facts.followee_id,
+                holds: kind == "FollowStarted" || kind == "UserBlocked",
+                seq: facts.seq,
+            }
+        }
         _ => Change::Nothing,
     })
 }
@@ -171,6 +229,9 @@ fn username_pk(username: &str) -> String {
 }
 fn post_pk(post_id: &str) -> String {
     format!("DIR#POST#{post_id}")
+}
+fn pair_pk(kind: &str, from: &str, to: &str) -> String {
+    format!("DIR#{kind}#{from}#{to}")
 }
 
 #[derive(Debug, Deserialize)]
@@ -286,8 +347,89 @@ impl Directory for DynamoDirectory {
             }
             Change::PostPublished(post) => self.put(&post_pk(&post.post_id), &post, false).await,
             Change::PostDeleted(post_id) => self.tombstone(&post_pk(&post_id)).await,
+            Change::Pair {
+                kind,
+                from,
+                to,
+                holds,
+                seq,
+            } => {
+                use shutter_store::dynamodb::types::AttributeValue;
+                let req = self
+                    .table
+                    .client
+                    .put_item()
+                    .table_name(&self.table.name)
+                    .item("pk", s(pair_pk(kind, &from, &to)))
+                    .item("sk", s(SK))
+                    .item("holds", AttributeValue::Bool(holds))
+                    .item("seq", n(seq))
+                    // Only a newer change of the pair replaces an older one.
+                    .condition_expression("attribute_not_exists(pk) OR seq < :seq")
+                    .expression_attribute_values(":seq", n(seq));
+                match req.send().await {
+                    Ok(_) => Ok(()),
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+                    {
+                        Ok(())
+                    }
+                    Err(e) => Err(ApiError::internal(e)),
+                }
+            }
             Change::Nothing => Ok(()),
         }
+    }
+
+    async fn access(&self, viewer: &str, author: &str) -> Result<Access, ApiError> {
+        use shutter_store::dynamodb::types::KeysAndAttributes;
+        let keys = [
+            pair_pk("FOLLOW", viewer, author),
+            pair_pk("BLOCK", viewer, author),
+            pair_pk("BLOCK", author, viewer),
+        ];
+        let mut request = KeysAndAttributes::builder()
+            .set_keys(Some(
+                keys.iter()
+                    .map(|pk| HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(SK))]))
+                    .collect(),
+            ))
+            .build()
+            .map_err(ApiError::internal)?;
+        let mut holding: Vec<String> = Vec::new();
+        loop {
+            let out = self
+                .table
+                .client
+                .batch_get_item()
+                .request_items(&self.table.name, request)
+                .send()
+                .await
+                .map_err(ApiError::internal)?;
+            for item in out
+                .responses
+                .and_then(|mut r| r.remove(&self.table.name))
+                .unwrap_or_default()
+            {
+                if item.get("holds").and_then(|v| v.as_bool().ok()) == Some(&true)
+                    && let Some(pk) = item.get("pk").and_then(|v| v.as_s().ok())
+                {
+                    holding.push(pk.clone());
+                }
+            }
+            match out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table.name))
+            {
+                Some(rest) if !rest.keys().is_empty() => request = rest,
+                _ => break,
+            }
+        }
+        Ok(Access {
+            follows: holding.contains(&keys[0]),
+            blocked: holding.contains(&keys[1]) || holding.contains(&keys[2]),
+        })
     }
 }
 
@@ -296,6 +438,8 @@ impl Directory for DynamoDirectory {
 pub struct MemoryDirectory {
     authors: Mutex<HashMap<String, Option<Author>>>,
     posts: Mutex<HashMap<String, Option<PostRef>>>,
+    /// (kind, from, to) -> (holds, seq)
+    pairs: Mutex<HashMap<(&'static str, String, String), (bool, u64)>>,
 }
 
 impl MemoryDirectory {
@@ -374,9 +518,35 @@ impl Directory for MemoryDirectory {
             Change::PostDeleted(id) => {
                 posts.insert(id, None);
             }
+            Change::Pair {
+                kind,
+                from,
+                to,
+                holds,
+                seq,
+            } => {
+                let mut pairs = self.pairs.lock().map_err(|_| poisoned())?;
+                let slot = pairs.entry((kind, from, to)).or_insert((false, 0));
+                if slot.1 < seq {
+                    *slot = (holds, seq);
+                }
+            }
             Change::Nothing => {}
         }
         Ok(())
+    }
+
+    async fn access(&self, viewer: &str, author: &str) -> Result<Access, ApiError> {
+        let pairs = self.pairs.lock().map_err(|_| poisoned())?;
+        let holds = |kind: &'static str, from: &str, to: &str| {
+            pairs
+                .get(&(kind, from.to_owned(), to.to_owned()))
+                .is_some_and(|p| p.0)
+        };
+        Ok(Access {
+            follows: holds("FOLLOW", viewer, author),
+            blocked: holds("BLOCK", viewer, author) || holds("BLOCK", author, viewer),
+        })
     }
 }
 
@@ -438,6 +608,55 @@ mod tests {
                 .display_name,
             "Ann"
         );
+    }
+
+    #[tokio::test]
+    async fn approved_followers_see_a_private_account_and_blocks_hide_both_ways() {
+        let dir = MemoryDirectory::default();
+        dir.add_author(Author {
+            user_id: "u1".into(),
+            username: "ann".into(),
+            display_name: "Ann".into(),
+            private: true,
+            avatar_key: None,
+        });
+        dir.add_post(PostRef {
+            post_id: "p1".into(),
+            author_id: "u1".into(),
+        });
+        let edge = |kind: &str, seq: u64| {
+            event(
+                kind,
+                serde_json::json!({"follower_id": "u2", "followee_id": "u1", "seq": seq}),
+            )
+        };
+        assert!(visible_post(&dir, "p1", viewer("u2")).await.is_err());
+        dir.apply(&edge("FollowStarted", 2)).await.unwrap();
+        assert!(visible_post(&dir, "p1", viewer("u2")).await.is_ok());
+        // A late, older event does not undo a newer one.
+        dir.apply(&edge("FollowEnded", 1)).await.unwrap();
+        assert!(visible_post(&dir, "p1", viewer("u2")).await.is_ok());
+        dir.apply(&edge("FollowEnded", 3)).await.unwrap();
+        assert!(visible_post(&dir, "p1", viewer("u2")).await.is_err());
+        // A block hides a public account's posts both ways.
+        dir.add_author(Author {
+            user_id: "u1".into(),
+            username: "ann".into(),
+            display_name: "Ann".into(),
+            private: false,
+            avatar_key: None,
+        });
+        assert!(visible_post(&dir, "p1", viewer("u3")).await.is_ok());
+        let block = |kind: &str, seq: u64| {
+            event(
+                kind,
+                serde_json::json!({"blocker_id": "u3", "blocked_id": "u1", "seq": seq}),
+            )
+        };
+        dir.apply(&block("UserBlocked", 1)).await.unwrap();
+        assert!(visible_post(&dir, "p1", viewer("u3")).await.is_err());
+        dir.apply(&block("UserUnblocked", 2)).await.unwrap();
+        assert!(visible_post(&dir, "p1", viewer("u3")).await.is_ok());
     }
 
     #[tokio::test]

@@ -59,6 +59,7 @@ use utoipa::{Modify, OpenApi};
         shutter_follows::handlers::decline,
         shutter_follows::handlers::block,
         shutter_follows::handlers::unblock,
+        shutter_feed::handlers::feed,
         shutter_search::handlers::search_posts,
         shutter_search::handlers::search_users,
         shutter_search::handlers::search_hashtags,
@@ -73,6 +74,7 @@ use utoipa::{Modify, OpenApi};
         (name = "likes", description = "Likes on posts and who likes a post"),
         (name = "comments", description = "Comments on posts, replies and comment likes"),
         (name = "follows", description = "Following users, follow requests to private accounts, and blocks"),
+        (name = "feed", description = "Your home feed"),
         (name = "search", description = "Searching posts, users and hashtags (what you may see only)"),
     )
 )]

@@ -1,0 +1,209 @@
+//! The home feed's user stories through the devstack: follows and posts become feeds
+//! (fan-out and backfill), pages with the cursor, likes and deletions show, a private
+//! account's posts come after approval, and a block or an unfollow takes posts away.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its location
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use shutter_e2e::{Answer, TestApp, User, eventually};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn feed_user_stories() {
+    let app = TestApp::spawn().await;
+    let mut users = Vec::new();
+    for name in ["feed.ann", "feed.bob", "feed.cat", "feed.dan"] {
+        users.push(app.user(name).await);
+    }
+    let [ann, bob, cat, dan] = <[User; 4]>::try_from(users).unwrap();
+    follow(&app, &bob, &ann, "following").await;
+    follow(&app, &cat, &ann, "following").await;
+    follow(&app, &cat, &bob, "following").await;
+    let p1 = app.published_post(&ann).await;
+    let p2 = app.published_post(&bob).await;
+    let p3 = app.published_post(&ann).await;
+
+    // Each sees exactly the posts of whom they follow, and their own, newest first.
+    feed_becomes(&app, &ann, &[&p3, &p1]).await;
+    feed_becomes(&app, &bob, &[&p3, &p2, &p1]).await;
+    feed_becomes(&app, &cat, &[&p3, &p2, &p1]).await;
+    // Paging one at a time returns every post once, in order.
+    assert_eq!(
+        paged(&app, &cat, 1).await,
+        [p3.clone(), p2.clone(), p1.clone()]
+    );
+    // Each post is hydrated with its author.
+    let page = call(&app, &cat, Method::GET, "/v1/feed", None).await;
+    assert_eq!(page.body["items"][1]["author"]["username"], "feed.bob");
+    assert_eq!(page.body["items"][1]["media"].as_array().unwrap().len(), 1);
+
+    likes_show_in_the_feed(&app, &cat, &p2).await;
+    cursors_are_bound_to_their_viewer(&app, &ann, &cat).await;
+
+    // Unfollowing takes bob's post from cat's feed; a deleted post leaves every feed.
+    let unfollow = call(
+        &app,
+        &cat,
+        Method::DELETE,
+        "/v1/users/feed.bob/follow",
+        None,
+    )
+    .await;
+    assert_eq!(unfollow.status, StatusCode::OK);
+    feed_becomes(&app, &cat, &[&p3, &p1]).await;
+    let deleted = call(&app, &ann, Method::DELETE, &format!("/v1/posts/{p1}"), None).await;
+    assert!(deleted.status.is_success(), "{deleted:?}");
+    feed_becomes(&app, &bob, &[&p3, &p2]).await;
+    feed_becomes(&app, &cat, &[&p3]).await;
+
+    // A private account's posts reach a follower once she approves them (backfill).
+    let private = call(
+        &app,
+        &dan,
+        Method::PATCH,
+        "/v1/profiles/me",
+        Some(json!({"private": true})),
+    )
+    .await;
+    assert_eq!(private.status, StatusCode::OK);
+    eventually(
+        "the follows service to know dan is private",
+        WAIT,
+        || async {
+            let answer = call(
+                &app,
+                &cat,
+                Method::GET,
+                "/v1/users/feed.dan/followers",
+                None,
+            )
+            .await;
+            (answer.status == StatusCode::FORBIDDEN).then_some(())
+        },
+    )
+    .await;
+    let p4 = app.published_post(&dan).await;
+    follow(&app, &cat, &dan, "requested").await;
+    feed_becomes(&app, &cat, &[&p3]).await;
+    let approve = call(
+        &app,
+        &dan,
+        Method::POST,
+        &format!("/v1/follow-requests/{}/approve", cat.id),
+        None,
+    )
+    .await;
+    assert_eq!(approve.status, StatusCode::OK, "{approve:?}");
+    feed_becomes(&app, &cat, &[&p4, &p3]).await;
+
+    // A block ends the follow both ways: ann's posts leave cat's feed.
+    let block = call(&app, &ann, Method::PUT, "/v1/users/feed.cat/block", None).await;
+    assert_eq!(block.status, StatusCode::OK);
+    feed_becomes(&app, &cat, &[&p4]).await;
+    app.stack.stop().await;
+}
+
+async fn call(
+    app: &TestApp,
+    user: &User,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Answer {
+    app.call(method, path, Some(&user.access_token), body).await
+}
+
+/// `who` asks to follow `whom` once the follows service knows `whom`.
+async fn follow(app: &TestApp, who: &User, whom: &User, expected: &str) {
+    let path = format!("/v1/users/{}/follow", whom.username);
+    let state = eventually("the follows service to know the user", WAIT, || async {
+        let answer = call(app, who, Method::PUT, &path, None).await;
+        (answer.status == StatusCode::OK).then(|| answer.body["state"].as_str().unwrap().to_owned())
+    })
+    .await;
+    assert_eq!(state, expected);
+}
+
+/// Every post id of the viewer's feed, paging `limit` at a time.
+async fn paged(app: &TestApp, viewer: &User, limit: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut path = format!("/v1/feed?limit={limit}");
+    loop {
+        let page = call(app, viewer, Method::GET, &path, None).await;
+        assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
+        for item in page.body["items"].as_array().unwrap() {
+            ids.push(item["id"].as_str().unwrap().to_owned());
+        }
+        match page.body["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/v1/feed?limit={limit}&cursor={cursor}"),
+            None => return ids,
+        }
+    }
+}
+
+/// Waits until the viewer's whole feed is exactly `expected`, in order.
+async fn feed_becomes(app: &TestApp, viewer: &User, expected: &[&String]) {
+    let expected: Vec<String> = expected.iter().map(|s| (*s).clone()).collect();
+    let mut last = Vec::new();
+    let found = tokio::time::timeout(WAIT, async {
+        loop {
+            last = paged(app, viewer, 20).await;
+            if last == expected {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(
+        found.is_ok(),
+        "{}'s feed stayed {last:?}, expected {expected:?}",
+        viewer.username
+    );
+}
+
+async fn likes_show_in_the_feed(app: &TestApp, cat: &User, post: &str) {
+    let path = format!("/v1/posts/{post}/like");
+    eventually("the likes service to know the post", WAIT, || async {
+        (call(app, cat, Method::PUT, &path, None).await.status == StatusCode::OK).then_some(())
+    })
+    .await;
+    eventually("the like to show in the feed", WAIT, || async {
+        let page = call(app, cat, Method::GET, "/v1/feed", None).await;
+        let item = page.body["items"]
+            .as_array()?
+            .iter()
+            .find(|i| i["id"] == post)?
+            .clone();
+        (item["liked_by_me"] == true && item["like_count"] == 1).then_some(())
+    })
+    .await;
+}
+
+async fn cursors_are_bound_to_their_viewer(app: &TestApp, ann: &User, cat: &User) {
+    let page = call(app, cat, Method::GET, "/v1/feed?limit=1", None).await;
+    let cursor = page.body["next_cursor"].as_str().unwrap().to_owned();
+    // The same cursor with its last character changed.
+    let last = if cursor.ends_with('A') { "B" } else { "A" };
+    let tampered = format!("{}{last}", &cursor[..cursor.len() - 1]);
+    for (who, path) in [
+        (ann, format!("/v1/feed?cursor={cursor}")),
+        (cat, format!("/v1/feed?cursor={tampered}")),
+        (cat, "/v1/feed?cursor=forged".to_owned()),
+        (cat, "/v1/feed?limit=101".to_owned()),
+    ] {
+        let answer = call(app, who, Method::GET, &path, None).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {:?}",
+            answer.body
+        );
+    }
+    let anonymous = app.call(Method::GET, "/v1/feed", None, None).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+}
