@@ -44,6 +44,9 @@ pub struct PostDoc {
     pub version: u64,
     #[serde(default)]
     pub like_count: i64,
+    /// `like_count + 1` as a rank feature (which must be positive); none on tombstones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub popularity: Option<i64>,
     /// A copy of the author's flag, so private posts are filtered inside the query.
     #[serde(default)]
     pub author_private: bool,
@@ -117,6 +120,7 @@ mod tests {
         let posts: serde_json::Value = serde_json::from_str(INDEXES[0].1).unwrap();
         let doc = serde_json::to_value(PostDoc {
             location: Some("x".into()),
+            popularity: Some(1),
             created_at: Some("t".into()),
             ..PostDoc::default()
         })

@@ -183,10 +183,15 @@ pub struct PostHitsPage {
 
 /// Where a posts search resumes: the sort values of the last hit, and the instant the
 /// first page was ranked at (so recency scores, and the order, hold across pages).
+/// `tied` are the hits of the page whose score ties the last one's: they are left out of
+/// the next page, so an engine that does not give back a score exactly as it printed it
+/// (osmem keeps some in 64 bits, prints 32) cannot show a hit twice.
 #[derive(Debug, Serialize, Deserialize)]
 struct PostsPosition {
     at: i64,
     after: Vec<Value>,
+    #[serde(default)]
+    tied: Vec<String>,
 }
 
 fn posts_scope(q: &str) -> String {
@@ -194,14 +199,14 @@ fn posts_scope(q: &str) -> String {
 }
 
 /// The body of a posts search: words over captions and locations, the words as hashtags,
-/// and the posts of authors whose names start with the text; blended with recency (a
-/// week's half-life) and popularity (log of likes), newest first among equals.
+/// and the posts of authors whose names start with the text; blended with recency (half
+/// the boost at a week old) and popularity (log of likes), newest first among equals.
 fn posts_query(
     q: &str,
     viewer: &Viewer,
     authors: &[String],
     at_millis: i64,
-    after: Option<&[Value]>,
+    after: Option<&PostsPosition>,
     size: usize,
 ) -> Value {
     let words = hashtag_words(q);
@@ -218,30 +223,27 @@ fn posts_query(
     let mut body = json!({
         "size": size,
         "track_total_hits": false,
-        "query": {"function_score": {
-            "query": {"bool": {
-                "should": should,
-                "minimum_should_match": 1,
-                "filter": viewer.posts_filter(),
-                "must_not": [{"terms": {"author_id": viewer.hidden()}}]
-            }},
-            "functions": [
-                {"gauss": {"created_at": {"origin": at_millis, "scale": "7d", "decay": 0.5}}, "weight": 1.0},
-                {"field_value_factor": {"field": "like_count", "modifier": "log1p", "missing": 0}, "weight": 0.5}
+        "query": {"bool": {
+            "must": [{"bool": {"should": should, "minimum_should_match": 1}}],
+            // Added to the text score: recency (1 for now, 1/2 a week ago) and popularity
+            // (the log of likes). Both are cheap to rank by (no script, no per-hit function).
+            "should": [
+                {"distance_feature": {"field": "created_at", "origin": at_millis, "pivot": "7d", "boost": 1.0}},
+                {"rank_feature": {"field": "popularity", "log": {"scaling_factor": 1}, "boost": 0.5}}
             ],
-            "score_mode": "sum",
-            "boost_mode": "multiply"
+            "filter": viewer.posts_filter(),
+            "must_not": [{"terms": {"author_id": viewer.hidden()}}]
         }},
         "sort": [{"_score": "desc"}, {"created_at": "desc"}, {"post_id": "asc"}]
     });
-    if let Some(after) = after {
-        let mut after = after.to_vec();
-        // Scores are 32-bit floats: compare the cursor's at that precision, or a hit
-        // whose score prints shorter than it is would sort after itself (and repeat).
-        if let Some(score) = after.first_mut().and_then(|s| s.as_f64()) {
-            after[0] = json!(f64::from(score as f32));
+    if let Some(position) = after {
+        body["search_after"] = json!(position.after);
+        if !position.tied.is_empty() {
+            body["query"]["bool"]["must_not"]
+                .as_array_mut()
+                .into_iter()
+                .for_each(|m| m.push(json!({"ids": {"values": position.tied}})));
         }
-        body["search_after"] = json!(after);
     }
     body
 }
@@ -322,24 +324,23 @@ pub async fn search_posts<S: SearchStore>(
     .filter_map(|h| h["_id"].as_str().map(str::to_owned))
     .collect();
     let limit = usize::from(page.limit);
-    let body = posts_query(
-        &q,
-        &viewer,
-        &authors,
-        at,
-        position.as_ref().map(|p| p.after.as_slice()),
-        limit + 1,
-    );
+    let body = posts_query(&q, &viewer, &authors, at, position.as_ref(), limit + 1);
     let response = store.search(POSTS_INDEX, &body).await?;
     let mut found: Vec<&Value> = hits(&response).collect();
     let next_cursor = if found.len() > limit {
         found.truncate(limit);
-        found.last().map(|h| {
+        found.last().map(|last| {
+            let tied = found
+                .iter()
+                .filter(|h| h["sort"][0] == last["sort"][0])
+                .filter_map(|h| h["_id"].as_str().map(str::to_owned))
+                .collect();
             signer.sign(
                 &scope,
                 &PostsPosition {
                     at,
-                    after: h["sort"].as_array().cloned().unwrap_or_default(),
+                    after: last["sort"].as_array().cloned().unwrap_or_default(),
+                    tied,
                 },
             )
         })
@@ -685,7 +686,7 @@ mod tests {
         let sent = s.sent.lock().unwrap();
         let posts = &sent.iter().find(|(i, _)| i == POSTS_INDEX).unwrap().1;
         assert_eq!(
-            posts["query"]["function_score"]["query"]["bool"]["should"][0]["match"]["caption"]["query"],
+            posts["query"]["bool"]["must"][0]["bool"]["should"][0]["match"]["caption"]["query"],
             q
         );
     }
@@ -714,15 +715,14 @@ mod tests {
         );
         assert_eq!(page["items"][0]["author"]["username"], "a");
         let sent = s.sent.lock().unwrap();
-        let q = &sent.iter().find(|(i, _)| i == POSTS_INDEX).unwrap().1["query"]["function_score"]
-            ["query"]["bool"];
+        let q = &sent.iter().find(|(i, _)| i == POSTS_INDEX).unwrap().1["query"]["bool"];
         assert_eq!(q["must_not"][0]["terms"]["author_id"], json!(["B"]));
         assert_eq!(
             q["filter"][1]["bool"]["should"][1]["terms"]["author_id"],
             json!([VIEWER])
         );
         assert_eq!(
-            q["should"][3]["terms"]["author_id"],
+            q["must"][0]["bool"]["should"][3]["terms"]["author_id"],
             json!(["A"]),
             "authors found by name join"
         );
@@ -769,22 +769,10 @@ mod tests {
         assert_eq!(status, 200);
         let last = s.sent.lock().unwrap().last().unwrap().1.clone();
         assert_eq!(last["search_after"], json!([1.5, 2, "p2"]));
-        // A score that is not exact in 32 bits is sent at 32-bit precision.
-        let sent_body = posts_query(
-            "c",
-            &Viewer {
-                user_id: VIEWER.into(),
-                staff: false,
-                relations: Relations::default(),
-            },
-            &[],
-            0,
-            Some(&[json!(0.2836516), json!(1), json!("p")]),
-            1,
-        );
+        // The hits that tie the last one's score are left out of the next page.
         assert_eq!(
-            sent_body["search_after"][0],
-            json!(f64::from(0.2836516_f32))
+            last["query"]["bool"]["must_not"][1],
+            json!({"ids": {"values": ["p1", "p2"]}})
         );
         for (q, c) in [("other", cursor.as_str()), ("c", "forged.cursor")] {
             let (status, p) = body(

@@ -504,6 +504,7 @@ async fn fold_and_write<S: IndexStore>(
                     created_at: f.created_at.clone(),
                     version: f.version,
                     like_count,
+                    popularity: None,
                     author_private,
                     deleted: false,
                 });
@@ -571,6 +572,9 @@ async fn fold_and_write<S: IndexStore>(
         {
             p.like_count = counts.get(post_id).copied().unwrap_or(p.like_count);
         }
+    }
+    for p in posts.values_mut().filter_map(|s| s.current.as_mut()) {
+        p.popularity = (!p.deleted).then(|| p.like_count.max(0) + 1);
     }
 
     // A privacy change re-flags the author's posts first: if that fails, the user document
@@ -980,7 +984,12 @@ mod tests {
         )
         .await;
         run(&index, &[post("p", "a", "back from the dead", 5)]).await;
-        assert_eq!(index.source(POSTS_INDEX, "p").unwrap()["deleted"], true);
+        let tombstone = index.source(POSTS_INDEX, "p").unwrap();
+        assert_eq!(tombstone["deleted"], true);
+        assert!(
+            tombstone.get("popularity").is_none(),
+            "a rank feature must be positive"
+        );
     }
 
     #[tokio::test]
@@ -1003,6 +1012,7 @@ mod tests {
         run(&index, &events).await; // redelivery
         run(&index, &[like("u2", 1, true)]).await; // out of order: older than the unlike
         assert_eq!(index.source(POSTS_INDEX, "p").unwrap()["like_count"], 2);
+        assert_eq!(index.source(POSTS_INDEX, "p").unwrap()["popularity"], 3);
         // An edit keeps the count.
         run(&index, &[post("p", "a", "edited", 2)]).await;
         assert_eq!(index.source(POSTS_INDEX, "p").unwrap()["like_count"], 2);
