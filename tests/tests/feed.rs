@@ -207,3 +207,100 @@ async fn cursors_are_bound_to_their_viewer(app: &TestApp, ann: &User, cat: &User
     let anonymous = app.call(Method::GET, "/v1/feed", None, None).await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
 }
+
+/// The fan-out consumer on the devstack's table: a batch that failed halfway (half the
+/// followers written) and is delivered again, twice, leaves each follower exactly one
+/// entry; a late redelivery of an older follow event changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fan_out_retries_and_redeliveries_do_not_duplicate() {
+    use shutter_directory::DynamoDirectory;
+    use shutter_events::Envelope;
+    use shutter_feed::fanout::{self, FanOut};
+    use shutter_feed::store::{Entry, FeedStore};
+
+    let app = TestApp::spawn().await;
+    let aws = app.aws().await;
+    let table = shutter_store::Table::new(&aws, app.stack.table_name("FeedTable"));
+    let store = FeedStore::new(table.clone());
+    let dir = DynamoDirectory { table };
+    let settings = FanOut {
+        celebrity_followers: 10_000,
+    };
+    let author = shutter_core::new_id();
+    let followers: Vec<String> = (0..60).map(|_| shutter_core::new_id()).collect();
+    for f in &followers {
+        let started = Envelope::new(
+            "FollowStarted",
+            f,
+            Some(f),
+            "test",
+            &json!({"follower_id": f, "followee_id": author, "seq": 1, "at": "t"}),
+        );
+        fanout::apply(&dir, &store, settings, &started)
+            .await
+            .unwrap();
+        // Redelivered: the follower is listed once.
+        fanout::apply(&dir, &store, settings, &started)
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.author_meta(&author).await.unwrap().follower_count, 60);
+    let post = shutter_core::new_id();
+    let published = Envelope::new(
+        "PostPublished",
+        &post,
+        Some(&author),
+        "test",
+        &json!({"post_id": post, "author_id": author, "caption": "hi", "version": 2}),
+    );
+    // What a crash halfway through the first delivery leaves behind.
+    let entry = Entry::new(&published.occurred_at, &post, &author);
+    store
+        .write_timelines(&followers[..30], &entry, true)
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        fanout::apply(&dir, &store, settings, &published)
+            .await
+            .unwrap();
+    }
+    for f in &followers {
+        let timeline = store.entries(&format!("TL#{f}"), None, 10).await.unwrap();
+        assert_eq!(timeline, [entry.clone()], "{f}");
+    }
+    // An older follow event arriving late does not undo the newer state.
+    let ended = |seq: u64| {
+        Envelope::new(
+            "FollowEnded",
+            &followers[0],
+            None,
+            "test",
+            &json!({"follower_id": followers[0], "followee_id": author, "seq": seq, "at": "t"}),
+        )
+    };
+    fanout::apply(&dir, &store, settings, &ended(2))
+        .await
+        .unwrap();
+    fanout::apply(&dir, &store, settings, &ended(2))
+        .await
+        .unwrap();
+    let late_start = Envelope::new(
+        "FollowStarted",
+        &followers[0],
+        None,
+        "test",
+        &json!({"follower_id": followers[0], "followee_id": author, "seq": 1, "at": "t"}),
+    );
+    fanout::apply(&dir, &store, settings, &late_start)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .entries(&format!("TL#{}", followers[0]), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.author_meta(&author).await.unwrap().follower_count, 59);
+    app.stack.stop().await;
+}
