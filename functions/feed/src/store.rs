@@ -722,7 +722,7 @@ impl FeedStore {
                         {
                             out.liked.insert(post.to_owned());
                         }
-                    } else if pk.starts_with("DIR#AUTHOR#") && item.get("deleted").is_none() {
+                    } else if pk.starts_with("DIR#AUTHOR#") && !item.contains_key("deleted") {
                         let author: shutter_directory::Author = from_item(item)?;
                         out.authors.insert(author.user_id.clone(), author);
                     }

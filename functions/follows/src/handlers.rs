@@ -69,7 +69,7 @@ fn follow_status(user: &Author, state: FollowState) -> ApiResult {
 
 /// Moves the caller's edge to `user` by `action`, deciding again on what a racing request
 /// left, until it commits or holds.
-async fn change_own_edge<D: Directory, S: FollowsStore>(
+async fn change_own_edge<S: FollowsStore>(
     store: &S,
     caller: &Caller,
     user: &Author,
@@ -159,7 +159,7 @@ pub async fn follow<D: Directory, S: FollowsStore>(dir: &D, store: &S, req: Requ
     let action = EdgeAction::Follow {
         private: user.private,
     };
-    change_own_edge::<D, S>(store, &caller, &user, action, &req.correlation_id()).await
+    change_own_edge(store, &caller, &user, action, &req.correlation_id()).await
 }
 
 /// `DELETE /v1/users/{username}/follow`: stop following, or withdraw a request.
@@ -184,7 +184,7 @@ pub async fn unfollow<D: Directory, S: FollowsStore>(
     let caller = Caller::from_request(&req)?;
     let user = other_user(dir, &caller, &req).await?;
     let action = EdgeAction::End(EndReason::Withdrawn);
-    change_own_edge::<D, S>(store, &caller, &user, action, &req.correlation_id()).await
+    change_own_edge(store, &caller, &user, action, &req.correlation_id()).await
 }
 
 /// `POST /v1/follow-requests/{id}/approve` and `/decline`: the caller answers a request.

@@ -433,13 +433,17 @@ impl Directory for DynamoDirectory {
     }
 }
 
+/// (kind, from, to) of a follow or block pair.
+type PairKey = (&'static str, String, String);
+/// (holds, seq) of a pair.
+type PairState = (bool, u64);
+
 /// An in-memory directory for unit tests, with the same rules.
 #[derive(Debug, Default)]
 pub struct MemoryDirectory {
     authors: Mutex<HashMap<String, Option<Author>>>,
     posts: Mutex<HashMap<String, Option<PostRef>>>,
-    /// (kind, from, to) -> (holds, seq)
-    pairs: Mutex<HashMap<(&'static str, String, String), (bool, u64)>>,
+    pairs: Mutex<HashMap<PairKey, PairState>>,
 }
 
 impl MemoryDirectory {
