@@ -15,7 +15,8 @@ struct Args {
     /// Port of the HTTP API.
     #[arg(long, default_value_t = 8080)]
     port: u16,
-    /// Register the demo users alice, bob and carol (password `shutter-demo-pass`).
+    /// Register the demo users alice, bob and carol (password `shutter-demo-pass`); bob and
+    /// carol follow alice, alice follows bob.
     #[arg(long)]
     demo_data: bool,
     /// The SAM template (default: template.yaml of the enclosing checkout).
@@ -183,9 +184,47 @@ async fn demo_data(base: &str) -> Result<(), String> {
             return Err(format!("{user}'s profile did not appear within 30 s"));
         }
     }
+    demo_follows(&http, base).await?;
     eprintln!(
-        "[devstack] demo users {} (password {DEMO_PASSWORD})",
+        "[devstack] demo users {} (password {DEMO_PASSWORD}); bob and carol follow alice, alice follows bob",
         DEMO_USERS.join(", ")
     );
+    Ok(())
+}
+
+/// A small follow graph, so follower counts and feeds have something to show. The
+/// follows service learns of users from their registration events: a follow is retried
+/// while it answers 404.
+async fn demo_follows(http: &reqwest::Client, base: &str) -> Result<(), String> {
+    for (who, whom) in [("bob", "alice"), ("carol", "alice"), ("alice", "bob")] {
+        let login = json!({"login": who, "password": DEMO_PASSWORD});
+        let tokens: serde_json::Value = http
+            .post(format!("{base}/v1/auth/login"))
+            .json(&login)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        let token = tokens["access_token"].as_str().unwrap_or_default();
+        let mut followed = false;
+        for _ in 0..300 {
+            let resp = http
+                .put(format!("{base}/v1/users/{whom}/follow"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            if resp.status().is_success() {
+                followed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if !followed {
+            return Err(format!("{who} could not follow {whom} within 30 s"));
+        }
+    }
     Ok(())
 }
