@@ -58,6 +58,15 @@ async fn follow(app: &TestApp, who: &User, whom: &User) -> String {
     .await
 }
 
+/// Waits until `viewer` gets `status` for `whose` profile.
+async fn profile_status_becomes(app: &TestApp, viewer: &User, whose: &User, status: StatusCode) {
+    let path = format!("/v1/profiles/{}", whose.username);
+    eventually(&format!("the profile to answer {status}"), WAIT, || async {
+        (call(app, viewer, Method::GET, &path, None).await.status == status).then_some(())
+    })
+    .await;
+}
+
 /// Waits until `whose` profile shows (followers, following) as `viewer` reads it.
 async fn counts_become(app: &TestApp, viewer: &User, whose: &User, expected: (u64, u64)) {
     let path = format!("/v1/profiles/{}", whose.username);
@@ -267,6 +276,19 @@ async fn a_block_ends_follows_both_ways_and_cannot_be_bypassed(
         ),
         (StatusCode::CONFLICT, Some("blocked"))
     );
+    // Their profiles are hidden from each other, not from others.
+    profile_status_becomes(app, bob, ann, StatusCode::NOT_FOUND).await;
+    profile_status_becomes(app, ann, bob, StatusCode::NOT_FOUND).await;
+    let anns_profile = format!("/v1/profiles/{}", ann.username);
+    let cat_view = call(
+        app,
+        &app.user("fcatview").await,
+        Method::GET,
+        &anns_profile,
+        None,
+    )
+    .await;
+    assert_eq!(cat_view.status, StatusCode::OK);
     let unblocked = call(app, ann, Method::DELETE, &block, None).await;
     assert_eq!(
         (unblocked.status, unblocked.body["blocked"].as_bool()),
@@ -279,6 +301,7 @@ async fn a_block_ends_follows_both_ways_and_cannot_be_bypassed(
             .iter()
             .all(|(name, _)| name != &bob.username)
     );
+    profile_status_becomes(app, bob, ann, StatusCode::OK).await;
     assert_eq!(follow(app, bob, ann).await, "following");
     // bob follows ann again; ann follows cat (bob's follow of her ended with the block).
     counts_become(app, bob, ann, (1, 1)).await;

@@ -1,5 +1,5 @@
 //! `profiles-graph-events`: keeps `follower_count`, `following_count` and `post_count`
-//! exact from the follows and posts topics, however often Kafka redelivers and in
+//! exact from the follows and posts topics (and who blocks whom, which hides profiles), however often Kafka redelivers and in
 //! whatever order one edge's or post's events arrive.
 //!
 //! Each counted thing (a follow edge, a post) has a marker holding the newest `seq`
@@ -75,6 +75,13 @@ struct EdgeFacts {
 }
 
 #[derive(Debug, Deserialize)]
+struct BlockFacts {
+    blocker_id: String,
+    blocked_id: String,
+    seq: u64,
+}
+
+#[derive(Debug, Deserialize)]
 struct PostFacts {
     post_id: String,
     author_id: String,
@@ -127,8 +134,28 @@ pub async fn apply<S: CountersStore>(store: &S, envelope: &Envelope) -> Result<(
             )
             .await
         }
+        // Blocks hide profiles: a marker per (blocker, blocked), counting nothing.
+        kind @ ("UserBlocked" | "UserUnblocked") => {
+            let block: BlockFacts = envelope.data().map_err(bad)?;
+            let next = Marker {
+                seq: block.seq,
+                counted: kind == "UserBlocked",
+            };
+            settle(
+                store,
+                &block_key(&block.blocker_id, &block.blocked_id),
+                next,
+                &[],
+            )
+            .await
+        }
         _ => Ok(()),
     }
+}
+
+/// The marker key of `blocker`'s block of `blocked`.
+pub fn block_key(blocker: &str, blocked: &str) -> String {
+    format!("BLOCK#{blocker}#{blocked}")
 }
 
 /// Moves the marker at `key` to `next` unless it already holds a newer or equal `seq`,

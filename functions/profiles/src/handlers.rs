@@ -32,7 +32,7 @@ async fn view<M: MediaStore>(media: &M, profile: &Profile) -> Result<ProfileView
     get, path = "/v1/profiles/{username}", tag = "profiles", security(("bearer" = ["user"])),
     summary = "A user's public profile and counters",
     params(("username" = Username, Path, description = "The username (case-insensitive)")),
-    responses((status = 200, description = "The profile", body = ProfileView), (status = 404, description = "No such profile", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "The profile", body = ProfileView), (status = 404, description = "No such profile (or one who blocks you, or whom you block)", body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn get_profile<S: ProfilesStore, M: MediaStore>(
     store: &S,
@@ -48,6 +48,15 @@ pub async fn get_profile<S: ProfilesStore, M: MediaStore>(
         .by_username(&username)
         .await?
         .ok_or(ApiError::NotFound("profile"))?;
+    // Someone who blocks the caller, or whom the caller blocks, is hidden from them.
+    if profile.user_id != caller.user_id
+        && !caller.is_staff()
+        && store
+            .blocked_between(&caller.user_id, &profile.user_id)
+            .await?
+    {
+        return Err(ApiError::NotFound("profile"));
+    }
     json(StatusCode::OK, &view(media, &profile).await?)
 }
 

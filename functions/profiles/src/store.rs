@@ -47,6 +47,9 @@ pub trait ProfilesStore: Send + Sync {
         updated: &Profile,
         event: &Envelope,
     ) -> Result<(), ApiError>;
+    /// Whether either user blocks the other (from the block markers that
+    /// [`crate::counters`] keeps).
+    async fn blocked_between(&self, a: &str, b: &str) -> Result<bool, ApiError>;
 }
 
 fn concurrent() -> ApiError {
@@ -299,6 +302,19 @@ pub mod dynamo {
             ];
             self.transact(items).await?.map_err(|_| concurrent())
         }
+
+        async fn blocked_between(&self, a: &str, b: &str) -> Result<bool, ApiError> {
+            let blocks = |from: &str, to: &str| {
+                let pk = format!("COUNTED#{}", crate::counters::block_key(from, to));
+                async move {
+                    let marker: Option<crate::counters::Marker> =
+                        self.table.get(&pk, "COUNTED").await?;
+                    Ok::<bool, ApiError>(marker.is_some_and(|m| m.counted))
+                }
+            };
+            let (ab, ba) = futures::try_join!(blocks(a, b), blocks(b, a))?;
+            Ok(ab || ba)
+        }
     }
 }
 
@@ -339,6 +355,10 @@ pub mod memory {
 
     #[async_trait]
     impl ProfilesStore for MemoryProfilesStore {
+        async fn blocked_between(&self, _a: &str, _b: &str) -> Result<bool, ApiError> {
+            Ok(false)
+        }
+
         async fn by_id(&self, user_id: &str) -> Result<Option<Profile>, ApiError> {
             Ok(self.state().profiles.get(user_id).cloned())
         }
