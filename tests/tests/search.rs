@@ -1,8 +1,8 @@
 //! The search service's user stories through the devstack: posts, profiles and likes flow
 //! through the outbox and Kafka to `search-indexer`, which keeps osmem-server's indexes
 //! (created at start-up by the `SearchIndexes` custom resource); the searches answer
-//! through the gateway. Blocks and follows are hand-made `shutter.follows` events in the
-//! contract of the follows service, produced to tansu as that service will.
+//! through the gateway. Blocks go through the follows service, and also as hand-made
+//! `shutter.follows` events of its contract (to replay stale ones on purpose).
 //!
 //! Tests wait by polling (and ask OpenSearch to refresh before each look), and assert the
 //! order of results, never their scores.
@@ -481,6 +481,26 @@ async fn a_blocked_users_posts_and_profile_disappear(s: &Story<'_>) {
     )
     .await;
     s.until_posts(carol, "volleyball", &[&s.volley]).await;
+
+    // The same through the follows service: carol blocks alice, then unblocks her.
+    let block = |method: Method| async move {
+        let answer = s
+            .app
+            .call(
+                method,
+                "/v1/users/alice/block",
+                Some(&carol.access_token),
+                None,
+            )
+            .await;
+        assert!(answer.status.is_success(), "{answer:?}");
+    };
+    block(Method::PUT).await;
+    s.until_posts(carol, "coffee", &[]).await;
+    let users = s.get(&s.alice, "/v1/search/users?q=carol").await;
+    assert_eq!(users.body["items"], json!([]));
+    block(Method::DELETE).await;
+    s.until_posts(carol, "coffee", &[&s.coffee]).await;
 }
 
 async fn a_deleted_post_disappears(s: &Story<'_>) {
