@@ -25,8 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 use shutter_core::ApiError;
 use shutter_store::dynamodb::types::{
-    AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, PutRequest, TransactWriteItem,
-    Update, WriteRequest,
+    AttributeValue, Delete, DeleteRequest, Put, PutRequest, TransactWriteItem, Update, WriteRequest,
 };
 use shutter_store::{Item, Table, cancellation_reasons, from_item, n, s, to_item};
 
@@ -121,9 +120,7 @@ fn internal(e: impl std::error::Error + Send + Sync + 'static) -> ApiError {
     ApiError::internal(e)
 }
 
-fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
-    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
-}
+use shutter_store::key;
 
 fn string(item: &Item, name: &str) -> String {
     item.get(name)
@@ -690,50 +687,24 @@ impl FeedStore {
             keys.push(key(format!("DIR#AUTHOR#{a}"), "DIR"));
         }
         let mut out = Hydrated::default();
-        for chunk in keys.chunks(100) {
-            let mut request = KeysAndAttributes::builder()
-                .set_keys(Some(chunk.to_vec()))
-                .build()
-                .map_err(internal)?;
-            loop {
-                self.count(1);
-                let answer = self
-                    .table
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table.name, request)
-                    .send()
-                    .await
-                    .map_err(internal)?;
-                for item in answer
-                    .responses
-                    .and_then(|mut r| r.remove(&self.table.name))
-                    .unwrap_or_default()
-                {
-                    let pk = string(&item, "pk");
-                    if pk.starts_with("POST#") {
-                        let post: PostCopy = from_item(item)?;
-                        if !post.deleted {
-                            out.posts.insert(post.post_id.clone(), post);
-                        }
-                    } else if let Some(rest) = pk.strip_prefix("LIKED#") {
-                        if item.get("holds").and_then(|v| v.as_bool().ok()) == Some(&true)
-                            && let Some((_, post)) = rest.split_once('#')
-                        {
-                            out.liked.insert(post.to_owned());
-                        }
-                    } else if pk.starts_with("DIR#AUTHOR#") && !item.contains_key("deleted") {
-                        let author: shutter_directory::Author = from_item(item)?;
-                        out.authors.insert(author.user_id.clone(), author);
-                    }
+        let (items, requests) = self.table.batch_get_counted(keys).await?;
+        self.count(requests);
+        for item in items {
+            let pk = string(&item, "pk");
+            if pk.starts_with("POST#") {
+                let post: PostCopy = from_item(item)?;
+                if !post.deleted {
+                    out.posts.insert(post.post_id.clone(), post);
                 }
-                match answer
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table.name))
+            } else if let Some(rest) = pk.strip_prefix("LIKED#") {
+                if item.get("holds").and_then(|v| v.as_bool().ok()) == Some(&true)
+                    && let Some((_, post)) = rest.split_once('#')
                 {
-                    Some(rest) if !rest.keys().is_empty() => request = rest,
-                    _ => break,
+                    out.liked.insert(post.to_owned());
                 }
+            } else if pk.starts_with("DIR#AUTHOR#") && !item.contains_key("deleted") {
+                let author: shutter_directory::Author = from_item(item)?;
+                out.authors.insert(author.user_id.clone(), author);
             }
         }
         Ok(out)

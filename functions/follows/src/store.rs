@@ -103,7 +103,7 @@ pub mod dynamo {
 
     use shutter_events::outbox_put;
     use shutter_store::dynamodb::types::{
-        AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem,
+        AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem,
     };
     use shutter_store::{Item, Table, cancellation_reasons, from_item, n, s, to_item};
 
@@ -317,44 +317,15 @@ pub mod dynamo {
             let mut distinct: Vec<&String> = others.iter().filter(|o| *o != viewer).collect();
             distinct.sort_unstable();
             distinct.dedup();
-            // 4 keys per user; BatchGetItem takes 100 keys.
-            for chunk in distinct.chunks(25) {
-                let mut keys = Vec::with_capacity(chunk.len() * 4);
-                for other in chunk {
-                    keys.push(edge_key(viewer, other));
-                    keys.push(edge_key(other, viewer));
-                    keys.push(block_key(viewer, other));
-                    keys.push(block_key(other, viewer));
-                }
-                let mut request = KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(internal)?;
-                loop {
-                    let out = self
-                        .table
-                        .client
-                        .batch_get_item()
-                        .request_items(&self.table.name, request)
-                        .send()
-                        .await
-                        .map_err(internal)?;
-                    for item in out
-                        .responses
-                        .and_then(|mut r| r.remove(&self.table.name))
-                        .unwrap_or_default()
-                    {
-                        found.insert((string(&item, "pk"), string(&item, "sk")), item);
-                    }
-                    match out
-                        .unprocessed_keys
-                        .and_then(|mut u| u.remove(&self.table.name))
-                    {
-                        Some(rest) if !rest.keys().is_empty() => request = rest,
-                        _ => break,
-                    }
-                }
+            let mut keys = Vec::with_capacity(distinct.len() * 4);
+            for other in distinct {
+                keys.push(edge_key(viewer, other));
+                keys.push(edge_key(other, viewer));
+                keys.push(block_key(viewer, other));
+                keys.push(block_key(other, viewer));
+            }
+            for item in self.table.batch_get(keys).await? {
+                found.insert((string(&item, "pk"), string(&item, "sk")), item);
             }
             let mut take = |pk: String, sk: String| found.remove(&(pk, sk));
             others

@@ -15,9 +15,7 @@ use std::collections::{HashMap, HashSet};
 
 use shutter_core::ApiError;
 use shutter_events::{Envelope, outbox_put};
-use shutter_store::dynamodb::types::{
-    AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem,
-};
+use shutter_store::dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use shutter_store::{
     Item, Table, cancellation_reasons, condition_failed_at, from_item, n, s, to_item,
 };
@@ -343,48 +341,11 @@ impl PostsStore {
 
     /// BatchGetItem in chunks of 100, retrying unprocessed keys.
     pub async fn batch_get(&self, keys: Vec<(String, String)>) -> Result<Vec<Item>, ApiError> {
-        let mut out = Vec::new();
-        for chunk in keys.chunks(100) {
-            let mut pending: Vec<Item> = chunk
-                .iter()
-                .map(|(pk, sk)| HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))]))
-                .collect();
-            let mut attempts = 0;
-            while !pending.is_empty() {
-                attempts += 1;
-                let request = build(
-                    KeysAndAttributes::builder()
-                        .set_keys(Some(pending))
-                        .consistent_read(true)
-                        .build(),
-                )?;
-                let answer = self
-                    .table
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table.name, request)
-                    .send()
-                    .await
-                    .map_err(ApiError::internal)?;
-                out.extend(
-                    answer
-                        .responses
-                        .and_then(|mut r| r.remove(&self.table.name))
-                        .unwrap_or_default(),
-                );
-                pending = answer
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table.name))
-                    .map(|k| k.keys)
-                    .unwrap_or_default();
-                if attempts > 5 && !pending.is_empty() {
-                    return Err(ApiError::internal(std::io::Error::other(
-                        "batch get kept throttling",
-                    )));
-                }
-            }
-        }
-        Ok(out)
+        let keys = keys
+            .into_iter()
+            .map(|(pk, sk)| shutter_store::key(pk, sk))
+            .collect();
+        self.table.batch_get(keys).await
     }
 
     /// Deletes one index item.

@@ -383,49 +383,20 @@ impl Directory for DynamoDirectory {
     }
 
     async fn access(&self, viewer: &str, author: &str) -> Result<Access, ApiError> {
-        use shutter_store::dynamodb::types::KeysAndAttributes;
         let keys = [
             pair_pk("FOLLOW", viewer, author),
             pair_pk("BLOCK", viewer, author),
             pair_pk("BLOCK", author, viewer),
         ];
-        let mut request = KeysAndAttributes::builder()
-            .set_keys(Some(
-                keys.iter()
-                    .map(|pk| HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(SK))]))
-                    .collect(),
-            ))
-            .build()
-            .map_err(ApiError::internal)?;
-        let mut holding: Vec<String> = Vec::new();
-        loop {
-            let out = self
-                .table
-                .client
-                .batch_get_item()
-                .request_items(&self.table.name, request)
-                .send()
-                .await
-                .map_err(ApiError::internal)?;
-            for item in out
-                .responses
-                .and_then(|mut r| r.remove(&self.table.name))
-                .unwrap_or_default()
-            {
-                if item.get("holds").and_then(|v| v.as_bool().ok()) == Some(&true)
-                    && let Some(pk) = item.get("pk").and_then(|v| v.as_s().ok())
-                {
-                    holding.push(pk.clone());
-                }
-            }
-            match out
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(&self.table.name))
-            {
-                Some(rest) if !rest.keys().is_empty() => request = rest,
-                _ => break,
-            }
-        }
+        let items = self
+            .table
+            .batch_get(keys.iter().map(|pk| shutter_store::key(pk, SK)).collect())
+            .await?;
+        let holding: Vec<String> = items
+            .iter()
+            .filter(|item| item.get("holds").and_then(|v| v.as_bool().ok()) == Some(&true))
+            .filter_map(|item| item.get("pk").and_then(|v| v.as_s().ok()).cloned())
+            .collect();
         Ok(Access {
             follows: holding.contains(&keys[0]),
             blocked: holding.contains(&keys[1]) || holding.contains(&keys[2]),

@@ -109,6 +109,63 @@ impl Table {
     }
 }
 
+impl Table {
+    /// Every item of `keys` that exists (strongly consistent), in batches of 100 keys,
+    /// sending again what DynamoDB left unprocessed. Returns the number of requests made
+    /// with the items, for callers that count them.
+    pub async fn batch_get_counted(&self, keys: Vec<Item>) -> Result<(Vec<Item>, u64), ApiError> {
+        let mut out = Vec::new();
+        let mut requests = 0;
+        for chunk in keys.chunks(100) {
+            let mut pending: Vec<Item> = chunk.to_vec();
+            let mut attempts = 0;
+            while !pending.is_empty() {
+                attempts += 1;
+                requests += 1;
+                let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                    .set_keys(Some(pending))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(ApiError::internal)?;
+                let answer = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.name, request)
+                    .send()
+                    .await
+                    .map_err(ApiError::internal)?;
+                out.extend(
+                    answer
+                        .responses
+                        .and_then(|mut r| r.remove(&self.name))
+                        .unwrap_or_default(),
+                );
+                pending = answer
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.name))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+                if attempts > 5 && !pending.is_empty() {
+                    return Err(ApiError::internal(std::io::Error::other(
+                        "batch get kept throttling",
+                    )));
+                }
+            }
+        }
+        Ok((out, requests))
+    }
+
+    /// [`Table::batch_get_counted`] without the count.
+    pub async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, ApiError> {
+        Ok(self.batch_get_counted(keys).await?.0)
+    }
+}
+
+/// The key of an item: `pk` and `sk`.
+pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
 /// A string attribute.
 pub fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
