@@ -363,6 +363,22 @@ async fn posts_show_to_approved_followers_and_hide_behind_blocks(
         StatusCode::OK
     );
     post_status_becomes(app, bob, &anns, StatusCode::OK).await;
+    // bob asks cat again; when she turns public, his pending request is approved.
+    assert_eq!(follow(app, bob, cat).await, "requested");
+    let public = call(
+        app,
+        cat,
+        Method::PATCH,
+        "/v1/profiles/me",
+        Some(json!({"private": false})),
+    )
+    .await;
+    assert_eq!(public.status, StatusCode::OK, "{public:?}");
+    eventually("the pending request to be approved", WAIT, || async {
+        (follow(app, bob, cat).await == "following").then_some(())
+    })
+    .await;
+    post_status_becomes(app, bob, &cats, StatusCode::OK).await;
 }
 
 async fn bad_requests_get_clear_errors(app: &TestApp, ann: &User, cat: &User) {

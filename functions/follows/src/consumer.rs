@@ -9,8 +9,8 @@ use shutter_core::ApiError;
 use shutter_directory::Directory;
 use shutter_events::{Envelope, KafkaEvent, PoisonQueue};
 
-use crate::model::{EdgeAction, EndReason, edge_event, next_block, next_edge};
-use crate::store::{Change, Commit, FollowsStore};
+use crate::model::{EdgeAction, EndReason, FollowState, edge_event, next_block, next_edge};
+use crate::store::{Change, Commit, FollowsStore, List};
 
 /// Edges and blocks ended per read.
 const PAGE: usize = 100;
@@ -50,6 +50,18 @@ pub async fn apply<D: Directory, S: FollowsStore>(
 ) -> Result<(), ApiError> {
     // The tombstone first: from then on no new follow or block of the account commits.
     dir.apply(envelope).await?;
+    if envelope.event_type == "ProfileUpdated" {
+        let profile: ProfileFacts = envelope
+            .data()
+            .map_err(|e| ApiError::invalid("data", e.to_string()))?;
+        // A public account has no requests: turning public approves those pending.
+        if profile.private == Some(false) {
+            let approved = approve_pending(store, &profile.user_id, envelope).await?;
+            if approved > 0 {
+                tracing::info!(event_id = %envelope.id, user_id = %profile.user_id, approved, "pending requests approved: the account is public");
+            }
+        }
+    }
     if envelope.event_type == "UserDeleted" {
         let user: UserGone = envelope
             .data()
@@ -58,6 +70,60 @@ pub async fn apply<D: Directory, S: FollowsStore>(
         tracing::info!(event_id = %envelope.id, user_id = %user.user_id, edges, blocks, "follows and blocks of a deleted account ended");
     }
     Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+struct ProfileFacts {
+    user_id: String,
+    #[serde(default)]
+    private: Option<bool>,
+}
+
+/// Approves every pending request to `user_id`, each with its `FollowStarted`. Returns
+/// how many were approved. A request that a racing change moved is left to that change.
+async fn approve_pending<S: FollowsStore>(
+    store: &S,
+    user_id: &str,
+    cause: &Envelope,
+) -> Result<usize, ApiError> {
+    let mut after: Option<String> = None;
+    let mut approved = 0;
+    loop {
+        let page = store
+            .list(List::Requests, user_id, after.as_deref(), PAGE)
+            .await?;
+        let Some(last) = page.last() else {
+            return Ok(approved);
+        };
+        after = Some(last.position.clone());
+        for entry in &page {
+            let Some(edge) = store
+                .edge(&entry.user_id, user_id)
+                .await?
+                .filter(|e| e.state == FollowState::Requested)
+            else {
+                continue;
+            };
+            let Some(next) = next_edge(Some(&edge), &entry.user_id, user_id, EdgeAction::Approve)
+            else {
+                continue;
+            };
+            let event = edge_event(
+                edge.state,
+                &next,
+                None,
+                Some(user_id),
+                &cause.correlation_id,
+            );
+            let change = Change::Edge {
+                previous: Some(edge),
+                next,
+            };
+            if store.commit(&[change], &[event]).await? == Commit::Done {
+                approved += 1;
+            }
+        }
+    }
 }
 
 fn kept_changing(what: &str) -> ApiError {
@@ -146,7 +212,7 @@ async fn end_everything_of<S: FollowsStore>(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::model::{FollowState, next_block};
+    use crate::model::next_block;
     use crate::store::memory::MemoryFollowsStore;
     use crate::store::relation;
     use shutter_directory::MemoryDirectory;
@@ -162,6 +228,47 @@ mod tests {
             store.commit(&[change], &[event]).await.unwrap(),
             Commit::Done
         );
+    }
+
+    #[tokio::test]
+    async fn an_account_that_turns_public_approves_its_pending_requests() {
+        let (dir, store) = (MemoryDirectory::default(), MemoryFollowsStore::default());
+        let requested = next_edge(None, "a", "b", EdgeAction::Follow { private: true }).unwrap();
+        let event = edge_event(FollowState::None, &requested, None, Some("a"), "c");
+        let change = Change::Edge {
+            previous: None,
+            next: requested,
+        };
+        store.commit(&[change], &[event]).await.unwrap();
+        let profile = |private: bool| {
+            Envelope::new(
+                "ProfileUpdated",
+                "b",
+                Some("b"),
+                "c",
+                &serde_json::json!({"user_id": "b", "username": "bee", "private": private}),
+            )
+        };
+        apply(&dir, &store, &profile(true)).await.unwrap();
+        assert_eq!(
+            relation(&store, "a", "b").await.unwrap().outgoing_state(),
+            FollowState::Requested
+        );
+        for _ in 0..2 {
+            apply(&dir, &store, &profile(false)).await.unwrap();
+        }
+        assert_eq!(
+            relation(&store, "a", "b").await.unwrap().outgoing_state(),
+            FollowState::Following
+        );
+        let kinds: Vec<_> = store
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e.event_type.clone())
+            .collect();
+        assert_eq!(kinds, ["FollowRequested", "FollowStarted"]);
     }
 
     #[tokio::test]
