@@ -169,24 +169,9 @@ impl FeedStore {
         before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Entry>, ApiError> {
-        let mut query = self
-            .table
-            .client
-            .query()
-            .table_name(&self.table.name)
-            .expression_attribute_values(":pk", s(pk))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
-        query = match before {
-            Some(before) => query
-                .key_condition_expression("pk = :pk AND sk < :before")
-                .expression_attribute_values(":before", s(before)),
-            None => query.key_condition_expression("pk = :pk"),
-        };
         self.count(1);
-        let out = query.send().await.map_err(internal)?;
-        Ok(out
-            .items()
+        let items = self.table.query_page(pk, before, true, Some(limit)).await?;
+        Ok(items
             .iter()
             .map(|item| Entry {
                 position: string(item, "sk"),
@@ -207,6 +192,22 @@ impl FeedStore {
         item
     }
 
+    /// The write that puts `entry` at `pk` (or deletes it).
+    fn entry_write(pk: &str, entry: &Entry, put: bool) -> Result<WriteRequest, ApiError> {
+        let request = if put {
+            PutRequest::builder()
+                .set_item(Some(Self::entry_item(pk, entry)))
+                .build()
+                .map(|p| WriteRequest::builder().put_request(p).build())
+        } else {
+            DeleteRequest::builder()
+                .set_key(Some(key(pk, &entry.position)))
+                .build()
+                .map(|d| WriteRequest::builder().delete_request(d).build())
+        };
+        request.map_err(internal)
+    }
+
     /// Puts (or deletes) `entry` in each of `users`' timelines, 25 a request. Writing an
     /// entry that is there, or deleting one that is not, changes nothing: a retried batch
     /// does no harm.
@@ -216,24 +217,10 @@ impl FeedStore {
         entry: &Entry,
         put: bool,
     ) -> Result<(), ApiError> {
-        let requests: Vec<WriteRequest> = users
+        let requests = users
             .iter()
-            .map(|user| {
-                let pk = format!("TL#{user}");
-                if put {
-                    PutRequest::builder()
-                        .set_item(Some(Self::entry_item(&pk, entry)))
-                        .build()
-                        .map(|p| WriteRequest::builder().put_request(p).build())
-                } else {
-                    DeleteRequest::builder()
-                        .set_key(Some(key(pk, &entry.position)))
-                        .build()
-                        .map(|d| WriteRequest::builder().delete_request(d).build())
-                }
-            })
-            .collect::<Result<_, _>>()
-            .map_err(internal)?;
+            .map(|user| Self::entry_write(&format!("TL#{user}"), entry, put))
+            .collect::<Result<_, _>>()?;
         self.batch_write(requests).await
     }
 
@@ -245,23 +232,10 @@ impl FeedStore {
         put: bool,
     ) -> Result<(), ApiError> {
         let pk = format!("TL#{user}");
-        let requests: Vec<WriteRequest> = entries
+        let requests = entries
             .iter()
-            .map(|entry| {
-                if put {
-                    PutRequest::builder()
-                        .set_item(Some(Self::entry_item(&pk, entry)))
-                        .build()
-                        .map(|p| WriteRequest::builder().put_request(p).build())
-                } else {
-                    DeleteRequest::builder()
-                        .set_key(Some(key(pk.clone(), &entry.position)))
-                        .build()
-                        .map(|d| WriteRequest::builder().delete_request(d).build())
-                }
-            })
-            .collect::<Result<_, _>>()
-            .map_err(internal)?;
+            .map(|entry| Self::entry_write(&pk, entry, put))
+            .collect::<Result<_, _>>()?;
         self.batch_write(requests).await
     }
 
@@ -331,20 +305,8 @@ impl FeedStore {
 
     pub async fn put_recent(&self, entry: &Entry, put: bool) -> Result<(), ApiError> {
         let pk = format!("RECENT#{}", entry.author_id);
-        let request = if put {
-            let p = PutRequest::builder()
-                .set_item(Some(Self::entry_item(&pk, entry)))
-                .build()
-                .map_err(internal)?;
-            WriteRequest::builder().put_request(p).build()
-        } else {
-            let d = DeleteRequest::builder()
-                .set_key(Some(key(pk, &entry.position)))
-                .build()
-                .map_err(internal)?;
-            WriteRequest::builder().delete_request(d).build()
-        };
-        self.batch_write(vec![request]).await
+        self.batch_write(vec![Self::entry_write(&pk, entry, put)?])
+            .await
     }
 
     /// Up to `limit` followers of `author` after `after`.
@@ -354,38 +316,21 @@ impl FeedStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, ApiError> {
-        let mut query = self
-            .table
-            .client
-            .query()
-            .table_name(&self.table.name)
-            .expression_attribute_values(":pk", s(format!("FOLLOWERS#{author}")))
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
-        query = match after {
-            Some(after) => query
-                .key_condition_expression("pk = :pk AND sk > :after")
-                .expression_attribute_values(":after", s(after)),
-            None => query.key_condition_expression("pk = :pk"),
-        };
         self.count(1);
-        let out = query.send().await.map_err(internal)?;
-        Ok(out.items().iter().map(|item| string(item, "sk")).collect())
+        let pk = format!("FOLLOWERS#{author}");
+        let items = self
+            .table
+            .query_page(&pk, after, false, Some(limit))
+            .await?;
+        Ok(items.iter().map(|item| string(item, "sk")).collect())
     }
 
     /// The celebrities `user` follows.
     pub async fn celebrities_followed(&self, user: &str) -> Result<Vec<String>, ApiError> {
         self.count(1);
-        let out = self
-            .table
-            .client
-            .query()
-            .table_name(&self.table.name)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(format!("CELEBFOLLOWING#{user}")))
-            .send()
-            .await
-            .map_err(internal)?;
-        Ok(out.items().iter().map(|item| string(item, "sk")).collect())
+        let pk = format!("CELEBFOLLOWING#{user}");
+        let items = self.table.query_page(&pk, None, false, None).await?;
+        Ok(items.iter().map(|item| string(item, "sk")).collect())
     }
 
     pub async fn author_meta(&self, author: &str) -> Result<AuthorMeta, ApiError> {
@@ -687,7 +632,8 @@ impl FeedStore {
             keys.push(key(format!("DIR#AUTHOR#{a}"), "DIR"));
         }
         let mut out = Hydrated::default();
-        let (items, requests) = self.table.batch_get_counted(keys).await?;
+        // Eventually consistent: a page tolerates milliseconds of lag at half the read cost.
+        let (items, requests) = self.table.batch_get_counted(keys, false).await?;
         self.count(requests);
         for item in items {
             let pk = string(&item, "pk");

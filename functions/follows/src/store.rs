@@ -409,23 +409,11 @@ pub mod dynamo {
             after: Option<&str>,
             limit: usize,
         ) -> Result<Vec<ListEntry>, ApiError> {
-            let mut query = self
+            let items = self
                 .table
-                .client
-                .query()
-                .table_name(&self.table.name)
-                .expression_attribute_values(":pk", s(list_pk(list, owner)))
-                .scan_index_forward(false)
-                .limit(i32::try_from(limit).unwrap_or(i32::MAX));
-            query = match after {
-                Some(after) => query
-                    .key_condition_expression("pk = :pk AND sk < :after")
-                    .expression_attribute_values(":after", s(after)),
-                None => query.key_condition_expression("pk = :pk"),
-            };
-            let out = query.send().await.map_err(internal)?;
-            Ok(out
-                .items()
+                .query_page(&list_pk(list, owner), after, true, Some(limit))
+                .await?;
+            Ok(items
                 .iter()
                 .map(|item| ListEntry {
                     position: string(item, "sk"),
@@ -461,10 +449,13 @@ pub mod dynamo {
                 if edges.len() >= limit {
                     break;
                 }
-                for entry in self.list(list, user_id, None, limit - edges.len()).await? {
-                    if let Some(edge) = self.edge(&entry.user_id, user_id).await? {
-                        edges.push(edge);
-                    }
+                let listed = self.list(list, user_id, None, limit - edges.len()).await?;
+                let keys = listed
+                    .iter()
+                    .map(|e| edge_key(&e.user_id, user_id))
+                    .collect();
+                for item in self.table.batch_get(keys).await? {
+                    edges.push(from_item(item)?);
                 }
             }
             edges.retain(|e| e.state != FollowState::None);
@@ -503,14 +494,14 @@ pub mod dynamo {
                 .send()
                 .await
                 .map_err(internal)?;
-            for item in against.items() {
-                let blocker = string(item, "blocker_id");
-                if let Some(block) = self
-                    .table
-                    .get::<Block>(&format!("BLOCK#{blocker}"), &format!("TO#{user_id}"))
-                    .await?
-                    .filter(|b| b.blocked)
-                {
+            let keys = against
+                .items()
+                .iter()
+                .map(|item| block_key(&string(item, "blocker_id"), user_id))
+                .collect();
+            for item in self.table.batch_get(keys).await? {
+                let block: Block = from_item(item)?;
+                if block.blocked {
                     blocks.push(block);
                 }
             }

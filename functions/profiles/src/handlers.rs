@@ -254,6 +254,48 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn a_block_hides_profiles_both_ways_but_not_from_others_or_staff() {
+        let (store, alice) = store_with("alice").await;
+        let bob = Profile::new(
+            &shutter_core::new_id(),
+            Username::try_from("bob".to_owned()).unwrap(),
+            "2026-01-01T00:00:00Z",
+        );
+        store
+            .create("test", &shutter_core::new_id(), &bob)
+            .await
+            .unwrap();
+        store.block(&alice.user_id, &bob.user_id);
+        let media = MemoryMedia::default();
+        let get = |viewer: &Profile, whose: &str, scope: &str| {
+            api_request(
+                "GET",
+                "/",
+                &[("username", whose)],
+                "",
+                Some((&viewer.user_id, viewer.username.as_str(), scope)),
+            )
+        };
+        for (viewer, whose) in [(&bob, "alice"), (&alice, "bob")] {
+            let err = get_profile(&store, &media, get(viewer, whose, "user"))
+                .await
+                .unwrap_err();
+            assert_eq!(err.status(), 404);
+        }
+        // Each still sees their own; staff see both.
+        assert!(
+            get_profile(&store, &media, get(&alice, "alice", "user"))
+                .await
+                .is_ok()
+        );
+        assert!(
+            get_profile(&store, &media, get(&bob, "alice", "user moderator"))
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
     async fn owners_edit_only_their_own_profile_with_an_event() {
         let (store, alice) = store_with("alice").await;
         let media = MemoryMedia::default();

@@ -304,16 +304,17 @@ pub mod dynamo {
         }
 
         async fn blocked_between(&self, a: &str, b: &str) -> Result<bool, ApiError> {
-            let blocks = |from: &str, to: &str| {
+            let marker = |from: &str, to: &str| {
                 let pk = format!("COUNTED#{}", crate::counters::block_key(from, to));
-                async move {
-                    let marker: Option<crate::counters::Marker> =
-                        self.table.get(&pk, "COUNTED").await?;
-                    Ok::<bool, ApiError>(marker.is_some_and(|m| m.counted))
-                }
+                shutter_store::key(pk, "COUNTED")
             };
-            let (ab, ba) = futures::try_join!(blocks(a, b), blocks(b, a))?;
-            Ok(ab || ba)
+            let found = self
+                .table
+                .batch_get(vec![marker(a, b), marker(b, a)])
+                .await?;
+            Ok(found
+                .into_iter()
+                .any(|item| from_item::<crate::counters::Marker>(item).is_ok_and(|m| m.counted)))
         }
     }
 }
@@ -337,11 +338,20 @@ pub mod memory {
         handles: HashMap<String, String>,
         processed: HashSet<String>,
         events: Vec<Envelope>,
+        /// (blocker, blocked)
+        blocks: HashSet<(String, String)>,
     }
 
     impl MemoryProfilesStore {
         fn state(&self) -> std::sync::MutexGuard<'_, State> {
             self.state.lock().unwrap_or_else(|e| e.into_inner())
+        }
+
+        /// `blocker` blocks `blocked` (what the graph consumer's markers record).
+        pub fn block(&self, blocker: &str, blocked: &str) {
+            self.state()
+                .blocks
+                .insert((blocker.to_owned(), blocked.to_owned()));
         }
 
         pub fn events(&self) -> Vec<Envelope> {
@@ -355,8 +365,10 @@ pub mod memory {
 
     #[async_trait]
     impl ProfilesStore for MemoryProfilesStore {
-        async fn blocked_between(&self, _a: &str, _b: &str) -> Result<bool, ApiError> {
-            Ok(false)
+        async fn blocked_between(&self, a: &str, b: &str) -> Result<bool, ApiError> {
+            let st = self.state();
+            let pair = |x: &str, y: &str| (x.to_owned(), y.to_owned());
+            Ok(st.blocks.contains(&pair(a, b)) || st.blocks.contains(&pair(b, a)))
         }
 
         async fn by_id(&self, user_id: &str) -> Result<Option<Profile>, ApiError> {

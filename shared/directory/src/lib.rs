@@ -388,10 +388,8 @@ impl Directory for DynamoDirectory {
             pair_pk("BLOCK", viewer, author),
             pair_pk("BLOCK", author, viewer),
         ];
-        let items = self
-            .table
-            .batch_get(keys.iter().map(|pk| shutter_store::key(pk, SK)).collect())
-            .await?;
+        let keys_to_read = keys.iter().map(|pk| shutter_store::key(pk, SK)).collect();
+        let (items, _) = self.table.batch_get_counted(keys_to_read, false).await?;
         let holding: Vec<String> = items
             .iter()
             .filter(|item| item.get("holds").and_then(|v| v.as_bool().ok()) == Some(&true))

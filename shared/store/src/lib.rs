@@ -110,10 +110,14 @@ impl Table {
 }
 
 impl Table {
-    /// Every item of `keys` that exists (strongly consistent), in batches of 100 keys,
+    /// Every item of `keys` that exists, in batches of 100 keys,
     /// sending again what DynamoDB left unprocessed. Returns the number of requests made
     /// with the items, for callers that count them.
-    pub async fn batch_get_counted(&self, keys: Vec<Item>) -> Result<(Vec<Item>, u64), ApiError> {
+    pub async fn batch_get_counted(
+        &self,
+        keys: Vec<Item>,
+        consistent: bool,
+    ) -> Result<(Vec<Item>, u64), ApiError> {
         let mut out = Vec::new();
         let mut requests = 0;
         for chunk in keys.chunks(100) {
@@ -124,7 +128,7 @@ impl Table {
                 requests += 1;
                 let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
                     .set_keys(Some(pending))
-                    .consistent_read(true)
+                    .consistent_read(consistent)
                     .build()
                     .map_err(ApiError::internal)?;
                 let answer = self
@@ -155,9 +159,41 @@ impl Table {
         Ok((out, requests))
     }
 
-    /// [`Table::batch_get_counted`] without the count.
+    /// [`Table::batch_get_counted`], strongly consistent (reads follow the caller's own
+    /// writes), without the count.
     pub async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, ApiError> {
-        Ok(self.batch_get_counted(keys).await?.0)
+        Ok(self.batch_get_counted(keys, true).await?.0)
+    }
+
+    /// One page of partition `pk` in sort-key order, newest (highest) first when
+    /// `newest_first`: up to `limit` items strictly beyond `after` in that order (all
+    /// that one request returns when `limit` is none).
+    pub async fn query_page(
+        &self,
+        pk: &str,
+        after: Option<&str>,
+        newest_first: bool,
+        limit: Option<usize>,
+    ) -> Result<Vec<Item>, ApiError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.name)
+            .expression_attribute_values(":pk", s(pk))
+            .scan_index_forward(!newest_first)
+            .set_limit(limit.map(|l| i32::try_from(l).unwrap_or(i32::MAX)));
+        query = match after {
+            Some(after) => query
+                .key_condition_expression(if newest_first {
+                    "pk = :pk AND sk < :after"
+                } else {
+                    "pk = :pk AND sk > :after"
+                })
+                .expression_attribute_values(":after", s(after)),
+            None => query.key_condition_expression("pk = :pk"),
+        };
+        let out = query.send().await.map_err(ApiError::internal)?;
+        Ok(out.items.unwrap_or_default())
     }
 }
 
