@@ -42,7 +42,9 @@ def one_at_a_time(call):
 def counted(call):
     # One line per DynamoDB request on standard error (moto.err.log): benchmarks count them.
     def count(self):
-        print(f"shutter-dynamodb-request {self._get_action()}", file=sys.stderr, flush=True)
+        # One write(2) of the whole line: print() writes the text and its newline apart,
+        # and werkzeug's access log, written from other threads, could land in between.
+        os.write(2, f"shutter-dynamodb-request {self._get_action()}\n".encode())
         return call(self)
 
     return count
