@@ -1,19 +1,32 @@
-//! Sends outbox messages to Kafka with an idempotent producer, keyed by aggregate id.
+//! Sends outbox messages to Kafka, keyed by aggregate id, with rskafka (pure Rust: no
+//! librdkafka or OpenSSL in the Lambda binary).
 //!
 //! Locally `KAFKA_BOOTSTRAP_SERVERS` points at tansu (plaintext). In AWS it is unset and
 //! the publisher asks MSK for the IAM brokers of `MSK_CLUSTER_ARN`, then connects over TLS
 //! with SASL/OAUTHBEARER tokens signed with the function's IAM role.
+//!
+//! Delivery is at least once: a produce whose acknowledgement is lost is sent again, and
+//! consumers drop the duplicate by its `event_id`. A key always maps to the same partition
+//! (Kafka's own murmur2 partitioner, as Java clients and MSK Connect use), so one
+//! aggregate's events stay in order.
 
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_msk_iam_sasl_signer::generate_auth_token_from_credentials_provider;
-use rdkafka::client::OAuthToken;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, ProducerContext};
-use rdkafka::{ClientConfig, ClientContext};
+use rskafka::BackoffConfig;
+use rskafka::client::partition::{Compression, PartitionClient, UnknownTopicHandling};
+use rskafka::client::{Client, ClientBuilder, SaslConfig};
+use rskafka::record::Record;
 use shutter_store::{ConfigError, SdkConfig};
+use tokio::sync::OnceCell;
 
 use crate::OutboxMessage;
+
+/// How long one message may take, retries included, before the batch is failed and left
+/// to Lambda's own retry.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How to reach the brokers.
 #[derive(Debug, Clone)]
@@ -52,125 +65,288 @@ impl KafkaSettings {
             bootstrap_servers: servers.to_owned(),
         })
     }
-}
 
-/// Supplies IAM auth tokens to librdkafka when it asks (MSK only).
-pub struct IamContext {
-    aws: Option<SdkConfig>,
-    runtime: tokio::runtime::Handle,
-}
-
-impl ClientContext for IamContext {
-    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
-
-    fn generate_oauth_token(
-        &self,
-        _config: Option<&str>,
-    ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
-        let aws = self.aws.clone().ok_or("IAM auth is not configured")?;
-        let region = aws.region().cloned().ok_or("no AWS region")?;
-        let provider = aws
-            .credentials_provider()
-            .ok_or("no AWS credentials provider")?;
-        let runtime = self.runtime.clone();
-        // librdkafka calls this from its own thread; sign on the runtime and wait.
-        let (token, lifetime_ms) = std::thread::spawn(move || {
-            runtime.block_on(async {
-                tokio::time::timeout(
-                    Duration::from_secs(10),
-                    generate_auth_token_from_credentials_provider(region, provider),
-                )
-                .await
-            })
-        })
-        .join()
-        .map_err(|_| "token signer panicked")???;
-        Ok(OAuthToken {
-            token,
-            principal_name: String::new(),
-            lifetime_ms,
-        })
+    fn bootstrap_servers(&self) -> Vec<String> {
+        let (Self::Plaintext { bootstrap_servers } | Self::MskIam { bootstrap_servers }) = self;
+        bootstrap_servers
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
     }
 }
 
-impl ProducerContext for IamContext {
-    type DeliveryOpaque = ();
-    fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] rskafka::client::error::Error),
+    #[error("kafka: topic {0} does not exist")]
+    NoSuchTopic(String),
+    #[error("kafka: no acknowledgement within {0:?}")]
+    Timeout(Duration),
+    #[error("kafka: {0}")]
+    Setup(String),
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("kafka delivery failed: {0}")]
-pub struct PublishError(#[from] rdkafka::error::KafkaError);
-
-/// A long-lived producer: build it once per cold start.
+/// A long-lived producer: build it once per cold start. It connects on first use, so a
+/// cold start does not fail while the brokers are briefly unreachable.
 pub struct KafkaPublisher {
-    producer: FutureProducer<IamContext>,
+    settings: KafkaSettings,
+    aws: SdkConfig,
+    client: OnceCell<Client>,
+    partitions: Mutex<HashMap<String, Arc<TopicPartitions>>>,
+}
+
+/// A topic's partition clients, made once each.
+struct TopicPartitions {
+    clients: Vec<OnceCell<Arc<PartitionClient>>>,
 }
 
 impl std::fmt::Debug for KafkaPublisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("KafkaPublisher")
+        f.debug_struct("KafkaPublisher")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
     }
 }
 
 impl KafkaPublisher {
     pub fn new(settings: &KafkaSettings, aws: &SdkConfig) -> Result<Self, PublishError> {
-        let mut config = ClientConfig::new();
-        config
-            // Retries inside the producer must not duplicate or reorder records.
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            // tansu's SQLite engine cannot read snappy; lz4 works on both tansu and MSK.
-            .set("compression.type", "lz4")
-            .set("message.timeout.ms", "15000")
-            .set("linger.ms", "5");
-        let aws = match settings {
-            KafkaSettings::Plaintext { bootstrap_servers } => {
-                config
-                    .set("bootstrap.servers", bootstrap_servers)
-                    .set("security.protocol", "PLAINTEXT");
-                None
-            }
-            KafkaSettings::MskIam { bootstrap_servers } => {
-                config
-                    .set("bootstrap.servers", bootstrap_servers)
-                    .set("security.protocol", "SASL_SSL")
-                    .set("sasl.mechanism", "OAUTHBEARER");
-                Some(aws.clone())
-            }
-        };
-        let context = IamContext {
-            aws,
-            runtime: tokio::runtime::Handle::current(),
-        };
+        if settings.bootstrap_servers().is_empty() {
+            return Err(PublishError::Setup("no bootstrap servers".to_owned()));
+        }
         Ok(Self {
-            producer: config.create_with_context(context)?,
+            settings: settings.clone(),
+            aws: aws.clone(),
+            client: OnceCell::new(),
+            partitions: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Sends one message and waits for the broker's acknowledgement.
+    /// Sends one message and waits for every in-sync replica to acknowledge it.
     pub async fn publish(&self, msg: &OutboxMessage) -> Result<(), PublishError> {
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "event_id",
-                value: Some(msg.event_id.as_bytes()),
-            })
-            .insert(Header {
-                key: "event_type",
-                value: Some(msg.event_type.as_bytes()),
-            })
-            .insert(Header {
-                key: "correlation_id",
-                value: Some(msg.correlation_id.as_bytes()),
-            });
-        let record = FutureRecord::to(&msg.topic)
-            .key(&msg.key)
-            .payload(&msg.payload)
-            .headers(headers);
-        self.producer
-            .send(record, Duration::from_secs(15))
+        tokio::time::timeout(DELIVERY_TIMEOUT, self.send(msg))
             .await
-            .map(|_| ())
-            .map_err(|(err, _)| PublishError(err))
+            .map_err(|_| PublishError::Timeout(DELIVERY_TIMEOUT))?
+    }
+
+    async fn send(&self, msg: &OutboxMessage) -> Result<(), PublishError> {
+        let partition = self.partition_for(&msg.topic, msg.key.as_bytes()).await?;
+        let headers = BTreeMap::from([
+            ("event_id".to_owned(), msg.event_id.as_bytes().to_vec()),
+            ("event_type".to_owned(), msg.event_type.as_bytes().to_vec()),
+            (
+                "correlation_id".to_owned(),
+                msg.correlation_id.as_bytes().to_vec(),
+            ),
+        ]);
+        let record = Record {
+            key: Some(msg.key.as_bytes().to_vec()),
+            value: Some(msg.payload.as_bytes().to_vec()),
+            headers,
+            timestamp: chrono::Utc::now(),
+        };
+        partition
+            .produce(vec![record], Compression::NoCompression)
+            .await?;
+        Ok(())
+    }
+
+    async fn client(&self) -> Result<&Client, PublishError> {
+        self.client
+            .get_or_try_init(|| async {
+                let mut builder = ClientBuilder::new(self.settings.bootstrap_servers())
+                    .client_id("shutter-outbox-publisher")
+                    .backoff_config(BackoffConfig {
+                        deadline: Some(DELIVERY_TIMEOUT),
+                        max_backoff: Duration::from_secs(2),
+                        ..BackoffConfig::default()
+                    });
+                if let KafkaSettings::MskIam { .. } = self.settings {
+                    builder = builder
+                        .tls_config(Arc::new(tls_config()?))
+                        .sasl_config(iam_sasl(&self.aws)?);
+                }
+                Ok(builder.build().await?)
+            })
+            .await
+    }
+
+    /// The partition client for the key's partition, as Kafka's default partitioner picks it.
+    async fn partition_for(
+        &self,
+        topic: &str,
+        key: &[u8],
+    ) -> Result<Arc<PartitionClient>, PublishError> {
+        let client = self.client().await?;
+        let known = self.lock_partitions().get(topic).cloned();
+        let partitions = match known {
+            Some(p) => p,
+            None => {
+                let count = client
+                    .list_topics()
+                    .await?
+                    .into_iter()
+                    .find(|t| t.name == topic)
+                    .map(|t| t.partitions.len())
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| PublishError::NoSuchTopic(topic.to_owned()))?;
+                let made = Arc::new(TopicPartitions {
+                    clients: (0..count).map(|_| OnceCell::new()).collect(),
+                });
+                Arc::clone(
+                    self.lock_partitions()
+                        .entry(topic.to_owned())
+                        .or_insert(made),
+                )
+            }
+        };
+        let index = partition_of(key, partitions.clients.len());
+        let cell = &partitions.clients[index];
+        let partition = cell
+            .get_or_try_init(|| async {
+                let id = i32::try_from(index)
+                    .map_err(|_| PublishError::Setup(format!("partition {index}")))?;
+                let made = client
+                    .partition_client(topic, id, UnknownTopicHandling::Error)
+                    .await?;
+                Ok::<_, PublishError>(Arc::new(made))
+            })
+            .await?;
+        Ok(Arc::clone(partition))
+    }
+
+    fn lock_partitions(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Arc<TopicPartitions>>> {
+        // The map is only ever inserted into: a panic elsewhere cannot leave it half-made.
+        self.partitions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// TLS to MSK with the system's CA certificates (Lambda's runtime has Amazon's roots) and
+/// ring, the one crypto provider in the functions' tree.
+fn tls_config() -> Result<rustls::ClientConfig, PublishError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    for cert in found.certs {
+        // A malformed system certificate is skipped, as browsers do.
+        let _ = roots.add(cert);
+    }
+    if roots.is_empty() {
+        return Err(PublishError::Setup(format!(
+            "no CA certificates found: {:?}",
+            found.errors
+        )));
+    }
+    Ok(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| PublishError::Setup(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
+}
+
+/// SASL/OAUTHBEARER with MSK IAM tokens, signed afresh for each connection.
+fn iam_sasl(aws: &SdkConfig) -> Result<SaslConfig, PublishError> {
+    let region = aws
+        .region()
+        .cloned()
+        .ok_or_else(|| PublishError::Setup("no AWS region".to_owned()))?;
+    let provider = aws
+        .credentials_provider()
+        .ok_or_else(|| PublishError::Setup("no AWS credentials provider".to_owned()))?;
+    Ok(SaslConfig::Oauthbearer(rskafka::client::OauthBearerCredentials {
+        callback: Arc::new(move || {
+            let region = region.clone();
+            let provider = provider.clone();
+            Box::pin(async move {
+                generate_auth_token_from_credentials_provider(region, provider)
+                    .await
+                    .map(|(token, _expires_ms)| token)
+                    .map_err(Into::into)
+            })
+        }),
+        authz_id: None,
+        bearer_kvs: Vec::new(),
+    }))
+}
+
+/// Kafka's default partitioner for keyed records: murmur2 of the key, made positive,
+/// modulo the partition count.
+fn partition_of(key: &[u8], partitions: usize) -> usize {
+    (murmur2(key) & 0x7fff_ffff) as usize % partitions
+}
+
+/// Kafka's murmur2 (`org.apache.kafka.common.utils.Utils.murmur2`).
+fn murmur2(data: &[u8]) -> u32 {
+    const SEED: u32 = 0x9747_b28c;
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    let mut h = SEED ^ data.len() as u32;
+    let mut chunks = data.chunks_exact(4);
+    for chunk in &mut chunks {
+        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let tail = chunks.remainder();
+    if tail.len() >= 3 {
+        h ^= u32::from(tail[2]) << 16;
+    }
+    if tail.len() >= 2 {
+        h ^= u32::from(tail[1]) << 8;
+    }
+    if !tail.is_empty() {
+        h ^= u32::from(tail[0]);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn murmur2_matches_kafka() {
+        // The cases of Kafka's own UtilsTest.testMurmur2.
+        let cases: [(&[u8], i32); 6] = [
+            (b"21", -973_932_308),
+            (b"foobar", -790_332_482),
+            (b"a-little-bit-long-string", -985_981_536),
+            (b"a-little-bit-longer-string", -1_486_304_829),
+            (
+                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58_897_971,
+            ),
+            (b"abc", 479_470_107),
+        ];
+        for (key, expected) in cases {
+            assert_eq!(murmur2(key) as i32, expected, "{}", String::from_utf8_lossy(key));
+        }
+    }
+
+    #[test]
+    fn a_key_always_lands_on_one_partition_within_range() {
+        for n in 1..=12 {
+            for key in ["user-1", "01JAAAAAAAAAAAAAAAAAAAAAAA", ""] {
+                let p = partition_of(key.as_bytes(), n);
+                assert!(p < n);
+                assert_eq!(p, partition_of(key.as_bytes(), n));
+            }
+        }
     }
 }
