@@ -249,6 +249,7 @@ impl TestApp {
     /// A client for the local AWS (moto).
     pub async fn aws(&self) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(shutter_store::https_client())
             .endpoint_url(self.stack.moto_url())
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

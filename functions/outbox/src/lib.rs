@@ -7,6 +7,8 @@
 //! published (not an envelope) is poison: it is logged and skipped here rather than
 //! blocking the shard, and the stream mapping's on-failure destination is for the rest.
 
+pub mod topics;
+
 use std::future::Future;
 
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};

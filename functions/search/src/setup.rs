@@ -10,38 +10,15 @@
 //! by a PUT of the result to its pre-signed `ResponseURL`, so a stack never hangs.
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shutter_core::ApiError;
 
 use crate::client::OpenSearch;
 use crate::docs::INDEXES;
 
-/// A CloudFormation custom resource request (the fields this resource reads).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct CustomResourceRequest {
-    pub request_type: String,
-    #[serde(rename = "ResponseURL")]
-    pub response_url: String,
-    pub stack_id: String,
-    pub request_id: String,
-    pub logical_resource_id: String,
-    #[serde(default)]
-    pub physical_resource_id: Option<String>,
-}
-
-/// The answer CloudFormation reads from the response URL.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(rename_all = "PascalCase")]
-pub struct CustomResourceResponse {
-    pub status: &'static str,
-    pub reason: String,
-    pub physical_resource_id: String,
-    pub stack_id: String,
-    pub request_id: String,
-    pub logical_resource_id: String,
-}
+pub use shutter_http::custom_resource::{
+    CustomResourceRequest, CustomResourceResponse, HttpResponder, Responder,
+};
 
 /// What applying the indexes needs of OpenSearch.
 #[async_trait]
@@ -49,12 +26,6 @@ pub trait IndexAdmin: Send + Sync {
     async fn exists(&self, index: &str) -> Result<bool, ApiError>;
     async fn create(&self, index: &str, body: &Value) -> Result<(), ApiError>;
     async fn put_mappings(&self, index: &str, mappings: &Value) -> Result<(), ApiError>;
-}
-
-/// Where the answer goes (the pre-signed S3 URL in AWS, the devstack locally).
-#[async_trait]
-pub trait Responder: Send + Sync {
-    async fn respond(&self, url: &str, response: &CustomResourceResponse) -> Result<(), ApiError>;
 }
 
 /// Applies every index of [`INDEXES`]; returns their names.
@@ -89,26 +60,8 @@ pub async fn handle<A: IndexAdmin, R: Responder>(
             format!("{other} is not a request type"),
         )),
     };
-    let (status, reason) = match outcome {
-        Ok(reason) => ("SUCCESS", reason),
-        Err(e) => {
-            tracing::error!(error = %e, source = ?std::error::Error::source(&e), "indexes not applied");
-            ("FAILED", format!("indexes not applied: {e}"))
-        }
-    };
-    let response = CustomResourceResponse {
-        status,
-        reason,
-        physical_resource_id: request
-            .physical_resource_id
-            .clone()
-            .unwrap_or_else(|| "shutter-search-indexes".to_owned()),
-        stack_id: request.stack_id.clone(),
-        request_id: request.request_id.clone(),
-        logical_resource_id: request.logical_resource_id.clone(),
-    };
-    responder.respond(&request.response_url, &response).await?;
-    Ok(response)
+    shutter_http::custom_resource::answer(responder, request, "shutter-search-indexes", outcome)
+        .await
 }
 
 #[async_trait]
@@ -145,33 +98,6 @@ impl IndexAdmin for OpenSearch {
             Some(mappings),
         )
         .await?;
-        Ok(())
-    }
-}
-
-/// Answers with an HTTP PUT of the JSON, without a content type (the pre-signed URL was
-/// signed without one), or into a file for a `file://` URL.
-#[derive(Debug, Clone, Default)]
-pub struct HttpResponder {
-    pub client: reqwest::Client,
-}
-
-#[async_trait]
-impl Responder for HttpResponder {
-    async fn respond(&self, url: &str, response: &CustomResourceResponse) -> Result<(), ApiError> {
-        let body = serde_json::to_vec(response).map_err(ApiError::internal)?;
-        // `file://` lets a local run (`cargo lambda invoke` with the sample event) keep
-        // the answer; CloudFormation always sends an https URL.
-        if let Some(path) = url.strip_prefix("file://") {
-            return std::fs::write(path, body).map_err(ApiError::internal);
-        }
-        self.client
-            .put(url)
-            .body(body)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(ApiError::internal)?;
         Ok(())
     }
 }

@@ -71,14 +71,14 @@ impl Template {
             .map(|(k, v)| (k.as_str(), v))
     }
 
-    /// Kafka topics are not CloudFormation resources: `Metadata.Shutter.KafkaTopics`
-    /// names them, and every MSK event source names the ones it reads.
+    /// Kafka topics are not CloudFormation resources: a `Custom::KafkaTopics` resource
+    /// lists them (its function creates them in AWS), and every MSK event source names
+    /// the ones it reads. The devstack creates them all before any function runs.
     pub fn kafka_topics(&self) -> Vec<String> {
-        let mut topics: Vec<String> = self.doc["Metadata"]["Shutter"]["KafkaTopics"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|t| t["Name"].as_str().map(str::to_owned))
+        let mut topics: Vec<String> = self
+            .resources_of("Custom::KafkaTopics")
+            .flat_map(|(_, props)| props["Topics"].as_array().into_iter().flatten())
+            .filter_map(|t| t.as_str().map(str::to_owned))
             .collect();
         for (_, props) in self.resources_of("AWS::Serverless::Function") {
             for event in props["Events"]

@@ -153,6 +153,27 @@ impl KafkaPublisher {
         Ok(())
     }
 
+    /// Creates a topic; `Ok(false)` when it already exists (whatever its partitions).
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+    ) -> Result<bool, PublishError> {
+        let controller = self.client().await?.controller_client()?;
+        match controller
+            .create_topic(name, partitions, replication_factor, 10_000)
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(rskafka::client::error::Error::ServerError {
+                protocol_error: rskafka::client::error::ProtocolError::TopicAlreadyExists,
+                ..
+            }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn client(&self) -> Result<&Client, PublishError> {
         self.client
             .get_or_try_init(|| async {
@@ -217,9 +238,7 @@ impl KafkaPublisher {
         Ok(Arc::clone(partition))
     }
 
-    fn lock_partitions(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, Arc<TopicPartitions>>> {
+    fn lock_partitions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<TopicPartitions>>> {
         // The map is only ever inserted into: a panic elsewhere cannot leave it half-made.
         self.partitions
             .lock()
@@ -242,15 +261,13 @@ fn tls_config() -> Result<rustls::ClientConfig, PublishError> {
             found.errors
         )));
     }
-    Ok(
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| PublishError::Setup(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth(),
-    )
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| PublishError::Setup(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth())
 }
 
 /// SASL/OAUTHBEARER with MSK IAM tokens, signed afresh for each connection.
@@ -262,25 +279,27 @@ fn iam_sasl(aws: &SdkConfig) -> Result<SaslConfig, PublishError> {
     let provider = aws
         .credentials_provider()
         .ok_or_else(|| PublishError::Setup("no AWS credentials provider".to_owned()))?;
-    Ok(SaslConfig::Oauthbearer(rskafka::client::OauthBearerCredentials {
-        callback: Arc::new(move || {
-            let region = region.clone();
-            let provider = provider.clone();
-            Box::pin(async move {
-                generate_auth_token_from_credentials_provider(region, provider)
-                    .await
-                    .map(|(token, _expires_ms)| token)
-                    .map_err(Into::into)
-            })
-        }),
-        authz_id: None,
-        bearer_kvs: Vec::new(),
-    }))
+    Ok(SaslConfig::Oauthbearer(
+        rskafka::client::OauthBearerCredentials {
+            callback: Arc::new(move || {
+                let region = region.clone();
+                let provider = provider.clone();
+                Box::pin(async move {
+                    generate_auth_token_from_credentials_provider(region, provider)
+                        .await
+                        .map(|(token, _expires_ms)| token)
+                        .map_err(Into::into)
+                })
+            }),
+            authz_id: None,
+            bearer_kvs: Vec::new(),
+        },
+    ))
 }
 
 /// Kafka's default partitioner for keyed records: murmur2 of the key, made positive,
 /// modulo the partition count.
-fn partition_of(key: &[u8], partitions: usize) -> usize {
+pub fn partition_of(key: &[u8], partitions: usize) -> usize {
     (murmur2(key) & 0x7fff_ffff) as usize % partitions
 }
 
@@ -335,7 +354,12 @@ mod tests {
             (b"abc", 479_470_107),
         ];
         for (key, expected) in cases {
-            assert_eq!(murmur2(key) as i32, expected, "{}", String::from_utf8_lossy(key));
+            assert_eq!(
+                murmur2(key) as i32,
+                expected,
+                "{}",
+                String::from_utf8_lossy(key)
+            );
         }
     }
 

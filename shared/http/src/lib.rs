@@ -5,6 +5,9 @@
 //! response by hand. Identity comes only from [`Caller::from_request`], which reads the
 //! claims API Gateway's JWT authorizer verified.
 
+#[cfg(feature = "custom-resource")]
+pub mod custom_resource;
+
 use std::future::Future;
 
 use lambda_http::http::{HeaderValue, StatusCode, header};
@@ -222,9 +225,27 @@ where
     .await
 }
 
-/// Sets up JSON logs (Lambda's format) once per cold start.
+/// Sets up logs once per cold start, as Lambda's advanced logging controls ask: JSON when
+/// `AWS_LAMBDA_LOG_FORMAT` is `JSON`, at the level of `AWS_LAMBDA_LOG_LEVEL`, else
+/// `RUST_LOG` (one level: `debug`, `info`...), else `INFO`. Lambda stamps the time.
 pub fn init_tracing() {
-    lambda_http::tracing::init_default_subscriber();
+    let level = ["AWS_LAMBDA_LOG_LEVEL", "RUST_LOG"]
+        .into_iter()
+        .find_map(|name| std::env::var(name).ok())
+        .and_then(|value| value.trim().parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::INFO);
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let logs = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false)
+        .with_ansi(false)
+        .without_time();
+    // A second call (tests that start several handlers) keeps the first subscriber.
+    let _ = if json {
+        logs.json().try_init()
+    } else {
+        logs.try_init()
+    };
 }
 
 /// Builds requests as API Gateway would hand them over, for handler unit tests.

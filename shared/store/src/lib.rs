@@ -37,7 +37,21 @@ pub fn env(name: &'static str) -> Result<String, ConfigError> {
 
 /// The shared AWS configuration (region, credentials, endpoint) from the environment.
 pub async fn aws_config() -> SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https_client())
+        .load()
+        .await
+}
+
+/// The SDKs' HTTPS client: rustls with ring, the crypto provider the rest of a function
+/// already links (the SDK's default would add aws-lc, about a megabyte per binary).
+pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
 }
 
 /// Reads a Secrets Manager secret's string value once at cold start.

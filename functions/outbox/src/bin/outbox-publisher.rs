@@ -1,3 +1,6 @@
+// rskafka's nested futures need a deeper query limit than the default 128.
+#![recursion_limit = "256"]
+
 use lambda_runtime::{LambdaEvent, service_fn};
 use shutter_events::publisher::{KafkaPublisher, KafkaSettings};
 
