@@ -36,11 +36,30 @@ pub fn env(name: &'static str) -> Result<String, ConfigError> {
 }
 
 /// The shared AWS configuration (region, credentials, endpoint) from the environment.
+///
+/// Lambda hands a function its region and its role's credentials as environment variables
+/// (the devstack does the same, plus `AWS_ENDPOINT_URL`), so only those are read. The SDK's
+/// full provider chain (profile files, SSO, STS web identity, container and instance
+/// metadata) would add about half a megabyte of code to every binary for sources a
+/// function never has. Retries, timeouts and stalled-stream protection are the SDK's
+/// defaults for the latest behaviour version.
 pub async fn aws_config() -> SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(https_client())
-        .load()
-        .await
+    let region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .into_iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()));
+    let mut config = SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(region.map(aws_config::Region::new))
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        ))
+        .http_client(https_client());
+    if let Ok(url) = std::env::var("AWS_ENDPOINT_URL")
+        && !url.trim().is_empty()
+    {
+        config = config.endpoint_url(url);
+    }
+    config.build()
 }
 
 /// The SDKs' HTTPS client: rustls with ring, the crypto provider the rest of a function
