@@ -7,7 +7,8 @@ use shutter_store::Table;
 use crate::handlers::Posts;
 use crate::store::PostsStore;
 
-/// The posts table, media bucket, directory and cursor signer, from the environment.
+/// The posts table, media bucket (URLs only: endpoints read or write no objects),
+/// directory and cursor signer, from the environment.
 pub async fn endpoint_deps()
 -> Result<Posts<S3MediaStore, DynamoDirectory>, shutter_store::ConfigError> {
     let aws = shutter_store::aws_config().await;
@@ -16,7 +17,7 @@ pub async fn endpoint_deps()
         store: PostsStore {
             table: table.clone(),
         },
-        media: S3MediaStore::from_env(&aws)?,
+        media: S3MediaStore::urls_from_env(&aws)?,
         directory: DynamoDirectory { table },
         cursors: shutter_store::cursor_signer(&aws).await?,
     })

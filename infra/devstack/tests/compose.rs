@@ -98,7 +98,11 @@ fn the_compose_file_names_the_variables_the_functions_read() {
         );
     }
     // Lambda itself sets these (the log ones from the template's LoggingConfig).
-    let from_lambda = ["AWS_LAMBDA_LOG_FORMAT", "AWS_LAMBDA_LOG_LEVEL", "AWS_REGION"];
+    let from_lambda = [
+        "AWS_LAMBDA_LOG_FORMAT",
+        "AWS_LAMBDA_LOG_LEVEL",
+        "AWS_REGION",
+    ];
     let unexplained: Vec<&String> = read
         .iter()
         .filter(|v| {

@@ -50,9 +50,11 @@ pub async fn aws_config() -> SdkConfig {
     let mut config = SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
         .region(region.map(aws_config::Region::new))
-        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
-            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
-        ))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+            ),
+        )
         .http_client(https_client());
     if let Ok(url) = std::env::var("AWS_ENDPOINT_URL")
         && !url.trim().is_empty()
