@@ -10,6 +10,7 @@ source scripts/tools.sh
 ensure_pip cargo-lambda "$CARGO_LAMBDA_VERSION"
 if [ "${1:-}" = "sam" ]; then
   shift
+  ensure_sam
   # Each function's CodeUri is its own crate, so cargo builds it with its own features.
   exec sam build --beta-features "$@"
 fi

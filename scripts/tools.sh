@@ -7,6 +7,7 @@ OSMEM_VERSION="0.1.6"
 TANSU_VERSION="0.6.0"
 CARGO_LAMBDA_VERSION="1.9.2"
 SCHEMATHESIS_VERSION="4.32.5"
+SAM_CLI_VERSION="1.170.0"
 
 # Share one target directory between the CLI, tests and CI's cache.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shutter-target}"
@@ -44,6 +45,18 @@ ensure_tansu() {
   log "building tansu $TANSU_VERSION from crates.io (about 15 minutes on 2 cores, once)"
   env -u CARGO_TARGET_DIR cargo install tansu --version "$TANSU_VERSION" --locked \
     --features dynostore,libsql --quiet
+}
+
+# SAM CLI, only for packaging (scripts/build-lambdas.sh sam). It pins many libraries of its
+# own, so it lives in its own virtualenv rather than beside moto and schemathesis.
+ensure_sam() {
+  local venv="$HOME/.cache/shutter-tools/sam-$SAM_CLI_VERSION"
+  if [ ! -x "$venv/bin/sam" ]; then
+    log "installing aws-sam-cli==$SAM_CLI_VERSION in $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "aws-sam-cli==$SAM_CLI_VERSION"
+  fi
+  export PATH="$venv/bin:$PATH"
 }
 
 # Installs every pinned tool of the local stack that is missing or at another version.
