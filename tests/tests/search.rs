@@ -421,6 +421,13 @@ async fn an_edited_caption_is_found_by_its_new_words_only(s: &Story<'_>) {
 async fn a_private_accounts_posts_are_for_its_followers(s: &Story<'_>) {
     let dave = s.app.user("dave").await;
     update_profile(s.app, &dave, json!({"private": true})).await;
+    // The privacy change reaches the index through its own topic; the post is written
+    // once it has (a post indexed before it is re-flagged later, which is not this story).
+    eventually("dave's privacy in the index", WAIT, || async {
+        let users = s.get(&s.carol, "/v1/search/users?q=dav").await;
+        (users.body["items"][0]["private"] == true).then_some(())
+    })
+    .await;
     let secret = post(s.app, &dave, "A secret lagoon #lagoon").await;
     // dave sees his own post; carol does not, and the hashtag counts none for her.
     s.until_posts(&dave, "lagoon", &[&secret]).await;
