@@ -154,35 +154,15 @@ async fn demo_data(base: &str) -> Result<(), String> {
             ));
         }
     }
-    let login = json!({"login": DEMO_USERS[0], "password": DEMO_PASSWORD});
-    let tokens: serde_json::Value = http
-        .post(format!("{base}/v1/auth/login"))
-        .json(&login)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
-    let token = tokens["access_token"].as_str().unwrap_or_default();
+    let token = demo_login(&http, base, DEMO_USERS[0]).await?;
     for user in DEMO_USERS {
-        let mut ready = false;
-        for _ in 0..300 {
-            let resp = http
-                .get(format!("{base}/v1/profiles/{user}"))
-                .bearer_auth(token)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            if resp.status().is_success() {
-                ready = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        if !ready {
-            return Err(format!("{user}'s profile did not appear within 30 s"));
-        }
+        let profile = http
+            .get(format!("{base}/v1/profiles/{user}"))
+            .bearer_auth(&token);
+        retry_until_ok(profile, || {
+            format!("{user}'s profile did not appear within 30 s")
+        })
+        .await?;
     }
     demo_follows(&http, base).await?;
     eprintln!(
@@ -197,34 +177,53 @@ async fn demo_data(base: &str) -> Result<(), String> {
 /// while it answers 404.
 async fn demo_follows(http: &reqwest::Client, base: &str) -> Result<(), String> {
     for (who, whom) in [("bob", "alice"), ("carol", "alice"), ("alice", "bob")] {
-        let login = json!({"login": who, "password": DEMO_PASSWORD});
-        let tokens: serde_json::Value = http
-            .post(format!("{base}/v1/auth/login"))
-            .json(&login)
+        let token = demo_login(http, base, who).await?;
+        let follow = http
+            .put(format!("{base}/v1/users/{whom}/follow"))
+            .bearer_auth(&token);
+        retry_until_ok(follow, || {
+            format!("{who} could not follow {whom} within 30 s")
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// A demo user's access token.
+async fn demo_login(http: &reqwest::Client, base: &str, user: &str) -> Result<String, String> {
+    let tokens: serde_json::Value = http
+        .post(format!("{base}/v1/auth/login"))
+        .json(&json!({"login": user, "password": DEMO_PASSWORD}))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    tokens["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("login {user}: no access token in {tokens}"))
+}
+
+/// Sends the request every 100 ms until it succeeds, for up to 30 s: the services learn
+/// of new users from events, so the first tries may answer 404.
+async fn retry_until_ok(
+    request: reqwest::RequestBuilder,
+    timed_out: impl Fn() -> String,
+) -> Result<(), String> {
+    for _ in 0..300 {
+        let attempt = request.try_clone().ok_or("the request cannot be retried")?;
+        if attempt
             .send()
             .await
             .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
-        let token = tokens["access_token"].as_str().unwrap_or_default();
-        let mut followed = false;
-        for _ in 0..300 {
-            let resp = http
-                .put(format!("{base}/v1/users/{whom}/follow"))
-                .bearer_auth(token)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            if resp.status().is_success() {
-                followed = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            .status()
+            .is_success()
+        {
+            return Ok(());
         }
-        if !followed {
-            return Err(format!("{who} could not follow {whom} within 30 s"));
-        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Ok(())
+    Err(timed_out())
 }
