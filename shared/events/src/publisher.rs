@@ -160,8 +160,15 @@ impl KafkaPublisher {
         partitions: i32,
         replication_factor: i16,
     ) -> Result<bool, PublishError> {
-        let controller = self.client().await?.controller_client()?;
-        match controller
+        let client = self.client().await?;
+        // Looked up first: asking the controller to create a topic that exists makes
+        // rskafka log the refusal as an error on every deploy (and every devstack start).
+        if client.list_topics().await?.iter().any(|t| t.name == name) {
+            return Ok(false);
+        }
+        // A topic made meanwhile by someone else still answers "already there".
+        match client
+            .controller_client()?
             .create_topic(name, partitions, replication_factor, 10_000)
             .await
         {
