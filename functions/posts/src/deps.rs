@@ -17,7 +17,7 @@ pub async fn endpoint_deps()
         store: PostsStore {
             table: table.clone(),
         },
-        media: S3MediaStore::urls_from_env(&aws)?,
+        media: S3MediaStore::from_env(&aws)?,
         directory: DynamoDirectory { table },
         cursors: shutter_store::cursor_signer(&aws).await?,
     })

@@ -19,6 +19,8 @@ use shutter_core::ApiError;
 use time::OffsetDateTime;
 use time::macros::format_description;
 
+pub mod s3;
+
 pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(10 * 60);
 const VIEW_URL_TTL: Duration = Duration::from_secs(60 * 60);
 
@@ -177,47 +179,31 @@ pub trait MediaStore: Send + Sync {
     async fn view_url(&self, key: &str) -> Result<String, ApiError>;
 }
 
-/// The S3 adapter. Upload forms and view URLs are signed here with SigV4, so a function
-/// that only hands out URLs (most endpoints) is built with [`S3MediaStore::urls_from_env`]
-/// and carries no S3 client: about a megabyte less per binary (the client's endpoint
-/// rules and codecs). Reading, writing and deleting objects needs [`S3MediaStore::from_env`].
+/// The S3 adapter. Upload forms and view URLs are signed here with SigV4; objects are
+/// read, written and deleted with signed requests ([`s3`]), not through the S3 SDK client,
+/// whose code is about a megabyte per binary.
 #[derive(Debug, Clone)]
 pub struct S3MediaStore {
-    objects: Option<aws_sdk_s3::Client>,
     pub config: shutter_store::SdkConfig,
     pub bucket: String,
+    objects: s3::S3Objects,
 }
 
+/// Keys per ListObjectsV2 page: S3's maximum.
+const LIST_PAGE_KEYS: u32 = 1000;
+
 impl S3MediaStore {
-    /// URLs and objects: with the S3 client.
+    /// The bucket named by `MEDIA_BUCKET`.
     pub fn from_env(config: &shutter_store::SdkConfig) -> Result<Self, shutter_store::ConfigError> {
-        // moto (and other local S3s) need path-style addressing.
-        let s3_config = aws_sdk_s3::config::Builder::from(config)
-            .force_path_style(std::env::var("AWS_ENDPOINT_URL").is_ok())
-            .build();
-        Ok(Self {
-            objects: Some(aws_sdk_s3::Client::from_conf(s3_config)),
-            ..Self::urls_from_env(config)?
-        })
+        Ok(Self::new(config, shutter_store::env("MEDIA_BUCKET")?))
     }
 
-    /// Upload forms and view URLs only; the object methods answer 500.
-    pub fn urls_from_env(
-        config: &shutter_store::SdkConfig,
-    ) -> Result<Self, shutter_store::ConfigError> {
-        Ok(Self {
-            objects: None,
+    pub fn new(config: &shutter_store::SdkConfig, bucket: impl Into<String>) -> Self {
+        Self {
             config: config.clone(),
-            bucket: shutter_store::env("MEDIA_BUCKET")?,
-        })
-    }
-
-    fn client(&self) -> Result<&aws_sdk_s3::Client, ApiError> {
-        self.objects.as_ref().ok_or_else(|| {
-            ApiError::internal(std::io::Error::other(
-                "this function was built for media URLs only (S3MediaStore::urls_from_env)",
-            ))
-        })
+            bucket: bucket.into(),
+            objects: s3::S3Objects::default(),
+        }
     }
 
     fn region(&self) -> String {
@@ -234,68 +220,81 @@ impl S3MediaStore {
         provider.provide_credentials().await.map_err(internal)
     }
 
+    /// The bucket's root URL: virtual-hosted on AWS, path-style on a local endpoint (moto
+    /// serves every bucket on one host).
     fn bucket_url(&self, region: &str) -> String {
-        match std::env::var("AWS_ENDPOINT_URL") {
-            Ok(endpoint) => format!("{}/{}", endpoint.trim_end_matches('/'), self.bucket),
-            Err(_) => format!("https://{}.s3.{region}.amazonaws.com", self.bucket),
+        match self.config.endpoint_url() {
+            Some(endpoint) => format!("{}/{}", endpoint.trim_end_matches('/'), self.bucket),
+            None => format!("https://{}.s3.{region}.amazonaws.com/", self.bucket),
         }
     }
-}
 
-/// A pre-signed GET of `key` under `bucket_url`, valid for `ttl` from `now`: SigV4 in the
-/// query string, as S3 presigns (unsigned payload, the key's path encoded once).
-pub fn presigned_get(
-    bucket_url: &str,
-    key: &str,
-    region: &str,
-    credentials: &aws_credential_types::Credentials,
-    now: SystemTime,
-    ttl: Duration,
-) -> Result<String, ApiError> {
-    use aws_sigv4::http_request::{
-        PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
-        UriPathNormalizationMode, sign,
-    };
-    let path: String = key
-        .split('/')
-        .map(|segment| percent_encoding::utf8_percent_encode(segment, S3_KEY_SEGMENT).to_string())
-        .collect::<Vec<_>>()
-        .join("/");
-    let url = format!("{}/{path}", bucket_url.trim_end_matches('/'));
-    let mut settings = SigningSettings::default();
-    settings.signature_location = SignatureLocation::QueryParams;
-    settings.expires_in = Some(ttl);
-    settings.percent_encoding_mode = PercentEncodingMode::Single;
-    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-    let identity = credentials.clone().into();
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name("s3")
-        .time(now)
-        .settings(settings)
-        .build()
-        .map_err(internal)?
-        .into();
-    let signable = SignableRequest::new(
-        "GET",
-        &url,
-        std::iter::empty(),
-        SignableBody::UnsignedPayload,
-    )
-    .map_err(internal)?;
-    let (instructions, _) = sign(signable, &params).map_err(internal)?.into_parts();
-    let mut request = http::Request::get(&url).body(()).map_err(internal)?;
-    instructions.apply_to_request_http1x(&mut request);
-    Ok(request.uri().to_string())
-}
+    /// One signed call; `what` names it in errors and logs.
+    async fn call(
+        &self,
+        what: &str,
+        method: http::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<s3::Reply, ApiError> {
+        let region = self.region();
+        let credentials = self.credentials().await?;
+        let build = || {
+            let mut request = http::Request::builder().method(method.clone()).uri(url);
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            request.body(body.clone()).map_err(internal)
+        };
+        let sign = |request: &mut http::Request<Vec<u8>>| {
+            s3::Signer {
+                region: &region,
+                credentials: &credentials,
+                now: SystemTime::now(),
+            }
+            .sign_headers(request)
+        };
+        self.objects.send(what, build, sign).await
+    }
 
-/// What S3 leaves as it is in a key's path segment: RFC 3986's unreserved characters.
-const S3_KEY_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+    async fn object_call(
+        &self,
+        what: &str,
+        method: http::Method,
+        key: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<s3::Reply, ApiError> {
+        let url = s3::object_url(&self.bucket_url(&self.region()), key);
+        self.call(what, method, &url, headers, body).await
+    }
+
+    /// One page of the keys under `prefix` (ListObjectsV2), at most `max_keys`, starting
+    /// where the page before ended (`after`, its `next`).
+    pub async fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        max_keys: u32,
+    ) -> Result<s3::ListPage, ApiError> {
+        let encode = |v: &str| percent_encoding::utf8_percent_encode(v, s3::UNRESERVED).to_string();
+        // In the canonical order (sorted by name), so the URL is signed as sent.
+        let mut query = String::new();
+        if let Some(token) = after {
+            query = format!("continuation-token={}&", encode(token));
+        }
+        query += &format!("list-type=2&max-keys={max_keys}&prefix={}", encode(prefix));
+        let url = format!("{}?{query}", self.bucket_url(&self.region()));
+        let reply = self
+            .call("list", http::Method::GET, &url, &[], Vec::new())
+            .await?;
+        if reply.status != 200 {
+            return Err(reply.into_error("list"));
+        }
+        s3::ListPage::parse(&reply.body)
+    }
+}
 
 fn internal(e: impl std::error::Error + Send + Sync + 'static) -> ApiError {
     ApiError::internal(e)
@@ -330,110 +329,100 @@ impl MediaStore for S3MediaStore {
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, ApiError> {
-        match self
-            .client()?
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(out) => Ok(Some(ObjectInfo {
-                size: out.content_length().unwrap_or(0).max(0) as u64,
-                content_type: out.content_type().map(str::to_owned),
+        let reply = self
+            .object_call("head", http::Method::HEAD, key, &[], Vec::new())
+            .await?;
+        match reply.status {
+            200 => Ok(Some(ObjectInfo {
+                size: reply.content_length().unwrap_or(0),
+                content_type: reply.content_type().map(str::to_owned),
             })),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_not_found()) => Ok(None),
-            Err(e) => Err(internal(e)),
+            404 => Ok(None),
+            _ => Err(reply.into_error("head")),
         }
     }
 
     async fn first_bytes(&self, key: &str, n: u64) -> Result<Vec<u8>, ApiError> {
-        let out = self
-            .client()?
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .range(format!("bytes=0-{}", n.saturating_sub(1)))
-            .send()
-            .await
-            .map_err(internal)?;
-        let bytes = out.body.collect().await.map_err(internal)?.into_bytes();
-        Ok(bytes.iter().take(n as usize).copied().collect())
+        let range = format!("bytes=0-{}", n.saturating_sub(1));
+        let reply = self
+            .object_call(
+                "ranged get",
+                http::Method::GET,
+                key,
+                &[("range", &range)],
+                Vec::new(),
+            )
+            .await?;
+        match reply.status {
+            200 | 206 => Ok(reply.body.into_iter().take(n as usize).collect()),
+            _ => Err(reply.into_error("ranged get")),
+        }
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, ApiError> {
-        match self
-            .client()?
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(out) => Ok(Some(
-                out.body
-                    .collect()
-                    .await
-                    .map_err(internal)?
-                    .into_bytes()
-                    .to_vec(),
-            )),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_no_such_key()) => Ok(None),
-            Err(e) => Err(internal(e)),
+        let reply = self
+            .object_call("get", http::Method::GET, key, &[], Vec::new())
+            .await?;
+        match reply.status {
+            200 => Ok(Some(reply.body)),
+            404 if reply.error_code().as_deref() == Some("NoSuchKey") => Ok(None),
+            _ => Err(reply.into_error("get")),
         }
     }
 
     async fn put(&self, key: &str, media_type: MediaType, bytes: Vec<u8>) -> Result<(), ApiError> {
-        self.client()?
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(media_type.mime())
-            .body(bytes.into())
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(internal)
+        let reply = self
+            .object_call(
+                "put",
+                http::Method::PUT,
+                key,
+                &[("content-type", media_type.mime())],
+                bytes,
+            )
+            .await?;
+        match reply.status {
+            200 => Ok(()),
+            _ => Err(reply.into_error("put")),
+        }
     }
 
     async fn delete(&self, key: &str) -> Result<(), ApiError> {
-        self.client()?
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(internal)
+        // S3 answers 204 whether or not the object was there.
+        let reply = self
+            .object_call("delete", http::Method::DELETE, key, &[], Vec::new())
+            .await?;
+        match reply.status {
+            200 | 204 => Ok(()),
+            _ => Err(reply.into_error("delete")),
+        }
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<(), ApiError> {
-        let mut pages = self
-            .client()?
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            for object in page.map_err(internal)?.contents() {
-                if let Some(key) = object.key() {
-                    self.delete(key).await?;
-                }
+        let mut after = None;
+        loop {
+            let page = self
+                .list_page(prefix, after.as_deref(), LIST_PAGE_KEYS)
+                .await?;
+            for key in &page.keys {
+                self.delete(key).await?;
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(()),
             }
         }
-        Ok(())
     }
 
     async fn view_url(&self, key: &str) -> Result<String, ApiError> {
         let region = self.region();
-        let creds = self.credentials().await?;
-        presigned_get(
-            &self.bucket_url(&region),
-            key,
-            &region,
-            &creds,
-            SystemTime::now(),
+        let credentials = self.credentials().await?;
+        s3::Signer {
+            region: &region,
+            credentials: &credentials,
+            now: SystemTime::now(),
+        }
+        .presign_get(
+            &s3::object_url(&self.bucket_url(&region), key),
             VIEW_URL_TTL,
         )
     }
@@ -667,16 +656,17 @@ mod tests {
             None,
             "example",
         );
-        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_369_353_600); // 2013-05-24T00:00:00Z
-        let url = presigned_get(
-            "https://examplebucket.s3.amazonaws.com",
-            "test.txt",
-            "us-east-1",
-            &creds,
-            at,
-            Duration::from_secs(86_400),
-        )
-        .unwrap();
+        let signer = s3::Signer {
+            region: "us-east-1",
+            credentials: &creds,
+            now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_369_353_600), // 2013-05-24
+        };
+        let url = signer
+            .presign_get(
+                "https://examplebucket.s3.amazonaws.com/test.txt",
+                Duration::from_secs(86_400),
+            )
+            .unwrap();
         assert!(
             url.starts_with("https://examplebucket.s3.amazonaws.com/test.txt?"),
             "{url}"
@@ -691,16 +681,15 @@ mod tests {
         ] {
             assert!(url.contains(part), "{part} in {url}");
         }
-        // A session token (Lambda's role credentials) is signed in too; odd keys are
-        // encoded once, slashes kept.
+        // A session token (Lambda's role credentials) is signed in too.
         let session =
             aws_credential_types::Credentials::new("AK", "SK", Some("TOKEN".into()), None, "t");
-        let url = presigned_get(
-            "http://127.0.0.1:5000/media",
-            "a b/c+d.jpg",
-            "us-east-1",
-            &session,
-            at,
+        let url = s3::Signer {
+            credentials: &session,
+            ..signer
+        }
+        .presign_get(
+            &s3::object_url("http://127.0.0.1:5000/media", "a b/c+d.jpg"),
             VIEW_URL_TTL,
         )
         .unwrap();
@@ -711,15 +700,19 @@ mod tests {
         assert!(url.contains("X-Amz-Security-Token=TOKEN"), "{url}");
     }
 
-    #[tokio::test]
-    async fn a_urls_only_store_refuses_object_calls_with_an_internal_error() {
-        let config = shutter_store::SdkConfig::builder().build();
-        let store = S3MediaStore {
-            objects: None,
-            config,
-            bucket: "b".into(),
-        };
-        let err = store.delete("k").await.unwrap_err();
-        assert_eq!(err.status(), 500);
+    #[test]
+    fn buckets_are_virtual_hosted_on_aws_and_path_style_locally() {
+        let aws = shutter_store::SdkConfig::builder().build();
+        assert_eq!(
+            S3MediaStore::new(&aws, "media-1").bucket_url("eu-west-1"),
+            "https://media-1.s3.eu-west-1.amazonaws.com/"
+        );
+        let local = shutter_store::SdkConfig::builder()
+            .endpoint_url("http://127.0.0.1:5000/")
+            .build();
+        assert_eq!(
+            S3MediaStore::new(&local, "media-1").bucket_url("eu-west-1"),
+            "http://127.0.0.1:5000/media-1"
+        );
     }
 }

@@ -8,7 +8,7 @@ async fn main() -> Result<(), shutter_http::lambda_http::Error> {
     shutter_http::init_tracing();
     let aws = shutter_store::aws_config().await;
     let store = FeedStore::new(Table::from_env(&aws, "FEED_TABLE")?);
-    let media = S3MediaStore::urls_from_env(&aws)?;
+    let media = S3MediaStore::from_env(&aws)?;
     let signer = shutter_store::cursor_signer(&aws).await?;
     shutter_http::run((store, media, signer), |(store, media, signer), req| {
         feed(store, media, signer, req)

@@ -5,6 +5,6 @@ use shutter_profiles::handlers::avatar_upload;
 async fn main() -> Result<(), shutter_http::lambda_http::Error> {
     shutter_http::init_tracing();
     let aws = shutter_store::aws_config().await;
-    let media = S3MediaStore::urls_from_env(&aws)?;
+    let media = S3MediaStore::from_env(&aws)?;
     shutter_http::run(media, avatar_upload).await
 }

@@ -10,7 +10,7 @@ async fn main() -> Result<(), shutter_http::lambda_http::Error> {
     let store = DynamoProfilesStore {
         table: Table::from_env(&aws, "PROFILES_TABLE")?,
     };
-    let media = S3MediaStore::urls_from_env(&aws)?;
+    let media = S3MediaStore::from_env(&aws)?;
     shutter_http::run((store, media), |(store, media), req| {
         get_profile(store, media, req)
     })
