@@ -1,7 +1,7 @@
 //! The local stand-ins for AWS, started as child processes on free loopback ports:
 //! moto server (DynamoDB, Streams, S3, SQS, Secrets Manager), tansu (Kafka, for MSK) and
-//! osmem-server (OpenSearch). Each child is killed when its handle drops, so a panicking
-//! test leaves nothing running.
+//! osmem-server (OpenSearch). Each exits when its handle drops (its standard input closes,
+//! or it is killed), so a panicking test leaves nothing running.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -52,6 +52,11 @@ pub struct Service {
 }
 
 impl Service {
+    /// The process started: the server, or for tansu the shell watching it.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Closes its standard input (each server, or its watchdog, exits on that), then
     /// kills whatever is left.
     pub async fn stop(mut self) {
@@ -175,7 +180,8 @@ pub async fn start_tansu(log_dir: &Path, data_dir: &Path) -> Result<Service, Err
         .stdin(Stdio::piped())
         .stdout(log_file(log_dir, "tansu")?)
         .stderr(log_file(log_dir, "tansu.err")?)
-        .kill_on_drop(true)
+        // Not killed on drop: a killed shell would leave tansu running. Dropping the
+        // handle closes the shell's standard input, and the shell stops tansu.
         .spawn()
         .map_err(spawn_error("tansu", INSTALL_HINT))?;
     let stdin = child.stdin.take();
