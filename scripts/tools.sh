@@ -53,6 +53,7 @@ ensure_sam() {
   local venv="$HOME/.cache/shutter-tools/sam-$SAM_CLI_VERSION"
   if [ ! -x "$venv/bin/sam" ]; then
     log "installing aws-sam-cli==$SAM_CLI_VERSION in $venv"
+    rm -rf "$venv" # what an interrupted install left
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "aws-sam-cli==$SAM_CLI_VERSION"
   fi
