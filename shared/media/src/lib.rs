@@ -14,6 +14,7 @@ use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use shutter_core::ApiError;
 use time::OffsetDateTime;
@@ -184,8 +185,11 @@ pub trait MediaStore: Send + Sync {
 /// whose code is about a megabyte per binary.
 #[derive(Debug, Clone)]
 pub struct S3MediaStore {
-    pub config: shutter_store::SdkConfig,
-    pub bucket: String,
+    config: shutter_store::SdkConfig,
+    bucket: String,
+    // Both fixed by the config: worked out once, not for every URL a feed page signs.
+    region: String,
+    bucket_url: String,
     objects: s3::S3Objects,
 }
 
@@ -199,18 +203,24 @@ impl S3MediaStore {
     }
 
     pub fn new(config: &shutter_store::SdkConfig, bucket: impl Into<String>) -> Self {
-        Self {
-            config: config.clone(),
-            bucket: bucket.into(),
-            objects: s3::S3Objects::default(),
-        }
-    }
-
-    fn region(&self) -> String {
-        self.config
+        let bucket = bucket.into();
+        let region = config
             .region()
             .map(|r| r.to_string())
-            .unwrap_or_else(|| "us-east-1".to_owned())
+            .unwrap_or_else(|| "us-east-1".to_owned());
+        // Virtual-hosted on AWS, path-style on a local endpoint (moto serves every bucket
+        // on one host).
+        let bucket_url = match config.endpoint_url() {
+            Some(endpoint) => format!("{}/{bucket}", endpoint.trim_end_matches('/')),
+            None => format!("https://{bucket}.s3.{region}.amazonaws.com/"),
+        };
+        Self {
+            config: config.clone(),
+            bucket,
+            region,
+            bucket_url,
+            objects: s3::S3Objects::default(),
+        }
     }
 
     async fn credentials(&self) -> Result<aws_credential_types::Credentials, ApiError> {
@@ -220,12 +230,11 @@ impl S3MediaStore {
         provider.provide_credentials().await.map_err(internal)
     }
 
-    /// The bucket's root URL: virtual-hosted on AWS, path-style on a local endpoint (moto
-    /// serves every bucket on one host).
-    fn bucket_url(&self, region: &str) -> String {
-        match self.config.endpoint_url() {
-            Some(endpoint) => format!("{}/{}", endpoint.trim_end_matches('/'), self.bucket),
-            None => format!("https://{}.s3.{region}.amazonaws.com/", self.bucket),
+    fn signer<'a>(&'a self, credentials: &'a aws_credential_types::Credentials) -> s3::Signer<'a> {
+        s3::Signer {
+            region: &self.region,
+            credentials,
+            now: SystemTime::now(),
         }
     }
 
@@ -236,9 +245,8 @@ impl S3MediaStore {
         method: http::Method,
         url: &str,
         headers: &[(&str, &str)],
-        body: Vec<u8>,
+        body: Bytes,
     ) -> Result<s3::Reply, ApiError> {
-        let region = self.region();
         let credentials = self.credentials().await?;
         let build = || {
             let mut request = http::Request::builder().method(method.clone()).uri(url);
@@ -247,14 +255,8 @@ impl S3MediaStore {
             }
             request.body(body.clone()).map_err(internal)
         };
-        let sign = |request: &mut http::Request<Vec<u8>>| {
-            s3::Signer {
-                region: &region,
-                credentials: &credentials,
-                now: SystemTime::now(),
-            }
-            .sign_headers(request)
-        };
+        let sign =
+            |request: &mut http::Request<Bytes>| self.signer(&credentials).sign_headers(request);
         self.objects.send(what, build, sign).await
     }
 
@@ -264,9 +266,9 @@ impl S3MediaStore {
         method: http::Method,
         key: &str,
         headers: &[(&str, &str)],
-        body: Vec<u8>,
+        body: Bytes,
     ) -> Result<s3::Reply, ApiError> {
-        let url = s3::object_url(&self.bucket_url(&self.region()), key);
+        let url = s3::object_url(&self.bucket_url, key);
         self.call(what, method, &url, headers, body).await
     }
 
@@ -285,9 +287,9 @@ impl S3MediaStore {
             query = format!("continuation-token={}&", encode(token));
         }
         query += &format!("list-type=2&max-keys={max_keys}&prefix={}", encode(prefix));
-        let url = format!("{}?{query}", self.bucket_url(&self.region()));
+        let url = format!("{}?{query}", self.bucket_url);
         let reply = self
-            .call("list", http::Method::GET, &url, &[], Vec::new())
+            .call("list", http::Method::GET, &url, &[], Bytes::new())
             .await?;
         if reply.status != 200 {
             return Err(reply.into_error("list"));
@@ -308,7 +310,6 @@ impl MediaStore for S3MediaStore {
         media_type: MediaType,
         max_bytes: u64,
     ) -> Result<UploadForm, ApiError> {
-        let region = self.region();
         let creds = self.credentials().await?;
         let now = SystemTime::now();
         let form = post_policy(&PolicyInput {
@@ -316,21 +317,21 @@ impl MediaStore for S3MediaStore {
             key,
             content_type: media_type.mime(),
             max_bytes,
-            region: &region,
+            region: &self.region,
             access_key: creds.access_key_id(),
             secret_key: creds.secret_access_key(),
             session_token: creds.session_token(),
             now,
         })?;
         Ok(UploadForm {
-            url: self.bucket_url(&region),
+            url: self.bucket_url.clone(),
             ..form
         })
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, ApiError> {
         let reply = self
-            .object_call("head", http::Method::HEAD, key, &[], Vec::new())
+            .object_call("head", http::Method::HEAD, key, &[], Bytes::new())
             .await?;
         match reply.status {
             200 => Ok(Some(ObjectInfo {
@@ -350,7 +351,7 @@ impl MediaStore for S3MediaStore {
                 http::Method::GET,
                 key,
                 &[("range", &range)],
-                Vec::new(),
+                Bytes::new(),
             )
             .await?;
         match reply.status {
@@ -361,7 +362,7 @@ impl MediaStore for S3MediaStore {
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, ApiError> {
         let reply = self
-            .object_call("get", http::Method::GET, key, &[], Vec::new())
+            .object_call("get", http::Method::GET, key, &[], Bytes::new())
             .await?;
         match reply.status {
             200 => Ok(Some(reply.body)),
@@ -377,7 +378,7 @@ impl MediaStore for S3MediaStore {
                 http::Method::PUT,
                 key,
                 &[("content-type", media_type.mime())],
-                bytes,
+                bytes.into(),
             )
             .await?;
         match reply.status {
@@ -389,7 +390,7 @@ impl MediaStore for S3MediaStore {
     async fn delete(&self, key: &str) -> Result<(), ApiError> {
         // S3 answers 204 whether or not the object was there.
         let reply = self
-            .object_call("delete", http::Method::DELETE, key, &[], Vec::new())
+            .object_call("delete", http::Method::DELETE, key, &[], Bytes::new())
             .await?;
         match reply.status {
             200 | 204 => Ok(()),
@@ -414,17 +415,9 @@ impl MediaStore for S3MediaStore {
     }
 
     async fn view_url(&self, key: &str) -> Result<String, ApiError> {
-        let region = self.region();
         let credentials = self.credentials().await?;
-        s3::Signer {
-            region: &region,
-            credentials: &credentials,
-            now: SystemTime::now(),
-        }
-        .presign_get(
-            &s3::object_url(&self.bucket_url(&region), key),
-            VIEW_URL_TTL,
-        )
+        self.signer(&credentials)
+            .presign_get(&s3::object_url(&self.bucket_url, key), VIEW_URL_TTL)
     }
 }
 
@@ -702,16 +695,20 @@ mod tests {
 
     #[test]
     fn buckets_are_virtual_hosted_on_aws_and_path_style_locally() {
-        let aws = shutter_store::SdkConfig::builder().build();
+        let region = shutter_store::dynamodb::config::Region::new("eu-west-1");
+        let aws = shutter_store::SdkConfig::builder()
+            .region(region.clone())
+            .build();
         assert_eq!(
-            S3MediaStore::new(&aws, "media-1").bucket_url("eu-west-1"),
+            S3MediaStore::new(&aws, "media-1").bucket_url,
             "https://media-1.s3.eu-west-1.amazonaws.com/"
         );
         let local = shutter_store::SdkConfig::builder()
+            .region(region)
             .endpoint_url("http://127.0.0.1:5000/")
             .build();
         assert_eq!(
-            S3MediaStore::new(&local, "media-1").bucket_url("eu-west-1"),
+            S3MediaStore::new(&local, "media-1").bucket_url,
             "http://127.0.0.1:5000/media-1"
         );
     }

@@ -15,6 +15,7 @@ use aws_sigv4::http_request::{
 use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorSettings};
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::byte_stream::ByteStream;
+use bytes::Bytes;
 use shutter_core::ApiError;
 
 /// Attempts of one call when S3 is briefly unavailable (5xx, a dropped connection): the
@@ -71,7 +72,7 @@ impl Signer<'_> {
     fn apply(
         &self,
         settings: SigningSettings,
-        request: &mut http::Request<Vec<u8>>,
+        request: &mut http::Request<Bytes>,
         body: SignableBody<'_>,
     ) -> Result<(), ApiError> {
         let identity = self.credentials.clone().into();
@@ -100,10 +101,10 @@ impl Signer<'_> {
 
     /// Signs `request` in its Authorization header, the payload hashed into
     /// x-amz-content-sha256 (S3 checks the body against it).
-    pub fn sign_headers(&self, request: &mut http::Request<Vec<u8>>) -> Result<(), ApiError> {
+    pub fn sign_headers(&self, request: &mut http::Request<Bytes>) -> Result<(), ApiError> {
         let mut settings = Self::settings(SignatureLocation::Headers);
         settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-        let body = request.body().clone();
+        let body = request.body().clone(); // a reference count, not a copy
         self.apply(settings, request, SignableBody::Bytes(&body))
     }
 
@@ -112,7 +113,9 @@ impl Signer<'_> {
     pub fn presign_get(&self, url: &str, ttl: Duration) -> Result<String, ApiError> {
         let mut settings = Self::settings(SignatureLocation::QueryParams);
         settings.expires_in = Some(ttl);
-        let mut request = http::Request::get(url).body(Vec::new()).map_err(internal)?;
+        let mut request = http::Request::get(url)
+            .body(Bytes::new())
+            .map_err(internal)?;
         self.apply(settings, &mut request, SignableBody::UnsignedPayload)?;
         Ok(request.uri().to_string())
     }
@@ -246,8 +249,8 @@ impl S3Objects {
     pub async fn send(
         &self,
         what: &str,
-        build: impl Fn() -> Result<http::Request<Vec<u8>>, ApiError>,
-        sign: impl Fn(&mut http::Request<Vec<u8>>) -> Result<(), ApiError>,
+        build: impl Fn() -> Result<http::Request<Bytes>, ApiError>,
+        sign: impl Fn(&mut http::Request<Bytes>) -> Result<(), ApiError>,
     ) -> Result<Reply, ApiError> {
         let mut attempt = 0;
         loop {
@@ -308,7 +311,7 @@ mod tests {
         )
     }
 
-    fn authorization(request: &http::Request<Vec<u8>>) -> &str {
+    fn authorization(request: &http::Request<Bytes>) -> &str {
         request.headers()["authorization"].to_str().unwrap()
     }
 
@@ -319,7 +322,7 @@ mod tests {
         let creds = example_credentials();
         let mut request = http::Request::get("https://examplebucket.s3.amazonaws.com/test.txt")
             .header("range", "bytes=0-9")
-            .body(Vec::new())
+            .body(Bytes::new())
             .unwrap();
         example_signer(&creds).sign_headers(&mut request).unwrap();
         assert_eq!(
@@ -343,7 +346,7 @@ mod tests {
         ))
         .header("date", "Fri, 24 May 2013 00:00:00 GMT")
         .header("x-amz-storage-class", "REDUCED_REDUNDANCY")
-        .body(b"Welcome to Amazon S3.".to_vec())
+        .body(Bytes::from_static(b"Welcome to Amazon S3."))
         .unwrap();
         example_signer(&creds).sign_headers(&mut request).unwrap();
         assert!(
@@ -360,7 +363,7 @@ mod tests {
         let creds = example_credentials();
         let mut request =
             http::Request::get("https://examplebucket.s3.amazonaws.com/?max-keys=2&prefix=J")
-                .body(Vec::new())
+                .body(Bytes::new())
                 .unwrap();
         example_signer(&creds).sign_headers(&mut request).unwrap();
         assert!(
@@ -376,7 +379,7 @@ mod tests {
     fn session_tokens_are_sent_and_signed() {
         let creds = Credentials::new("AK", "SK", Some("TOKEN".into()), None, "t");
         let mut request = http::Request::delete("http://127.0.0.1:5000/media/k")
-            .body(Vec::new())
+            .body(Bytes::new())
             .unwrap();
         example_signer(&creds).sign_headers(&mut request).unwrap();
         assert_eq!(request.headers()["x-amz-security-token"], "TOKEN");
