@@ -265,26 +265,11 @@ impl JwtAuthorizer {
             "{}/.well-known/openid-configuration",
             self.issuer.trim_end_matches('/')
         );
-        let config: Value = self
-            .http
-            .get(&discovery)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
+        let config: Value = crate::json_answer(self.http.get(&discovery)).await?;
         let jwks_uri = config["jwks_uri"]
             .as_str()
             .ok_or("the OpenID configuration has no jwks_uri")?;
-        self.http
-            .get(jwks_uri)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())
+        crate::json_answer(self.http.get(jwks_uri)).await
     }
 
     /// The key for `kid`, fetching the JWKS when it is unknown (a rotation), at most

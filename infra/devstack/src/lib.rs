@@ -147,6 +147,19 @@ impl std::fmt::Debug for Devstack {
     }
 }
 
+/// Sends `request` and reads its answer as JSON; any failure as a message.
+pub async fn json_answer<T: serde::de::DeserializeOwned>(
+    request: reqwest::RequestBuilder,
+) -> Result<T, String> {
+    request
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// SDK configuration for the local AWS.
 pub async fn sdk_config(moto_url: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())

@@ -191,15 +191,11 @@ async fn demo_follows(http: &reqwest::Client, base: &str) -> Result<(), String> 
 
 /// A demo user's access token.
 async fn demo_login(http: &reqwest::Client, base: &str, user: &str) -> Result<String, String> {
-    let tokens: serde_json::Value = http
-        .post(format!("{base}/v1/auth/login"))
-        .json(&json!({"login": user, "password": DEMO_PASSWORD}))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
+    let tokens: serde_json::Value = devstack::json_answer(
+        http.post(format!("{base}/v1/auth/login"))
+            .json(&json!({"login": user, "password": DEMO_PASSWORD})),
+    )
+    .await?;
     tokens["access_token"]
         .as_str()
         .map(str::to_owned)
