@@ -7,8 +7,8 @@ use shutter_store::Table;
 use crate::handlers::Posts;
 use crate::store::PostsStore;
 
-/// The posts table, media bucket (URLs only: endpoints read or write no objects),
-/// directory and cursor signer, from the environment.
+/// The posts table, media bucket (endpoints only sign URLs, so the store never makes its
+/// connection for object calls), directory and cursor signer, from the environment.
 pub async fn endpoint_deps()
 -> Result<Posts<S3MediaStore, DynamoDirectory>, shutter_store::ConfigError> {
     let aws = shutter_store::aws_config().await;
