@@ -17,7 +17,7 @@ fn argon2() -> Argon2<'static> {
 pub fn hash(password: &Password) -> Result<String, ApiError> {
     let salt = SaltString::generate(&mut OsRng);
     argon2()
-        .hash_password(password.as_str().as_bytes(), &salt)
+        .hash_password(password.expose().as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| ApiError::internal(std::io::Error::other(e.to_string())))
 }

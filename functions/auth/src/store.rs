@@ -197,7 +197,7 @@ pub mod dynamo {
         }
 
         async fn account(&self, user_id: &str) -> Result<Option<Account>, ApiError> {
-            self.table.get(&account_pk(user_id), "ACCOUNT").await
+            Ok(self.table.get(&account_pk(user_id), "ACCOUNT").await?)
         }
 
         async fn account_by_login(&self, login: &Login) -> Result<Option<Account>, ApiError> {
@@ -241,9 +241,10 @@ pub mod dynamo {
         }
 
         async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshToken>, ApiError> {
-            self.table
+            Ok(self
+                .table
                 .get(&format!("REFRESH#{token_hash}"), "REFRESH")
-                .await
+                .await?)
         }
 
         async fn rotate(&self, old: &RefreshToken, new: &RefreshToken) -> Result<bool, ApiError> {

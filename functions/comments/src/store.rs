@@ -307,9 +307,10 @@ pub mod dynamo {
             if lookup.deleted {
                 return Ok(None);
             }
-            self.table
+            Ok(self
+                .table
                 .get(&post_pk(&lookup.post_id), &lookup.comment_sk)
-                .await
+                .await?)
         }
 
         async fn page(
@@ -407,7 +408,7 @@ pub mod dynamo {
             )
             .await?
             .into_iter()
-            .map(shutter_store::from_item)
+            .map(|item| shutter_store::from_item(item).map_err(ApiError::from))
             .collect()
         }
 

@@ -158,7 +158,7 @@ impl FeedStore {
         sk: &str,
     ) -> Result<Option<T>, ApiError> {
         self.count(1);
-        self.table.get(pk, sk).await
+        Ok(self.table.get(pk, sk).await?)
     }
 
     /// Entries of `pk` (a timeline or an author's recent posts), newest first, before
@@ -633,7 +633,10 @@ impl FeedStore {
         }
         let mut out = Hydrated::default();
         // Eventually consistent: a page tolerates milliseconds of lag at half the read cost.
-        let (items, requests) = self.table.batch_get_counted(keys, false).await?;
+        let (items, requests) = self
+            .table
+            .batch_get_counted(keys, shutter_store::Consistency::Eventual)
+            .await?;
         self.count(requests);
         for item in items {
             let pk = string(&item, "pk");

@@ -349,9 +349,10 @@ pub mod dynamo {
             follower_id: &str,
             followee_id: &str,
         ) -> Result<Option<Edge>, ApiError> {
-            self.table
+            Ok(self
+                .table
                 .get(&format!("EDGE#{follower_id}"), &format!("TO#{followee_id}"))
-                .await
+                .await?)
         }
 
         async fn commit(

@@ -258,9 +258,10 @@ pub mod dynamo {
     #[async_trait]
     impl LikesStore for DynamoLikesStore {
         async fn state(&self, post_id: &str, user_id: &str) -> Result<Option<LikeState>, ApiError> {
-            self.table
+            Ok(self
+                .table
                 .get(&post_pk(post_id), &format!("LIKE#{user_id}"))
-                .await
+                .await?)
         }
 
         async fn commit(

@@ -193,7 +193,7 @@ impl PostsStore {
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Post>, ApiError> {
-        self.table.get(&post_pk(id), "POST").await
+        Ok(self.table.get(&post_pk(id), "POST").await?)
     }
 
     /// Writes `post` (read at `read_version`) with its events; on publish or a caption
@@ -345,7 +345,7 @@ impl PostsStore {
             .into_iter()
             .map(|(pk, sk)| shutter_store::key(pk, sk))
             .collect();
-        self.table.batch_get(keys).await
+        Ok(self.table.batch_get(keys).await?)
     }
 
     /// Deletes one index item.

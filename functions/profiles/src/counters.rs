@@ -227,7 +227,7 @@ pub mod dynamo {
     #[async_trait]
     impl CountersStore for DynamoCountersStore {
         async fn marker(&self, key: &str) -> Result<Option<Marker>, ApiError> {
-            self.table.get(&format!("COUNTED#{key}"), "COUNTED").await
+            Ok(self.table.get(&format!("COUNTED#{key}"), "COUNTED").await?)
         }
 
         async fn count(

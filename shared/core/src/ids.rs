@@ -40,6 +40,109 @@ pub fn rfc3339(time: OffsetDateTime) -> String {
         .unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".to_owned())
 }
 
+/// Typed ids: a `UserId` cannot be passed where a `PostId` is expected, from the request
+/// that names it to the store that keys by it. Each is a ULID's canonical text; one built
+/// from client input ([`UserId::parse`]) is checked, one read back from storage or an
+/// event is trusted as the service wrote it.
+macro_rules! typed_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// A fresh id (a new ULID).
+            pub fn generate() -> Self {
+                Self(new_id())
+            }
+
+            /// A client-supplied id; a 400 naming `field` unless it is a ULID.
+            pub fn parse(field: &str, raw: &str) -> Result<Self, ApiError> {
+                parse_id(field, raw).map(|id| Self(id.to_string()))
+            }
+
+            /// An id the service itself stored or received in an event.
+            pub fn trusted(raw: impl Into<String>) -> Self {
+                Self(raw.into())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .description(Some("ULID"))
+                    .min_length(Some(26))
+                    .max_length(Some(26))
+                    .pattern(Some("^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$"))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+    };
+}
+
+typed_id!(
+    /// A user account's id (the access token's `sub`).
+    UserId
+);
+typed_id!(
+    /// A post's id.
+    PostId
+);
+typed_id!(
+    /// A comment's id.
+    CommentId
+);
+typed_id!(
+    /// A media item's id (one of a post's photos or videos).
+    MediaId
+);
+typed_id!(
+    /// A domain event's id; consumers deduplicate on it.
+    EventId
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,6 +178,15 @@ mod tests {
         let err = parse_id("post_id", "not-a-ulid").unwrap_err();
         assert_eq!(err.status(), 400);
         assert_eq!(err.problem().field.as_deref(), Some("post_id"));
+    }
+
+    #[test]
+    fn typed_ids_parse_client_input_and_name_the_field() {
+        let id = PostId::generate();
+        assert_eq!(PostId::parse("post_id", id.as_str()).unwrap(), id);
+        let err = UserId::parse("user_id", "nope").unwrap_err();
+        assert_eq!(err.problem().field.as_deref(), Some("user_id"));
+        assert_eq!(serde_json::to_string(&id).unwrap(), format!("\"{id}\""));
     }
 
     #[test]

@@ -11,4 +11,7 @@ pub mod validate;
 
 pub use cursor::{CursorSigner, Page, PageRequest};
 pub use error::{ApiError, Problem};
-pub use ids::{new_id, new_id_and_time, now_rfc3339, parse_id, rfc3339};
+pub use ids::{
+    CommentId, EventId, MediaId, PostId, UserId, new_id, new_id_and_time, now_rfc3339, parse_id,
+    rfc3339,
+};

@@ -141,17 +141,61 @@ newtype!(
     }
 );
 
-newtype!(
-    /// 10-128 characters; never logged (Debug is derived, so keep it out of spans).
-    Password,
-    |raw| {
+/// A new password: 10-128 characters. It cannot be printed (its `Debug` hides it) nor
+/// serialised (it has no `Serialize`), so it never reaches a log line or a response; the
+/// only way to its text is [`Password::expose`], for the hasher.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Password(String);
+
+impl Password {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Password {
+    type Error = String;
+    fn try_from(raw: String) -> Result<Self, String> {
         let n = raw.chars().count();
         if !(10..=128).contains(&n) {
             return Err("must be 10-128 characters".into());
         }
-        Ok(raw)
+        Ok(Self(raw))
     }
-);
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(..)")
+    }
+}
+
+/// A password as typed to prove who you are (login, confirming a sensitive change): any
+/// text, checked only against the stored hash. Like [`Password`], it cannot be printed or
+/// serialised.
+#[derive(Clone, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = String, format = Password)]
+pub struct PasswordAttempt(String);
+
+impl PasswordAttempt {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for PasswordAttempt {
+    fn from(raw: String) -> Self {
+        Self(raw)
+    }
+}
+
+impl std::fmt::Debug for PasswordAttempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordAttempt(..)")
+    }
+}
 
 newtype!(
     /// Up to 50 characters of display name, no control characters.
@@ -412,6 +456,10 @@ mod tests {
         assert!(Password::try_from("short".to_owned()).is_err());
         assert!(Password::try_from("x".repeat(129)).is_err());
         assert!(Password::try_from("ééééééééééé".to_owned()).is_ok());
+        let secret = Password::try_from("correct horse battery".to_owned()).unwrap();
+        assert_eq!(format!("{secret:?}"), "Password(..)");
+        let attempt = PasswordAttempt::from("hunter2".to_owned());
+        assert_eq!(format!("{attempt:?}"), "PasswordAttempt(..)");
     }
 
     #[test]

@@ -389,7 +389,10 @@ impl Directory for DynamoDirectory {
             pair_pk("BLOCK", author, viewer),
         ];
         let keys_to_read = keys.iter().map(|pk| shutter_store::key(pk, SK)).collect();
-        let (items, _) = self.table.batch_get_counted(keys_to_read, false).await?;
+        let (items, _) = self
+            .table
+            .batch_get_counted(keys_to_read, shutter_store::Consistency::Eventual)
+            .await?;
         let holding: Vec<String> = items
             .iter()
             .filter(|item| item.get("holds").and_then(|v| v.as_bool().ok()) == Some(&true))

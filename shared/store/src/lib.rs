@@ -1,18 +1,42 @@
-//! Storage plumbing shared by the services: configuration read and validated at cold
+//! The storage layer every service shares: configuration read and validated at cold
 //! start, the AWS SDK configuration (which honours `AWS_ENDPOINT_URL`, so the same code
-//! talks to moto locally), and DynamoDB helpers for items and transactions.
+//! talks to moto locally), and one DynamoDB layer: [`Table`] reads, writes, batches and
+//! queries; [`Write`] builds puts, updates, deletes and checks with labelled conditions;
+//! [`StoreError`] says what failed in storage terms (never in HTTP terms).
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use shutter_core::ApiError;
 use std::collections::HashMap;
 
+mod error;
+mod table;
+mod write;
+
 pub use aws_config::SdkConfig;
 pub use aws_sdk_dynamodb as dynamodb;
+pub use aws_sdk_dynamodb::types::AttributeValue;
+pub use error::{Cause, StoreError, StoreResult};
 pub use serde_dynamo;
+pub use table::{Consistency, MAX_TRANSACTION_WRITES, Query, RetryPolicy, SortKeys, Table};
+pub use write::Write;
+
+/// Transitional, while services move to their own conflict mapping: storage failures
+/// as the client-facing error (a conflict is a generic 409, everything else a 500).
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Conflict(label) => ApiError::Conflict {
+                code: "conflict",
+                field: None,
+                detail: format!("{label} changed meanwhile"),
+            },
+            other => ApiError::internal(other),
+        }
+    }
+}
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -104,134 +128,6 @@ pub async fn cursor_signer(config: &SdkConfig) -> Result<shutter_core::CursorSig
     Ok(shutter_core::CursorSigner::new(key.into_bytes()))
 }
 
-/// One DynamoDB table of a service.
-#[derive(Debug, Clone)]
-pub struct Table {
-    pub client: aws_sdk_dynamodb::Client,
-    pub name: String,
-}
-
-impl Table {
-    pub fn new(config: &SdkConfig, name: String) -> Self {
-        Self {
-            client: aws_sdk_dynamodb::Client::new(config),
-            name,
-        }
-    }
-
-    /// The table named by environment variable `env_name`.
-    pub fn from_env(config: &SdkConfig, env_name: &'static str) -> Result<Self, ConfigError> {
-        Ok(Self::new(config, env(env_name)?))
-    }
-
-    /// Reads one item by key, strongly consistent (reads follow the caller's own writes).
-    pub async fn get<T: DeserializeOwned>(
-        &self,
-        pk: &str,
-        sk: &str,
-    ) -> Result<Option<T>, ApiError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.name)
-            .key("pk", s(pk))
-            .key("sk", s(sk))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(ApiError::internal)?;
-        out.item.map(from_item).transpose()
-    }
-}
-
-impl Table {
-    /// Every item of `keys` that exists, in batches of 100 keys,
-    /// sending again what DynamoDB left unprocessed. Returns the number of requests made
-    /// with the items, for callers that count them.
-    pub async fn batch_get_counted(
-        &self,
-        keys: Vec<Item>,
-        consistent: bool,
-    ) -> Result<(Vec<Item>, u64), ApiError> {
-        let mut out = Vec::new();
-        let mut requests = 0;
-        for chunk in keys.chunks(100) {
-            let mut pending: Vec<Item> = chunk.to_vec();
-            let mut attempts = 0;
-            while !pending.is_empty() {
-                attempts += 1;
-                requests += 1;
-                let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
-                    .set_keys(Some(pending))
-                    .consistent_read(consistent)
-                    .build()
-                    .map_err(ApiError::internal)?;
-                let answer = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.name, request)
-                    .send()
-                    .await
-                    .map_err(ApiError::internal)?;
-                out.extend(
-                    answer
-                        .responses
-                        .and_then(|mut r| r.remove(&self.name))
-                        .unwrap_or_default(),
-                );
-                pending = answer
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.name))
-                    .map(|k| k.keys)
-                    .unwrap_or_default();
-                if attempts > 5 && !pending.is_empty() {
-                    return Err(ApiError::internal(std::io::Error::other(
-                        "batch get kept throttling",
-                    )));
-                }
-            }
-        }
-        Ok((out, requests))
-    }
-
-    /// [`Table::batch_get_counted`], strongly consistent (reads follow the caller's own
-    /// writes), without the count.
-    pub async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, ApiError> {
-        Ok(self.batch_get_counted(keys, true).await?.0)
-    }
-
-    /// One page of partition `pk` in sort-key order, newest (highest) first when
-    /// `newest_first`: up to `limit` items strictly beyond `after` in that order (all
-    /// that one request returns when `limit` is none).
-    pub async fn query_page(
-        &self,
-        pk: &str,
-        after: Option<&str>,
-        newest_first: bool,
-        limit: Option<usize>,
-    ) -> Result<Vec<Item>, ApiError> {
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.name)
-            .expression_attribute_values(":pk", s(pk))
-            .scan_index_forward(!newest_first)
-            .set_limit(limit.map(|l| i32::try_from(l).unwrap_or(i32::MAX)));
-        query = match after {
-            Some(after) => query
-                .key_condition_expression(if newest_first {
-                    "pk = :pk AND sk < :after"
-                } else {
-                    "pk = :pk AND sk > :after"
-                })
-                .expression_attribute_values(":after", s(after)),
-            None => query.key_condition_expression("pk = :pk"),
-        };
-        let out = query.send().await.map_err(ApiError::internal)?;
-        Ok(out.items.unwrap_or_default())
-    }
-}
-
 /// The key of an item: `pk` and `sk`.
 pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
     HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
@@ -247,15 +143,39 @@ pub fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-pub fn to_item<T: Serialize>(value: &T) -> Result<Item, ApiError> {
-    serde_dynamo::to_item(value).map_err(ApiError::internal)
+/// `value` as an item (its key is added by the caller).
+pub fn to_item<T: Serialize>(value: &T) -> StoreResult<Item> {
+    serde_dynamo::to_item(value).map_err(StoreError::corrupt)
 }
 
-pub fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, ApiError> {
-    serde_dynamo::from_item(item).map_err(ApiError::internal)
+/// A stored item as `T`.
+pub fn from_item<T: DeserializeOwned>(item: Item) -> StoreResult<T> {
+    serde_dynamo::from_item(item).map_err(StoreError::corrupt)
 }
 
-/// Why each action of a cancelled transaction failed (`ConditionalCheckFailed`, `None`,
+/// String attribute `name` of `item`, if it is one.
+pub fn string_attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v),
+        _ => None,
+    }
+}
+
+/// Number attribute `name` of `item`, if it is one that fits `T`.
+pub fn number_attr<T: std::str::FromStr>(item: &Item, name: &str) -> Option<T> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().ok(),
+        _ => None,
+    }
+}
+
+/// Boolean attribute `name` of `item`, false when absent.
+pub fn bool_attr(item: &Item, name: &str) -> bool {
+    matches!(item.get(name), Some(AttributeValue::Bool(true)))
+}
+
+/// Legacy, until every store uses [`Table::transact`]: why each action of a cancelled
+/// transaction failed (`ConditionalCheckFailed`, `None`,
 /// ...), in action order; empty when the transaction failed for another reason.
 pub fn cancellation_reasons(err: &SdkError<TransactWriteItemsError>) -> Vec<String> {
     match err.as_service_error() {

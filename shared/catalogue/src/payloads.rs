@@ -1,0 +1,202 @@
+//! The payload of every event: one struct per shape, shared by its producer and every
+//! consumer. Fields are only ever added (with a default), never renamed or retyped: a
+//! breaking change is a new event type.
+
+use serde::{Deserialize, Serialize};
+use shutter_core::{CommentId, MediaId, PostId, UserId};
+use utoipa::ToSchema;
+
+// ---------------------------------------------------------------- identity
+
+/// `UserRegistered`: an account was created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UserRegistered {
+    pub user_id: UserId,
+    pub username: String,
+    /// RFC 3339
+    pub created_at: String,
+}
+
+/// `UserEmailChanged`: the account's email changed. The address itself stays in the
+/// identity service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UserEmailChanged {
+    pub user_id: UserId,
+}
+
+/// `UserDeleted`: every service erases what it holds of the user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UserDeleted {
+    pub user_id: UserId,
+    pub username: String,
+}
+
+// ---------------------------------------------------------------- profiles
+
+/// `ProfileUpdated` and `AvatarChanged`: a profile's public fields after the change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProfileFacts {
+    pub user_id: UserId,
+    pub username: String,
+    pub display_name: String,
+    pub private: bool,
+    /// The avatar's stored object, if the user has one.
+    pub avatar_key: Option<String>,
+}
+
+// ---------------------------------------------------------------- posts
+
+/// A ready media item as events carry it: its type and stored objects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MediaFacts {
+    pub id: MediaId,
+    /// image/jpeg, image/png, image/webp or video/mp4
+    pub content_type: String,
+    pub display_key: String,
+    #[serde(default)]
+    pub thumbnail_key: Option<String>,
+}
+
+/// `PostCreated`, `PostPublished` and `PostUpdated`: a post's facts at that moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PostFacts {
+    pub post_id: PostId,
+    pub author_id: UserId,
+    pub caption: String,
+    pub location: Option<String>,
+    /// Lower-cased, without '#', in order of appearance.
+    pub hashtags: Vec<String>,
+    /// The mentioned users' ids.
+    pub mentions: Vec<UserId>,
+    /// RFC 3339
+    pub created_at: String,
+    /// Grows by one on every change of the post; consumers keep the highest.
+    pub version: u64,
+    /// The ready media, in order (media still processing or failed are left out).
+    #[serde(default)]
+    pub media: Vec<MediaFacts>,
+}
+
+/// `PostDeleted`: the post and everything hanging from it is gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PostDeleted {
+    pub post_id: PostId,
+    pub author_id: UserId,
+    /// The author, a moderator, or the author's account deletion.
+    pub deleted_by: UserId,
+}
+
+/// `PostEngagementChanged`: how one counter transaction moved a post's counters. Applied
+/// once per event id, it keeps an exact copy of the counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EngagementChanged {
+    pub post_id: PostId,
+    pub like_delta: i64,
+    pub comment_delta: i64,
+}
+
+// ---------------------------------------------------------------- likes
+
+/// `LikeAdded` and `LikeRemoved`: one user's like of a post; `seq` orders one
+/// (post, user) pair's changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LikeFacts {
+    pub post_id: PostId,
+    pub post_author_id: UserId,
+    pub user_id: UserId,
+    pub seq: u64,
+    /// RFC 3339
+    pub at: String,
+}
+
+// ---------------------------------------------------------------- comments
+
+/// Who wrote a comment, or who is mentioned in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UserRef {
+    pub id: UserId,
+    pub username: String,
+}
+
+/// `CommentAdded`: a comment was stored. The posts service counts each `comment_id` once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CommentAdded {
+    pub comment_id: CommentId,
+    pub post_id: PostId,
+    pub author_id: UserId,
+    /// The top-level comment this one answers, if it is a reply.
+    pub reply_to: Option<CommentId>,
+    pub text: String,
+    pub hashtags: Vec<String>,
+    pub mentions: Vec<UserRef>,
+    /// RFC 3339
+    pub created_at: String,
+}
+
+/// `CommentEdited`: a comment's text after the edit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CommentEdited {
+    pub comment_id: CommentId,
+    pub post_id: PostId,
+    pub author_id: UserId,
+    pub text: String,
+    pub hashtags: Vec<String>,
+    pub mentions: Vec<UserRef>,
+}
+
+/// `CommentDeleted`: one per deleted comment (a deleted thread's replies each get one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CommentDeleted {
+    pub comment_id: CommentId,
+    pub post_id: PostId,
+    pub author_id: UserId,
+    pub deleted_by: UserId,
+}
+
+/// `CommentLikeAdded` and `CommentLikeRemoved`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CommentLikeFacts {
+    pub comment_id: CommentId,
+    pub post_id: PostId,
+    pub user_id: UserId,
+}
+
+// ---------------------------------------------------------------- follows
+
+/// Why a follow or a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// The follower unfollowed or withdrew the request.
+    Withdrawn,
+    /// The followee declined the request.
+    Declined,
+    /// One of the two blocked the other.
+    Blocked,
+    /// One of the two deleted their account.
+    AccountDeleted,
+}
+
+/// `FollowRequested`, `FollowRequestCancelled`, `FollowStarted` and `FollowEnded`: a
+/// follower-to-followee edge moved; `seq` orders one edge's changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EdgeFacts {
+    pub follower_id: UserId,
+    pub followee_id: UserId,
+    pub seq: u64,
+    /// RFC 3339
+    pub at: String,
+    /// Why the edge ended (on `FollowEnded` and `FollowRequestCancelled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<EndReason>,
+}
+
+/// `UserBlocked` and `UserUnblocked`; `seq` orders one pair's changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BlockFacts {
+    pub blocker_id: UserId,
+    pub blocked_id: UserId,
+    pub seq: u64,
+    /// RFC 3339
+    pub at: String,
+}
