@@ -214,7 +214,7 @@ async fn cursors_are_bound_to_their_viewer(app: &TestApp, ann: &User, cat: &User
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fan_out_retries_and_redeliveries_do_not_duplicate() {
     use shutter_directory::DynamoDirectory;
-    use shutter_events::Envelope;
+    use shutter_events::legacy::Envelope;
     use shutter_feed::fanout::{self, FanOut};
     use shutter_feed::store::{Entry, FeedStore};
 

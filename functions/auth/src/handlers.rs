@@ -10,7 +10,7 @@ use shutter_core::ApiError;
 #[allow(unused_imports)] // the OpenAPI attributes name it
 use shutter_core::Problem;
 use shutter_core::validate::{Email, Login, Password, Username};
-use shutter_events::Envelope;
+use shutter_events::legacy::Envelope;
 use shutter_http::lambda_http::http::StatusCode;
 use shutter_http::lambda_http::{Body, Request, Response};
 use shutter_http::{ApiRequest, Caller, json, no_content};

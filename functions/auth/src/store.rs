@@ -10,7 +10,7 @@
 use async_trait::async_trait;
 use shutter_core::ApiError;
 use shutter_core::validate::{Email, Login};
-use shutter_events::Envelope;
+use shutter_events::legacy::Envelope;
 
 use crate::model::{Account, RefreshToken, Settings};
 
@@ -54,7 +54,7 @@ pub mod dynamo {
 
     use std::collections::HashMap;
 
-    use shutter_events::outbox_put;
+    use shutter_events::legacy::outbox_put;
     use shutter_store::dynamodb::types::{ConditionCheck, Delete, Put, TransactWriteItem, Update};
     use shutter_store::{Item, Table, cancellation_reasons, condition_failed_at, n, s, to_item};
 

@@ -6,7 +6,8 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use serde::Deserialize;
 use shutter_core::ApiError;
 use shutter_directory::Directory;
-use shutter_events::{Envelope, KafkaEvent, PoisonQueue};
+use shutter_events::legacy::Envelope;
+use shutter_events::{KafkaEvent, PoisonQueue};
 
 use crate::handlers::{CommentWrite, delete_thread};
 use crate::model::{CommentAdded, CommentLikeChanged};
@@ -122,7 +123,7 @@ pub async fn apply_directory_event<S: CommentsStore, D: Directory>(
     envelope: &Envelope,
 ) -> Result<(), ApiError> {
     directory.apply(envelope).await?;
-    let bad = |e: shutter_events::DecodeError| ApiError::invalid("data", e.to_string());
+    let bad = |e: shutter_events::legacy::DecodeError| ApiError::invalid("data", e.to_string());
     match envelope.event_type.as_str() {
         "PostDeleted" => {
             let facts: PostFacts = envelope.data().map_err(bad)?;
@@ -178,7 +179,7 @@ pub async fn directory_events<S: CommentsStore, D: Directory, Q: PoisonQueue>(
     poison: &Q,
     event: &KafkaEvent,
 ) -> Result<(), ApiError> {
-    shutter_events::consume(event, poison, |envelope| async move {
+    shutter_events::legacy::consume(event, poison, |envelope| async move {
         apply_directory_event(store, directory, &envelope).await
     })
     .await

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use shutter_core::Problem;
 use shutter_core::{ApiError, CursorSigner};
 use shutter_directory::{Directory, Viewer, visible_post};
-use shutter_events::Envelope;
+use shutter_events::legacy::Envelope;
 use shutter_http::lambda_http::http::StatusCode;
 use shutter_http::lambda_http::{Body, Request, Response};
 use shutter_http::{ApiRequest, Caller, json, no_content};

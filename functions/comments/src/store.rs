@@ -16,7 +16,7 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use shutter_core::ApiError;
-use shutter_events::Envelope;
+use shutter_events::legacy::Envelope;
 
 use crate::model::Comment;
 
@@ -102,7 +102,7 @@ pub mod dynamo {
     use std::collections::HashMap;
     use std::time::Duration;
 
-    use shutter_events::outbox_put;
+    use shutter_events::legacy::outbox_put;
     use shutter_store::dynamodb::types::{
         AttributeValue, ConditionCheck, Delete, DeleteRequest, KeysAndAttributes, Put,
         TransactWriteItem, Update, WriteRequest,

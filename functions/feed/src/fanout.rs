@@ -15,7 +15,8 @@
 use serde::Deserialize;
 use shutter_core::ApiError;
 use shutter_directory::Directory;
-use shutter_events::{Envelope, KafkaEvent, PoisonQueue};
+use shutter_events::legacy::Envelope;
+use shutter_events::{KafkaEvent, PoisonQueue};
 
 use crate::store::{Entry, FeedStore, MediaCopy, PairMarker, PostCopy};
 
@@ -105,13 +106,13 @@ pub async fn feed_events<D: Directory, Q: PoisonQueue>(
     poison: &Q,
     event: &KafkaEvent,
 ) -> Result<(), ApiError> {
-    shutter_events::consume(event, poison, |envelope| async move {
+    shutter_events::legacy::consume(event, poison, |envelope| async move {
         apply(dir, store, settings, &envelope).await
     })
     .await
 }
 
-fn bad(e: shutter_events::DecodeError) -> ApiError {
+fn bad(e: shutter_events::legacy::DecodeError) -> ApiError {
     ApiError::invalid("data", e.to_string())
 }
 

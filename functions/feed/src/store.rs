@@ -582,7 +582,7 @@ impl FeedStore {
             .build()
             .map_err(internal)?;
         let items = vec![
-            shutter_events::processed_marker(&self.table.name, consumer, event_id),
+            shutter_events::legacy::processed_marker(&self.table.name, consumer, event_id),
             TransactWriteItem::builder().update(update).build(),
         ];
         // Seen before, or the post is unknown or deleted: nothing to count.

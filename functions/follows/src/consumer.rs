@@ -7,7 +7,8 @@
 use serde::Deserialize;
 use shutter_core::ApiError;
 use shutter_directory::Directory;
-use shutter_events::{Envelope, KafkaEvent, PoisonQueue};
+use shutter_events::legacy::Envelope;
+use shutter_events::{KafkaEvent, PoisonQueue};
 
 use crate::model::{EdgeAction, EndReason, FollowState, edge_event, next_block, next_edge};
 use crate::store::{Change, Commit, FollowsStore, List};
@@ -36,7 +37,7 @@ where
     S: FollowsStore,
     Q: PoisonQueue,
 {
-    shutter_events::consume(event, poison, |envelope| async move {
+    shutter_events::legacy::consume(event, poison, |envelope| async move {
         apply(dir, store, &envelope).await
     })
     .await

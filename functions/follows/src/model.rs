@@ -2,7 +2,7 @@
 //! the shapes the API answers with.
 
 use serde::{Deserialize, Serialize};
-use shutter_events::Envelope;
+use shutter_events::legacy::Envelope;
 use utoipa::ToSchema;
 
 /// Where a follower stands with a followee.

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use shutter_core::ApiError;
-use shutter_events::Envelope;
+use shutter_events::legacy::Envelope;
 
 use crate::model::{Block, Edge, FollowState, ListEntry, Relation};
 
@@ -101,7 +101,7 @@ pub mod dynamo {
 
     use std::collections::HashMap;
 
-    use shutter_events::outbox_put;
+    use shutter_events::legacy::outbox_put;
     use shutter_store::dynamodb::types::{
         AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem,
     };

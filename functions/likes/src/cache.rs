@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use shutter_core::ApiError;
 use shutter_directory::{Author, Directory, PostRef};
-use shutter_events::Envelope;
+use shutter_events::legacy::Envelope;
 
 /// How long a found post or author is reused.
 pub const TTL: Duration = Duration::from_secs(2);

@@ -6,7 +6,8 @@
 use serde::Deserialize;
 use shutter_core::ApiError;
 use shutter_directory::Directory;
-use shutter_events::{Envelope, KafkaEvent, PoisonQueue};
+use shutter_events::legacy::Envelope;
+use shutter_events::{KafkaEvent, PoisonQueue};
 
 use crate::store::{Commit, LikesCleanup, LikesStore};
 
@@ -36,7 +37,7 @@ where
     S: LikesStore + LikesCleanup,
     Q: PoisonQueue,
 {
-    shutter_events::consume(event, poison, |envelope| async move {
+    shutter_events::legacy::consume(event, poison, |envelope| async move {
         apply(dir, store, &envelope).await
     })
     .await
@@ -48,7 +49,7 @@ where
     D: Directory,
     S: LikesStore + LikesCleanup,
 {
-    let bad = |e: shutter_events::DecodeError| ApiError::invalid("data", e.to_string());
+    let bad = |e: shutter_events::legacy::DecodeError| ApiError::invalid("data", e.to_string());
     match envelope.event_type.as_str() {
         "UserDeleted" => {
             let user: UserGone = envelope.data().map_err(bad)?;

@@ -86,8 +86,12 @@ impl LikeState {
     }
 
     /// The event reporting this state, caused by `actor`.
-    pub fn event(&self, actor: Option<&str>, correlation_id: &str) -> shutter_events::Envelope {
-        shutter_events::Envelope::new(
+    pub fn event(
+        &self,
+        actor: Option<&str>,
+        correlation_id: &str,
+    ) -> shutter_events::legacy::Envelope {
+        shutter_events::legacy::Envelope::new(
             self.event_type(),
             &self.post_id,
             actor,

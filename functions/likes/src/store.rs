@@ -28,7 +28,7 @@
 
 use async_trait::async_trait;
 use shutter_core::ApiError;
-use shutter_events::Envelope;
+use shutter_events::legacy::Envelope;
 
 use crate::model::{LikeState, LikerEntry};
 
@@ -93,7 +93,7 @@ pub mod dynamo {
     use std::collections::HashMap;
     use std::time::Duration;
 
-    use shutter_events::outbox_put;
+    use shutter_events::legacy::outbox_put;
     use shutter_store::dynamodb::types::{
         ConditionCheck, Delete, DeleteRequest, Put, TransactWriteItem, WriteRequest,
     };

@@ -71,7 +71,7 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
-    use shutter_events::Envelope;
+    use shutter_events::legacy::Envelope;
 
     #[derive(Default)]
     struct Recorder {

@@ -18,7 +18,8 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Deserialize;
 use shutter_core::ApiError;
 use shutter_directory::Directory;
-use shutter_events::{Envelope, KafkaEvent, PoisonQueue, decode_kafka_event};
+use shutter_events::legacy::{Envelope, decode_kafka_event};
+use shutter_events::{KafkaEvent, PoisonQueue};
 use shutter_media::MediaStore;
 use shutter_store::dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use shutter_store::{n, s};
@@ -65,7 +66,7 @@ struct CommentFacts {
 
 /// The marker change an engagement event asks for; `None` for other events.
 pub fn change_of(event: &Envelope) -> Result<Option<Change>, ApiError> {
-    let bad = |e: shutter_events::DecodeError| ApiError::invalid("data", e.to_string());
+    let bad = |e: shutter_events::legacy::DecodeError| ApiError::invalid("data", e.to_string());
     let like = |counted: bool| -> Result<Option<Change>, ApiError> {
         let f: LikeFacts = event.data().map_err(bad)?;
         Ok(Some(Change {
@@ -246,7 +247,7 @@ async fn apply_post(
                         comment_delta: delta(Counter::Comments),
                     },
                 );
-                items.push(shutter_events::outbox_put(
+                items.push(shutter_events::legacy::outbox_put(
                     &store.table.name,
                     crate::store::TOPIC,
                     &event,
@@ -341,7 +342,7 @@ async fn apply_other<M: MediaStore, D: Directory>(
     directory: &D,
     envelope: &Envelope,
 ) -> Result<(), ApiError> {
-    let bad = |e: shutter_events::DecodeError| ApiError::invalid("data", e.to_string());
+    let bad = |e: shutter_events::legacy::DecodeError| ApiError::invalid("data", e.to_string());
     match envelope.event_type.as_str() {
         "PostDeleted" => {
             let d: Deleted = envelope.data().map_err(bad)?;

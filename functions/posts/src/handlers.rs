@@ -10,7 +10,7 @@ use shutter_core::Problem;
 use shutter_core::validate::Username;
 use shutter_core::{ApiError, CursorSigner, Page};
 use shutter_directory::{Author, Directory, Viewer, may_see};
-use shutter_events::Envelope;
+use shutter_events::legacy::Envelope;
 use shutter_http::lambda_http::http::{HeaderValue, StatusCode};
 use shutter_http::lambda_http::{Body, Request, Response};
 use shutter_http::{ApiRequest, Caller, json};

@@ -9,7 +9,7 @@ use std::io::Cursor;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 use shutter_core::ApiError;
-use shutter_events::Envelope;
+use shutter_events::legacy::Envelope;
 use shutter_media::{MediaStore, MediaType};
 
 use crate::model::{MediaStatus, PostFacts, PostStatus, max_bytes};

@@ -14,7 +14,7 @@
 use std::collections::{HashMap, HashSet};
 
 use shutter_core::ApiError;
-use shutter_events::{Envelope, outbox_put};
+use shutter_events::legacy::{Envelope, outbox_put};
 use shutter_store::dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use shutter_store::{
     Item, Table, cancellation_reasons, condition_failed_at, from_item, n, s, to_item,

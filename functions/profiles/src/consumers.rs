@@ -4,7 +4,8 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use serde::Deserialize;
 use shutter_core::ApiError;
 use shutter_core::validate::Username;
-use shutter_events::{Envelope, KafkaEvent};
+use shutter_events::KafkaEvent;
+use shutter_events::legacy::Envelope;
 
 use crate::avatar::{ImageType, MAX_AVATAR_BYTES, MediaStore, avatar_type};
 use crate::model::{Profile, ProfileUpdated};
@@ -33,7 +34,7 @@ pub async fn identity_events<S: ProfilesStore, M: MediaStore, Q: PoisonQueue>(
     poison: &Q,
     event: &KafkaEvent,
 ) -> Result<(), ApiError> {
-    shutter_events::consume(event, poison, |envelope| async move {
+    shutter_events::legacy::consume(event, poison, |envelope| async move {
         apply_identity_event(store, media, &envelope).await
     })
     .await

@@ -12,7 +12,8 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use shutter_core::ApiError;
-use shutter_events::{Envelope, KafkaEvent, PoisonQueue};
+use shutter_events::legacy::Envelope;
+use shutter_events::{KafkaEvent, PoisonQueue};
 
 /// This consumer's name (consumer group, DLQ messages).
 pub const GRAPH_CONSUMER: &str = "profiles-graph-events";
@@ -94,7 +95,7 @@ pub async fn graph_events<S: CountersStore, Q: PoisonQueue>(
     poison: &Q,
     event: &KafkaEvent,
 ) -> Result<(), ApiError> {
-    shutter_events::consume(event, poison, |envelope| async move {
+    shutter_events::legacy::consume(event, poison, |envelope| async move {
         apply(store, &envelope).await
     })
     .await
@@ -102,7 +103,7 @@ pub async fn graph_events<S: CountersStore, Q: PoisonQueue>(
 
 /// One event's effect on the counters.
 pub async fn apply<S: CountersStore>(store: &S, envelope: &Envelope) -> Result<(), ApiError> {
-    let bad = |e: shutter_events::DecodeError| ApiError::invalid("data", e.to_string());
+    let bad = |e: shutter_events::legacy::DecodeError| ApiError::invalid("data", e.to_string());
     match envelope.event_type.as_str() {
         kind @ ("FollowStarted" | "FollowEnded") => {
             let edge: EdgeFacts = envelope.data().map_err(bad)?;

@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use shutter_core::ApiError;
 use shutter_core::validate::Username;
-use shutter_events::Envelope;
+use shutter_events::legacy::Envelope;
 
 use crate::model::Profile;
 
@@ -65,7 +65,7 @@ pub mod dynamo {
 
     use std::collections::HashMap;
 
-    use shutter_events::{outbox_put, processed_marker};
+    use shutter_events::legacy::{outbox_put, processed_marker};
     use shutter_store::dynamodb::types::{Delete, Put, TransactWriteItem};
     use shutter_store::{
         Item, Table, cancellation_reasons, condition_failed_at, from_item, s, to_item,

@@ -23,7 +23,8 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::Value;
 use shutter_core::ApiError;
-use shutter_events::{Envelope, KafkaEvent, PoisonQueue, decode_kafka_event};
+use shutter_events::legacy::{Envelope, decode_kafka_event};
+use shutter_events::{KafkaEvent, PoisonQueue};
 
 use crate::docs::{EdgeDoc, EdgeKind, POSTS_INDEX, PostDoc, RELATIONS_INDEX, USERS_INDEX, UserDoc};
 
@@ -215,7 +216,7 @@ enum Effect {
 /// The effect of `envelope`; `None` for events search does not index. A payload that does
 /// not match its type is poison.
 fn effect(envelope: &Envelope) -> Result<Option<Effect>, ApiError> {
-    let bad = |e: shutter_events::DecodeError| ApiError::invalid("data", e.to_string());
+    let bad = |e: shutter_events::legacy::DecodeError| ApiError::invalid("data", e.to_string());
     let edge = |kind, a: String, b: String, seq, active| {
         Effect::Edge(EdgeDoc {
             kind,

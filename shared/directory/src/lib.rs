@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use shutter_core::ApiError;
-use shutter_events::Envelope;
+use shutter_events::legacy::Envelope;
 use shutter_store::{Table, n, s, to_item};
 
 /// The topics a directory consumer reads.
@@ -166,7 +166,7 @@ enum Change {
 }
 
 fn change_of(event: &Envelope) -> Result<Change, ApiError> {
-    let bad = |e: shutter_events::DecodeError| ApiError::invalid("data", e.to_string());
+    let bad = |e: shutter_events::legacy::DecodeError| ApiError::invalid("data", e.to_string());
     let author = |facts: UserFacts| Author {
         display_name: facts.display_name.unwrap_or_else(|| facts.username.clone()),
         private: facts.private.unwrap_or(false),

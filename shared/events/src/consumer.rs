@@ -1,18 +1,77 @@
-//! The loop every MSK consumer runs: decode each record, apply it, send what can never be
-//! applied to the dead-letter queue with the reason, and fail the batch on anything
-//! retryable (Lambda then retries it; effects are idempotent, so replays do no harm).
+//! How every MSK consumer runs: decode each record with the catalogue, skip what the
+//! consumer does not handle (and count event types this build does not know), apply the
+//! rest, send what can never be applied to the dead-letter queue with the reason, and
+//! fail the batch on anything retryable (Lambda then retries it; effects are idempotent,
+//! so replays do no harm).
 
 use std::future::Future;
 
 use async_trait::async_trait;
-use shutter_core::ApiError;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use shutter_store::{Cause, ConfigError, SdkConfig, StoreError};
 
-use crate::{Envelope, KafkaEvent, decode_kafka_event};
+use crate::{Consumer, DecodeError, Decoded, Envelope, KafkaEvent, KafkaRecord};
+
+/// What a consumer makes of a failure: try the batch again, or give the record up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumeError {
+    /// Trying again later can succeed (storage or a dependency unavailable, a race lost).
+    #[error("retryable: {0}")]
+    Retry(#[source] Cause),
+    /// This record can never be applied: it goes to the dead-letter queue with the reason.
+    #[error("poison: {0}")]
+    Poison(String),
+}
+
+impl ConsumeError {
+    pub fn retry(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Retry(Box::new(err))
+    }
+
+    /// A retryable failure described by a message.
+    pub fn retry_because(why: impl Into<String>) -> Self {
+        Self::Retry(why.into().into())
+    }
+
+    pub fn poison(reason: impl std::fmt::Display) -> Self {
+        Self::Poison(reason.to_string())
+    }
+}
+
+/// Storage that is unavailable, or a condition lost to a concurrent writer, may pass;
+/// stored data that does not decode, or a missing item the event needed, will not.
+impl From<StoreError> for ConsumeError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(_) | StoreError::Conflict(_) => Self::Retry(Box::new(err)),
+            StoreError::NotFound | StoreError::Corrupt(_) => Self::Poison(err.to_string()),
+        }
+    }
+}
+
+/// The dead-letter queue could not take a record.
+#[derive(Debug, thiserror::Error)]
+#[error("dead-letter queue unavailable: {0}")]
+pub struct QueueError(#[source] pub Cause);
+
+impl From<QueueError> for ConsumeError {
+    fn from(err: QueueError) -> Self {
+        Self::Retry(Box::new(err))
+    }
+}
+
+/// Transitional, for consumers still on the legacy API.
+impl From<QueueError> for shutter_core::ApiError {
+    fn from(err: QueueError) -> Self {
+        shutter_core::ApiError::internal(err)
+    }
+}
 
 /// Where records that can never be applied go, with why.
 #[async_trait]
 pub trait PoisonQueue: Send + Sync {
-    async fn send(&self, position: &str, reason: &str, record: &str) -> Result<(), ApiError>;
+    async fn send(&self, position: &str, reason: &str, record: &str) -> Result<(), QueueError>;
 }
 
 /// The SQS dead-letter queue adapter; `source` names the consumer in each message.
@@ -25,10 +84,7 @@ pub struct SqsPoisonQueue {
 
 impl SqsPoisonQueue {
     /// The queue named by `EVENTS_DLQ_URL`.
-    pub fn from_env(
-        config: &shutter_store::SdkConfig,
-        source: &'static str,
-    ) -> Result<Self, shutter_store::ConfigError> {
+    pub fn from_env(config: &SdkConfig, source: &'static str) -> Result<Self, ConfigError> {
         Ok(Self {
             client: aws_sdk_sqs::Client::new(config),
             queue_url: shutter_store::env("EVENTS_DLQ_URL")?,
@@ -39,7 +95,7 @@ impl SqsPoisonQueue {
 
 #[async_trait]
 impl PoisonQueue for SqsPoisonQueue {
-    async fn send(&self, position: &str, reason: &str, record: &str) -> Result<(), ApiError> {
+    async fn send(&self, position: &str, reason: &str, record: &str) -> Result<(), QueueError> {
         let body = serde_json::json!({"source": self.source, "position": position, "reason": reason, "record": record});
         self.client
             .send_message()
@@ -48,60 +104,470 @@ impl PoisonQueue for SqsPoisonQueue {
             .send()
             .await
             .map(|_| ())
-            .map_err(ApiError::internal)
+            .map_err(|e| QueueError(Box::new(e)))
     }
 }
 
-/// Applies every record of `event` in partition order with `apply`. A record that does not
-/// decode, or whose effect fails for a reason a retry cannot fix (a 4xx), goes to `poison`;
-/// a retryable failure stops and fails the whole batch.
-pub async fn consume<Q, F, Fut>(
-    event: &KafkaEvent,
-    poison: &Q,
-    mut apply: F,
-) -> Result<(), ApiError>
-where
-    Q: PoisonQueue,
-    F: FnMut(Envelope) -> Fut,
-    Fut: Future<Output = Result<(), ApiError>>,
-{
-    for record in decode_kafka_event(event) {
-        let envelope = match record.event {
-            Ok(envelope) => envelope,
-            Err(err) => {
-                tracing::error!(position = %record.position, error = %err, "poison record sent to the DLQ");
-                poison.send(&record.position, &err.to_string(), "").await?;
-                continue;
-            }
-        };
-        let text = serde_json::to_string(&envelope).unwrap_or_default();
-        let event_id = envelope.id.clone();
-        if let Err(err) = apply(envelope).await {
-            if err.is_retryable() {
-                return Err(err);
-            }
-            tracing::error!(position = %record.position, event_id = %event_id, error = %err, "poison event sent to the DLQ");
-            poison
-                .send(&record.position, &err.to_string(), &text)
-                .await?;
-        }
-    }
-    Ok(())
-}
-
-/// An in-memory poison queue for unit tests.
+/// An in-memory poison queue for unit tests: (position, reason) of each record sent.
 #[derive(Debug, Default)]
 pub struct MemoryPoisonQueue {
     pub sent: std::sync::Mutex<Vec<(String, String)>>,
 }
 
-#[async_trait]
-impl PoisonQueue for MemoryPoisonQueue {
-    async fn send(&self, position: &str, reason: &str, _record: &str) -> Result<(), ApiError> {
+impl MemoryPoisonQueue {
+    pub fn positions(&self) -> Vec<String> {
         self.sent
             .lock()
-            .map_err(|_| ApiError::internal(std::io::Error::other("poisoned lock")))?
+            .map(|s| s.iter().map(|(p, _)| p.clone()).collect())
+            .unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl PoisonQueue for MemoryPoisonQueue {
+    async fn send(&self, position: &str, reason: &str, _record: &str) -> Result<(), QueueError> {
+        self.sent
+            .lock()
+            .map_err(|_| QueueError("poisoned lock".into()))?
             .push((position.to_owned(), reason.to_owned()));
         Ok(())
+    }
+}
+
+/// One decoded record that the consumer handles.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// `topic-partition@offset`, for logs and failure reports.
+    pub position: String,
+    pub envelope: Envelope,
+}
+
+#[derive(Debug)]
+struct Poisoned {
+    position: String,
+    reason: String,
+    record: String,
+}
+
+/// What a batch came to, logged once per invocation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    /// Records handed to the consumer.
+    pub handled: usize,
+    /// Known events that the consumer does not act on.
+    pub ignored: usize,
+    /// Events of a type this build does not know (a newer producer's), skipped.
+    pub unknown: usize,
+    /// Records sent to the dead-letter queue.
+    pub poisoned: usize,
+}
+
+/// The records of one MSK event, decoded in partition order (Lambda groups them by
+/// `topic-partition`; within one partition they are in offset order), with those the
+/// consumer does not handle already left out.
+#[derive(Debug)]
+pub struct Batch {
+    records: Vec<Record>,
+    poisoned: Vec<Poisoned>,
+    report: BatchReport,
+}
+
+impl Batch {
+    /// Decodes `event` for `consumer`.
+    pub fn decode(consumer: &Consumer, event: &KafkaEvent) -> Self {
+        let mut batch = Batch {
+            records: Vec::new(),
+            poisoned: Vec::new(),
+            report: BatchReport::default(),
+        };
+        let mut partitions: Vec<_> = event.records.iter().collect();
+        partitions.sort_by(|a, b| a.0.cmp(b.0));
+        for (partition, records) in partitions {
+            for record in records {
+                let position = format!("{partition}@{}", record.offset);
+                match decode_record(record) {
+                    Ok(Decoded::Known(envelope))
+                        if consumer.handles.contains(envelope.event_type()) =>
+                    {
+                        batch.records.push(Record { position, envelope });
+                    }
+                    Ok(Decoded::Known(_)) => batch.report.ignored += 1,
+                    Ok(Decoded::Unknown(unknown)) => {
+                        tracing::debug!(%position, event_type = %unknown.event_type, "event type unknown to this build skipped");
+                        batch.report.unknown += 1;
+                    }
+                    Err(err) => batch.poisoned.push(Poisoned {
+                        position,
+                        reason: err.to_string(),
+                        record: record.value.clone().unwrap_or_default(),
+                    }),
+                }
+            }
+        }
+        batch.report.handled = batch.records.len();
+        batch
+    }
+
+    /// The records to apply, in order.
+    pub fn records(&self) -> &[Record] {
+        &self.records
+    }
+
+    /// Gives up `record` for `reason`: it goes to the dead-letter queue when the batch
+    /// finishes.
+    pub fn poison(&mut self, record: &Record, reason: impl std::fmt::Display) {
+        self.poisoned.push(Poisoned {
+            position: record.position.clone(),
+            reason: reason.to_string(),
+            record: record.envelope.to_json().unwrap_or_default(),
+        });
+    }
+
+    /// Sends what was given up to `queue` and logs the batch's counts.
+    pub async fn finish<Q: PoisonQueue + ?Sized>(
+        mut self,
+        consumer: &Consumer,
+        queue: &Q,
+    ) -> Result<BatchReport, ConsumeError> {
+        for p in &self.poisoned {
+            tracing::error!(consumer = consumer.name, position = %p.position, reason = %p.reason, "poison record sent to the DLQ");
+            queue.send(&p.position, &p.reason, &p.record).await?;
+        }
+        self.report.poisoned = self.poisoned.len();
+        let r = self.report;
+        tracing::info!(
+            consumer = consumer.name,
+            handled = r.handled,
+            ignored = r.ignored,
+            skipped_unknown = r.unknown,
+            poisoned = r.poisoned,
+            "batch consumed"
+        );
+        Ok(r)
+    }
+}
+
+fn decode_record(record: &KafkaRecord) -> Result<Decoded, DecodeError> {
+    let value = record.value.as_deref().ok_or(DecodeError::NoValue)?;
+    let bytes = STANDARD
+        .decode(value)
+        .map_err(|e| DecodeError::Base64(e.to_string()))?;
+    Envelope::decode(&bytes)
+}
+
+/// Applies every record of `event` that `consumer` handles, in partition order, with
+/// `apply`. A record that does not decode, or whose effect is poison, goes to `queue`; a
+/// retryable failure stops and fails the whole batch.
+pub async fn consume<Q, F, Fut>(
+    consumer: &Consumer,
+    event: &KafkaEvent,
+    queue: &Q,
+    mut apply: F,
+) -> Result<BatchReport, ConsumeError>
+where
+    Q: PoisonQueue + ?Sized,
+    F: FnMut(Envelope) -> Fut,
+    Fut: Future<Output = Result<(), ConsumeError>>,
+{
+    let mut batch = Batch::decode(consumer, event);
+    for record in std::mem::take(&mut batch.records) {
+        match apply(record.envelope.clone()).await {
+            Ok(()) => {}
+            Err(ConsumeError::Retry(cause)) => {
+                tracing::warn!(consumer = consumer.name, position = %record.position, event_id = %record.envelope.id, error = %cause, "batch failed; Lambda retries it");
+                return Err(ConsumeError::Retry(cause));
+            }
+            Err(ConsumeError::Poison(reason)) => batch.poison(&record, reason),
+        }
+    }
+    batch.finish(consumer, queue).await
+}
+
+/// Runs a consumer on the Lambda runtime: logs set up, its dependencies built once per
+/// cold start by `build` (with the dead-letter queue of `EVENTS_DLQ_URL`), then each MSK
+/// event's records applied one by one with `apply`.
+pub async fn run_consumer<D, B, F, Fut>(
+    consumer: &'static Consumer,
+    build: B,
+    apply: F,
+) -> Result<(), lambda_runtime::Error>
+where
+    D: Sync + 'static,
+    B: AsyncFnOnce(&SdkConfig) -> Result<D, ConfigError>,
+    F: Fn(&'static D, Envelope) -> Fut + Sync,
+    Fut: Future<Output = Result<(), ConsumeError>> + Send,
+{
+    shutter_store::init_tracing();
+    let aws = shutter_store::aws_config().await;
+    let deps: &'static D = Box::leak(Box::new(build(&aws).await?));
+    let queue: &'static SqsPoisonQueue =
+        Box::leak(Box::new(SqsPoisonQueue::from_env(&aws, consumer.name)?));
+    let apply = &apply;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<KafkaEvent>| async move {
+            consume(consumer, &event.payload, queue, |envelope| {
+                apply(deps, envelope)
+            })
+            .await
+            .map(|_| ())
+            .map_err(lambda_runtime::Error::from)
+        },
+    ))
+    .await
+}
+
+/// [`run_consumer`] for consumers that work on the whole batch at once (to merge many
+/// records into one write): `apply` gets the decoded batch, gives up records with
+/// [`Batch::poison`], and hands it back to be finished.
+pub async fn run_batch_consumer<D, B, F, Fut>(
+    consumer: &'static Consumer,
+    build: B,
+    apply: F,
+) -> Result<(), lambda_runtime::Error>
+where
+    D: Sync + 'static,
+    B: AsyncFnOnce(&SdkConfig) -> Result<D, ConfigError>,
+    F: Fn(&'static D, Batch) -> Fut + Sync,
+    Fut: Future<Output = Result<Batch, ConsumeError>> + Send,
+{
+    shutter_store::init_tracing();
+    let aws = shutter_store::aws_config().await;
+    let deps: &'static D = Box::leak(Box::new(build(&aws).await?));
+    let queue: &'static SqsPoisonQueue =
+        Box::leak(Box::new(SqsPoisonQueue::from_env(&aws, consumer.name)?));
+    let apply = &apply;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<KafkaEvent>| async move {
+            let batch = Batch::decode(consumer, &event.payload);
+            let batch = apply(deps, batch).await?;
+            batch
+                .finish(consumer, queue)
+                .await
+                .map(|_| ())
+                .map_err(lambda_runtime::Error::from)
+        },
+    ))
+    .await
+}
+
+/// The consume loop of the legacy, string-typed API.
+pub mod legacy {
+    use std::future::Future;
+
+    use shutter_core::ApiError;
+
+    use super::PoisonQueue;
+    use crate::KafkaEvent;
+    use crate::legacy::{Envelope, decode_kafka_event};
+
+    /// Applies every record of `event` in partition order with `apply`. A record that does
+    /// not decode, or whose effect fails for a reason a retry cannot fix (a 4xx), goes to
+    /// `poison`; a retryable failure stops and fails the whole batch.
+    pub async fn consume<Q, F, Fut>(
+        event: &KafkaEvent,
+        poison: &Q,
+        mut apply: F,
+    ) -> Result<(), ApiError>
+    where
+        Q: PoisonQueue,
+        F: FnMut(Envelope) -> Fut,
+        Fut: Future<Output = Result<(), ApiError>>,
+    {
+        for record in decode_kafka_event(event) {
+            let envelope = match record.event {
+                Ok(envelope) => envelope,
+                Err(err) => {
+                    tracing::error!(position = %record.position, error = %err, "poison record sent to the DLQ");
+                    poison.send(&record.position, &err.to_string(), "").await?;
+                    continue;
+                }
+            };
+            let text = serde_json::to_string(&envelope).unwrap_or_default();
+            let event_id = envelope.id.clone();
+            if let Err(err) = apply(envelope).await {
+                if err.is_retryable() {
+                    return Err(err);
+                }
+                tracing::error!(position = %record.position, event_id = %event_id, error = %err, "poison event sent to the DLQ");
+                poison
+                    .send(&record.position, &err.to_string(), &text)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub use super::MemoryPoisonQueue;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Event, EventSet, EventType, PostDeleted, UserDeleted};
+    use shutter_core::{PostId, UserId};
+
+    const TEST_CONSUMER: Consumer = Consumer {
+        name: "test-consumer",
+        handles: EventSet::of(&[EventType::UserDeleted]),
+        summary: "a test",
+    };
+
+    fn record(offset: i64, value: Option<String>) -> KafkaRecord {
+        let mut r = KafkaRecord::default();
+        r.offset = offset;
+        r.value = value;
+        r
+    }
+
+    fn b64(json: &str) -> Option<String> {
+        Some(STANDARD.encode(json))
+    }
+
+    fn user_deleted() -> Envelope {
+        let user = UserId::generate();
+        Envelope::new(
+            Event::UserDeleted(UserDeleted {
+                user_id: user.clone(),
+                username: "ann".into(),
+            }),
+            Some(&user),
+            "c",
+        )
+    }
+
+    fn post_deleted() -> Envelope {
+        let user = UserId::generate();
+        Envelope::new(
+            Event::PostDeleted(PostDeleted {
+                post_id: PostId::generate(),
+                author_id: user.clone(),
+                deleted_by: user,
+            }),
+            None,
+            "c",
+        )
+    }
+
+    fn kafka(records: Vec<(&str, KafkaRecord)>) -> KafkaEvent {
+        let mut event = KafkaEvent::default();
+        for (tp, r) in records {
+            event.records.entry(tp.to_owned()).or_default().push(r);
+        }
+        event
+    }
+
+    #[tokio::test]
+    async fn handled_events_are_applied_in_partition_order_and_others_skipped() {
+        let (a, b) = (user_deleted(), user_deleted());
+        let event = kafka(vec![
+            ("shutter.identity-1", record(7, b64(&b.to_json().unwrap()))),
+            ("shutter.identity-0", record(3, b64(&a.to_json().unwrap()))),
+            (
+                "shutter.posts-0",
+                record(1, b64(&post_deleted().to_json().unwrap())),
+            ),
+            (
+                "shutter.stories-0",
+                record(
+                    1,
+                    b64(
+                        r#"{"id":"1","type":"StoryPosted","version":1,"occurred_at":"t","actor":null,"aggregate_id":"s","correlation_id":"c","data":{}}"#,
+                    ),
+                ),
+            ),
+        ]);
+        let queue = MemoryPoisonQueue::default();
+        let mut seen = Vec::new();
+        let report = consume(&TEST_CONSUMER, &event, &queue, |env| {
+            seen.push(env.id.clone());
+            async { Ok(()) }
+        })
+        .await
+        .unwrap();
+        assert_eq!(seen, vec![a.id, b.id]);
+        assert_eq!(
+            report,
+            BatchReport {
+                handled: 2,
+                ignored: 1,
+                unknown: 1,
+                poisoned: 0
+            }
+        );
+        assert!(
+            queue.positions().is_empty(),
+            "an unknown type is not poison"
+        );
+    }
+
+    #[tokio::test]
+    async fn undecodable_and_poison_records_go_to_the_queue_and_the_rest_applies() {
+        let good = user_deleted();
+        let event = kafka(vec![
+            ("t-0", record(1, None)),
+            ("t-0", record(2, Some("%%%".into()))),
+            ("t-0", record(3, b64(r#"{"not":"an envelope"}"#))),
+            (
+                "t-0",
+                record(
+                    4,
+                    b64(
+                        r#"{"id":"1","type":"UserDeleted","version":1,"occurred_at":"t","actor":null,"aggregate_id":"a","correlation_id":"c","data":{"nope":1}}"#,
+                    ),
+                ),
+            ),
+            ("t-0", record(5, b64(&good.to_json().unwrap()))),
+            ("t-0", record(6, b64(&user_deleted().to_json().unwrap()))),
+        ]);
+        let queue = MemoryPoisonQueue::default();
+        let mut applied = 0;
+        let report = consume(&TEST_CONSUMER, &event, &queue, |env| {
+            applied += 1;
+            let poison = env.id != good.id;
+            async move {
+                if poison {
+                    Err(ConsumeError::poison("cannot apply"))
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(applied, 2);
+        assert_eq!(
+            queue.positions(),
+            vec!["t-0@1", "t-0@2", "t-0@3", "t-0@4", "t-0@6"]
+        );
+        assert_eq!(report.poisoned, 5);
+    }
+
+    #[tokio::test]
+    async fn a_retryable_failure_fails_the_batch_and_sends_nothing() {
+        let event = kafka(vec![(
+            "t-0",
+            record(1, b64(&user_deleted().to_json().unwrap())),
+        )]);
+        let queue = MemoryPoisonQueue::default();
+        let result = consume(&TEST_CONSUMER, &event, &queue, |_| async {
+            Err(ConsumeError::from(StoreError::Unavailable(
+                "throttled".into(),
+            )))
+        })
+        .await;
+        assert!(matches!(result, Err(ConsumeError::Retry(_))));
+        assert!(queue.positions().is_empty());
+    }
+
+    #[test]
+    fn storage_errors_say_whether_to_retry() {
+        assert!(matches!(
+            ConsumeError::from(StoreError::Conflict("seq")),
+            ConsumeError::Retry(_)
+        ));
+        assert!(matches!(
+            ConsumeError::from(StoreError::corrupt_because("bad item")),
+            ConsumeError::Poison(_)
+        ));
     }
 }

@@ -20,6 +20,8 @@ use shutter_core::validate::parse_json_body;
 use shutter_core::{ApiError, PageRequest};
 
 pub use lambda_http;
+pub use shutter_store::init_tracing;
+use shutter_store::{ConfigError, SdkConfig, StoreError};
 
 /// The authenticated user, as the JWT authorizer verified them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,6 +211,32 @@ where
     }
 }
 
+/// Runs an endpoint on the Lambda runtime: logs set up, its dependencies built once per
+/// cold start by `build` from the AWS configuration, then every request answered by
+/// `handler`, its errors as problem+json. A main is one call of this.
+pub async fn serve<D, B, F, Fut>(build: B, handler: F) -> Result<(), lambda_http::Error>
+where
+    D: Sync + 'static,
+    B: AsyncFnOnce(&SdkConfig) -> Result<D, ConfigError>,
+    F: Fn(&'static D, Request) -> Fut + Sync,
+    Fut: Future<Output = Result<Response<Body>, ApiError>> + Send,
+{
+    init_tracing();
+    let aws = shutter_store::aws_config().await;
+    let deps = build(&aws).await?;
+    run(deps, handler).await
+}
+
+/// A storage failure as the client sees it: a failed condition becomes what `conflict`
+/// makes of its label (each service maps its own labels, in one place), anything else an
+/// opaque 500 (its cause logged).
+pub fn store_error(err: StoreError, conflict: impl FnOnce(&'static str) -> ApiError) -> ApiError {
+    match err {
+        StoreError::Conflict(label) => conflict(label),
+        other => ApiError::internal(other),
+    }
+}
+
 /// Runs an endpoint on the Lambda runtime. `deps` is built once per cold start and lives
 /// as long as the process, so handlers may borrow it across awaits.
 pub async fn run<D, F, Fut>(deps: D, handler: F) -> Result<(), lambda_http::Error>
@@ -223,29 +251,6 @@ where
         Ok::<_, std::convert::Infallible>(respond(|r| handler(deps, r), req).await)
     }))
     .await
-}
-
-/// Sets up logs once per cold start, as Lambda's advanced logging controls ask: JSON when
-/// `AWS_LAMBDA_LOG_FORMAT` is `JSON`, at the level of `AWS_LAMBDA_LOG_LEVEL`, else
-/// `RUST_LOG` (one level: `debug`, `info`...), else `INFO`. Lambda stamps the time.
-pub fn init_tracing() {
-    let level = ["AWS_LAMBDA_LOG_LEVEL", "RUST_LOG"]
-        .into_iter()
-        .find_map(|name| std::env::var(name).ok())
-        .and_then(|value| value.trim().parse::<tracing::Level>().ok())
-        .unwrap_or(tracing::Level::INFO);
-    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let logs = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_target(false)
-        .with_ansi(false)
-        .without_time();
-    // A second call (tests that start several handlers) keeps the first subscriber.
-    let _ = if json {
-        logs.json().try_init()
-    } else {
-        logs.try_init()
-    };
 }
 
 /// Builds requests as API Gateway would hand them over, for handler unit tests.

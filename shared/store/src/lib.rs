@@ -51,6 +51,29 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
 }
 
+/// Sets up logs once per cold start, as Lambda's advanced logging controls ask: JSON when
+/// `AWS_LAMBDA_LOG_FORMAT` is `JSON`, at the level of `AWS_LAMBDA_LOG_LEVEL`, else
+/// `RUST_LOG` (one level: `debug`, `info`...), else `INFO`. Lambda stamps the time.
+pub fn init_tracing() {
+    let level = ["AWS_LAMBDA_LOG_LEVEL", "RUST_LOG"]
+        .into_iter()
+        .find_map(|name| std::env::var(name).ok())
+        .and_then(|value| value.trim().parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::INFO);
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let logs = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false)
+        .with_ansi(false)
+        .without_time();
+    // A second call (tests that start several handlers) keeps the first subscriber.
+    let _ = if json {
+        logs.json().try_init()
+    } else {
+        logs.try_init()
+    };
+}
+
 /// A required environment variable.
 pub fn env(name: &'static str) -> Result<String, ConfigError> {
     std::env::var(name)

@@ -16,7 +16,7 @@ use serde_json::json;
 use shutter_core::CursorSigner;
 use shutter_directory::{Directory, DynamoDirectory};
 use shutter_e2e::TestApp;
-use shutter_events::Envelope;
+use shutter_events::legacy::Envelope;
 use shutter_feed::fanout::{self, FanOut};
 use shutter_feed::handlers;
 use shutter_feed::store::{Entry, FeedStore, PostCopy};
