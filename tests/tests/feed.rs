@@ -213,7 +213,7 @@ async fn cursors_are_bound_to_their_viewer(app: &TestApp, ann: &User, cat: &User
 /// entry; a late redelivery of an older follow event changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fan_out_retries_and_redeliveries_do_not_duplicate() {
-    use shutter_directory::DynamoDirectory;
+    use shutter_directory::legacy::DynamoDirectory;
     use shutter_events::legacy::Envelope;
     use shutter_feed::fanout::{self, FanOut};
     use shutter_feed::store::{Entry, FeedStore};

@@ -5,7 +5,7 @@
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use serde::Deserialize;
 use shutter_core::ApiError;
-use shutter_directory::Directory;
+use shutter_directory::legacy::Directory;
 use shutter_events::legacy::Envelope;
 use shutter_events::{KafkaEvent, PoisonQueue};
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 #[allow(unused_imports)] // the OpenAPI attributes name it
 use shutter_core::Problem;
 use shutter_core::{ApiError, CursorSigner};
-use shutter_directory::{Directory, Viewer, visible_post};
+use shutter_directory::legacy::{Directory, Viewer, visible_post};
 use shutter_events::legacy::Envelope;
 use shutter_http::lambda_http::http::StatusCode;
 use shutter_http::lambda_http::{Body, Request, Response};
@@ -163,7 +163,7 @@ where
         id,
         post_id,
         author: UserRef {
-            id: caller.user_id.clone(),
+            id: caller.user_id.to_string(),
             username,
         },
         hashtags: hashtags(&text),
@@ -394,7 +394,7 @@ fn like_event(kind: &str, comment: &Comment, caller: &Caller, req: &Request) -> 
         &CommentLikeChanged {
             comment_id: comment.id.clone(),
             post_id: comment.post_id.clone(),
-            user_id: caller.user_id.clone(),
+            user_id: caller.user_id.to_string(),
         },
     )
 }
@@ -461,7 +461,7 @@ pub(crate) mod tests {
 
     use std::sync::Mutex;
 
-    use shutter_directory::{Author, MemoryDirectory, PostRef};
+    use shutter_directory::legacy::{Author, MemoryDirectory, PostRef};
     use shutter_http::test_support::api_request;
 
     use super::*;

@@ -14,7 +14,7 @@
 
 use serde::Deserialize;
 use shutter_core::ApiError;
-use shutter_directory::Directory;
+use shutter_directory::legacy::Directory;
 use shutter_events::legacy::Envelope;
 use shutter_events::{KafkaEvent, PoisonQueue};
 

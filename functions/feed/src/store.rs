@@ -106,7 +106,7 @@ pub struct AuthorMeta {
 #[derive(Debug, Default)]
 pub struct Hydrated {
     pub posts: HashMap<String, PostCopy>,
-    pub authors: HashMap<String, shutter_directory::Author>,
+    pub authors: HashMap<String, shutter_directory::legacy::Author>,
     pub liked: std::collections::HashSet<String>,
 }
 
@@ -652,7 +652,7 @@ impl FeedStore {
                     out.liked.insert(post.to_owned());
                 }
             } else if pk.starts_with("DIR#AUTHOR#") && !item.contains_key("deleted") {
-                let author: shutter_directory::Author = from_item(item)?;
+                let author: shutter_directory::legacy::Author = from_item(item)?;
                 out.authors.insert(author.user_id.clone(), author);
             }
         }

@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 use shutter_core::ApiError;
-use shutter_directory::Directory;
+use shutter_directory::legacy::Directory;
 use shutter_events::legacy::Envelope;
 use shutter_events::{KafkaEvent, PoisonQueue};
 
@@ -216,7 +216,7 @@ mod tests {
     use crate::model::next_block;
     use crate::store::memory::MemoryFollowsStore;
     use crate::store::relation;
-    use shutter_directory::MemoryDirectory;
+    use shutter_directory::legacy::MemoryDirectory;
 
     async fn connect(store: &MemoryFollowsStore, a: &str, b: &str) {
         let edge = next_edge(None, a, b, EdgeAction::Follow { private: false }).unwrap();

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use shutter_core::Problem;
 use shutter_core::validate::Username;
 use shutter_core::{ApiError, CursorSigner};
-use shutter_directory::{Author, Directory};
+use shutter_directory::legacy::{Author, Directory};
 use shutter_http::lambda_http::http::StatusCode;
 use shutter_http::lambda_http::{Body, Request, Response};
 use shutter_http::{ApiRequest, Caller, json};
@@ -595,7 +595,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::store::memory::MemoryFollowsStore;
-    use shutter_directory::MemoryDirectory;
+    use shutter_directory::legacy::MemoryDirectory;
     use shutter_http::test_support::api_request;
 
     struct World {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use shutter_core::ApiError;
-use shutter_directory::{Author, Directory, PostRef};
+use shutter_directory::legacy::{Author, Directory, PostRef};
 use shutter_events::legacy::Envelope;
 
 /// How long a found post or author is reused.
@@ -72,7 +72,7 @@ impl<D: Directory> Directory for CachedDirectory<D> {
         &self,
         viewer: &str,
         author: &str,
-    ) -> Result<shutter_directory::Access, ApiError> {
+    ) -> Result<shutter_directory::legacy::Access, ApiError> {
         self.inner.access(viewer, author).await
     }
 
@@ -111,7 +111,7 @@ impl<D: Directory> Directory for CachedDirectory<D> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use shutter_directory::MemoryDirectory;
+    use shutter_directory::legacy::MemoryDirectory;
 
     fn ann(private: bool) -> Author {
         Author {

@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 use shutter_core::ApiError;
-use shutter_directory::Directory;
+use shutter_directory::legacy::Directory;
 use shutter_events::legacy::Envelope;
 use shutter_events::{KafkaEvent, PoisonQueue};
 
@@ -123,7 +123,7 @@ mod tests {
     use crate::model::{LikeRequest, transition};
     use crate::store::memory::MemoryLikesStore;
     use base64::Engine;
-    use shutter_directory::{MemoryDirectory, Viewer, visible_post};
+    use shutter_directory::legacy::{MemoryDirectory, Viewer, visible_post};
     use shutter_events::{KafkaRecord, MemoryPoisonQueue};
 
     fn event(kind: &str, data: serde_json::Value) -> Envelope {

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 #[allow(unused_imports)] // the OpenAPI attributes name it
 use shutter_core::Problem;
 use shutter_core::{ApiError, CursorSigner};
-use shutter_directory::{Directory, Viewer, visible_post};
+use shutter_directory::legacy::{Directory, Viewer, visible_post};
 use shutter_http::lambda_http::http::StatusCode;
 use shutter_http::lambda_http::{Body, Request, Response};
 use shutter_http::{ApiRequest, Caller, json};
@@ -207,7 +207,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::store::memory::MemoryLikesStore;
-    use shutter_directory::{Author, MemoryDirectory, PostRef};
+    use shutter_directory::legacy::{Author, MemoryDirectory, PostRef};
     use shutter_http::test_support::api_request;
 
     struct World {

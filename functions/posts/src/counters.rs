@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 use shutter_core::ApiError;
-use shutter_directory::Directory;
+use shutter_directory::legacy::Directory;
 use shutter_events::legacy::{Envelope, decode_kafka_event};
 use shutter_events::{KafkaEvent, PoisonQueue};
 use shutter_media::MediaStore;
@@ -350,9 +350,9 @@ async fn apply_other<M: MediaStore, D: Directory>(
             media
                 .delete_prefix(&format!("post-media/{}/", d.post_id))
                 .await?;
-            media
+            Ok(media
                 .delete_prefix(&format!("post-uploads/{}/{}/", d.author_id, d.post_id))
-                .await
+                .await?)
         }
         "UserDeleted" => {
             directory.apply(envelope).await?;

@@ -1,6 +1,6 @@
 //! What the endpoint functions build once per cold start.
 
-use shutter_directory::DynamoDirectory;
+use shutter_directory::legacy::DynamoDirectory;
 use shutter_media::S3MediaStore;
 use shutter_store::Table;
 

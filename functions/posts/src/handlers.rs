@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use shutter_core::Problem;
 use shutter_core::validate::Username;
 use shutter_core::{ApiError, CursorSigner, Page};
-use shutter_directory::{Author, Directory, Viewer, may_see};
+use shutter_directory::legacy::{Author, Directory, Viewer, may_see};
 use shutter_events::legacy::Envelope;
 use shutter_http::lambda_http::http::{HeaderValue, StatusCode};
 use shutter_http::lambda_http::{Body, Request, Response};
@@ -313,7 +313,7 @@ pub async fn create_post<M: MediaStore, D: Directory>(
         .collect();
     let post = Post {
         id: id.clone(),
-        author_id: caller.user_id.clone(),
+        author_id: caller.user_id.to_string(),
         hashtags: text::hashtags(&body.caption),
         mentions: deps.resolve_mentions(&body.caption).await?,
         caption: body.caption,
@@ -484,7 +484,7 @@ pub async fn delete_post<M: MediaStore, D: Directory>(
     let data = PostDeleted {
         post_id: post.id.clone(),
         author_id: post.author_id.clone(),
-        deleted_by: caller.user_id.clone(),
+        deleted_by: caller.user_id.to_string(),
     };
     let event = Envelope::new(
         "PostDeleted",

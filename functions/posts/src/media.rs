@@ -155,21 +155,21 @@ async fn settle_upload<M: MediaStore>(
             key,
             "object outside post-uploads/<author>/<post>/<media>; deleted"
         );
-        return media.delete(key).await;
+        return Ok(media.delete(key).await?);
     };
     let Some(post) = store.get(post_id).await? else {
-        return media.delete(key).await;
+        return Ok(media.delete(key).await?);
     };
     let Some(item) = post
         .media
         .iter()
         .find(|m| m.id == media_id && post.author_id == author && m.upload_key == key)
     else {
-        return media.delete(key).await;
+        return Ok(media.delete(key).await?);
     };
     if item.status != MediaStatus::Pending {
         // Redelivered after it was settled.
-        return media.delete(key).await;
+        return Ok(media.delete(key).await?);
     }
     let Some(bytes) = media.get(key).await? else {
         return Ok(());

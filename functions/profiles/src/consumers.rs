@@ -108,7 +108,7 @@ async fn verify_avatar<S: ProfilesStore, M: MediaStore>(
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         tracing::warn!(key, "object outside avatars/<user>/<file>; deleted");
-        return media.delete(key).await;
+        return Ok(media.delete(key).await?);
     };
     let Some(info) = media.head(key).await? else {
         return Ok(());
@@ -125,10 +125,10 @@ async fn verify_avatar<S: ProfilesStore, M: MediaStore>(
             ?sniffed,
             "avatar rejected and deleted"
         );
-        return media.delete(key).await;
+        return Ok(media.delete(key).await?);
     }
     let Some(previous) = store.by_id(user_id).await? else {
-        return media.delete(key).await;
+        return Ok(media.delete(key).await?);
     };
     // Keys end in a ULID, so a late notification for an older upload never wins.
     let newer = previous

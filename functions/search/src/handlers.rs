@@ -62,7 +62,7 @@ struct Viewer {
 impl Viewer {
     async fn of<S: SearchStore>(store: &S, caller: &Caller) -> Result<Self, ApiError> {
         Ok(Self {
-            user_id: caller.user_id.clone(),
+            user_id: caller.user_id.to_string(),
             staff: caller.is_staff(),
             relations: store.relations(&caller.user_id).await?,
         })
@@ -318,7 +318,7 @@ pub async fn search_posts<S: SearchStore>(
     // The viewer's edges and the authors named by the text, at once: the authors' query
     // needs no edges (the posts query leaves hidden authors out).
     let anyone = Viewer {
-        user_id: caller.user_id.clone(),
+        user_id: caller.user_id.to_string(),
         staff: caller.is_staff(),
         relations: Relations::default(),
     };

@@ -1,30 +1,41 @@
 //! A service's own copy of the public facts it needs from other services: who the authors
-//! are (from `shutter.identity` and `shutter.profiles`) and which posts are published
-//! (from `shutter.posts`), and who follows or blocks whom (from `shutter.follows`). Each
-//! service owns its tables, so the likes, comments and posts
-//! services keep this copy in their own table, fed by their own consumer, and decide who
-//! may see a post from it without reading another service's table.
+//! are (from the identity and profiles events), which posts are published (from the posts
+//! events), and who follows or blocks whom (from the follows events). Each service owns
+//! its tables, so the likes, comments, posts, follows and feed services keep this copy in
+//! their own table, fed by their own consumer, and decide who may see a post from it
+//! without reading another service's table.
 //!
 //! Every event is applied idempotently and out-of-order events are tolerated: a deleted
 //! post or author leaves a tombstone, so a late or redelivered publish cannot bring it
-//! back.
+//! back; a pair's follow or block changes only to a higher `seq`.
+
+pub mod legacy;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use shutter_core::ApiError;
-use shutter_events::legacy::Envelope;
-use shutter_store::{Table, n, s, to_item};
+use shutter_core::{PostId, UserId};
+use shutter_events::{Envelope, Event, EventSet, EventType};
+use shutter_store::{
+    AttributeValue, Consistency, StoreError, StoreResult, Table, Write, n, to_item,
+};
 
-/// The topics a directory consumer reads.
-pub const TOPICS: [&str; 4] = [
-    "shutter.identity",
-    "shutter.profiles",
-    "shutter.posts",
-    "shutter.follows",
-];
+/// The events a directory applies: a consumer that keeps a directory handles at least
+/// these.
+pub const EVENTS: EventSet = EventSet::of(&[
+    EventType::UserRegistered,
+    EventType::ProfileUpdated,
+    EventType::AvatarChanged,
+    EventType::UserDeleted,
+    EventType::PostPublished,
+    EventType::PostDeleted,
+    EventType::FollowStarted,
+    EventType::FollowEnded,
+    EventType::UserBlocked,
+    EventType::UserUnblocked,
+]);
 
 /// Tombstones outlive any redelivery (Kafka keeps records a week).
 const TOMBSTONE_TTL_SECONDS: i64 = 8 * 24 * 3600;
@@ -32,7 +43,7 @@ const TOMBSTONE_TTL_SECONDS: i64 = 8 * 24 * 3600;
 /// What a service knows of a user who may author posts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Author {
-    pub user_id: String,
+    pub user_id: UserId,
     pub username: String,
     pub display_name: String,
     pub private: bool,
@@ -43,14 +54,14 @@ pub struct Author {
 /// What a service knows of a published post.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PostRef {
-    pub post_id: String,
-    pub author_id: String,
+    pub post_id: PostId,
+    pub author_id: UserId,
 }
 
 /// Who is looking: the verified caller.
 #[derive(Debug, Clone, Copy)]
 pub struct Viewer<'a> {
-    pub user_id: &'a str,
+    pub user_id: &'a UserId,
     /// Moderators and admins see everything.
     pub staff: bool,
 }
@@ -64,6 +75,17 @@ pub struct Access {
     pub blocked: bool,
 }
 
+#[async_trait]
+pub trait Directory: Send + Sync {
+    async fn author(&self, user_id: &UserId) -> StoreResult<Option<Author>>;
+    async fn author_by_username(&self, username: &str) -> StoreResult<Option<Author>>;
+    async fn post(&self, post_id: &PostId) -> StoreResult<Option<PostRef>>;
+    /// Whether `viewer` follows `author`, and whether either blocks the other.
+    async fn access(&self, viewer: &UserId, author: &UserId) -> StoreResult<Access>;
+    /// Applies one event of [`EVENTS`]; others change nothing. Idempotent.
+    async fn apply(&self, event: &Envelope) -> StoreResult<()>;
+}
+
 /// The rule for who sees an author's posts (and their likes and comments): the author and
 /// staff always; nobody the author blocks or who blocks the author; for a private account
 /// only its approved followers; for a public one everyone else.
@@ -71,77 +93,50 @@ pub async fn may_see<D: Directory + ?Sized>(
     directory: &D,
     author: &Author,
     viewer: Viewer<'_>,
-) -> Result<bool, ApiError> {
-    if viewer.staff || viewer.user_id == author.user_id {
+) -> StoreResult<bool> {
+    if viewer.staff || *viewer.user_id == author.user_id {
         return Ok(true);
     }
     let access = directory.access(viewer.user_id, &author.user_id).await?;
     Ok(!access.blocked && (!author.private || access.follows))
 }
 
-#[async_trait]
-pub trait Directory: Send + Sync {
-    async fn author(&self, user_id: &str) -> Result<Option<Author>, ApiError>;
-    async fn author_by_username(&self, username: &str) -> Result<Option<Author>, ApiError>;
-    async fn post(&self, post_id: &str) -> Result<Option<PostRef>, ApiError>;
-    /// Whether `viewer` follows `author`, and whether either blocks the other.
-    async fn access(&self, viewer: &str, author: &str) -> Result<Access, ApiError>;
-    /// Applies one event of [`TOPICS`]; others are ignored. Idempotent.
-    async fn apply(&self, event: &Envelope) -> Result<(), ApiError>;
-}
-
-/// The post, if it is published and `viewer` may see it. Anything else is "not found",
-/// so a private account's posts are not revealed to exist.
+/// The post and its author, if the post is published and `viewer` may see it. Anything
+/// else is `None`, which callers answer as "not found", so a private account's posts are
+/// not revealed to exist.
 pub async fn visible_post<D: Directory + ?Sized>(
     directory: &D,
-    post_id: &str,
+    post_id: &PostId,
     viewer: Viewer<'_>,
-) -> Result<(PostRef, Author), ApiError> {
-    let post = directory
-        .post(post_id)
+) -> StoreResult<Option<(PostRef, Author)>> {
+    let Some(post) = directory.post(post_id).await? else {
+        return Ok(None);
+    };
+    let Some(author) = directory.author(&post.author_id).await? else {
+        return Ok(None);
+    };
+    Ok(may_see(directory, &author, viewer)
         .await?
-        .ok_or(ApiError::NotFound("post"))?;
-    let author = directory
-        .author(&post.author_id)
-        .await?
-        .ok_or(ApiError::NotFound("post"))?;
-    if may_see(directory, &author, viewer).await? {
-        Ok((post, author))
-    } else {
-        Err(ApiError::NotFound("post"))
+        .then_some((post, author)))
+}
+
+/// Which pair a follow or block change is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum PairKind {
+    Follow,
+    Block,
+}
+
+impl PairKind {
+    fn key(self) -> &'static str {
+        match self {
+            PairKind::Follow => "FOLLOW",
+            PairKind::Block => "BLOCK",
+        }
     }
 }
 
-/// What the directory reads from events; extra fields are ignored.
-#[derive(Debug, Deserialize)]
-struct UserFacts {
-    user_id: String,
-    username: String,
-    #[serde(default)]
-    display_name: Option<String>,
-    #[serde(default)]
-    private: Option<bool>,
-    #[serde(default)]
-    avatar_key: Option<String>,
-}
-
-/// A follow edge's or a block's change; `seq` orders one pair's changes.
-#[derive(Debug, Deserialize)]
-struct EdgeFacts {
-    #[serde(alias = "blocker_id")]
-    follower_id: String,
-    #[serde(alias = "blocked_id")]
-    followee_id: String,
-    seq: u64,
-}
-
-#[derive(Debug, Deserialize)]
-struct PostFacts {
-    post_id: String,
-    author_id: String,
-}
-
-/// The change an event makes to the directory.
+/// The change an event makes to the directory: a pure decision, then I/O.
 #[derive(Debug, PartialEq)]
 enum Change {
     /// Create the author if unknown (registration); never overwrites.
@@ -149,71 +144,73 @@ enum Change {
     /// Replace the author's public facts (profile edits), unless deleted.
     AuthorUpdated(Author),
     AuthorDeleted {
-        user_id: String,
+        user_id: UserId,
         username: String,
     },
     PostPublished(PostRef),
-    PostDeleted(String),
-    /// A pair's follow (`kind` FOLLOW) or block (`kind` BLOCK) holds or not from `seq` on.
+    PostDeleted(PostId),
+    /// A pair's follow or block holds or not from `seq` on.
     Pair {
-        kind: &'static str,
-        from: String,
-        to: String,
+        kind: PairKind,
+        from: UserId,
+        to: UserId,
         holds: bool,
         seq: u64,
     },
     Nothing,
 }
 
-fn change_of(event: &Envelope) -> Result<Change, ApiError> {
-    let bad = |e: shutter_events::legacy::DecodeError| ApiError::invalid("data", e.to_string());
-    let author = |facts: UserFacts| Author {
-        display_name: facts.display_name.unwrap_or_else(|| facts.username.clone()),
-        private: facts.private.unwrap_or(false),
-        avatar_key: facts.avatar_key,
-        user_id: facts.user_id,
-        username: facts.username,
+fn change_of(event: &Event) -> Change {
+    let profile = |p: &shutter_events::ProfileFacts| Author {
+        user_id: p.user_id.clone(),
+        username: p.username.clone(),
+        display_name: p.display_name.clone(),
+        private: p.private,
+        avatar_key: p.avatar_key.clone(),
     };
-    Ok(match event.event_type.as_str() {
-        "UserRegistered" => Change::AuthorRegistered(author(event.data().map_err(bad)?)),
-        "ProfileUpdated" | "AvatarChanged" => {
-            Change::AuthorUpdated(author(event.data().map_err(bad)?))
-        }
-        "UserDeleted" => {
-            let facts: UserFacts = event.data().map_err(bad)?;
-            Change::AuthorDeleted {
-                user_id: facts.user_id,
-                username: facts.username,
-            }
-        }
-        "PostPublished" => {
-            let facts: PostFacts = event.data().map_err(bad)?;
-            Change::PostPublished(PostRef {
-                post_id: facts.post_id,
-                author_id: facts.author_id,
-            })
-        }
-        "PostDeleted" => Change::PostDeleted(event.data::<PostFacts>().map_err(bad)?.post_id),
-        kind @ ("FollowStarted" | "FollowEnded" | "UserBlocked" | "UserUnblocked") => {
-            let facts: EdgeFacts = event.data().map_err(bad)?;
-            Change::Pair {
-                kind: if kind.starts_with("Follow") {
-                    "FOLLOW"
-                } else {
-                    "BLOCK"
-                },
-                from: facts.follower_id,
-                to: facts.followee_id,
-                holds: kind == "FollowStarted" || kind == "UserBlocked",
-                seq: facts.seq,
-            }
-        }
+    let edge = |e: &shutter_events::EdgeFacts, holds| Change::Pair {
+        kind: PairKind::Follow,
+        from: e.follower_id.clone(),
+        to: e.followee_id.clone(),
+        holds,
+        seq: e.seq,
+    };
+    let block = |b: &shutter_events::BlockFacts, holds| Change::Pair {
+        kind: PairKind::Block,
+        from: b.blocker_id.clone(),
+        to: b.blocked_id.clone(),
+        holds,
+        seq: b.seq,
+    };
+    match event {
+        Event::UserRegistered(u) => Change::AuthorRegistered(Author {
+            user_id: u.user_id.clone(),
+            username: u.username.clone(),
+            display_name: u.username.clone(),
+            private: false,
+            avatar_key: None,
+        }),
+        Event::ProfileUpdated(p) | Event::AvatarChanged(p) => Change::AuthorUpdated(profile(p)),
+        Event::UserDeleted(u) => Change::AuthorDeleted {
+            user_id: u.user_id.clone(),
+            username: u.username.clone(),
+        },
+        Event::PostPublished(p) => Change::PostPublished(PostRef {
+            post_id: p.post_id.clone(),
+            author_id: p.author_id.clone(),
+        }),
+        Event::PostDeleted(p) => Change::PostDeleted(p.post_id.clone()),
+        Event::FollowStarted(e) => edge(e, true),
+        Event::FollowEnded(e) => edge(e, false),
+        Event::UserBlocked(b) => block(b, true),
+        Event::UserUnblocked(b) => block(b, false),
         _ => Change::Nothing,
-    })
+    }
 }
 
-/// The DynamoDB adapter: items `DIR#AUTHOR#<id>`, `DIR#USERNAME#<name>` and
-/// `DIR#POST#<id>` (sort key `DIR`) in the host service's table.
+/// The DynamoDB adapter: items `DIR#AUTHOR#<id>`, `DIR#USERNAME#<name>`,
+/// `DIR#POST#<id>` and `DIR#<FOLLOW|BLOCK>#<from>#<to>` (sort key `DIR`) in the host
+/// service's table.
 #[derive(Debug, Clone)]
 pub struct DynamoDirectory {
     pub table: Table,
@@ -230,115 +227,93 @@ fn username_pk(username: &str) -> String {
 fn post_pk(post_id: &str) -> String {
     format!("DIR#POST#{post_id}")
 }
-fn pair_pk(kind: &str, from: &str, to: &str) -> String {
-    format!("DIR#{kind}#{from}#{to}")
+fn pair_pk(kind: PairKind, from: &str, to: &str) -> String {
+    format!("DIR#{}#{from}#{to}", kind.key())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 struct UsernameEntry {
-    user_id: String,
+    user_id: UserId,
+}
+
+/// A write whose condition failing means "already applied": the event changes nothing.
+fn applied(result: StoreResult<()>) -> StoreResult<()> {
+    match result {
+        Err(StoreError::Conflict(_)) => Ok(()),
+        other => other,
+    }
 }
 
 impl DynamoDirectory {
-    async fn live<T: serde::de::DeserializeOwned>(&self, pk: &str) -> Result<Option<T>, ApiError> {
-        let Some(item) = self.table.get::<serde_json::Value>(pk, SK).await? else {
+    async fn live<T: serde::de::DeserializeOwned>(&self, pk: &str) -> StoreResult<Option<T>> {
+        let Some(item) = self.table.get_item(pk, SK).await? else {
             return Ok(None);
         };
-        if item.get("deleted").and_then(serde_json::Value::as_bool) == Some(true) {
+        if shutter_store::bool_attr(&item, "deleted") {
             return Ok(None);
         }
-        serde_json::from_value(item)
-            .map(Some)
-            .map_err(ApiError::internal)
+        shutter_store::from_item(item).map(Some)
     }
 
     /// Writes `value` at `pk` unless a tombstone is there (or, with `only_new`, anything).
-    async fn put<T: Serialize>(&self, pk: &str, value: &T, only_new: bool) -> Result<(), ApiError> {
+    async fn put<T: Serialize>(&self, pk: &str, value: &T, only_new: bool) -> StoreResult<()> {
         let mut item = to_item(value)?;
-        item.insert("pk".to_owned(), s(pk));
-        item.insert("sk".to_owned(), s(SK));
-        let condition = if only_new {
-            "attribute_not_exists(pk)"
+        item.extend(shutter_store::key(pk, SK));
+        let write = if only_new {
+            Write::put(item).if_absent("exists")
         } else {
-            "attribute_not_exists(pk) OR attribute_not_exists(deleted)"
+            Write::put(item).when(
+                "tombstone",
+                "attribute_not_exists(pk) OR attribute_not_exists(deleted)",
+            )
         };
-        let req = self
-            .table
-            .client
-            .put_item()
-            .table_name(&self.table.name)
-            .set_item(Some(item))
-            .condition_expression(condition);
-        match req.send().await {
-            Ok(_) => Ok(()),
-            // Already there (or deleted): applying the event again changes nothing.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(ApiError::internal(e)),
-        }
+        applied(self.table.write(write).await)
     }
 
-    async fn tombstone(&self, pk: &str) -> Result<(), ApiError> {
-        self.table
-            .client
-            .put_item()
-            .table_name(&self.table.name)
-            .item("pk", s(pk))
-            .item("sk", s(SK))
-            .item(
-                "deleted",
-                shutter_store::dynamodb::types::AttributeValue::Bool(true),
-            )
-            .item(
-                "ttl",
-                n(shutter_store::epoch_seconds() + TOMBSTONE_TTL_SECONDS),
-            )
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(ApiError::internal)
+    async fn tombstone(&self, pk: &str) -> StoreResult<()> {
+        let mut item = shutter_store::key(pk, SK);
+        item.insert("deleted".to_owned(), AttributeValue::Bool(true));
+        item.insert(
+            "ttl".to_owned(),
+            n(shutter_store::epoch_seconds() + TOMBSTONE_TTL_SECONDS),
+        );
+        self.table.write(Write::put(item)).await
     }
 }
 
 #[async_trait]
 impl Directory for DynamoDirectory {
-    async fn author(&self, user_id: &str) -> Result<Option<Author>, ApiError> {
+    async fn author(&self, user_id: &UserId) -> StoreResult<Option<Author>> {
         self.live(&author_pk(user_id)).await
     }
 
-    async fn author_by_username(&self, username: &str) -> Result<Option<Author>, ApiError> {
+    async fn author_by_username(&self, username: &str) -> StoreResult<Option<Author>> {
         match self.live::<UsernameEntry>(&username_pk(username)).await? {
             Some(entry) => self.author(&entry.user_id).await,
             None => Ok(None),
         }
     }
 
-    async fn post(&self, post_id: &str) -> Result<Option<PostRef>, ApiError> {
+    async fn post(&self, post_id: &PostId) -> StoreResult<Option<PostRef>> {
         self.live(&post_pk(post_id)).await
     }
 
-    async fn apply(&self, event: &Envelope) -> Result<(), ApiError> {
-        match change_of(event)? {
+    async fn apply(&self, event: &Envelope) -> StoreResult<()> {
+        match change_of(&event.event) {
             Change::AuthorRegistered(author) => {
-                self.put(
-                    &username_pk(&author.username),
-                    &serde_json::json!({"user_id": author.user_id}),
-                    false,
-                )
-                .await?;
+                let entry = UsernameEntry {
+                    user_id: author.user_id.clone(),
+                };
+                self.put(&username_pk(&author.username), &entry, false)
+                    .await?;
                 self.put(&author_pk(&author.user_id), &author, true).await
             }
             Change::AuthorUpdated(author) => {
-                self.put(
-                    &username_pk(&author.username),
-                    &serde_json::json!({"user_id": author.user_id}),
-                    false,
-                )
-                .await?;
+                let entry = UsernameEntry {
+                    user_id: author.user_id.clone(),
+                };
+                self.put(&username_pk(&author.username), &entry, false)
+                    .await?;
                 self.put(&author_pk(&author.user_id), &author, false).await
             }
             Change::AuthorDeleted { user_id, username } => {
@@ -354,68 +329,57 @@ impl Directory for DynamoDirectory {
                 holds,
                 seq,
             } => {
-                use shutter_store::dynamodb::types::AttributeValue;
-                let req = self
-                    .table
-                    .client
-                    .put_item()
-                    .table_name(&self.table.name)
-                    .item("pk", s(pair_pk(kind, &from, &to)))
-                    .item("sk", s(SK))
-                    .item("holds", AttributeValue::Bool(holds))
-                    .item("seq", n(seq))
-                    // Only a newer change of the pair replaces an older one.
-                    .condition_expression("attribute_not_exists(pk) OR seq < :seq")
-                    .expression_attribute_values(":seq", n(seq));
-                match req.send().await {
-                    Ok(_) => Ok(()),
-                    Err(e)
-                        if e.as_service_error()
-                            .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-                    {
-                        Ok(())
-                    }
-                    Err(e) => Err(ApiError::internal(e)),
-                }
+                let mut item = shutter_store::key(pair_pk(kind, &from, &to), SK);
+                item.insert("holds".to_owned(), AttributeValue::Bool(holds));
+                item.insert("seq".to_owned(), n(seq));
+                // Only a newer change of the pair replaces an older one.
+                let write = Write::put(item)
+                    .when("older", "attribute_not_exists(pk) OR seq < :seq")
+                    .value(":seq", n(seq));
+                applied(self.table.write(write).await)
             }
             Change::Nothing => Ok(()),
         }
     }
 
-    async fn access(&self, viewer: &str, author: &str) -> Result<Access, ApiError> {
+    async fn access(&self, viewer: &UserId, author: &UserId) -> StoreResult<Access> {
         let keys = [
-            pair_pk("FOLLOW", viewer, author),
-            pair_pk("BLOCK", viewer, author),
-            pair_pk("BLOCK", author, viewer),
+            pair_pk(PairKind::Follow, viewer, author),
+            pair_pk(PairKind::Block, viewer, author),
+            pair_pk(PairKind::Block, author, viewer),
         ];
-        let keys_to_read = keys.iter().map(|pk| shutter_store::key(pk, SK)).collect();
+        let to_read = keys.iter().map(|pk| shutter_store::key(pk, SK)).collect();
         let (items, _) = self
             .table
-            .batch_get_counted(keys_to_read, shutter_store::Consistency::Eventual)
+            .batch_get_counted(to_read, Consistency::Eventual)
             .await?;
-        let holding: Vec<String> = items
+        let holding: Vec<&str> = items
             .iter()
-            .filter(|item| item.get("holds").and_then(|v| v.as_bool().ok()) == Some(&true))
-            .filter_map(|item| item.get("pk").and_then(|v| v.as_s().ok()).cloned())
+            .filter(|item| shutter_store::bool_attr(item, "holds"))
+            .filter_map(|item| shutter_store::string_attr(item, "pk"))
             .collect();
         Ok(Access {
-            follows: holding.contains(&keys[0]),
-            blocked: holding.contains(&keys[1]) || holding.contains(&keys[2]),
+            follows: holding.contains(&keys[0].as_str()),
+            blocked: holding.contains(&keys[1].as_str()) || holding.contains(&keys[2].as_str()),
         })
     }
 }
 
 /// (kind, from, to) of a follow or block pair.
-type PairKey = (&'static str, String, String);
+type PairKey = (PairKind, UserId, UserId);
 /// (holds, seq) of a pair.
 type PairState = (bool, u64);
 
 /// An in-memory directory for unit tests, with the same rules.
 #[derive(Debug, Default)]
 pub struct MemoryDirectory {
-    authors: Mutex<HashMap<String, Option<Author>>>,
-    posts: Mutex<HashMap<String, Option<PostRef>>>,
+    authors: Mutex<HashMap<UserId, Option<Author>>>,
+    posts: Mutex<HashMap<PostId, Option<PostRef>>>,
     pairs: Mutex<HashMap<PairKey, PairState>>,
+}
+
+fn poisoned<T>(_: T) -> StoreError {
+    StoreError::Unavailable("poisoned lock".into())
 }
 
 impl MemoryDirectory {
@@ -434,47 +398,43 @@ impl MemoryDirectory {
     }
 }
 
-fn poisoned() -> ApiError {
-    ApiError::internal(std::io::Error::other("poisoned lock"))
-}
-
 #[async_trait]
 impl Directory for MemoryDirectory {
-    async fn author(&self, user_id: &str) -> Result<Option<Author>, ApiError> {
+    async fn author(&self, user_id: &UserId) -> StoreResult<Option<Author>> {
         Ok(self
             .authors
             .lock()
-            .map_err(|_| poisoned())?
+            .map_err(poisoned)?
             .get(user_id)
             .cloned()
             .flatten())
     }
 
-    async fn author_by_username(&self, username: &str) -> Result<Option<Author>, ApiError> {
+    async fn author_by_username(&self, username: &str) -> StoreResult<Option<Author>> {
         Ok(self
             .authors
             .lock()
-            .map_err(|_| poisoned())?
+            .map_err(poisoned)?
             .values()
             .flatten()
             .find(|a| a.username.eq_ignore_ascii_case(username))
             .cloned())
     }
 
-    async fn post(&self, post_id: &str) -> Result<Option<PostRef>, ApiError> {
+    async fn post(&self, post_id: &PostId) -> StoreResult<Option<PostRef>> {
         Ok(self
             .posts
             .lock()
-            .map_err(|_| poisoned())?
+            .map_err(poisoned)?
             .get(post_id)
             .cloned()
             .flatten())
     }
 
-    async fn apply(&self, event: &Envelope) -> Result<(), ApiError> {
-        let mut authors = self.authors.lock().map_err(|_| poisoned())?;
-        let mut posts = self.posts.lock().map_err(|_| poisoned())?;
-        match change_of(event)? {
+    async fn apply(&self, event: &Envelope) -> StoreResult<()> {
+        let mut authors = self.authors.lock().map_err(poisoned)?;
+        let mut posts = self.posts.lock().map_err(poisoned)?;
+        match change_of(&event.event) {
             Change::AuthorRegistered(a) => {
                 authors.entry(a.user_id.clone()).or_insert(Some(a));
             }
@@ -501,7 +461,7 @@ impl Directory for MemoryDirectory {
                 holds,
                 seq,
             } => {
-                let mut pairs = self.pairs.lock().map_err(|_| poisoned())?;
+                let mut pairs = self.pairs.lock().map_err(poisoned)?;
                 let slot = pairs.entry((kind, from, to)).or_insert((false, 0));
                 if slot.1 < seq {
                     *slot = (holds, seq);
@@ -512,16 +472,17 @@ impl Directory for MemoryDirectory {
         Ok(())
     }
 
-    async fn access(&self, viewer: &str, author: &str) -> Result<Access, ApiError> {
-        let pairs = self.pairs.lock().map_err(|_| poisoned())?;
-        let holds = |kind: &'static str, from: &str, to: &str| {
+    async fn access(&self, viewer: &UserId, author: &UserId) -> StoreResult<Access> {
+        let pairs = self.pairs.lock().map_err(poisoned)?;
+        let holds = |kind, from: &UserId, to: &UserId| {
             pairs
-                .get(&(kind, from.to_owned(), to.to_owned()))
+                .get(&(kind, from.clone(), to.clone()))
                 .is_some_and(|p| p.0)
         };
         Ok(Access {
-            follows: holds("FOLLOW", viewer, author),
-            blocked: holds("BLOCK", viewer, author) || holds("BLOCK", author, viewer),
+            follows: holds(PairKind::Follow, viewer, author),
+            blocked: holds(PairKind::Block, viewer, author)
+                || holds(PairKind::Block, author, viewer),
         })
     }
 }
@@ -530,12 +491,54 @@ impl Directory for MemoryDirectory {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use shutter_events::{BlockFacts, EdgeFacts, PostDeleted, PostFacts, ProfileFacts};
 
-    fn event(kind: &str, data: serde_json::Value) -> Envelope {
-        Envelope::new(kind, "agg", None, "corr", &data)
+    fn env(event: Event) -> Envelope {
+        Envelope::new(event, None, "corr")
     }
 
-    fn viewer(id: &str) -> Viewer<'_> {
+    fn ids() -> (UserId, UserId, UserId, PostId) {
+        (
+            UserId::generate(),
+            UserId::generate(),
+            UserId::generate(),
+            PostId::generate(),
+        )
+    }
+
+    fn registered(user: &UserId, name: &str) -> Envelope {
+        env(Event::UserRegistered(shutter_events::UserRegistered {
+            user_id: user.clone(),
+            username: name.into(),
+            created_at: "t".into(),
+        }))
+    }
+
+    fn facts(post: &PostId, author: &UserId) -> PostFacts {
+        PostFacts {
+            post_id: post.clone(),
+            author_id: author.clone(),
+            caption: String::new(),
+            location: None,
+            hashtags: vec![],
+            mentions: vec![],
+            created_at: "t".into(),
+            version: 1,
+            media: vec![],
+        }
+    }
+
+    fn profile(user: &UserId, private: bool) -> Envelope {
+        env(Event::ProfileUpdated(ProfileFacts {
+            user_id: user.clone(),
+            username: "ann".into(),
+            display_name: "Ann".into(),
+            private,
+            avatar_key: None,
+        }))
+    }
+
+    fn viewer(id: &UserId) -> Viewer<'_> {
         Viewer {
             user_id: id,
             staff: false,
@@ -544,136 +547,174 @@ mod tests {
 
     #[tokio::test]
     async fn a_private_authors_posts_are_seen_by_the_author_and_staff_only() {
+        let (ann, bob, staff, post) = ids();
         let dir = MemoryDirectory::default();
-        dir.apply(&event(
-            "UserRegistered",
-            serde_json::json!({"user_id": "u1", "username": "ann"}),
-        ))
-        .await
-        .unwrap();
-        dir.apply(&event(
-            "PostPublished",
-            serde_json::json!({"post_id": "p1", "author_id": "u1"}),
-        ))
-        .await
-        .unwrap();
-        assert!(visible_post(&dir, "p1", viewer("u2")).await.is_ok());
-        dir.apply(&event("ProfileUpdated", serde_json::json!({"user_id": "u1", "username": "ann", "display_name": "Ann", "private": true}))).await.unwrap();
-        assert!(matches!(
-            visible_post(&dir, "p1", viewer("u2")).await,
-            Err(ApiError::NotFound("post"))
-        ));
-        assert!(visible_post(&dir, "p1", viewer("u1")).await.is_ok());
-        assert!(
-            visible_post(
-                &dir,
-                "p1",
-                Viewer {
-                    user_id: "u3",
-                    staff: true
-                }
-            )
+        dir.apply(&registered(&ann, "ann")).await.unwrap();
+        dir.apply(&env(Event::PostPublished(facts(&post, &ann))))
             .await
-            .is_ok()
-        );
-        assert_eq!(
-            dir.author_by_username("ANN")
+            .unwrap();
+        assert!(
+            visible_post(&dir, &post, viewer(&bob))
                 .await
                 .unwrap()
-                .unwrap()
-                .display_name,
-            "Ann"
+                .is_some()
         );
+        dir.apply(&profile(&ann, true)).await.unwrap();
+        assert!(
+            visible_post(&dir, &post, viewer(&bob))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            visible_post(&dir, &post, viewer(&ann))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let as_staff = Viewer {
+            user_id: &staff,
+            staff: true,
+        };
+        assert!(visible_post(&dir, &post, as_staff).await.unwrap().is_some());
+        let found = dir.author_by_username("ANN").await.unwrap().unwrap();
+        assert_eq!(found.display_name, "Ann");
     }
 
     #[tokio::test]
     async fn approved_followers_see_a_private_account_and_blocks_hide_both_ways() {
+        let (ann, bob, cat, post) = ids();
         let dir = MemoryDirectory::default();
-        dir.add_author(Author {
-            user_id: "u1".into(),
-            username: "ann".into(),
-            display_name: "Ann".into(),
-            private: true,
-            avatar_key: None,
-        });
+        dir.apply(&registered(&ann, "ann")).await.unwrap();
+        dir.apply(&profile(&ann, true)).await.unwrap();
         dir.add_post(PostRef {
-            post_id: "p1".into(),
-            author_id: "u1".into(),
+            post_id: post.clone(),
+            author_id: ann.clone(),
         });
-        let edge = |kind: &str, seq: u64| {
-            event(
-                kind,
-                serde_json::json!({"follower_id": "u2", "followee_id": "u1", "seq": seq}),
-            )
+        let edge = |started: bool, seq: u64| {
+            let e = EdgeFacts {
+                follower_id: bob.clone(),
+                followee_id: ann.clone(),
+                seq,
+                at: "t".into(),
+                reason: None,
+            };
+            env(if started {
+                Event::FollowStarted(e)
+            } else {
+                Event::FollowEnded(e)
+            })
         };
-        assert!(visible_post(&dir, "p1", viewer("u2")).await.is_err());
-        dir.apply(&edge("FollowStarted", 2)).await.unwrap();
-        assert!(visible_post(&dir, "p1", viewer("u2")).await.is_ok());
+        assert!(
+            visible_post(&dir, &post, viewer(&bob))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        dir.apply(&edge(true, 2)).await.unwrap();
+        assert!(
+            visible_post(&dir, &post, viewer(&bob))
+                .await
+                .unwrap()
+                .is_some()
+        );
         // A late, older event does not undo a newer one.
-        dir.apply(&edge("FollowEnded", 1)).await.unwrap();
-        assert!(visible_post(&dir, "p1", viewer("u2")).await.is_ok());
-        dir.apply(&edge("FollowEnded", 3)).await.unwrap();
-        assert!(visible_post(&dir, "p1", viewer("u2")).await.is_err());
+        dir.apply(&edge(false, 1)).await.unwrap();
+        assert!(
+            visible_post(&dir, &post, viewer(&bob))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        dir.apply(&edge(false, 3)).await.unwrap();
+        assert!(
+            visible_post(&dir, &post, viewer(&bob))
+                .await
+                .unwrap()
+                .is_none()
+        );
         // A block hides a public account's posts both ways.
-        dir.add_author(Author {
-            user_id: "u1".into(),
-            username: "ann".into(),
-            display_name: "Ann".into(),
-            private: false,
-            avatar_key: None,
-        });
-        assert!(visible_post(&dir, "p1", viewer("u3")).await.is_ok());
-        let block = |kind: &str, seq: u64| {
-            event(
-                kind,
-                serde_json::json!({"blocker_id": "u3", "blocked_id": "u1", "seq": seq}),
-            )
+        dir.apply(&profile(&ann, false)).await.unwrap();
+        assert!(
+            visible_post(&dir, &post, viewer(&cat))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let block = |blocked: bool, seq: u64| {
+            let b = BlockFacts {
+                blocker_id: cat.clone(),
+                blocked_id: ann.clone(),
+                seq,
+                at: "t".into(),
+            };
+            env(if blocked {
+                Event::UserBlocked(b)
+            } else {
+                Event::UserUnblocked(b)
+            })
         };
-        dir.apply(&block("UserBlocked", 1)).await.unwrap();
-        assert!(visible_post(&dir, "p1", viewer("u3")).await.is_err());
-        dir.apply(&block("UserUnblocked", 2)).await.unwrap();
-        assert!(visible_post(&dir, "p1", viewer("u3")).await.is_ok());
+        dir.apply(&block(true, 1)).await.unwrap();
+        assert!(
+            visible_post(&dir, &post, viewer(&cat))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        dir.apply(&block(false, 2)).await.unwrap();
+        assert!(
+            visible_post(&dir, &post, viewer(&cat))
+                .await
+                .unwrap()
+                .is_some()
+        );
     }
 
     #[tokio::test]
     async fn deletions_win_over_late_or_repeated_events() {
+        let (ann, _, _, post) = ids();
         let dir = MemoryDirectory::default();
-        let registered = event(
-            "UserRegistered",
-            serde_json::json!({"user_id": "u1", "username": "ann"}),
-        );
-        let published = event(
-            "PostPublished",
-            serde_json::json!({"post_id": "p1", "author_id": "u1"}),
-        );
-        dir.apply(&registered).await.unwrap();
+        let published = env(Event::PostPublished(facts(&post, &ann)));
+        dir.apply(&registered(&ann, "ann")).await.unwrap();
         dir.apply(&published).await.unwrap();
-        dir.apply(&event(
-            "PostDeleted",
-            serde_json::json!({"post_id": "p1", "author_id": "u1"}),
-        ))
+        dir.apply(&env(Event::PostDeleted(PostDeleted {
+            post_id: post.clone(),
+            author_id: ann.clone(),
+            deleted_by: ann.clone(),
+        })))
         .await
         .unwrap();
         dir.apply(&published).await.unwrap();
-        assert_eq!(dir.post("p1").await.unwrap(), None);
-        dir.apply(&event(
-            "UserDeleted",
-            serde_json::json!({"user_id": "u1", "username": "ann"}),
-        ))
+        assert_eq!(dir.post(&post).await.unwrap(), None);
+        dir.apply(&env(Event::UserDeleted(shutter_events::UserDeleted {
+            user_id: ann.clone(),
+            username: "ann".into(),
+        })))
         .await
         .unwrap();
-        dir.apply(&registered).await.unwrap();
-        assert_eq!(dir.author("u1").await.unwrap(), None);
+        dir.apply(&registered(&ann, "ann")).await.unwrap();
+        assert_eq!(dir.author(&ann).await.unwrap(), None);
     }
 
     #[test]
-    fn events_it_does_not_read_change_nothing_and_bad_payloads_are_4xx() {
-        assert_eq!(
-            change_of(&event("LikeAdded", serde_json::json!({}))).unwrap(),
-            Change::Nothing
-        );
-        let err =
-            change_of(&event("PostPublished", serde_json::json!({"post_id": 1}))).unwrap_err();
-        assert!(!err.is_retryable());
+    fn the_directory_reads_exactly_its_events() {
+        let (ann, bob, _, post) = ids();
+        let like = Event::LikeAdded(shutter_events::LikeFacts {
+            post_id: post,
+            post_author_id: ann,
+            user_id: bob,
+            seq: 1,
+            at: "t".into(),
+        });
+        assert_eq!(change_of(&like), Change::Nothing);
+        assert!(!EVENTS.contains(EventType::LikeAdded));
+        for t in EVENTS.iter() {
+            assert!(
+                ["User", "Profile", "Avatar", "Post", "Follow"]
+                    .iter()
+                    .any(|p| t.as_str().starts_with(p)),
+                "{t:?}"
+            );
+        }
     }
 }

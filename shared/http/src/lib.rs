@@ -26,7 +26,7 @@ use shutter_store::{ConfigError, SdkConfig, StoreError};
 /// The authenticated user, as the JWT authorizer verified them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    pub user_id: String,
+    pub user_id: shutter_core::UserId,
     pub username: String,
     pub scopes: Vec<String>,
 }
@@ -44,14 +44,14 @@ impl Caller {
                 .ok_or_else(missing)?,
             _ => return Err(missing()),
         };
-        let user_id = claims.get("sub").ok_or_else(missing)?;
-        shutter_core::parse_id("sub", user_id).map_err(|_| missing())?;
+        let sub = claims.get("sub").ok_or_else(missing)?;
+        let user_id = shutter_core::UserId::parse("sub", sub).map_err(|_| missing())?;
         let scopes = claims
             .get("scope")
             .map(|s| parse_scope_claim(s))
             .unwrap_or_default();
         Ok(Self {
-            user_id: user_id.clone(),
+            user_id,
             username: claims.get("username").cloned().unwrap_or_default(),
             scopes,
         })

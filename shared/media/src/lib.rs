@@ -16,7 +16,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use shutter_core::ApiError;
+use shutter_store::StoreError;
 use time::OffsetDateTime;
 use time::macros::format_description;
 
@@ -115,10 +115,11 @@ pub fn decode_s3_key(raw: &str) -> String {
 /// Runs `handle` on the key of every object an SQS batch of S3 notifications announces.
 /// A message whose handling fails (retryably: `handle` decides what is final) is reported
 /// as a batch item failure, so SQS redelivers it alone and not the rest of the batch.
-pub async fn for_each_upload<F, Fut>(event: &SqsEvent, mut handle: F) -> SqsBatchResponse
+pub async fn for_each_upload<F, Fut, E>(event: &SqsEvent, mut handle: F) -> SqsBatchResponse
 where
     F: FnMut(String) -> Fut,
-    Fut: std::future::Future<Output = Result<(), ApiError>>,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
 {
     let mut response = SqsBatchResponse::default();
     for message in &event.records {
@@ -168,16 +169,17 @@ pub trait MediaStore: Send + Sync {
         key: &str,
         media_type: MediaType,
         max_bytes: u64,
-    ) -> Result<UploadForm, ApiError>;
-    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, ApiError>;
-    async fn first_bytes(&self, key: &str, n: u64) -> Result<Vec<u8>, ApiError>;
+    ) -> Result<UploadForm, StoreError>;
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError>;
+    async fn first_bytes(&self, key: &str, n: u64) -> Result<Vec<u8>, StoreError>;
     /// The whole object, or `None` when it is gone.
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, ApiError>;
-    async fn put(&self, key: &str, media_type: MediaType, bytes: Vec<u8>) -> Result<(), ApiError>;
-    async fn delete(&self, key: &str) -> Result<(), ApiError>;
-    async fn delete_prefix(&self, prefix: &str) -> Result<(), ApiError>;
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn put(&self, key: &str, media_type: MediaType, bytes: Vec<u8>)
+    -> Result<(), StoreError>;
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    async fn delete_prefix(&self, prefix: &str) -> Result<(), StoreError>;
     /// A URL a client can fetch the object from.
-    async fn view_url(&self, key: &str) -> Result<String, ApiError>;
+    async fn view_url(&self, key: &str) -> Result<String, StoreError>;
 }
 
 /// The S3 adapter. Upload forms and view URLs are signed here with SigV4; objects are
@@ -223,9 +225,9 @@ impl S3MediaStore {
         }
     }
 
-    async fn credentials(&self) -> Result<aws_credential_types::Credentials, ApiError> {
+    async fn credentials(&self) -> Result<aws_credential_types::Credentials, StoreError> {
         let provider = self.config.credentials_provider().ok_or_else(|| {
-            ApiError::internal(std::io::Error::other("no AWS credentials provider"))
+            StoreError::unavailable(std::io::Error::other("no AWS credentials provider"))
         })?;
         provider.provide_credentials().await.map_err(internal)
     }
@@ -246,7 +248,7 @@ impl S3MediaStore {
         url: &str,
         headers: &[(&str, &str)],
         body: Bytes,
-    ) -> Result<s3::Reply, ApiError> {
+    ) -> Result<s3::Reply, StoreError> {
         let credentials = self.credentials().await?;
         let build = || {
             let mut request = http::Request::builder().method(method.clone()).uri(url);
@@ -267,7 +269,7 @@ impl S3MediaStore {
         key: &str,
         headers: &[(&str, &str)],
         body: Bytes,
-    ) -> Result<s3::Reply, ApiError> {
+    ) -> Result<s3::Reply, StoreError> {
         let url = s3::object_url(&self.bucket_url, key);
         self.call(what, method, &url, headers, body).await
     }
@@ -279,7 +281,7 @@ impl S3MediaStore {
         prefix: &str,
         after: Option<&str>,
         max_keys: u32,
-    ) -> Result<s3::ListPage, ApiError> {
+    ) -> Result<s3::ListPage, StoreError> {
         let encode = |v: &str| percent_encoding::utf8_percent_encode(v, s3::UNRESERVED).to_string();
         // In the canonical order (sorted by name), so the URL is signed as sent.
         let mut query = String::new();
@@ -298,8 +300,8 @@ impl S3MediaStore {
     }
 }
 
-fn internal(e: impl std::error::Error + Send + Sync + 'static) -> ApiError {
-    ApiError::internal(e)
+fn internal(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::unavailable(e)
 }
 
 #[async_trait]
@@ -309,7 +311,7 @@ impl MediaStore for S3MediaStore {
         key: &str,
         media_type: MediaType,
         max_bytes: u64,
-    ) -> Result<UploadForm, ApiError> {
+    ) -> Result<UploadForm, StoreError> {
         let creds = self.credentials().await?;
         let now = SystemTime::now();
         let form = post_policy(&PolicyInput {
@@ -329,7 +331,7 @@ impl MediaStore for S3MediaStore {
         })
     }
 
-    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, ApiError> {
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
         let reply = self
             .object_call("head", http::Method::HEAD, key, &[], Bytes::new())
             .await?;
@@ -343,7 +345,7 @@ impl MediaStore for S3MediaStore {
         }
     }
 
-    async fn first_bytes(&self, key: &str, n: u64) -> Result<Vec<u8>, ApiError> {
+    async fn first_bytes(&self, key: &str, n: u64) -> Result<Vec<u8>, StoreError> {
         let range = format!("bytes=0-{}", n.saturating_sub(1));
         let reply = self
             .object_call(
@@ -360,7 +362,7 @@ impl MediaStore for S3MediaStore {
         }
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, ApiError> {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let reply = self
             .object_call("get", http::Method::GET, key, &[], Bytes::new())
             .await?;
@@ -371,7 +373,12 @@ impl MediaStore for S3MediaStore {
         }
     }
 
-    async fn put(&self, key: &str, media_type: MediaType, bytes: Vec<u8>) -> Result<(), ApiError> {
+    async fn put(
+        &self,
+        key: &str,
+        media_type: MediaType,
+        bytes: Vec<u8>,
+    ) -> Result<(), StoreError> {
         let reply = self
             .object_call(
                 "put",
@@ -387,7 +394,7 @@ impl MediaStore for S3MediaStore {
         }
     }
 
-    async fn delete(&self, key: &str) -> Result<(), ApiError> {
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
         // S3 answers 204 whether or not the object was there.
         let reply = self
             .object_call("delete", http::Method::DELETE, key, &[], Bytes::new())
@@ -398,7 +405,7 @@ impl MediaStore for S3MediaStore {
         }
     }
 
-    async fn delete_prefix(&self, prefix: &str) -> Result<(), ApiError> {
+    async fn delete_prefix(&self, prefix: &str) -> Result<(), StoreError> {
         let mut after = None;
         loop {
             let page = self
@@ -414,7 +421,7 @@ impl MediaStore for S3MediaStore {
         }
     }
 
-    async fn view_url(&self, key: &str) -> Result<String, ApiError> {
+    async fn view_url(&self, key: &str) -> Result<String, StoreError> {
         let credentials = self.credentials().await?;
         self.signer(&credentials)
             .presign_get(&s3::object_url(&self.bucket_url, key), VIEW_URL_TTL)
@@ -436,7 +443,7 @@ pub struct PolicyInput<'a> {
 
 /// Builds and signs (SigV4) an S3 POST policy that allows exactly one key, one content
 /// type and at most `max_bytes`.
-pub fn post_policy(input: &PolicyInput<'_>) -> Result<UploadForm, ApiError> {
+pub fn post_policy(input: &PolicyInput<'_>) -> Result<UploadForm, StoreError> {
     let now = OffsetDateTime::from(input.now);
     let date = now
         .format(format_description!("[year][month][day]"))
@@ -497,10 +504,10 @@ pub struct MemoryMedia {
 }
 
 impl MemoryMedia {
-    fn objects(&self) -> Result<std::sync::MutexGuard<'_, Objects>, ApiError> {
+    fn objects(&self) -> Result<std::sync::MutexGuard<'_, Objects>, StoreError> {
         self.objects
             .lock()
-            .map_err(|_| ApiError::internal(std::io::Error::other("poisoned lock")))
+            .map_err(|_| StoreError::unavailable(std::io::Error::other("poisoned lock")))
     }
 
     /// Stores an object as a client upload would (test set-up).
@@ -518,7 +525,7 @@ impl MediaStore for MemoryMedia {
         key: &str,
         media_type: MediaType,
         max_bytes: u64,
-    ) -> Result<UploadForm, ApiError> {
+    ) -> Result<UploadForm, StoreError> {
         let fields = BTreeMap::from([
             ("key".to_owned(), key.to_owned()),
             ("Content-Type".to_owned(), media_type.mime().to_owned()),
@@ -531,36 +538,41 @@ impl MediaStore for MemoryMedia {
             expires_at: "later".into(),
         })
     }
-    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, ApiError> {
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
         Ok(self.objects()?.get(key).map(|(ct, b)| ObjectInfo {
             size: b.len() as u64,
             content_type: Some(ct.clone()),
         }))
     }
-    async fn first_bytes(&self, key: &str, n: u64) -> Result<Vec<u8>, ApiError> {
+    async fn first_bytes(&self, key: &str, n: u64) -> Result<Vec<u8>, StoreError> {
         Ok(self
             .objects()?
             .get(key)
             .map(|(_, b)| b.iter().take(n as usize).copied().collect())
             .unwrap_or_default())
     }
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, ApiError> {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.objects()?.get(key).map(|(_, b)| b.clone()))
     }
-    async fn put(&self, key: &str, media_type: MediaType, bytes: Vec<u8>) -> Result<(), ApiError> {
+    async fn put(
+        &self,
+        key: &str,
+        media_type: MediaType,
+        bytes: Vec<u8>,
+    ) -> Result<(), StoreError> {
         self.objects()?
             .insert(key.to_owned(), (media_type.mime().to_owned(), bytes));
         Ok(())
     }
-    async fn delete(&self, key: &str) -> Result<(), ApiError> {
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.objects()?.remove(key);
         Ok(())
     }
-    async fn delete_prefix(&self, prefix: &str) -> Result<(), ApiError> {
+    async fn delete_prefix(&self, prefix: &str) -> Result<(), StoreError> {
         self.objects()?.retain(|k, _| !k.starts_with(prefix));
         Ok(())
     }
-    async fn view_url(&self, key: &str) -> Result<String, ApiError> {
+    async fn view_url(&self, key: &str) -> Result<String, StoreError> {
         Ok(format!("https://s3.test/media/{key}"))
     }
 }

@@ -16,7 +16,7 @@ use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorSettings}
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::byte_stream::ByteStream;
 use bytes::Bytes;
-use shutter_core::ApiError;
+use shutter_store::StoreError;
 
 /// Attempts of one call when S3 is briefly unavailable (5xx, a dropped connection): the
 /// SDK's standard retry count.
@@ -42,12 +42,12 @@ pub fn object_url(bucket_url: &str, key: &str) -> String {
     format!("{}/{path}", bucket_url.trim_end_matches('/'))
 }
 
-fn internal(e: impl std::error::Error + Send + Sync + 'static) -> ApiError {
-    ApiError::internal(e)
+fn internal(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::unavailable(e)
 }
 
-fn failure(message: String) -> ApiError {
-    ApiError::internal(std::io::Error::other(message))
+fn failure(message: String) -> StoreError {
+    StoreError::unavailable(std::io::Error::other(message))
 }
 
 /// Who signs, where, and when.
@@ -74,7 +74,7 @@ impl Signer<'_> {
         settings: SigningSettings,
         request: &mut http::Request<Bytes>,
         body: SignableBody<'_>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), StoreError> {
         let identity = self.credentials.clone().into();
         let params = aws_sigv4::sign::v4::SigningParams::builder()
             .identity(&identity)
@@ -90,7 +90,7 @@ impl Signer<'_> {
             .headers()
             .iter()
             .map(|(name, value)| Ok((name.as_str(), value.to_str().map_err(internal)?)))
-            .collect::<Result<Vec<_>, ApiError>>()?;
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let signable =
             SignableRequest::new(request.method().as_str(), &uri, headers.into_iter(), body)
                 .map_err(internal)?;
@@ -101,7 +101,7 @@ impl Signer<'_> {
 
     /// Signs `request` in its Authorization header, the payload hashed into
     /// x-amz-content-sha256 (S3 checks the body against it).
-    pub fn sign_headers(&self, request: &mut http::Request<Bytes>) -> Result<(), ApiError> {
+    pub fn sign_headers(&self, request: &mut http::Request<Bytes>) -> Result<(), StoreError> {
         let mut settings = Self::settings(SignatureLocation::Headers);
         settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
         let body = request.body().clone(); // a reference count, not a copy
@@ -110,7 +110,7 @@ impl Signer<'_> {
 
     /// A pre-signed GET of `url`, valid for `ttl`: SigV4 in the query string, as S3
     /// presigns (unsigned payload).
-    pub fn presign_get(&self, url: &str, ttl: Duration) -> Result<String, ApiError> {
+    pub fn presign_get(&self, url: &str, ttl: Duration) -> Result<String, StoreError> {
         let mut settings = Self::settings(SignatureLocation::QueryParams);
         settings.expires_in = Some(ttl);
         let mut request = http::Request::get(url)
@@ -158,9 +158,15 @@ impl Reply {
     }
 
     /// An error naming the call and what S3 said.
-    pub fn into_error(self, what: &str) -> ApiError {
+    pub fn into_error(self, what: &str) -> StoreError {
         let code = self.error_code().unwrap_or_default();
-        failure(format!("S3 {what}: HTTP {} {code}", self.status))
+        let message = format!("S3 {what}: HTTP {} {code}", self.status);
+        // A refusal (bad request, no permission, no bucket) does not pass with time.
+        if (400..500).contains(&self.status) && self.status != 429 {
+            StoreError::corrupt_because(message)
+        } else {
+            failure(message)
+        }
     }
 }
 
@@ -173,7 +179,7 @@ pub struct ListPage {
 }
 
 impl ListPage {
-    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+    pub fn parse(body: &[u8]) -> Result<Self, StoreError> {
         use aws_smithy_xml::decode::{Document, try_data};
         let text = std::str::from_utf8(body).map_err(internal)?;
         let mut doc = Document::new(text);
@@ -249,9 +255,9 @@ impl S3Objects {
     pub async fn send(
         &self,
         what: &str,
-        build: impl Fn() -> Result<http::Request<Bytes>, ApiError>,
-        sign: impl Fn(&mut http::Request<Bytes>) -> Result<(), ApiError>,
-    ) -> Result<Reply, ApiError> {
+        build: impl Fn() -> Result<http::Request<Bytes>, StoreError>,
+        sign: impl Fn(&mut http::Request<Bytes>) -> Result<(), StoreError>,
+    ) -> Result<Reply, StoreError> {
         let mut attempt = 0;
         loop {
             attempt += 1;

@@ -14,7 +14,7 @@ use std::time::Instant;
 use futures::StreamExt;
 use serde_json::json;
 use shutter_core::CursorSigner;
-use shutter_directory::{Directory, DynamoDirectory};
+use shutter_directory::legacy::{Directory, DynamoDirectory};
 use shutter_e2e::TestApp;
 use shutter_events::legacy::Envelope;
 use shutter_feed::fanout::{self, FanOut};

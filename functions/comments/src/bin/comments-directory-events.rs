@@ -1,7 +1,7 @@
 use lambda_runtime::{LambdaEvent, service_fn};
 use shutter_comments::consumers::{DIRECTORY_CONSUMER, directory_events};
 use shutter_comments::store::dynamo::DynamoCommentsStore;
-use shutter_directory::DynamoDirectory;
+use shutter_directory::legacy::DynamoDirectory;
 use shutter_events::{KafkaEvent, SqsPoisonQueue};
 use shutter_store::Table;
 

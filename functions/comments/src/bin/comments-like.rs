@@ -1,6 +1,6 @@
 use shutter_comments::handlers::like_comment;
 use shutter_comments::store::dynamo::DynamoCommentsStore;
-use shutter_directory::DynamoDirectory;
+use shutter_directory::legacy::DynamoDirectory;
 use shutter_store::Table;
 
 #[tokio::main]

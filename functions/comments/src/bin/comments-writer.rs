@@ -2,7 +2,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 use shutter_comments::consumers::comment_writes;
 use shutter_comments::store::dynamo::DynamoCommentsStore;
-use shutter_directory::DynamoDirectory;
+use shutter_directory::legacy::DynamoDirectory;
 use shutter_store::Table;
 
 #[tokio::main]

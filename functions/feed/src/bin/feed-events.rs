@@ -2,7 +2,7 @@
 #![recursion_limit = "256"]
 
 use lambda_runtime::{LambdaEvent, service_fn};
-use shutter_directory::DynamoDirectory;
+use shutter_directory::legacy::DynamoDirectory;
 use shutter_events::{KafkaEvent, SqsPoisonQueue};
 use shutter_feed::fanout::{CONSUMER, FanOut, feed_events};
 use shutter_feed::store::FeedStore;

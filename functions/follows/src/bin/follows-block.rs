@@ -1,4 +1,4 @@
-use shutter_directory::DynamoDirectory;
+use shutter_directory::legacy::DynamoDirectory;
 use shutter_follows::handlers::block;
 use shutter_follows::store::dynamo::DynamoFollowsStore;
 use shutter_store::Table;

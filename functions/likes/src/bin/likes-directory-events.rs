@@ -1,5 +1,5 @@
 use lambda_runtime::{LambdaEvent, service_fn};
-use shutter_directory::DynamoDirectory;
+use shutter_directory::legacy::DynamoDirectory;
 use shutter_events::{KafkaEvent, SqsPoisonQueue};
 use shutter_likes::DIRECTORY_CONSUMER;
 use shutter_likes::consumer::directory_events;

@@ -1,4 +1,4 @@
-use shutter_directory::DynamoDirectory;
+use shutter_directory::legacy::DynamoDirectory;
 use shutter_likes::cache::{self, CachedDirectory};
 use shutter_likes::handlers::likers;
 use shutter_likes::store::dynamo::DynamoLikesStore;

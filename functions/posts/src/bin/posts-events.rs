@@ -1,5 +1,5 @@
 use lambda_runtime::{LambdaEvent, service_fn};
-use shutter_directory::DynamoDirectory;
+use shutter_directory::legacy::DynamoDirectory;
 use shutter_events::{KafkaEvent, SqsPoisonQueue};
 use shutter_media::S3MediaStore;
 use shutter_posts::counters::posts_events;
