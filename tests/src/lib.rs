@@ -1,6 +1,14 @@
-//! A running Shutter for tests: one call starts the devstack (moto, tansu, osmem-server
-//! and every function of template.yaml) and gives a client. Tests read as user stories.
+//! A running Shutter for tests: one call gives a test the devstack (moto, tansu,
+//! osmem-server and every function of template.yaml) and a client. Tests read as user
+//! stories.
+//!
+//! Each file of `tests/tests` is one test binary. Its stories share one devstack
+//! ([`TestApp::shared`]), started by the first story that asks and stopped when the binary
+//! exits, so each story is its own `#[tokio::test]`: one that fails names itself and
+//! hides no other. A story that needs a devstack to itself (other parameters, a fault it
+//! injects) starts one with [`TestApp::spawn`] and stops it with [`TestApp::stop`].
 
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
@@ -21,7 +29,7 @@ pub const PNG: &[u8] = &[
 
 /// The system under test and an HTTP client for it.
 pub struct TestApp {
-    pub stack: Devstack,
+    pub stack: Arc<Devstack>,
     pub http: reqwest::Client,
 }
 
@@ -42,15 +50,82 @@ pub struct User {
     pub refresh_token: String,
 }
 
+const START_HINT: &str =
+    "the devstack starts (are moto_server, tansu and osmem-server installed? run scripts/test.sh)";
+
+/// The devstack every story of this test binary shares.
+static SHARED: OnceLock<Arc<Devstack>> = OnceLock::new();
+
 impl TestApp {
+    /// A devstack of its own, for a story that changes how the system runs; stop it with
+    /// [`TestApp::stop`].
     pub async fn spawn() -> Self {
-        let stack = Devstack::start(devstack::DevstackConfig::for_tests())
-            .await
-            .expect("the devstack starts (are moto_server, tansu and osmem-server installed? run scripts/test.sh)");
+        Self::spawn_with(devstack::DevstackConfig::for_tests()).await
+    }
+
+    /// [`TestApp::spawn`] with a configuration of the caller's (template parameters, ...).
+    pub async fn spawn_with(config: devstack::DevstackConfig) -> Self {
+        let stack = Devstack::start(config).await.expect(START_HINT);
+        Self {
+            stack: Arc::new(stack),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The devstack shared by every story of this test binary. The first caller starts it
+    /// on a runtime of its own, which lives as long as the process: each
+    /// `#[tokio::test]` has its own runtime, which ends with its test. Its servers and
+    /// functions stop when the process exits (each watches its standard input or the
+    /// devstack's Runtime API).
+    pub async fn shared() -> Self {
+        let stack = tokio::task::spawn_blocking(|| {
+            SHARED
+                .get_or_init(|| {
+                    let (sent, started) = std::sync::mpsc::channel();
+                    std::thread::Builder::new()
+                        .name("shared-devstack".to_owned())
+                        .spawn(move || {
+                            let runtime = tokio::runtime::Builder::new_multi_thread()
+                                .worker_threads(2)
+                                .enable_all()
+                                .build()
+                                .expect("a runtime for the shared devstack");
+                            runtime.block_on(async move {
+                                let stack =
+                                    Devstack::start(devstack::DevstackConfig::for_tests()).await;
+                                let _ = sent.send(stack.map(Arc::new));
+                                std::future::pending::<()>().await;
+                            });
+                        })
+                        .expect("a thread for the shared devstack");
+                    match started.recv() {
+                        Ok(Ok(stack)) => stack,
+                        Ok(Err(err)) => panic!("{START_HINT}: {err}"),
+                        Err(_) => panic!("{START_HINT}"),
+                    }
+                })
+                .clone()
+        })
+        .await
+        .expect("the shared devstack");
         Self {
             stack,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// Stops a devstack of this test's own; a shared one stops with the process.
+    pub async fn stop(self) {
+        if let Ok(stack) = Arc::try_unwrap(self.stack) {
+            stack.stop().await;
+        }
+    }
+
+    /// A username no other story of this devstack uses: `prefix` and a few letters.
+    pub fn unique(prefix: &str) -> String {
+        let id = shutter_core::new_id().to_ascii_lowercase();
+        let tail = &id[id.len() - 6..];
+        format!("{prefix}_{tail}")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -244,6 +319,36 @@ impl TestApp {
             }
         }
         events
+    }
+
+    /// Sends `events` to their topics as the outbox publisher would (keyed by their
+    /// aggregate, as JSON): for stories that play another service's part.
+    pub async fn produce(&self, events: &[shutter_events::Envelope]) {
+        use rdkafka::config::ClientConfig;
+        use rdkafka::producer::{FutureProducer, FutureRecord};
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", self.stack.kafka_bootstrap())
+            .set("compression.type", "none")
+            .set("linger.ms", "5")
+            .create()
+            .expect("a Kafka producer");
+        let payloads: Vec<String> = events
+            .iter()
+            .map(|e| e.to_json().expect("an event serialises"))
+            .collect();
+        let sends = events.iter().zip(&payloads).map(|(event, payload)| {
+            producer.send(
+                FutureRecord::to(event.topic().name())
+                    .key(&event.aggregate_id)
+                    .payload(payload),
+                Duration::from_secs(30),
+            )
+        });
+        for sent in futures::future::join_all(sends).await {
+            if let Err((err, _)) = sent {
+                panic!("the event reaches the broker: {err}");
+            }
+        }
     }
 
     /// A client for the local AWS (moto).

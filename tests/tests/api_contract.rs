@@ -65,7 +65,7 @@ fn document_routes(doc: &Value) -> BTreeSet<Route> {
 
 #[test]
 fn the_document_and_the_template_agree_on_every_route() {
-    let doc = shutter_openapi::document_json(None);
+    let doc = shutter_apidocs::openapi(None);
     let template = template_routes();
     let documented = document_routes(&doc);
     let undocumented: Vec<_> = template.difference(&documented).collect();
@@ -79,7 +79,7 @@ fn the_document_and_the_template_agree_on_every_route() {
 
 #[test]
 fn the_document_is_openapi_3_1_with_the_bearer_scheme_and_problem_errors() {
-    let doc = shutter_openapi::document_json(Some("http://127.0.0.1:8080"));
+    let doc = shutter_apidocs::openapi(Some("http://127.0.0.1:8080"));
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     assert_eq!(doc["servers"][0]["url"], "http://127.0.0.1:8080");
     assert_eq!(

@@ -46,7 +46,7 @@ async fn schemathesis_finds_no_server_error_and_no_contract_violation() {
         "schemathesis found problems:\n{report}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let operations: usize = shutter_openapi::document_json(None)["paths"]
+    let operations: usize = shutter_apidocs::openapi(None)["paths"]
         .as_object()
         .unwrap()
         .values()
@@ -56,5 +56,5 @@ async fn schemathesis_finds_no_server_error_and_no_contract_violation() {
         report.contains(&format!("Tested: {operations}")),
         "every operation is exercised:\n{report}"
     );
-    app.stack.stop().await;
+    app.stop().await;
 }

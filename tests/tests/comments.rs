@@ -20,7 +20,7 @@ async fn comments_user_stories() {
     let app = TestApp::spawn().await;
     comments_replies_edits_likes_and_deletes(&app).await;
     a_deleted_posts_comments_are_erased(&app).await;
-    app.stack.stop().await;
+    app.stop().await;
 }
 
 fn comments_path(post: &str) -> String {
@@ -427,6 +427,8 @@ async fn a_deleted_posts_comments_are_erased(app: &TestApp) {
     })
     .await;
     let parent = comment(app, &erin, &post, "nice", None).await;
+    // A comment is stored moments after it is accepted: reply once it is there.
+    until_listed(app, &erin, &post, &["nice"]).await;
     let reply = comment(app, &dan, &post, "thanks", parent["id"].as_str()).await;
     until_listed(app, &erin, &post, &["nice", "thanks"]).await;
     let deleted = app

@@ -104,7 +104,7 @@ async fn feed_user_stories() {
     let block = call(&app, &ann, Method::PUT, "/v1/users/feed.cat/block", None).await;
     assert_eq!(block.status, StatusCode::OK);
     feed_becomes(&app, &cat, &[&p4]).await;
-    app.stack.stop().await;
+    app.stop().await;
 }
 
 async fn call(
@@ -213,94 +213,82 @@ async fn cursors_are_bound_to_their_viewer(app: &TestApp, ann: &User, cat: &User
 /// entry; a late redelivery of an older follow event changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fan_out_retries_and_redeliveries_do_not_duplicate() {
-    use shutter_directory::legacy::DynamoDirectory;
-    use shutter_events::legacy::Envelope;
-    use shutter_feed::fanout::{self, FanOut};
-    use shutter_feed::store::{Entry, FeedStore};
+    use shutter_core::{PostId, UserId};
+    use shutter_directory::DynamoDirectory;
+    use shutter_events::{EdgeFacts, Envelope, Event, PostFacts};
+    use shutter_feed::model::{Entry, FanOut};
+    use shutter_feed::store::{DynamoFeedStore, FeedReader, FeedStore};
+    use shutter_feed::{Timelines, fanout};
 
     let app = TestApp::spawn().await;
     let aws = app.aws().await;
     let table = shutter_store::Table::new(&aws, app.stack.table_name("FeedTable"));
-    let store = FeedStore::new(table.clone());
-    let dir = DynamoDirectory { table };
-    let settings = FanOut {
-        celebrity_followers: 10_000,
+    let feed = Timelines {
+        store: DynamoFeedStore::new(table.clone()),
+        directory: DynamoDirectory { table },
+        settings: FanOut {
+            celebrity_followers: 10_000,
+        },
     };
-    let author = shutter_core::new_id();
-    let followers: Vec<String> = (0..60).map(|_| shutter_core::new_id()).collect();
+    let store = &feed.store;
+    let author = UserId::generate();
+    let followers: Vec<UserId> = (0..60).map(|_| UserId::generate()).collect();
+    let edge = |follower: &UserId, seq: u64| EdgeFacts {
+        follower_id: follower.clone(),
+        followee_id: author.clone(),
+        seq,
+        at: "t".to_owned(),
+        reason: None,
+    };
     for f in &followers {
-        let started = Envelope::new(
-            "FollowStarted",
-            f,
-            Some(f),
-            "test",
-            &json!({"follower_id": f, "followee_id": author, "seq": 1, "at": "t"}),
-        );
-        fanout::apply(&dir, &store, settings, &started)
-            .await
-            .unwrap();
+        let started = Envelope::new(Event::FollowStarted(edge(f, 1)), Some(f), "test");
+        fanout::apply(&feed, started.clone()).await.unwrap();
         // Redelivered: the follower is listed once.
-        fanout::apply(&dir, &store, settings, &started)
-            .await
-            .unwrap();
+        fanout::apply(&feed, started).await.unwrap();
     }
     assert_eq!(store.author_meta(&author).await.unwrap().follower_count, 60);
-    let post = shutter_core::new_id();
+    let post = PostId::generate();
     let published = Envelope::new(
-        "PostPublished",
-        &post,
+        Event::PostPublished(PostFacts {
+            post_id: post.clone(),
+            author_id: author.clone(),
+            caption: "hi".to_owned(),
+            location: None,
+            hashtags: vec![],
+            mentions: vec![],
+            created_at: shutter_core::now_rfc3339(),
+            version: 2,
+            media: vec![],
+        }),
         Some(&author),
         "test",
-        &json!({"post_id": post, "author_id": author, "caption": "hi", "version": 2}),
     );
     // What a crash halfway through the first delivery leaves behind.
     let entry = Entry::new(&published.occurred_at, &post, &author);
     store
-        .write_timelines(&followers[..30], &entry, true)
+        .add_to_timelines(&followers[..30], std::slice::from_ref(&entry))
         .await
         .unwrap();
     for _ in 0..2 {
-        fanout::apply(&dir, &store, settings, &published)
-            .await
-            .unwrap();
+        fanout::apply(&feed, published.clone()).await.unwrap();
     }
     for f in &followers {
-        let timeline = store.entries(&format!("TL#{f}"), None, 10).await.unwrap();
+        let timeline = store.timeline(f, None, 10).await.unwrap();
         assert_eq!(timeline, std::slice::from_ref(&entry), "{f}");
     }
     // An older follow event arriving late does not undo the newer state.
-    let ended = |seq: u64| {
-        Envelope::new(
-            "FollowEnded",
-            &followers[0],
-            None,
-            "test",
-            &json!({"follower_id": followers[0], "followee_id": author, "seq": seq, "at": "t"}),
-        )
-    };
-    fanout::apply(&dir, &store, settings, &ended(2))
-        .await
-        .unwrap();
-    fanout::apply(&dir, &store, settings, &ended(2))
-        .await
-        .unwrap();
-    let late_start = Envelope::new(
-        "FollowStarted",
-        &followers[0],
-        None,
-        "test",
-        &json!({"follower_id": followers[0], "followee_id": author, "seq": 1, "at": "t"}),
-    );
-    fanout::apply(&dir, &store, settings, &late_start)
-        .await
-        .unwrap();
+    let ended = Envelope::new(Event::FollowEnded(edge(&followers[0], 2)), None, "test");
+    fanout::apply(&feed, ended.clone()).await.unwrap();
+    fanout::apply(&feed, ended).await.unwrap();
+    let late_start = Envelope::new(Event::FollowStarted(edge(&followers[0], 1)), None, "test");
+    fanout::apply(&feed, late_start).await.unwrap();
     assert!(
         store
-            .entries(&format!("TL#{}", followers[0]), None, 10)
+            .timeline(&followers[0], None, 10)
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(store.author_meta(&author).await.unwrap().follower_count, 59);
-    app.stack.stop().await;
+    app.stop().await;
 }

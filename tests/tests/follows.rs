@@ -22,7 +22,7 @@ async fn follows_user_stories() {
     bad_requests_get_clear_errors(&app, &ann, &cat).await;
     posts_show_to_approved_followers_and_hide_behind_blocks(&app, &ann, &bob, &cat, &dan).await;
     a_deleted_account_leaves_every_list(&app, &cat, &dan).await;
-    app.stack.stop().await;
+    app.stop().await;
 }
 
 async fn users<const N: usize>(app: &TestApp, names: [&str; N]) -> [User; N] {

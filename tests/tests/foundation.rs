@@ -30,7 +30,7 @@ async fn foundation_user_stories() {
     avatars_upload_straight_to_s3_and_are_verified(&app).await;
     account_deletion_erases_the_user_everywhere(&app).await;
     the_api_documents_itself(&app).await;
-    app.stack.stop().await;
+    app.stop().await;
 }
 
 async fn register_login_and_read_my_account(app: &TestApp) {
@@ -151,7 +151,7 @@ async fn the_authorizer_refuses_bad_tokens(app: &TestApp) {
     assert_eq!(me(Some(good)).await.status, StatusCode::OK);
 
     let other_key = EncodingKey::from_rsa_pem(include_bytes!(
-        "../../functions/auth/tests/fixtures/test-signing-key.pem"
+        "../../functions/identity/tests/fixtures/test-signing-key.pem"
     ))
     .unwrap();
     let forged = jsonwebtoken::encode(&header, &claims(app, &sub, 300, 0), &other_key).unwrap();

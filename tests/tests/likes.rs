@@ -20,7 +20,7 @@ async fn likes_user_stories() {
     fifty_users_like_a_post_twice_and_it_counts_fifty(&app).await;
     a_private_accounts_post_hides_its_likers(&app).await;
     bad_requests_get_clear_errors(&app).await;
-    app.stack.stop().await;
+    app.stop().await;
 }
 
 fn like_path(post: &str) -> String {

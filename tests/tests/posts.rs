@@ -28,7 +28,7 @@ async fn posts_user_stories() {
     deletion_is_the_authors_or_staffs(&app, &author, &other, &post).await;
     a_deleted_accounts_posts_go_with_it(&app, &other).await;
     a_moderator_deletes_anyones_post(&app, &author).await;
-    app.stack.stop().await;
+    app.stop().await;
 }
 
 async fn get(app: &TestApp, user: &User, path: &str) -> shutter_e2e::Answer {

@@ -111,5 +111,5 @@ async fn every_function_decodes_its_sample_event() {
     )
     .await;
     assert_eq!(profile["id"], "01JD00000000000000000USER1");
-    app.stack.stop().await;
+    app.stop().await;
 }

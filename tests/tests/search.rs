@@ -12,11 +12,11 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use shutter_core::UserId;
 use shutter_e2e::{PNG, TestApp, User, eventually};
+use shutter_events::{BlockFacts, EdgeFacts, Envelope, Event};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -32,7 +32,7 @@ async fn search_user_stories() {
     a_private_accounts_posts_are_for_its_followers(&s).await;
     a_blocked_users_posts_and_profile_disappear(&s).await;
     a_deleted_post_disappears(&s).await;
-    app.stack.stop().await;
+    app.stop().await;
 }
 
 struct Story<'a> {
@@ -178,33 +178,30 @@ async fn update_profile(app: &TestApp, user: &User, patch: Value) {
 }
 
 /// Produces an event of the follows service's contract to `shutter.follows`.
-async fn follows_event(app: &TestApp, kind: &str, key: &str, data: Value) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", app.stack.kafka_bootstrap())
-        .set("compression.type", "none")
-        .create()
-        .unwrap();
-    let envelope = json!({
-        "id": shutter_core::new_id(),
-        "type": kind,
-        "version": 1,
-        "occurred_at": shutter_core::now_rfc3339(),
-        "actor": key,
-        "aggregate_id": key,
-        "correlation_id": "e2e-search",
-        "data": data,
-    });
-    let payload = envelope.to_string();
-    producer
-        .send(
-            FutureRecord::to("shutter.follows")
-                .key(key)
-                .payload(&payload),
-            Duration::from_secs(10),
-        )
-        .await
-        .map_err(|(e, _)| e)
-        .unwrap();
+/// Plays the follows service's part: `event` as it would publish it.
+async fn follows_event(app: &TestApp, event: Event) {
+    let actor = UserId::trusted(event.aggregate_id());
+    app.produce(&[Envelope::new(event, Some(&actor), "e2e-search")])
+        .await;
+}
+
+fn edge(follower: &str, followee: &str, seq: u64) -> EdgeFacts {
+    EdgeFacts {
+        follower_id: UserId::trusted(follower),
+        followee_id: UserId::trusted(followee),
+        seq,
+        at: shutter_core::now_rfc3339(),
+        reason: None,
+    }
+}
+
+fn block(blocker: &str, blocked: &str, seq: u64) -> BlockFacts {
+    BlockFacts {
+        blocker_id: UserId::trusted(blocker),
+        blocked_id: UserId::trusted(blocked),
+        seq,
+        at: shutter_core::now_rfc3339(),
+    }
 }
 
 async fn posts_are_found_by_words_hashtags_and_author_in_a_sensible_order(s: &Story<'_>) {
@@ -438,29 +435,11 @@ async fn a_private_accounts_posts_are_for_its_followers(s: &Story<'_>) {
     let users = s.get(&s.carol, "/v1/search/users?q=dav").await;
     assert_eq!(users.body["items"][0]["private"], true);
     // Once dave approves carol's follow, she sees it.
-    follows_event(
-        s.app,
-        "FollowStarted",
-        &s.carol.id,
-        json!({"follower_id": s.carol.id, "followee_id": dave.id, "seq": 2}),
-    )
-    .await;
+    follows_event(s.app, Event::FollowStarted(edge(&s.carol.id, &dave.id, 2))).await;
     s.until_posts(&s.carol, "lagoon", &[&secret]).await;
     // An older, redelivered event of the same edge changes nothing; a newer end does.
-    follows_event(
-        s.app,
-        "FollowEnded",
-        &s.carol.id,
-        json!({"follower_id": s.carol.id, "followee_id": dave.id, "seq": 1}),
-    )
-    .await;
-    follows_event(
-        s.app,
-        "FollowEnded",
-        &s.carol.id,
-        json!({"follower_id": s.carol.id, "followee_id": dave.id, "seq": 3}),
-    )
-    .await;
+    follows_event(s.app, Event::FollowEnded(edge(&s.carol.id, &dave.id, 1))).await;
+    follows_event(s.app, Event::FollowEnded(edge(&s.carol.id, &dave.id, 3))).await;
     s.until_posts(&s.carol, "lagoon", &[]).await;
 }
 
@@ -468,13 +447,7 @@ async fn a_blocked_users_posts_and_profile_disappear(s: &Story<'_>) {
     let carol = &s.carol;
     assert!(s.posts(carol, "volleyball").await.contains(&s.volley));
     // bob blocks carol: neither sees the other.
-    follows_event(
-        s.app,
-        "UserBlocked",
-        &s.bob.id,
-        json!({"blocker_id": s.bob.id, "blocked_id": carol.id, "seq": 1}),
-    )
-    .await;
+    follows_event(s.app, Event::UserBlocked(block(&s.bob.id, &carol.id, 1))).await;
     s.until_posts(carol, "volleyball", &[]).await;
     let users = s.get(carol, "/v1/search/users?q=bobby").await;
     assert_eq!(users.body["items"], json!([]));
@@ -492,13 +465,7 @@ async fn a_blocked_users_posts_and_profile_disappear(s: &Story<'_>) {
         std::slice::from_ref(&s.volley)
     );
     // Unblocked: back.
-    follows_event(
-        s.app,
-        "UserUnblocked",
-        &s.bob.id,
-        json!({"blocker_id": s.bob.id, "blocked_id": carol.id, "seq": 2}),
-    )
-    .await;
+    follows_event(s.app, Event::UserUnblocked(block(&s.bob.id, &carol.id, 2))).await;
     s.until_posts(carol, "volleyball", &[&s.volley]).await;
 
     // The same through the follows service: carol blocks alice, then unblocks her.

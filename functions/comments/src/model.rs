@@ -1,12 +1,22 @@
-//! A comment as written, stored and shown, its validated text, and what is parsed out of
-//! that text (hashtags and mentions).
+//! A comment as written, stored and shown, its validated text, what is parsed out of
+//! that text (hashtags and mentions), who may edit or delete it, and the event payloads
+//! it makes (the catalogue's). Pure: no I/O.
 
 use serde::{Deserialize, Serialize};
 use shutter_core::validate::Username;
+use shutter_core::{CommentId, PostId, UserId};
+use shutter_events::{CommentAdded, CommentDeleted, CommentEdited, CommentLikeFacts};
 use utoipa::ToSchema;
+
+/// Who wrote a comment, or who is mentioned in it: the catalogue's, so the API's views
+/// and the events serialise it the same way.
+pub use shutter_events::UserRef;
 
 /// At most this many characters of text.
 pub const MAX_TEXT_CHARS: usize = 2_200;
+
+/// At most this many distinct users are looked up per comment; further `@names` stay text.
+pub const MAX_MENTIONS: usize = 20;
 
 /// The text of a comment: 1-2,200 characters, not only blanks, no control characters
 /// except newline. Taken as sent (no trimming), so the OpenAPI schema is the rule.
@@ -65,22 +75,15 @@ impl utoipa::PartialSchema for CommentText {
 }
 impl ToSchema for CommentText {}
 
-/// Who wrote a comment, or who is mentioned in it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct UserRef {
-    pub id: String,
-    pub username: String,
-}
-
 /// A comment as stored (and as carried on the writes queue).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Comment {
-    pub id: String,
-    pub post_id: String,
+    pub id: CommentId,
+    pub post_id: PostId,
     pub author: UserRef,
     pub text: String,
     /// The top-level comment this one answers (replies to replies are attached to it).
-    pub reply_to: Option<String>,
+    pub reply_to: Option<CommentId>,
     pub hashtags: Vec<String>,
     pub mentions: Vec<UserRef>,
     pub like_count: u64,
@@ -90,17 +93,103 @@ pub struct Comment {
 }
 
 impl Comment {
-    /// The top-level comment this one belongs under: its parent, or itself.
-    pub fn thread(&self) -> &str {
-        self.reply_to.as_deref().unwrap_or(&self.id)
+    /// A new comment by `author` on `post_id`, answering `reply_to` (already the
+    /// top-level comment: see [`Comment::thread`]). Its time is its id's own instant, so
+    /// the list (in id order) and the times agree.
+    pub fn new(
+        post_id: PostId,
+        author: UserRef,
+        text: CommentText,
+        reply_to: Option<CommentId>,
+        mentions: Vec<UserRef>,
+    ) -> Self {
+        let (id, created_at) = shutter_core::new_id_and_time();
+        let text = String::from(text);
+        Self {
+            id: CommentId::trusted(id),
+            post_id,
+            author,
+            hashtags: hashtags(&text),
+            mentions,
+            text,
+            reply_to,
+            like_count: 0,
+            created_at,
+            edited_at: None,
+        }
     }
 
-    /// The sort key under `POST#<post>`: `C#<parent>` for a top-level comment and
-    /// `C#<parent>#R#<reply>` for a reply, so one query returns each thread in order.
-    pub fn sort_key(&self) -> String {
-        match &self.reply_to {
-            Some(parent) => format!("C#{parent}#R#{}", self.id),
-            None => format!("C#{}", self.id),
+    /// The top-level comment this one belongs under: its parent, or itself.
+    pub fn thread(&self) -> &CommentId {
+        self.reply_to.as_ref().unwrap_or(&self.id)
+    }
+
+    /// Only the author edits a comment (staff delete, they do not rewrite).
+    pub fn may_edit(&self, user: &UserId) -> bool {
+        self.author.id == *user
+    }
+
+    /// The comment's author, staff and the author of the post it is on may delete it.
+    /// `post_author` is who wrote the post, when known.
+    pub fn may_delete(&self, user: &UserId, staff: bool, post_author: Option<&UserId>) -> bool {
+        self.author.id == *user || staff || post_author == Some(user)
+    }
+
+    /// The comment after its author replaced the text at `at`: hashtags are taken again
+    /// from the new text, `mentions` are the users it now mentions.
+    pub fn edited(&self, text: CommentText, mentions: Vec<UserRef>, at: String) -> Self {
+        let text = String::from(text);
+        Self {
+            hashtags: hashtags(&text),
+            mentions,
+            text,
+            edited_at: Some(at),
+            ..self.clone()
+        }
+    }
+
+    /// The `CommentAdded` payload.
+    pub fn added(&self) -> CommentAdded {
+        CommentAdded {
+            comment_id: self.id.clone(),
+            post_id: self.post_id.clone(),
+            author_id: self.author.id.clone(),
+            reply_to: self.reply_to.clone(),
+            text: self.text.clone(),
+            hashtags: self.hashtags.clone(),
+            mentions: self.mentions.clone(),
+            created_at: self.created_at.clone(),
+        }
+    }
+
+    /// The `CommentEdited` payload (of the comment after the edit).
+    pub fn edit_facts(&self) -> CommentEdited {
+        CommentEdited {
+            comment_id: self.id.clone(),
+            post_id: self.post_id.clone(),
+            author_id: self.author.id.clone(),
+            text: self.text.clone(),
+            hashtags: self.hashtags.clone(),
+            mentions: self.mentions.clone(),
+        }
+    }
+
+    /// The `CommentDeleted` payload: `deleted_by` deleted it.
+    pub fn deleted_by(&self, deleted_by: &UserId) -> CommentDeleted {
+        CommentDeleted {
+            comment_id: self.id.clone(),
+            post_id: self.post_id.clone(),
+            author_id: self.author.id.clone(),
+            deleted_by: deleted_by.clone(),
+        }
+    }
+
+    /// The `CommentLikeAdded` / `CommentLikeRemoved` payload of `user`'s like.
+    pub fn like_by(&self, user: &UserId) -> CommentLikeFacts {
+        CommentLikeFacts {
+            comment_id: self.id.clone(),
+            post_id: self.post_id.clone(),
+            user_id: user.clone(),
         }
     }
 }
@@ -109,12 +198,12 @@ impl Comment {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CommentView {
     /// ULID, assigned when the comment is posted.
-    pub id: String,
-    pub post_id: String,
+    pub id: CommentId,
+    pub post_id: PostId,
     pub author: UserRef,
     pub text: String,
     /// The top-level comment this one answers, if it is a reply.
-    pub reply_to: Option<String>,
+    pub reply_to: Option<CommentId>,
     /// Lower-cased, without '#', in order of appearance.
     pub hashtags: Vec<String>,
     /// Existing users mentioned with '@', in order of appearance.
@@ -150,73 +239,6 @@ pub struct CommentPage {
     pub items: Vec<CommentView>,
     /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
-}
-
-/// Where a comment is: read from its lookup item by id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CommentRef {
-    pub comment_id: String,
-    pub post_id: String,
-    pub author_id: String,
-    pub reply_to: Option<String>,
-}
-
-// ---------------------------------------------------------------- events
-
-/// `CommentAdded` payload. The posts service counts each `comment_id` once.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CommentAdded {
-    pub comment_id: String,
-    pub post_id: String,
-    pub author_id: String,
-    pub reply_to: Option<String>,
-    pub text: String,
-    pub hashtags: Vec<String>,
-    pub mentions: Vec<UserRef>,
-    pub created_at: String,
-}
-
-impl From<&Comment> for CommentAdded {
-    fn from(c: &Comment) -> Self {
-        Self {
-            comment_id: c.id.clone(),
-            post_id: c.post_id.clone(),
-            author_id: c.author.id.clone(),
-            reply_to: c.reply_to.clone(),
-            text: c.text.clone(),
-            hashtags: c.hashtags.clone(),
-            mentions: c.mentions.clone(),
-            created_at: c.created_at.clone(),
-        }
-    }
-}
-
-/// `CommentEdited` payload.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CommentEdited {
-    pub comment_id: String,
-    pub post_id: String,
-    pub author_id: String,
-    pub text: String,
-    pub hashtags: Vec<String>,
-    pub mentions: Vec<UserRef>,
-}
-
-/// `CommentDeleted` payload: one per deleted comment (a parent's replies each get one).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CommentDeleted {
-    pub comment_id: String,
-    pub post_id: String,
-    pub author_id: String,
-    pub deleted_by: String,
-}
-
-/// `CommentLikeAdded` / `CommentLikeRemoved` payload.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CommentLikeChanged {
-    pub comment_id: String,
-    pub post_id: String,
-    pub user_id: String,
 }
 
 // ---------------------------------------------------------------- parsing
@@ -311,5 +333,135 @@ mod tests {
         .map(String::from)
         .collect();
         assert_eq!(names, vec!["alice", "bob_1", "carol.d"]);
+    }
+
+    fn someone(name: &str) -> UserRef {
+        UserRef {
+            id: UserId::generate(),
+            username: name.to_owned(),
+        }
+    }
+
+    fn text(raw: &str) -> CommentText {
+        CommentText::try_from(raw.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn a_new_comment_takes_its_hashtags_from_its_text_and_its_time_from_its_id() {
+        // GIVEN a comment written now
+        let comment = Comment::new(
+            PostId::generate(),
+            someone("bob"),
+            text("Golden #Hour"),
+            None,
+            vec![],
+        );
+        // THEN its hashtags are parsed, it has no likes, and it is its own thread
+        assert_eq!(comment.hashtags, vec!["hour"]);
+        assert_eq!((comment.like_count, comment.edited_at.clone()), (0, None));
+        assert_eq!(comment.thread(), &comment.id);
+        assert!(comment.created_at.ends_with('Z'));
+    }
+
+    #[test]
+    fn a_reply_belongs_to_the_thread_of_its_parent() {
+        let parent = CommentId::generate();
+        let reply = Comment::new(
+            PostId::generate(),
+            someone("ann"),
+            text("me too"),
+            Some(parent.clone()),
+            vec![],
+        );
+        assert_eq!(reply.thread(), &parent);
+    }
+
+    #[test]
+    fn only_the_author_edits_and_an_edit_keeps_everything_but_the_text() {
+        // GIVEN bob's comment with a like
+        let bob = someone("bob");
+        let mut comment = Comment::new(PostId::generate(), bob.clone(), text("#old"), None, vec![]);
+        comment.like_count = 3;
+        let carol = someone("carol");
+        // THEN bob may edit it, carol may not
+        assert!(comment.may_edit(&bob.id));
+        assert!(!comment.may_edit(&carol.id));
+        // WHEN bob edits it
+        let edited = comment.edited(text("#New words"), vec![carol.clone()], "t".into());
+        // THEN the text, hashtags, mentions and edit time change, nothing else
+        assert_eq!(edited.text, "#New words");
+        assert_eq!(edited.hashtags, vec!["new"]);
+        assert_eq!(edited.mentions, vec![carol]);
+        assert_eq!(edited.edited_at.as_deref(), Some("t"));
+        assert_eq!(
+            (
+                &edited.id,
+                &edited.author,
+                edited.like_count,
+                &edited.created_at
+            ),
+            (&comment.id, &comment.author, 3, &comment.created_at)
+        );
+    }
+
+    #[test]
+    fn the_author_staff_and_the_posts_author_may_delete_nobody_else() {
+        let (bob, ann, carol) = (someone("bob"), someone("ann"), someone("carol"));
+        let comment = Comment::new(PostId::generate(), bob.clone(), text("hi"), None, vec![]);
+        assert!(comment.may_delete(&bob.id, false, None), "its author");
+        assert!(comment.may_delete(&carol.id, true, None), "staff");
+        assert!(
+            comment.may_delete(&ann.id, false, Some(&ann.id)),
+            "the post's author"
+        );
+        assert!(!comment.may_delete(&carol.id, false, Some(&ann.id)));
+        assert!(!comment.may_delete(&carol.id, false, None));
+    }
+
+    #[test]
+    fn the_event_payloads_say_what_happened_to_which_comment() {
+        let (bob, ann) = (someone("bob"), someone("ann"));
+        let comment = Comment::new(
+            PostId::generate(),
+            bob.clone(),
+            text("#a @ann"),
+            Some(CommentId::generate()),
+            vec![ann.clone()],
+        );
+        let added = comment.added();
+        assert_eq!(
+            (&added.comment_id, &added.post_id, &added.author_id),
+            (&comment.id, &comment.post_id, &bob.id)
+        );
+        assert_eq!(added.reply_to, comment.reply_to);
+        assert_eq!(
+            (added.hashtags, added.mentions),
+            (vec!["a".to_owned()], vec![ann.clone()])
+        );
+        let deleted = comment.deleted_by(&ann.id);
+        assert_eq!(
+            (deleted.author_id, deleted.deleted_by),
+            (bob.id.clone(), ann.id.clone())
+        );
+        let like = comment.like_by(&ann.id);
+        assert_eq!(
+            (like.comment_id, like.user_id),
+            (comment.id.clone(), ann.id)
+        );
+        assert_eq!(comment.edit_facts().text, "#a @ann");
+    }
+
+    #[test]
+    fn views_and_queued_comments_serialise_as_before() {
+        // The writes queue and the API carry plain strings for ids, as they always did.
+        let comment = Comment::new(PostId::generate(), someone("bob"), text("hi"), None, vec![]);
+        let json = serde_json::to_value(CommentView::new(&comment, true)).unwrap();
+        assert_eq!(json["id"], comment.id.as_str());
+        assert_eq!(json["author"]["id"], comment.author.id.as_str());
+        assert_eq!(json["author"]["username"], "bob");
+        assert_eq!(json["liked_by_me"], true);
+        assert!(json["reply_to"].is_null() && json["edited_at"].is_null());
+        let stored = serde_json::to_string(&comment).unwrap();
+        assert_eq!(serde_json::from_str::<Comment>(&stored).unwrap(), comment);
     }
 }

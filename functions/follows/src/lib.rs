@@ -12,16 +12,73 @@
 //! blocker). Their `seq` lets consumers drop stale and repeated deliveries.
 //!
 //! Usernames, privacy and deleted accounts come from the service's own copy of users
-//! ([`shutter_directory`]), fed by `follows-directory-events`, which also ends every
-//! follow, request and block of a deleted account.
+//! ([`shutter_directory`]), kept by [`consumer::DIRECTORY_EVENTS`], which also approves
+//! the pending requests of an account that turns public and ends every follow, request
+//! and block of a deleted account.
+//!
+//! Modules: [`model`] (the rules), [`store`] (the table), [`service`] (the use cases),
+//! [`http`] (the endpoints), [`consumer`] (the events it consumes).
 
 pub mod consumer;
-pub mod handlers;
+mod errors;
+pub mod http;
 pub mod model;
+pub mod service;
 pub mod store;
+#[cfg(test)]
+mod testing;
 
-/// The topic that carries this service's events.
-pub const FOLLOWS_TOPIC: &str = "shutter.follows";
+use shutter_core::CursorSigner;
+use shutter_directory::DynamoDirectory;
+use shutter_events::Consumer;
+use shutter_store::{ConfigError, SdkConfig, Table};
 
-/// The directory consumer's name (consumer group, DLQ messages).
-pub const DIRECTORY_CONSUMER: &str = "follows-directory-events";
+use crate::store::dynamo::DynamoFollowsStore;
+
+/// What every function of the service works with; generic so tests use fakes.
+///
+/// `C` is the signer of list cursors. Only the list functions hold one (its key is a
+/// secret read at cold start); the others are built with none (`()`), so a function
+/// that cannot page cannot call a use case that does.
+pub struct App<S, D, C = CursorSigner> {
+    pub store: S,
+    pub directory: D,
+    pub cursors: C,
+}
+
+/// The deployed App: DynamoDB adapters over the service's table, and the cursor signer.
+pub type Live = App<DynamoFollowsStore, DynamoDirectory>;
+
+/// The deployed App of the functions that do not page (no cursor signer).
+pub type LiveWrites = App<DynamoFollowsStore, DynamoDirectory, ()>;
+
+impl Live {
+    /// Everything: the table of `FOLLOWS_TABLE` and the cursor key of
+    /// `CURSOR_KEY_SECRET_ARN` (the list functions).
+    pub async fn from_env(aws: &SdkConfig) -> Result<Self, ConfigError> {
+        let App {
+            store, directory, ..
+        } = Self::for_writes(aws).await?;
+        Ok(App {
+            store,
+            directory,
+            cursors: shutter_store::cursor_signer(aws).await?,
+        })
+    }
+
+    /// The table of `FOLLOWS_TABLE` only: follows, requests, blocks and the consumer,
+    /// whose cold start need not read the cursor secret.
+    pub async fn for_writes(aws: &SdkConfig) -> Result<LiveWrites, ConfigError> {
+        let table = Table::from_env(aws, "FOLLOWS_TABLE")?;
+        Ok(App {
+            store: DynamoFollowsStore {
+                table: table.clone(),
+            },
+            directory: DynamoDirectory { table },
+            cursors: (),
+        })
+    }
+}
+
+/// The service's event consumers (template.yaml subscribes each to its events' topics).
+pub const CONSUMERS: &[&Consumer] = &[&consumer::DIRECTORY_EVENTS];

@@ -1,9 +1,14 @@
-//! Follow edges and blocks as stored, the rules that move them, the events they emit and
-//! the shapes the API answers with.
+//! Follow edges and blocks, the rules that move them, the events that report each move,
+//! and the shapes the API answers with. Nothing here does I/O: the use cases load, ask
+//! these rules what changes, and save.
 
 use serde::{Deserialize, Serialize};
-use shutter_events::legacy::Envelope;
+use shutter_core::UserId;
+use shutter_events::{BlockFacts, EdgeFacts, Event};
 use utoipa::ToSchema;
+
+/// Why an edge ends, as the catalogue carries it in the event.
+pub use shutter_events::EndReason;
 
 /// Where a follower stands with a followee.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -22,8 +27,8 @@ pub enum FollowState {
 /// it read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Edge {
-    pub follower_id: String,
-    pub followee_id: String,
+    pub follower_id: UserId,
+    pub followee_id: UserId,
     pub state: FollowState,
     pub seq: u64,
     /// When the state last changed (RFC 3339).
@@ -32,20 +37,6 @@ pub struct Edge {
     /// sort by time).
     #[serde(default)]
     pub entry: Option<String>,
-}
-
-/// Why an edge ends; carried in the event so consumers and clients can tell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EndReason {
-    /// The follower unfollowed or withdrew the request.
-    Withdrawn,
-    /// The followee declined the request.
-    Declined,
-    /// One of the two blocked the other.
-    Blocked,
-    /// One of the two deleted their account.
-    AccountDeleted,
 }
 
 /// What a request asks of an edge.
@@ -64,8 +55,8 @@ pub enum EdgeAction {
 /// request is pending): such a request changes nothing and emits nothing.
 pub fn next_edge(
     current: Option<&Edge>,
-    follower_id: &str,
-    followee_id: &str,
+    follower_id: &UserId,
+    followee_id: &UserId,
     action: EdgeAction,
 ) -> Option<Edge> {
     let state = current.map_or(FollowState::None, |c| c.state);
@@ -76,10 +67,12 @@ pub fn next_edge(
         (FollowState::Requested | FollowState::Following, EdgeAction::End(_)) => FollowState::None,
         _ => return None,
     };
+    // The entry id and the time come from one ULID, so a list sorted by entry is sorted
+    // by time too.
     let (entry, since) = shutter_core::new_id_and_time();
     Some(Edge {
-        follower_id: follower_id.to_owned(),
-        followee_id: followee_id.to_owned(),
+        follower_id: follower_id.clone(),
+        followee_id: followee_id.clone(),
         state: next,
         seq: current.map_or(0, |c| c.seq) + 1,
         entry: (next != FollowState::None).then_some(entry),
@@ -87,48 +80,35 @@ pub fn next_edge(
     })
 }
 
-/// The payload of every follow event: a contract the profiles, feed, search and other
-/// services consume. `seq` orders the changes of one (follower, followee) edge.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EdgeEvent {
-    pub follower_id: String,
-    pub followee_id: String,
-    pub seq: u64,
-    pub at: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<EndReason>,
-}
-
-/// The event reporting the move from `previous` to `next`.
-pub fn edge_event(
-    previous: FollowState,
-    next: &Edge,
-    reason: Option<EndReason>,
-    actor: Option<&str>,
-    correlation_id: &str,
-) -> Envelope {
-    let event_type = match (previous, next.state) {
-        (_, FollowState::Following) => "FollowStarted",
-        (_, FollowState::Requested) => "FollowRequested",
-        (FollowState::Following, FollowState::None) => "FollowEnded",
-        _ => "FollowRequestCancelled",
-    };
-    let data = EdgeEvent {
+/// The event reporting the move from `previous` to `next` made by `action`. Its payload
+/// is a contract the profiles, feed, search and other services consume; `seq` orders one
+/// edge's changes, and an ended edge says why.
+pub fn edge_event(previous: FollowState, next: &Edge, action: EdgeAction) -> Event {
+    let facts = EdgeFacts {
         follower_id: next.follower_id.clone(),
         followee_id: next.followee_id.clone(),
         seq: next.seq,
         at: next.since.clone(),
-        reason: reason.filter(|_| next.state == FollowState::None),
+        reason: match action {
+            EdgeAction::End(reason) => Some(reason),
+            EdgeAction::Follow { .. } | EdgeAction::Approve => None,
+        },
     };
-    Envelope::new(event_type, &next.follower_id, actor, correlation_id, &data)
+    match (previous, next.state) {
+        (_, FollowState::Following) => Event::FollowStarted(facts),
+        (_, FollowState::Requested) => Event::FollowRequested(facts),
+        (FollowState::Following, FollowState::None) => Event::FollowEnded(facts),
+        // A request that ends was never a follow: it is cancelled.
+        _ => Event::FollowRequestCancelled(facts),
+    }
 }
 
 /// One user's block of another. It outlives an unblock (`blocked: false`) so `seq` keeps
 /// counting, like [`Edge`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Block {
-    pub blocker_id: String,
-    pub blocked_id: String,
+    pub blocker_id: UserId,
+    pub blocked_id: UserId,
     pub blocked: bool,
     pub seq: u64,
     pub since: String,
@@ -137,49 +117,40 @@ pub struct Block {
 /// The next block state if it changes; `None` when it already holds.
 pub fn next_block(
     current: Option<&Block>,
-    blocker_id: &str,
-    blocked_id: &str,
+    blocker_id: &UserId,
+    blocked_id: &UserId,
     blocked: bool,
 ) -> Option<Block> {
     if current.is_some_and(|c| c.blocked) == blocked {
         return None;
     }
     Some(Block {
-        blocker_id: blocker_id.to_owned(),
-        blocked_id: blocked_id.to_owned(),
+        blocker_id: blocker_id.clone(),
+        blocked_id: blocked_id.clone(),
         blocked,
         seq: current.map_or(0, |c| c.seq) + 1,
         since: shutter_core::now_rfc3339(),
     })
 }
 
-/// The payload of `UserBlocked` and `UserUnblocked`; `seq` orders one pair's changes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BlockEvent {
-    pub blocker_id: String,
-    pub blocked_id: String,
-    pub seq: u64,
-    pub at: String,
-}
-
 impl Block {
-    pub fn event(&self, actor: Option<&str>, correlation_id: &str) -> Envelope {
-        let event_type = if self.blocked {
-            "UserBlocked"
-        } else {
-            "UserUnblocked"
-        };
-        let data = BlockEvent {
+    /// `UserBlocked` or `UserUnblocked`, as this block now stands.
+    pub fn event(&self) -> Event {
+        let facts = BlockFacts {
             blocker_id: self.blocker_id.clone(),
             blocked_id: self.blocked_id.clone(),
             seq: self.seq,
             at: self.since.clone(),
         };
-        Envelope::new(event_type, &self.blocker_id, actor, correlation_id, &data)
+        if self.blocked {
+            Event::UserBlocked(facts)
+        } else {
+            Event::UserUnblocked(facts)
+        }
     }
 }
 
-/// Everything between a viewer and another user that the endpoints decide on.
+/// Everything between a viewer and another user that the use cases decide on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Relation {
     /// The viewer's edge to the other.
@@ -199,51 +170,44 @@ impl Relation {
             .map_or(FollowState::None, |e| e.state)
     }
 
-    pub fn incoming_state(&self) -> FollowState {
-        self.incoming
-            .as_ref()
-            .map_or(FollowState::None, |e| e.state)
+    /// The viewer blocks the other.
+    pub fn blocks(&self) -> bool {
+        self.blocking.as_ref().is_some_and(|b| b.blocked)
+    }
+
+    /// The other blocks the viewer.
+    pub fn is_blocked(&self) -> bool {
+        self.blocked_by.as_ref().is_some_and(|b| b.blocked)
     }
 
     /// Either blocked the other: they are hidden from each other.
     pub fn blocked_either_way(&self) -> bool {
-        self.blocking.as_ref().is_some_and(|b| b.blocked)
-            || self.blocked_by.as_ref().is_some_and(|b| b.blocked)
+        self.blocks() || self.is_blocked()
     }
 }
 
-/// An entry of a followers, following or follow-requests list as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListEntry {
-    /// The entry's position in its list (its sort key).
-    pub position: String,
-    /// The other user of the edge.
-    pub user_id: String,
-    pub at: String,
-}
-
 /// `PUT`/`DELETE /v1/users/{username}/follow` and the follow-request answers.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FollowStatus {
-    pub user_id: String,
+    pub user_id: UserId,
     pub username: String,
     /// Where the follower stands now.
     pub state: FollowState,
 }
 
 /// `PUT`/`DELETE /v1/users/{username}/block` answer.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct BlockStatus {
-    pub user_id: String,
+    pub user_id: UserId,
     pub username: String,
     /// Whether you block the user now.
     pub blocked: bool,
 }
 
 /// One user in a followers or following list.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct FollowEntry {
-    pub user_id: String,
+    pub user_id: UserId,
     pub username: String,
     pub display_name: String,
     /// When this follow started.
@@ -253,7 +217,7 @@ pub struct FollowEntry {
 }
 
 /// `GET /v1/users/{username}/followers` and `/following` answer.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct FollowPage {
     pub items: Vec<FollowEntry>,
     /// Pass as `cursor` for the next page; `null` on the last page.
@@ -261,18 +225,18 @@ pub struct FollowPage {
 }
 
 /// One pending request in `GET /v1/follow-requests`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct FollowRequestEntry {
     /// The request's id: the requester's user id (one request per requester).
-    pub id: String,
-    pub user_id: String,
+    pub id: UserId,
+    pub user_id: UserId,
     pub username: String,
     pub display_name: String,
     pub requested_at: String,
 }
 
 /// `GET /v1/follow-requests` answer.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct FollowRequestPage {
     pub items: Vec<FollowRequestEntry>,
     pub next_cursor: Option<String>,
@@ -282,100 +246,146 @@ pub struct FollowRequestPage {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use shutter_events::EventType;
 
     fn follow(private: bool) -> EdgeAction {
         EdgeAction::Follow { private }
     }
 
+    fn pair() -> (UserId, UserId) {
+        (UserId::generate(), UserId::generate())
+    }
+
     #[test]
     fn following_a_public_account_starts_at_once_and_a_private_one_asks_first() {
-        let public = next_edge(None, "a", "b", follow(false)).unwrap();
+        let (a, b) = pair();
+        // GIVEN no edge WHEN a follows a public b THEN the follow starts at seq 1.
+        let public = next_edge(None, &a, &b, follow(false)).unwrap();
         assert_eq!((public.state, public.seq), (FollowState::Following, 1));
         assert!(public.entry.is_some());
-        let private = next_edge(None, "a", "b", follow(true)).unwrap();
+        // WHEN b is private THEN a asks, and the approval is a new entry at seq 2.
+        let private = next_edge(None, &a, &b, follow(true)).unwrap();
         assert_eq!(private.state, FollowState::Requested);
-        let approved = next_edge(Some(&private), "a", "b", EdgeAction::Approve).unwrap();
+        let approved = next_edge(Some(&private), &a, &b, EdgeAction::Approve).unwrap();
         assert_eq!((approved.state, approved.seq), (FollowState::Following, 2));
         assert_ne!(approved.entry, private.entry);
     }
 
     #[test]
     fn repeated_and_inapplicable_requests_change_nothing() {
-        let following = next_edge(None, "a", "b", follow(false)).unwrap();
-        assert_eq!(next_edge(Some(&following), "a", "b", follow(false)), None);
-        assert_eq!(next_edge(Some(&following), "a", "b", follow(true)), None);
+        let (a, b) = pair();
+        let following = next_edge(None, &a, &b, follow(false)).unwrap();
+        assert_eq!(next_edge(Some(&following), &a, &b, follow(false)), None);
+        assert_eq!(next_edge(Some(&following), &a, &b, follow(true)), None);
         assert_eq!(
-            next_edge(Some(&following), "a", "b", EdgeAction::Approve),
+            next_edge(Some(&following), &a, &b, EdgeAction::Approve),
             None
         );
-        assert_eq!(next_edge(None, "a", "b", EdgeAction::Approve), None);
-        assert_eq!(
-            next_edge(None, "a", "b", EdgeAction::End(EndReason::Withdrawn)),
-            None
-        );
-        let ended = next_edge(
-            Some(&following),
-            "a",
-            "b",
-            EdgeAction::End(EndReason::Withdrawn),
-        )
-        .unwrap();
+        assert_eq!(next_edge(None, &a, &b, EdgeAction::Approve), None);
+        let withdraw = EdgeAction::End(EndReason::Withdrawn);
+        assert_eq!(next_edge(None, &a, &b, withdraw), None);
+        let ended = next_edge(Some(&following), &a, &b, withdraw).unwrap();
         assert_eq!(
             (ended.state, ended.seq, ended.entry.clone()),
             (FollowState::None, 2, None)
         );
-        let again = next_edge(Some(&ended), "a", "b", follow(false)).unwrap();
+        assert_eq!(next_edge(Some(&ended), &a, &b, withdraw), None);
+        // The edge outlives the unfollow: following again counts on.
+        let again = next_edge(Some(&ended), &a, &b, follow(false)).unwrap();
         assert_eq!(again.seq, 3);
     }
 
     #[test]
     fn each_move_names_its_event() {
-        let requested = next_edge(None, "a", "b", follow(true)).unwrap();
-        let kind =
-            |prev, next: &Edge, reason| edge_event(prev, next, reason, Some("a"), "c").event_type;
-        assert_eq!(kind(FollowState::None, &requested, None), "FollowRequested");
-        let declined = next_edge(
-            Some(&requested),
-            "a",
-            "b",
-            EdgeAction::End(EndReason::Declined),
-        )
-        .unwrap();
-        let event = edge_event(
-            FollowState::Requested,
-            &declined,
-            Some(EndReason::Declined),
-            Some("b"),
-            "c",
-        );
-        assert_eq!(event.event_type, "FollowRequestCancelled");
-        assert_eq!(event.aggregate_id, "a");
-        let data: EdgeEvent = event.data().unwrap();
-        assert_eq!((data.seq, data.reason), (2, Some(EndReason::Declined)));
-        let following = next_edge(None, "a", "b", follow(false)).unwrap();
-        assert_eq!(kind(FollowState::None, &following, None), "FollowStarted");
-        let ended = next_edge(
-            Some(&following),
-            "a",
-            "b",
-            EdgeAction::End(EndReason::Blocked),
-        )
-        .unwrap();
+        let (a, b) = pair();
+        let requested = next_edge(None, &a, &b, follow(true)).unwrap();
         assert_eq!(
-            kind(FollowState::Following, &ended, Some(EndReason::Blocked)),
-            "FollowEnded"
+            edge_event(FollowState::None, &requested, follow(true)).event_type(),
+            EventType::FollowRequested
+        );
+        let decline = EdgeAction::End(EndReason::Declined);
+        let declined = next_edge(Some(&requested), &a, &b, decline).unwrap();
+        let event = edge_event(FollowState::Requested, &declined, decline);
+        // Keyed by the follower, whoever acted.
+        assert_eq!(event.aggregate_id(), a.as_str());
+        let Event::FollowRequestCancelled(facts) = event else {
+            panic!("a declined request is cancelled: {event:?}")
+        };
+        assert_eq!((facts.seq, facts.reason), (2, Some(EndReason::Declined)));
+        assert_eq!(
+            (facts.follower_id, facts.followee_id),
+            (a.clone(), b.clone())
+        );
+
+        let following = next_edge(None, &a, &b, follow(false)).unwrap();
+        let started = edge_event(FollowState::None, &following, follow(false));
+        let Event::FollowStarted(facts) = started else {
+            panic!("a follow of a public account starts: {started:?}")
+        };
+        assert_eq!(facts.reason, None, "only an end has a reason");
+        let block = EdgeAction::End(EndReason::Blocked);
+        let ended = next_edge(Some(&following), &a, &b, block).unwrap();
+        assert_eq!(
+            edge_event(FollowState::Following, &ended, block).event_type(),
+            EventType::FollowEnded
+        );
+    }
+
+    #[test]
+    fn the_event_payload_is_the_catalogues_wire_format() {
+        let (a, b) = pair();
+        let requested = next_edge(None, &a, &b, follow(true)).unwrap();
+        let withdraw = EdgeAction::End(EndReason::Withdrawn);
+        let withdrawn = next_edge(Some(&requested), &a, &b, withdraw).unwrap();
+        let data = edge_event(FollowState::Requested, &withdrawn, withdraw)
+            .to_data()
+            .unwrap();
+        assert_eq!(
+            data,
+            serde_json::json!({
+                "follower_id": a.as_str(), "followee_id": b.as_str(), "seq": 2,
+                "at": withdrawn.since, "reason": "withdrawn"
+            })
+        );
+        let data = edge_event(FollowState::None, &requested, follow(true))
+            .to_data()
+            .unwrap();
+        assert!(
+            data.get("reason").is_none(),
+            "no reason unless ended: {data}"
         );
     }
 
     #[test]
     fn blocks_toggle_once_and_count() {
-        let on = next_block(None, "a", "b", true).unwrap();
+        let (a, b) = pair();
+        let on = next_block(None, &a, &b, true).unwrap();
         assert_eq!((on.blocked, on.seq), (true, 1));
-        assert_eq!(next_block(Some(&on), "a", "b", true), None);
-        assert_eq!(next_block(None, "a", "b", false), None);
-        let off = next_block(Some(&on), "a", "b", false).unwrap();
+        assert_eq!(next_block(Some(&on), &a, &b, true), None);
+        assert_eq!(next_block(None, &a, &b, false), None);
+        let off = next_block(Some(&on), &a, &b, false).unwrap();
         assert_eq!((off.blocked, off.seq), (false, 2));
-        assert_eq!(off.event(Some("a"), "c").event_type, "UserUnblocked");
-        assert_eq!(on.event(Some("a"), "c").event_type, "UserBlocked");
+        assert_eq!(off.event().event_type(), EventType::UserUnblocked);
+        assert_eq!(on.event().event_type(), EventType::UserBlocked);
+        assert_eq!(
+            on.event().aggregate_id(),
+            a.as_str(),
+            "keyed by the blocker"
+        );
+    }
+
+    #[test]
+    fn a_block_either_way_hides_the_two_from_each_other() {
+        let (a, b) = pair();
+        let mut rel = Relation::default();
+        assert!(!rel.blocked_either_way());
+        rel.blocked_by = next_block(None, &b, &a, true);
+        assert!(rel.is_blocked() && !rel.blocks() && rel.blocked_either_way());
+        rel.blocked_by = None;
+        rel.blocking = next_block(None, &a, &b, true);
+        assert!(rel.blocks() && !rel.is_blocked() && rel.blocked_either_way());
+        // A lifted block is no block.
+        rel.blocking = next_block(rel.blocking.as_ref(), &a, &b, false);
+        assert!(!rel.blocked_either_way());
     }
 }

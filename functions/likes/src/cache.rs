@@ -9,13 +9,15 @@
 //! published post is likeable as soon as the directory knows it.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use shutter_core::ApiError;
-use shutter_directory::legacy::{Author, Directory, PostRef};
-use shutter_events::legacy::Envelope;
+use shutter_core::{PostId, UserId};
+use shutter_directory::{Access, Author, Directory, PostRef};
+use shutter_events::Envelope;
+use shutter_store::StoreResult;
 
 /// How long a found post or author is reused.
 pub const TTL: Duration = Duration::from_secs(2);
@@ -27,8 +29,8 @@ const CAPACITY: usize = 10_000;
 pub struct CachedDirectory<D> {
     inner: D,
     ttl: Duration,
-    posts: Mutex<HashMap<String, (Instant, PostRef)>>,
-    authors: Mutex<HashMap<String, (Instant, Author)>>,
+    posts: Mutex<HashMap<PostId, (Instant, PostRef)>>,
+    authors: Mutex<HashMap<UserId, (Instant, Author)>>,
 }
 
 impl<D> CachedDirectory<D> {
@@ -42,9 +44,9 @@ impl<D> CachedDirectory<D> {
     }
 }
 
-fn fresh<T: Clone>(
-    map: &Mutex<HashMap<String, (Instant, T)>>,
-    key: &str,
+fn fresh<K: Hash + Eq, T: Clone>(
+    map: &Mutex<HashMap<K, (Instant, T)>>,
+    key: &K,
     ttl: Duration,
 ) -> Option<T> {
     let map = map.lock().ok()?;
@@ -53,7 +55,7 @@ fn fresh<T: Clone>(
         .map(|(_, v)| v.clone())
 }
 
-fn keep<T>(map: &Mutex<HashMap<String, (Instant, T)>>, key: &str, value: T, ttl: Duration) {
+fn keep<K: Hash + Eq, T>(map: &Mutex<HashMap<K, (Instant, T)>>, key: K, value: T, ttl: Duration) {
     if let Ok(mut map) = map.lock() {
         if map.len() >= CAPACITY {
             map.retain(|_, (at, _)| at.elapsed() < ttl);
@@ -61,48 +63,45 @@ fn keep<T>(map: &Mutex<HashMap<String, (Instant, T)>>, key: &str, value: T, ttl:
                 map.clear();
             }
         }
-        map.insert(key.to_owned(), (Instant::now(), value));
+        map.insert(key, (Instant::now(), value));
     }
 }
 
 #[async_trait]
 impl<D: Directory> Directory for CachedDirectory<D> {
-    /// Not kept: a block or an unfollow takes effect as soon as the directory knows it.
-    async fn access(
-        &self,
-        viewer: &str,
-        author: &str,
-    ) -> Result<shutter_directory::legacy::Access, ApiError> {
-        self.inner.access(viewer, author).await
-    }
-
-    async fn author(&self, user_id: &str) -> Result<Option<Author>, ApiError> {
+    async fn author(&self, user_id: &UserId) -> StoreResult<Option<Author>> {
         if let Some(hit) = fresh(&self.authors, user_id, self.ttl) {
             return Ok(Some(hit));
         }
         let found = self.inner.author(user_id).await?;
         if let Some(author) = &found {
-            keep(&self.authors, user_id, author.clone(), self.ttl);
+            keep(&self.authors, user_id.clone(), author.clone(), self.ttl);
         }
         Ok(found)
     }
 
-    async fn author_by_username(&self, username: &str) -> Result<Option<Author>, ApiError> {
+    async fn author_by_username(&self, username: &str) -> StoreResult<Option<Author>> {
         self.inner.author_by_username(username).await
     }
 
-    async fn post(&self, post_id: &str) -> Result<Option<PostRef>, ApiError> {
+    async fn post(&self, post_id: &PostId) -> StoreResult<Option<PostRef>> {
         if let Some(hit) = fresh(&self.posts, post_id, self.ttl) {
             return Ok(Some(hit));
         }
         let found = self.inner.post(post_id).await?;
         if let Some(post) = &found {
-            keep(&self.posts, post_id, post.clone(), self.ttl);
+            keep(&self.posts, post_id.clone(), post.clone(), self.ttl);
         }
         Ok(found)
     }
 
-    async fn apply(&self, event: &Envelope) -> Result<(), ApiError> {
+    /// Not kept: a block or an unfollow takes effect as soon as the directory knows it.
+    async fn access(&self, viewer: &UserId, author: &UserId) -> StoreResult<Access> {
+        self.inner.access(viewer, author).await
+    }
+
+    /// Passed through: the cache keeps only reads, and lags by at most [`TTL`].
+    async fn apply(&self, event: &Envelope) -> StoreResult<()> {
         self.inner.apply(event).await
     }
 }
@@ -111,11 +110,11 @@ impl<D: Directory> Directory for CachedDirectory<D> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use shutter_directory::legacy::MemoryDirectory;
+    use shutter_directory::MemoryDirectory;
 
-    fn ann(private: bool) -> Author {
+    fn ann(id: &UserId, private: bool) -> Author {
         Author {
-            user_id: "a".into(),
+            user_id: id.clone(),
             username: "ann".into(),
             display_name: "Ann".into(),
             private,
@@ -125,30 +124,31 @@ mod tests {
 
     #[tokio::test]
     async fn found_answers_are_reused_for_the_ttl_and_misses_never() {
+        let (a, p) = (UserId::generate(), PostId::generate());
         let cached = CachedDirectory::new(MemoryDirectory::default(), Duration::from_secs(60));
-        assert_eq!(cached.post("p").await.unwrap(), None);
+        assert_eq!(cached.post(&p).await.unwrap(), None);
         cached.inner.add_post(PostRef {
-            post_id: "p".into(),
-            author_id: "a".into(),
+            post_id: p.clone(),
+            author_id: a.clone(),
         });
         assert!(
-            cached.post("p").await.unwrap().is_some(),
+            cached.post(&p).await.unwrap().is_some(),
             "a miss is not kept"
         );
-        cached.inner.add_author(ann(false));
-        assert!(!cached.author("a").await.unwrap().unwrap().private);
-        cached.inner.add_author(ann(true));
+        cached.inner.add_author(ann(&a, false));
+        assert!(!cached.author(&a).await.unwrap().unwrap().private);
+        cached.inner.add_author(ann(&a, true));
         assert!(
-            !cached.author("a").await.unwrap().unwrap().private,
+            !cached.author(&a).await.unwrap().unwrap().private,
             "kept for the ttl"
         );
 
         let expiring = CachedDirectory::new(MemoryDirectory::default(), Duration::ZERO);
-        expiring.inner.add_author(ann(false));
-        expiring.author("a").await.unwrap();
-        expiring.inner.add_author(ann(true));
+        expiring.inner.add_author(ann(&a, false));
+        expiring.author(&a).await.unwrap();
+        expiring.inner.add_author(ann(&a, true));
         assert!(
-            expiring.author("a").await.unwrap().unwrap().private,
+            expiring.author(&a).await.unwrap().unwrap().private,
             "read again after the ttl"
         );
     }

@@ -1,280 +1,377 @@
 //! `likes-directory-events`: keeps the directory of authors and posts from the identity,
-//! profiles and posts topics, and drops the likes of what is deleted. Every effect is
-//! idempotent (directory writes are, deletes are, and erasing a like is conditional on its
-//! `seq`), so Kafka's redeliveries do no harm and no marker per event is needed.
+//! profiles, posts and follows topics, and drops the likes of what is deleted. Every
+//! effect is idempotent (directory writes are, deletes are, and erasing a like is
+//! conditional on its `seq`), so Kafka's redeliveries do no harm and no marker per event
+//! is needed.
 
-use serde::Deserialize;
-use shutter_core::ApiError;
-use shutter_directory::legacy::Directory;
-use shutter_events::legacy::Envelope;
-use shutter_events::{KafkaEvent, PoisonQueue};
+use shutter_core::{PostId, UserId};
+use shutter_directory::Directory;
+use shutter_events::{ConsumeError, Consumer, Envelope, Event, EventSet, EventType};
+use shutter_store::StoreError;
 
-use crate::store::{Commit, LikesCleanup, LikesStore};
+use crate::App;
+use crate::model::erased;
+use crate::store::{self, LikesCleanup, LikesStore};
 
 /// Likes erased per read of the user's index.
 const ERASE_PAGE: usize = 100;
 
-#[derive(Debug, Deserialize)]
-struct UserGone {
-    user_id: String,
-}
+/// How often one like's erasure is tried again when a racing request changed it.
+const ATTEMPTS: usize = 5;
 
-#[derive(Debug, Deserialize)]
-struct PostGone {
-    post_id: String,
-}
-
-/// Applies every record of an MSK batch; poison records go to the DLQ, anything
-/// retryable fails the batch.
-pub async fn directory_events<D, S, Q>(
-    dir: &D,
-    store: &S,
-    poison: &Q,
-    event: &KafkaEvent,
-) -> Result<(), ApiError>
-where
-    D: Directory,
-    S: LikesStore + LikesCleanup,
-    Q: PoisonQueue,
-{
-    shutter_events::legacy::consume(event, poison, |envelope| async move {
-        apply(dir, store, &envelope).await
-    })
-    .await
-}
+/// The one consumer of the service (its binary of the same name).
+pub const DIRECTORY_EVENTS: Consumer = Consumer {
+    name: "likes-directory-events",
+    // The directory's events; of them, these two also erase likes.
+    handles: shutter_directory::EVENTS.union(EventSet::of(&[
+        EventType::UserDeleted,
+        EventType::PostDeleted,
+    ])),
+    summary: "Keeps the likes service's copy of authors and posts; erases a deleted account's likes (each with LikeRemoved) and drops a deleted post's likes.",
+};
 
 /// One event's effects.
-pub async fn apply<D, S>(dir: &D, store: &S, envelope: &Envelope) -> Result<(), ApiError>
+pub async fn apply<S, D>(app: &App<S, D>, envelope: Envelope) -> Result<(), ConsumeError>
 where
-    D: Directory,
     S: LikesStore + LikesCleanup,
+    D: Directory,
 {
-    let bad = |e: shutter_events::legacy::DecodeError| ApiError::invalid("data", e.to_string());
-    match envelope.event_type.as_str() {
-        "UserDeleted" => {
-            let user: UserGone = envelope.data().map_err(bad)?;
+    match &envelope.event {
+        Event::UserDeleted(gone) => {
             // First refuse new likes, then erase the ones made, then forget the author.
-            store.mark_gone(&user.user_id).await?;
-            let erased = erase_likes_of(store, &user.user_id, envelope).await?;
-            dir.apply(envelope).await?;
-            tracing::info!(event_id = %envelope.id, user_id = %user.user_id, erased, "likes of a deleted account erased");
+            app.store.mark_gone(&gone.user_id).await?;
+            let erased = erase_likes_of(app, &gone.user_id, &envelope).await?;
+            app.directory.apply(&envelope).await?;
+            tracing::info!(event_id = %envelope.id, user_id = %gone.user_id, erased, "likes of a deleted account erased");
         }
-        "PostDeleted" => {
-            let post: PostGone = envelope.data().map_err(bad)?;
+        Event::PostDeleted(post) => {
             // First hide the post (no new likes), then drop its likes: no events, the
             // post and its counters are gone.
-            dir.apply(envelope).await?;
-            let deleted = store.delete_post_likes(&post.post_id).await?;
+            app.directory.apply(&envelope).await?;
+            let deleted = app.store.delete_post_likes(&post.post_id).await?;
             tracing::info!(event_id = %envelope.id, post_id = %post.post_id, deleted, "likes of a deleted post dropped");
         }
-        _ => dir.apply(envelope).await?,
+        _ => app.directory.apply(&envelope).await?,
     }
     Ok(())
 }
 
 /// Erases every like `user_id` has, emitting `LikeRemoved` for those that held so the
 /// posts' counters drop. Returns how many likes were erased.
-async fn erase_likes_of<S: LikesStore + LikesCleanup>(
-    store: &S,
-    user_id: &str,
+async fn erase_likes_of<S, D>(
+    app: &App<S, D>,
+    user_id: &UserId,
     cause: &Envelope,
-) -> Result<usize, ApiError> {
+) -> Result<usize, ConsumeError>
+where
+    S: LikesStore + LikesCleanup,
+{
     let mut erased = 0;
     loop {
-        let posts = store.posts_liked_by(user_id, ERASE_PAGE).await?;
+        let posts = app.store.posts_liked_by(user_id, ERASE_PAGE).await?;
         if posts.is_empty() {
             return Ok(erased);
         }
         for post_id in posts {
-            let mut done = false;
-            for _ in 0..5 {
-                let Some(current) = store.state(&post_id, user_id).await? else {
-                    store.forget(user_id, &post_id).await?;
-                    done = true;
-                    break;
-                };
-                let event = current.liked.then(|| {
-                    let mut removed = current.clone();
-                    removed.liked = false;
-                    removed.seq += 1;
-                    removed.entry = None;
-                    removed.at = shutter_core::now_rfc3339();
-                    removed.event(cause.actor.as_deref(), &cause.correlation_id)
-                });
-                if store.erase(&current, event.as_ref()).await? == Commit::Done {
-                    erased += usize::from(current.liked);
-                    done = true;
-                    break;
-                }
-            }
-            if !done {
-                return Err(ApiError::internal(std::io::Error::other(format!(
-                    "the like of post {post_id} by {user_id} kept changing; retry"
-                ))));
+            if erase_like(&app.store, &post_id, user_id, cause).await? {
+                erased += 1;
             }
         }
     }
 }
 
+/// Erases one like; true when it held (and `LikeRemoved` went out).
+async fn erase_like<S: LikesStore + LikesCleanup>(
+    store: &S,
+    post_id: &PostId,
+    user_id: &UserId,
+    cause: &Envelope,
+) -> Result<bool, ConsumeError> {
+    for _ in 0..ATTEMPTS {
+        let Some(current) = store.state(post_id, user_id).await? else {
+            store.forget(user_id, post_id).await?;
+            return Ok(false);
+        };
+        let event = erased(&current)
+            .map(|removed| removed.event(cause.actor.as_ref(), &cause.correlation_id));
+        match store.erase(&current, event.as_ref()).await {
+            Ok(()) => return Ok(current.liked),
+            // A racing request changed the like: read it again.
+            Err(StoreError::Conflict(store::STALE)) => continue,
+            Err(err) => return Err(err.into()),
+        }
+    }
+    // A race, not a bad record: the batch is tried again.
+    Err(ConsumeError::retry_because(format!(
+        "the like of post {post_id} by {user_id} kept changing; retry"
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use base64::Engine;
+    use shutter_directory::{Viewer, visible_post};
+    use shutter_events::{
+        KafkaEvent, KafkaRecord, LikeFacts, MemoryPoisonQueue, PostDeleted, PostFacts, Topic,
+        UserDeleted, UserRegistered,
+    };
+
     use super::*;
     use crate::model::{LikeRequest, transition};
-    use crate::store::memory::MemoryLikesStore;
-    use base64::Engine;
-    use shutter_directory::legacy::{MemoryDirectory, Viewer, visible_post};
-    use shutter_events::{KafkaRecord, MemoryPoisonQueue};
+    use crate::store::ACCOUNT_DELETED;
+    use crate::testing::{TestApp, app, like_events};
 
-    fn event(kind: &str, data: serde_json::Value) -> Envelope {
-        Envelope::new(kind, "agg", Some("actor"), "corr", &data)
+    fn envelope(event: Event) -> Envelope {
+        let actor = UserId::generate();
+        Envelope::new(event, Some(&actor), "corr")
     }
 
-    fn kafka(events: &[Envelope]) -> KafkaEvent {
+    fn record(offset: usize, json: &str) -> KafkaRecord {
+        let mut r = KafkaRecord::default();
+        r.offset = offset as i64;
+        r.value = Some(base64::engine::general_purpose::STANDARD.encode(json));
+        r
+    }
+
+    fn kafka(records: Vec<KafkaRecord>) -> KafkaEvent {
         let mut batch = KafkaEvent::default();
-        for (i, e) in events.iter().enumerate() {
-            let mut r = KafkaRecord::default();
-            r.offset = i as i64;
-            r.value = Some(
-                base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(e).unwrap()),
-            );
-            batch
-                .records
-                .entry("shutter.posts-0".into())
-                .or_default()
-                .push(r);
-        }
+        batch.records.insert("shutter.posts-0".into(), records);
         batch
     }
 
-    async fn like(store: &MemoryLikesStore, post: &str, user: &str) {
-        let current = store.state(post, user).await.unwrap();
-        let next = transition(
-            current.as_ref(),
-            &LikeRequest {
-                post_id: post,
-                post_author_id: "a",
-                user_id: user,
-                username: "u",
-                liked: true,
-            },
+    fn kafka_of(events: &[Envelope]) -> KafkaEvent {
+        kafka(
+            events
+                .iter()
+                .enumerate()
+                .map(|(i, e)| record(i, &e.to_json().unwrap()))
+                .collect(),
         )
-        .unwrap();
-        store
+    }
+
+    async fn consume(
+        app: &TestApp,
+        batch: &KafkaEvent,
+    ) -> (shutter_events::BatchReport, MemoryPoisonQueue) {
+        let poison = MemoryPoisonQueue::default();
+        let report = shutter_events::consume(&DIRECTORY_EVENTS, batch, &poison, |e| apply(app, e))
+            .await
+            .unwrap();
+        (report, poison)
+    }
+
+    fn published(post: &PostId, author: &UserId) -> Envelope {
+        envelope(Event::PostPublished(PostFacts {
+            post_id: post.clone(),
+            author_id: author.clone(),
+            caption: String::new(),
+            location: None,
+            hashtags: vec![],
+            mentions: vec![],
+            created_at: "t".into(),
+            version: 1,
+            media: vec![],
+        }))
+    }
+
+    fn post_deleted(post: &PostId) -> Envelope {
+        let author = UserId::generate();
+        envelope(Event::PostDeleted(PostDeleted {
+            post_id: post.clone(),
+            author_id: author.clone(),
+            deleted_by: author,
+        }))
+    }
+
+    fn user_deleted(user: &UserId) -> Envelope {
+        envelope(Event::UserDeleted(UserDeleted {
+            user_id: user.clone(),
+            username: "ann".into(),
+        }))
+    }
+
+    fn like_request<'a>(post: &'a PostId, author: &'a UserId, user: &'a UserId) -> LikeRequest<'a> {
+        LikeRequest {
+            post_id: post,
+            post_author_id: author,
+            user_id: user,
+            username: "u",
+            liked: true,
+        }
+    }
+
+    /// GIVEN `user` likes `post` (as the use case would commit it).
+    async fn like(app: &TestApp, post: &PostId, user: &UserId) {
+        let author = UserId::generate();
+        let current = app.store.state(post, user).await.unwrap();
+        let next = transition(current.as_ref(), &like_request(post, &author, user)).unwrap();
+        app.store
             .commit(current.as_ref(), &next, &next.event(Some(user), "c"))
             .await
             .unwrap();
     }
 
+    #[test]
+    fn it_handles_the_directorys_events_on_the_topics_it_subscribes_to() {
+        for t in shutter_directory::EVENTS.iter() {
+            assert!(DIRECTORY_EVENTS.handles.contains(t), "{t:?}");
+        }
+        assert_eq!(
+            DIRECTORY_EVENTS
+                .handles
+                .topics()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            [
+                Topic::Identity,
+                Topic::Profiles,
+                Topic::Posts,
+                Topic::Follows
+            ],
+            "template.yaml subscribes likes-directory-events to these"
+        );
+        assert!(!DIRECTORY_EVENTS.handles.contains(EventType::LikeAdded));
+    }
+
     #[tokio::test]
     async fn the_directory_learns_authors_and_posts_from_events() {
-        let (dir, store, poison) = (
-            MemoryDirectory::default(),
-            MemoryLikesStore::default(),
-            MemoryPoisonQueue::default(),
-        );
-        let batch = kafka(&[
-            event(
-                "UserRegistered",
-                serde_json::json!({"user_id": "a", "username": "ann"}),
-            ),
-            event(
-                "PostPublished",
-                serde_json::json!({"post_id": "p", "author_id": "a"}),
-            ),
-        ]);
-        directory_events(&dir, &store, &poison, &batch)
-            .await
-            .unwrap();
+        let app = app();
+        let (ann, bob, post) = (UserId::generate(), UserId::generate(), PostId::generate());
+        let registered = envelope(Event::UserRegistered(UserRegistered {
+            user_id: ann.clone(),
+            username: "ann".into(),
+            created_at: "t".into(),
+        }));
+        let (report, poison) =
+            consume(&app, &kafka_of(&[registered, published(&post, &ann)])).await;
+        assert_eq!(report.handled, 2);
+        assert!(poison.positions().is_empty());
         let viewer = Viewer {
-            user_id: "b",
+            user_id: &bob,
             staff: false,
         };
-        assert_eq!(
-            visible_post(&dir, "p", viewer).await.unwrap().1.username,
-            "ann"
-        );
+        let (_, author) = visible_post(&app.directory, &post, viewer)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(author.username, "ann");
     }
 
     #[tokio::test]
     async fn a_deleted_post_loses_its_likes_without_events() {
-        let (dir, store) = (MemoryDirectory::default(), MemoryLikesStore::default());
-        like(&store, "p", "u1").await;
-        like(&store, "p", "u2").await;
-        like(&store, "q", "u1").await;
-        let events_before = store.events().len();
-        let deleted = event(
-            "PostDeleted",
-            serde_json::json!({"post_id": "p", "author_id": "a"}),
-        );
-        apply(&dir, &store, &deleted).await.unwrap();
-        apply(&dir, &store, &deleted).await.unwrap();
-        assert_eq!(store.items_of_post("p"), 0);
-        assert_eq!(store.items_of_post("q"), 2);
-        assert_eq!(store.events().len(), events_before);
-        assert_eq!(store.posts_liked_by("u1", 10).await.unwrap(), ["q"]);
+        // GIVEN two likes of p and one of q
+        let app = app();
+        let (p, q) = (PostId::generate(), PostId::generate());
+        let (u1, u2) = (UserId::generate(), UserId::generate());
+        like(&app, &p, &u1).await;
+        like(&app, &p, &u2).await;
+        like(&app, &q, &u1).await;
+        let events_before = app.store.events().len();
+        app.directory.apply(&published(&p, &u2)).await.unwrap();
+        // WHEN p's deletion arrives twice
+        let deleted = post_deleted(&p);
+        apply(&app, deleted.clone()).await.unwrap();
+        apply(&app, deleted).await.unwrap();
+        // THEN p is hidden and its likes gone, q's stay, and nothing is emitted
+        assert_eq!(app.directory.post(&p).await.unwrap(), None);
+        assert_eq!(app.store.items_of_post(&p), 0);
+        assert_eq!(app.store.items_of_post(&q), 2);
+        assert_eq!(app.store.events().len(), events_before);
+        assert_eq!(app.store.posts_liked_by(&u1, 10).await.unwrap(), [q]);
     }
 
     #[tokio::test]
     async fn a_deleted_users_likes_are_removed_with_one_event_each_and_no_new_ones() {
-        let (dir, store) = (MemoryDirectory::default(), MemoryLikesStore::default());
-        like(&store, "p", "u1").await;
-        like(&store, "q", "u1").await;
-        like(&store, "p", "u2").await;
-        let deleted = event(
-            "UserDeleted",
-            serde_json::json!({"user_id": "u1", "username": "ann"}),
-        );
-        apply(&dir, &store, &deleted).await.unwrap();
-        apply(&dir, &store, &deleted).await.unwrap();
-        let removed: Vec<_> = store
-            .events()
-            .into_iter()
-            .filter(|e| e.event_type == "LikeRemoved")
-            .collect();
+        // GIVEN u1 likes p and q (and took back a like of r), u2 likes p
+        let app = app();
+        let (p, q, r) = (PostId::generate(), PostId::generate(), PostId::generate());
+        let (u1, u2) = (UserId::generate(), UserId::generate());
+        like(&app, &p, &u1).await;
+        like(&app, &q, &u1).await;
+        like(&app, &p, &u2).await;
+        like(&app, &r, &u1).await;
+        let liked = app.store.state(&r, &u1).await.unwrap().unwrap();
+        let mut unliked = liked.clone();
+        unliked.liked = false;
+        unliked.seq = 2;
+        unliked.entry = None;
+        app.store
+            .commit(Some(&liked), &unliked, &unliked.event(None, "c"))
+            .await
+            .unwrap();
+        let before = app.store.events().len();
+        // WHEN u1's deletion arrives twice
+        let deleted = user_deleted(&u1);
+        apply(&app, deleted.clone()).await.unwrap();
+        apply(&app, deleted.clone()).await.unwrap();
+        // THEN one LikeRemoved per like that held, a redelivery adds none
+        let removed: Vec<_> = like_events(&app.store).split_off(before);
         assert_eq!(
-            removed.len(),
-            2,
-            "one LikeRemoved per like, redelivery adds none"
+            removed,
+            [
+                ("LikeRemoved", u1.clone(), 2),
+                ("LikeRemoved", u1.clone(), 2)
+            ]
         );
-        assert!(removed.iter().all(|e| e.data["seq"] == 2
-            && e.data["user_id"] == "u1"
-            && e.correlation_id == "corr"));
-        assert_eq!(store.items_of_post("p"), 2, "u2's state and entry stay");
-        assert!(store.posts_liked_by("u1", 10).await.unwrap().is_empty());
-        // A token that outlived the account cannot like again.
-        let next = transition(
-            None,
-            &LikeRequest {
-                post_id: "p",
-                post_author_id: "a",
-                user_id: "u1",
-                username: "u",
-                liked: true,
-            },
-        )
-        .unwrap();
-        assert_eq!(
-            store
-                .commit(None, &next, &next.event(None, "c"))
-                .await
-                .unwrap_err()
-                .status(),
-            401
+        let causes = app.store.events().split_off(before);
+        assert!(
+            causes
+                .iter()
+                .all(|e| e.correlation_id == "corr" && e.actor == deleted.actor)
         );
+        // AND u2's like stays, u1's are gone, and so is u1 from the directory
+        assert_eq!(app.store.items_of_post(&p), 2, "u2's state and entry stay");
+        assert_eq!(app.store.state(&r, &u1).await.unwrap(), None);
+        assert!(app.store.posts_liked_by(&u1, 10).await.unwrap().is_empty());
+        // AND a token that outlived the account cannot like again
+        let author = UserId::generate();
+        let next = transition(None, &like_request(&p, &author, &u1)).unwrap();
+        let err = app
+            .store
+            .commit(None, &next, &next.event(None, "c"))
+            .await
+            .unwrap_err();
+        assert!(err.is_conflict(ACCOUNT_DELETED), "{err}");
     }
 
     #[tokio::test]
     async fn undecodable_events_go_to_the_dlq() {
-        let (dir, store, poison) = (
-            MemoryDirectory::default(),
-            MemoryLikesStore::default(),
-            MemoryPoisonQueue::default(),
+        let app = app();
+        let bad_payload = r#"{"id":"01J","type":"PostDeleted","version":1,"occurred_at":"t","actor":null,"aggregate_id":"p","correlation_id":"c","data":{"post":1}}"#;
+        let (report, poison) = consume(&app, &kafka(vec![record(7, bad_payload)])).await;
+        assert_eq!(poison.positions(), ["shutter.posts-0@7"]);
+        assert_eq!(report.poisoned, 1);
+    }
+
+    #[tokio::test]
+    async fn events_it_does_not_handle_or_know_are_skipped_not_poison() {
+        // GIVEN a like event (not handled) and an event type this build does not know
+        let app = app();
+        let like_added = envelope(Event::LikeAdded(LikeFacts {
+            post_id: PostId::generate(),
+            post_author_id: UserId::generate(),
+            user_id: UserId::generate(),
+            seq: 1,
+            at: "t".into(),
+        }));
+        let unknown = r#"{"id":"01J","type":"StoryPosted","version":1,"occurred_at":"t","actor":null,"aggregate_id":"s","correlation_id":"c","data":{}}"#;
+        let batch = kafka(vec![
+            record(1, &like_added.to_json().unwrap()),
+            record(2, unknown),
+        ]);
+        // WHEN consumed THEN both are skipped and counted, none is poison
+        let (report, poison) = consume(&app, &batch).await;
+        assert_eq!(
+            (
+                report.handled,
+                report.ignored,
+                report.unknown,
+                report.poisoned
+            ),
+            (0, 1, 1, 0)
         );
-        let batch = kafka(&[event("PostDeleted", serde_json::json!({"post": 1}))]);
-        directory_events(&dir, &store, &poison, &batch)
-            .await
-            .unwrap();
-        assert_eq!(poison.sent.lock().unwrap().len(), 1);
+        assert!(poison.positions().is_empty());
+        assert!(app.store.events().is_empty());
     }
 }

@@ -3,20 +3,73 @@
 //!
 //! Which posts exist and who may see them comes from the service's own copy of authors
 //! and published posts ([`shutter_directory`]), fed by the `likes-directory-events`
-//! consumer, which also drops a deleted post's likes and a deleted user's likes.
+//! consumer ([`consumer::DIRECTORY_EVENTS`]), which also drops a deleted post's likes and
+//! a deleted user's likes.
 //!
 //! Every change of a (post, user) like emits `LikeAdded` or `LikeRemoved` on
 //! `shutter.likes` (keyed by the post id) through the outbox, in the same transaction as
 //! the change. The posts service counts them; this service keeps no counter.
+//!
+//! Modules: [`model`] (the like rule and its events), [`store`] (the table's ports and
+//! adapters), [`service`] (use cases), [`http`] (the endpoints), [`consumer`] (the
+//! directory consumer), [`cache`] (directory reads kept a few seconds).
 
 pub mod cache;
 pub mod consumer;
-pub mod handlers;
+mod errors;
+pub mod http;
 pub mod model;
+pub mod service;
 pub mod store;
+#[cfg(test)]
+mod testing;
 
-/// The topic that carries this service's events.
-pub const LIKES_TOPIC: &str = "shutter.likes";
+use shutter_core::CursorSigner;
+use shutter_directory::DynamoDirectory;
+use shutter_events::Consumer;
+use shutter_store::{ConfigError, SdkConfig, Table};
 
-/// The directory consumer's name (consumer group, DLQ messages).
-pub const DIRECTORY_CONSUMER: &str = "likes-directory-events";
+use crate::cache::CachedDirectory;
+use crate::store::dynamo::DynamoLikesStore;
+
+/// What every function of the service works with; generic so tests use fakes.
+pub struct App<S, D> {
+    pub store: S,
+    pub directory: D,
+    /// Signs likers-list cursors. Only `likes-list` is built with it ([`Live::from_env`]):
+    /// the other functions may not read the key.
+    pub cursors: Option<CursorSigner>,
+}
+
+/// The deployed App: DynamoDB adapters over the service's table, directory reads cached.
+pub type Live = App<DynamoLikesStore, CachedDirectory<DynamoDirectory>>;
+
+impl Live {
+    /// Everything, the cursor key included: for `likes-list`.
+    pub async fn from_env(aws: &SdkConfig) -> Result<Self, ConfigError> {
+        let cursors = shutter_store::cursor_signer(aws).await?;
+        Ok(App {
+            cursors: Some(cursors),
+            ..Self::for_writes(aws).await?
+        })
+    }
+
+    /// Without the cursor key: for liking, unliking and the consumer, whose cold starts
+    /// then read no secret.
+    pub async fn for_writes(aws: &SdkConfig) -> Result<Self, ConfigError> {
+        let table = Table::from_env(aws, "LIKES_TABLE")?;
+        Ok(App {
+            directory: CachedDirectory::new(
+                DynamoDirectory {
+                    table: table.clone(),
+                },
+                cache::TTL,
+            ),
+            store: DynamoLikesStore { table },
+            cursors: None,
+        })
+    }
+}
+
+/// The service's Kafka consumers.
+pub const CONSUMERS: &[&Consumer] = &[&consumer::DIRECTORY_EVENTS];

@@ -1,6 +1,9 @@
-//! A like as stored, the rule that moves it, and the event it emits.
+//! A like as stored, the rules that move it, and the events it emits: pure decisions, no
+//! I/O.
 
 use serde::{Deserialize, Serialize};
+use shutter_core::{PostId, UserId};
+use shutter_events::{Envelope, Event, LikeFacts};
 use utoipa::ToSchema;
 
 /// The state of one user's like of one post. It outlives an unlike (`liked: false`), so
@@ -8,9 +11,9 @@ use utoipa::ToSchema;
 /// conditional on the `seq` it was read with, so two racing requests cannot both change it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LikeState {
-    pub post_id: String,
-    pub user_id: String,
-    pub post_author_id: String,
+    pub post_id: PostId,
+    pub user_id: UserId,
+    pub post_author_id: UserId,
     pub liked: bool,
     pub seq: u64,
     /// When it last changed (RFC 3339).
@@ -26,9 +29,9 @@ pub struct LikeState {
 /// What a like or unlike asks for.
 #[derive(Debug, Clone)]
 pub struct LikeRequest<'a> {
-    pub post_id: &'a str,
-    pub post_author_id: &'a str,
-    pub user_id: &'a str,
+    pub post_id: &'a PostId,
+    pub post_author_id: &'a UserId,
+    pub user_id: &'a UserId,
     pub username: &'a str,
     pub liked: bool,
 }
@@ -43,9 +46,9 @@ pub fn transition(current: Option<&LikeState>, request: &LikeRequest<'_>) -> Opt
     // The likers list is ordered by the entry's id: its time is the id's own instant.
     let (entry, at) = shutter_core::new_id_and_time();
     Some(LikeState {
-        post_id: request.post_id.to_owned(),
-        user_id: request.user_id.to_owned(),
-        post_author_id: request.post_author_id.to_owned(),
+        post_id: request.post_id.clone(),
+        user_id: request.user_id.clone(),
+        post_author_id: request.post_author_id.clone(),
         liked: request.liked,
         seq: current.map_or(0, |c| c.seq) + 1,
         entry: request.liked.then_some(entry),
@@ -54,29 +57,23 @@ pub fn transition(current: Option<&LikeState>, request: &LikeRequest<'_>) -> Opt
     })
 }
 
-/// The payload of `LikeAdded` and `LikeRemoved`: a contract the posts service consumes.
-/// `seq` orders the changes of one (post, user) like, so a consumer can drop stale or
-/// repeated ones.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LikeEvent {
-    pub post_id: String,
-    pub post_author_id: String,
-    pub user_id: String,
-    pub seq: u64,
-    pub at: String,
+/// What erasing a deleted account's like reports: the like taken back (one more `seq`)
+/// when it held, so the posts' counters drop; `None` when it did not hold, which is
+/// erased without an event.
+pub fn erased(current: &LikeState) -> Option<LikeState> {
+    current.liked.then(|| LikeState {
+        liked: false,
+        seq: current.seq + 1,
+        entry: None,
+        at: shutter_core::now_rfc3339(),
+        ..current.clone()
+    })
 }
 
 impl LikeState {
-    pub fn event_type(&self) -> &'static str {
-        if self.liked {
-            "LikeAdded"
-        } else {
-            "LikeRemoved"
-        }
-    }
-
-    pub fn event_data(&self) -> LikeEvent {
-        LikeEvent {
+    /// The payload of `LikeAdded` and `LikeRemoved`: a contract the posts service consumes.
+    pub fn facts(&self) -> LikeFacts {
+        LikeFacts {
             post_id: self.post_id.clone(),
             post_author_id: self.post_author_id.clone(),
             user_id: self.user_id.clone(),
@@ -85,28 +82,24 @@ impl LikeState {
         }
     }
 
-    /// The event reporting this state, caused by `actor`.
-    pub fn event(
-        &self,
-        actor: Option<&str>,
-        correlation_id: &str,
-    ) -> shutter_events::legacy::Envelope {
-        shutter_events::legacy::Envelope::new(
-            self.event_type(),
-            &self.post_id,
-            actor,
-            correlation_id,
-            &self.event_data(),
-        )
+    /// The event reporting this state (`LikeAdded` while liked, else `LikeRemoved`),
+    /// caused by `actor` within request `correlation_id`.
+    pub fn event(&self, actor: Option<&UserId>, correlation_id: &str) -> Envelope {
+        let event = if self.liked {
+            Event::LikeAdded(self.facts())
+        } else {
+            Event::LikeRemoved(self.facts())
+        };
+        Envelope::new(event, actor, correlation_id)
     }
 }
 
 /// An entry of a post's likers list as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LikerEntry {
-    /// The position in the list (the entry's sort key).
+    /// The position in the list (opaque to all but the store; a page resumes after it).
     pub position: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub username: String,
     pub liked_at: String,
 }
@@ -114,7 +107,7 @@ pub struct LikerEntry {
 /// `PUT` / `DELETE /v1/posts/{id}/like` answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LikeStatus {
-    pub post_id: String,
+    pub post_id: PostId,
     /// Whether the caller likes the post now.
     pub liked: bool,
 }
@@ -122,7 +115,7 @@ pub struct LikeStatus {
 /// One liker in `GET /v1/posts/{id}/likes`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Liker {
-    pub user_id: String,
+    pub user_id: UserId,
     pub username: String,
     pub display_name: String,
     /// When they liked the post (RFC 3339).
@@ -141,12 +134,27 @@ pub struct LikersPage {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use shutter_events::EventType;
 
-    fn request(liked: bool) -> LikeRequest<'static> {
+    struct Ids {
+        post: PostId,
+        author: UserId,
+        user: UserId,
+    }
+
+    fn ids() -> Ids {
+        Ids {
+            post: PostId::generate(),
+            author: UserId::generate(),
+            user: UserId::generate(),
+        }
+    }
+
+    fn request(ids: &Ids, liked: bool) -> LikeRequest<'_> {
         LikeRequest {
-            post_id: "p",
-            post_author_id: "a",
-            user_id: "u",
+            post_id: &ids.post,
+            post_author_id: &ids.author,
+            user_id: &ids.user,
             username: "ann",
             liked,
         }
@@ -154,38 +162,67 @@ mod tests {
 
     #[test]
     fn seq_grows_by_one_on_every_change_and_only_on_a_change() {
-        let first = transition(None, &request(true)).unwrap();
+        // GIVEN no like, WHEN liked, unliked and liked again (with repeats between)
+        let ids = ids();
+        let first = transition(None, &request(&ids, true)).unwrap();
         assert_eq!((first.seq, first.liked), (1, true));
         assert!(first.entry.is_some());
-        assert!(transition(Some(&first), &request(true)).is_none());
-        let second = transition(Some(&first), &request(false)).unwrap();
+        assert!(transition(Some(&first), &request(&ids, true)).is_none());
+        let second = transition(Some(&first), &request(&ids, false)).unwrap();
         assert_eq!(
             (second.seq, second.liked, second.entry.is_none()),
             (2, false, true)
         );
-        assert!(transition(Some(&second), &request(false)).is_none());
-        let third = transition(Some(&second), &request(true)).unwrap();
+        assert!(transition(Some(&second), &request(&ids, false)).is_none());
+        let third = transition(Some(&second), &request(&ids, true)).unwrap();
+        // THEN only the changes count, and each says which event it is
         assert_eq!(third.seq, 3);
-        assert_eq!(third.event_type(), "LikeAdded");
-        assert_eq!(second.event_type(), "LikeRemoved");
+        assert_eq!(third.event(None, "c").event_type(), EventType::LikeAdded);
+        assert_eq!(second.event(None, "c").event_type(), EventType::LikeRemoved);
     }
 
     #[test]
     fn unliking_what_was_never_liked_changes_nothing() {
-        assert!(transition(None, &request(false)).is_none());
+        assert!(transition(None, &request(&ids(), false)).is_none());
     }
 
     #[test]
     fn the_event_payload_is_the_contract() {
-        let state = transition(None, &request(true)).unwrap();
-        let event = state.event(Some("u"), "corr");
-        assert_eq!(event.aggregate_id, "p");
-        let mut keys: Vec<_> = event.data.as_object().unwrap().keys().cloned().collect();
+        // GIVEN a new like, WHEN its event is built
+        let ids = ids();
+        let state = transition(None, &request(&ids, true)).unwrap();
+        let event = state.event(Some(&ids.user), "corr");
+        // THEN it is keyed by the post and carries exactly the contract's fields
+        assert_eq!(event.aggregate_id, ids.post.as_str());
+        assert_eq!(event.actor.as_ref(), Some(&ids.user));
+        let data = event.event.to_data().unwrap();
+        let mut keys: Vec<_> = data.as_object().unwrap().keys().cloned().collect();
         keys.sort();
         assert_eq!(
             keys,
             ["at", "post_author_id", "post_id", "seq", "user_id"].map(str::to_owned)
         );
-        assert_eq!(event.data["seq"], 1);
+        assert_eq!(data["seq"], 1);
+        assert_eq!(data["post_author_id"], ids.author.as_str());
+    }
+
+    #[test]
+    fn erasing_reports_a_held_like_as_removed_and_a_lapsed_one_not_at_all() {
+        // GIVEN a like that holds and one taken back
+        let ids = ids();
+        let liked = transition(None, &request(&ids, true)).unwrap();
+        let unliked = transition(Some(&liked), &request(&ids, false)).unwrap();
+        // WHEN each is erased
+        let removed = erased(&liked).unwrap();
+        // THEN only the held one is reported, one seq on, without its list entry
+        assert_eq!(
+            (removed.liked, removed.seq, removed.entry.as_deref()),
+            (false, 2, None)
+        );
+        assert_eq!(
+            removed.event(None, "c").event_type(),
+            EventType::LikeRemoved
+        );
+        assert_eq!(erased(&unliked), None);
     }
 }

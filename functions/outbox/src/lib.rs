@@ -1,142 +1,35 @@
-//! The outbox publisher: reads INSERTs of outbox items from a service table's stream and
-//! sends each event to its topic, keyed by aggregate id.
+//! The outbox service: the two functions that carry events from the services' tables to
+//! Kafka.
 //!
-//! Records are published in stream order. The first failure stops the batch and is
-//! reported as the batch item failure, so Lambda retries from that record and no later
-//! record overtakes it (one aggregate's events stay in order). A record that can never be
-//! published (not an envelope) is poison: it is logged and skipped here rather than
-//! blocking the shard, and the stream mapping's on-failure destination is for the rest.
+//! - [`publisher`] (`outbox-publisher`): reads the INSERTs of outbox items from a service
+//!   table's stream and sends each event to its topic, keyed by its aggregate, in order;
+//! - [`topics`] (`outbox-topics`): the CloudFormation custom resource that creates the
+//!   Kafka topics it is given.
+//!
+//! Both work with one Kafka client ([`kafka`]), built once per cold start, and run on the
+//! Lambda runtime through `shutter_events::run_function`.
 
+pub mod publisher;
 pub mod topics;
 
-use std::future::Future;
+use shutter_events::publisher::{KafkaPublisher, KafkaSettings, PublishError};
+use shutter_store::{ConfigError, SdkConfig};
 
-use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use serde_json::Value;
-use shutter_events::OutboxMessage;
-
-/// Where messages go: Kafka in production, a recorder in unit tests.
-pub trait Sink {
-    fn send(&self, msg: &OutboxMessage) -> impl Future<Output = Result<(), String>> + Send;
+/// Why a function cannot start: it refuses to, and Lambda reports the cold start failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Kafka(#[from] PublishError),
 }
 
-impl Sink for shutter_events::publisher::KafkaPublisher {
-    async fn send(&self, msg: &OutboxMessage) -> Result<(), String> {
-        self.publish(msg).await.map_err(|e| e.to_string())
-    }
-}
-
-/// Handles one DynamoDB Streams batch (as raw JSON: the Lambda event shape).
-pub async fn handle<S: Sink>(sink: &S, event: &Value) -> DynamoDbEventResponse {
-    let mut response = DynamoDbEventResponse::default();
-    let records = event
-        .get("Records")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    for record in &records {
-        let seq = record
-            .pointer("/dynamodb/SequenceNumber")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        if record.get("eventName").and_then(Value::as_str) != Some("INSERT") {
-            continue;
-        }
-        let Some(image) = record.pointer("/dynamodb/NewImage") else {
-            continue;
-        };
-        let msg = match OutboxMessage::from_image(image) {
-            None => continue,
-            Some(Err(err)) => {
-                tracing::error!(sequence_number = %seq, error = %err, "poison outbox item skipped");
-                continue;
-            }
-            Some(Ok(msg)) => msg,
-        };
-        if let Err(err) = sink.send(&msg).await {
-            tracing::warn!(sequence_number = %seq, event_id = %msg.event_id, error = %err, "publish failed; batch retried from here");
-            let mut failure = DynamoDbBatchItemFailure::default();
-            failure.item_identifier = Some(seq);
-            response.batch_item_failures.push(failure);
-            break;
-        }
-        tracing::info!(event_id = %msg.event_id, event_type = %msg.event_type, topic = %msg.topic, "event published");
-    }
-    response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::Mutex;
-
-    use shutter_events::legacy::Envelope;
-
-    #[derive(Default)]
-    struct Recorder {
-        sent: Mutex<Vec<String>>,
-        fail_on: Option<String>,
-    }
-
-    impl Sink for Recorder {
-        async fn send(&self, msg: &OutboxMessage) -> Result<(), String> {
-            if self.fail_on.as_deref() == Some(msg.event_id.as_str()) {
-                return Err("broker down".into());
-            }
-            self.sent.lock().unwrap().push(msg.event_id.clone());
-            Ok(())
-        }
-    }
-
-    fn record(seq: &str, name: &str, env: Option<&Envelope>) -> Value {
-        let image = match env {
-            Some(env) => serde_json::json!({
-                "pk": {"S": format!("OUTBOX#{}", env.id)}, "sk": {"S": "OUTBOX"},
-                "topic": {"S": "shutter.identity"}, "event": {"S": serde_json::to_string(env).unwrap()}
-            }),
-            None => serde_json::json!({"pk": {"S": "USER#1"}, "sk": {"S": "ACCOUNT"}}),
-        };
-        serde_json::json!({"eventName": name, "dynamodb": {"SequenceNumber": seq, "NewImage": image}})
-    }
-
-    fn env() -> Envelope {
-        Envelope::new("UserRegistered", "u1", None, "c", &serde_json::json!({}))
-    }
-
-    #[tokio::test]
-    async fn publishes_outbox_inserts_only_in_order() {
-        let (a, b) = (env(), env());
-        let batch = serde_json::json!({"Records": [
-            record("1", "INSERT", Some(&a)), record("2", "INSERT", None),
-            record("3", "REMOVE", Some(&b)), record("4", "INSERT", Some(&b)),
-        ]});
-        let sink = Recorder::default();
-        let resp = handle(&sink, &batch).await;
-        assert!(resp.batch_item_failures.is_empty());
-        assert_eq!(*sink.sent.lock().unwrap(), vec![a.id, b.id]);
-    }
-
-    #[tokio::test]
-    async fn a_failure_stops_the_batch_and_is_reported() {
-        let (a, b, c) = (env(), env(), env());
-        let batch = serde_json::json!({"Records": [
-            record("1", "INSERT", Some(&a)), record("2", "INSERT", Some(&b)), record("3", "INSERT", Some(&c)),
-        ]});
-        let sink = Recorder {
-            fail_on: Some(b.id.clone()),
-            ..Default::default()
-        };
-        let resp = handle(&sink, &batch).await;
-        assert_eq!(resp.batch_item_failures.len(), 1);
-        assert_eq!(
-            resp.batch_item_failures[0].item_identifier.as_deref(),
-            Some("2")
-        );
-        assert_eq!(
-            *sink.sent.lock().unwrap(),
-            vec![a.id],
-            "c must not overtake b"
-        );
-    }
+/// The Kafka client of both functions: MSK with IAM in AWS, the devstack's broker
+/// locally. It connects on first use, so a cold start does not fail while the brokers
+/// are briefly unreachable.
+pub async fn kafka(aws: &SdkConfig) -> Result<KafkaPublisher, SetupError> {
+    Ok(KafkaPublisher::new(
+        &KafkaSettings::from_env(aws).await?,
+        aws,
+    )?)
 }

@@ -11,10 +11,37 @@
 
 use async_trait::async_trait;
 use serde_json::Value;
-use shutter_core::ApiError;
+use shutter_events::publisher::{KafkaPublisher, PublishError};
 use shutter_http::custom_resource::{
-    CustomResourceRequest, CustomResourceResponse, Responder, answer,
+    AnswerError, CustomResourceRequest, CustomResourceResponse, HttpResponder, Responder,
 };
+use shutter_store::SdkConfig;
+
+use crate::SetupError;
+
+/// The physical id CloudFormation knows the resource by.
+const PHYSICAL_ID: &str = "shutter-kafka-topics";
+
+/// Why the resource failed; CloudFormation shows it as the reason the deploy failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicsError {
+    /// The resource's properties (or the request) are not what it takes: nothing is
+    /// created.
+    #[error("invalid input in {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    /// The cluster could not be reached, or refused.
+    #[error(transparent)]
+    Cluster(#[from] PublishError),
+}
+
+impl TopicsError {
+    fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
 
 /// What creating topics needs of the cluster.
 #[async_trait]
@@ -25,20 +52,37 @@ pub trait TopicAdmin: Send + Sync {
         name: &str,
         partitions: i32,
         replication: i16,
-    ) -> Result<bool, ApiError>;
+    ) -> Result<bool, PublishError>;
 }
 
 #[async_trait]
-impl TopicAdmin for shutter_events::publisher::KafkaPublisher {
+impl TopicAdmin for KafkaPublisher {
     async fn create_topic(
         &self,
         name: &str,
         partitions: i32,
         replication: i16,
-    ) -> Result<bool, ApiError> {
-        shutter_events::publisher::KafkaPublisher::create_topic(self, name, partitions, replication)
-            .await
-            .map_err(ApiError::internal)
+    ) -> Result<bool, PublishError> {
+        KafkaPublisher::create_topic(self, name, partitions, replication).await
+    }
+}
+
+/// What the function works with: the cluster, and where answers go.
+#[derive(Debug)]
+pub struct Topics<A, R> {
+    pub admin: A,
+    pub responder: R,
+}
+
+/// The deployed function's dependencies.
+pub type Live = Topics<KafkaPublisher, HttpResponder>;
+
+impl Live {
+    pub async fn from_env(aws: &SdkConfig) -> Result<Self, SetupError> {
+        Ok(Topics {
+            admin: crate::kafka(aws).await?,
+            responder: HttpResponder::default(),
+        })
     }
 }
 
@@ -51,19 +95,19 @@ pub struct TopicsSpec {
 }
 
 impl TopicsSpec {
-    pub fn from_properties(props: &Value) -> Result<Self, ApiError> {
+    pub fn from_properties(props: &Value) -> Result<Self, TopicsError> {
         let topics: Vec<String> = props["Topics"]
             .as_array()
-            .ok_or_else(|| ApiError::invalid("Topics", "a list of topic names is required"))?
+            .ok_or_else(|| TopicsError::invalid("Topics", "a list of topic names is required"))?
             .iter()
             .map(|t| {
                 t.as_str()
                     .map(str::to_owned)
-                    .ok_or_else(|| ApiError::invalid("Topics", "each topic is a name"))
+                    .ok_or_else(|| TopicsError::invalid("Topics", "each topic is a name"))
             })
             .collect::<Result<_, _>>()?;
         if topics.is_empty() {
-            return Err(ApiError::invalid("Topics", "at least one topic"));
+            return Err(TopicsError::invalid("Topics", "at least one topic"));
         }
         for t in &topics {
             // Kafka's own rule for topic names.
@@ -74,7 +118,7 @@ impl TopicsSpec {
                 && t.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
             if !legal {
-                return Err(ApiError::invalid(
+                return Err(TopicsError::invalid(
                     "Topics",
                     format!("{t:?} is not a legal topic name"),
                 ));
@@ -82,14 +126,14 @@ impl TopicsSpec {
         }
         let partitions = number(props, "Partitions", 3)?;
         if !(1..=1000).contains(&partitions) {
-            return Err(ApiError::invalid("Partitions", "between 1 and 1000"));
+            return Err(TopicsError::invalid("Partitions", "between 1 and 1000"));
         }
         let replication = number(props, "ReplicationFactor", -1)?;
         let replication_factor = i16::try_from(replication)
             .ok()
             .filter(|r| *r == -1 || (1..=7).contains(r))
             .ok_or_else(|| {
-                ApiError::invalid("ReplicationFactor", "-1 (the cluster's default) or 1 to 7")
+                TopicsError::invalid("ReplicationFactor", "-1 (the cluster's default) or 1 to 7")
             })?;
         Ok(Self {
             topics,
@@ -100,21 +144,21 @@ impl TopicsSpec {
 }
 
 /// A number property: CloudFormation sends every scalar as a string; the devstack may not.
-fn number(props: &Value, name: &'static str, default: i32) -> Result<i32, ApiError> {
+fn number(props: &Value, name: &'static str, default: i32) -> Result<i32, TopicsError> {
     match &props[name] {
         Value::Null => Some(default),
         Value::Number(n) => n.as_i64().and_then(|n| i32::try_from(n).ok()),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
-    .ok_or_else(|| ApiError::invalid(name, "a whole number"))
+    .ok_or_else(|| TopicsError::invalid(name, "a whole number"))
 }
 
 /// Creates the missing topics; the reason names the ones made and the ones kept.
 pub async fn create_topics<A: TopicAdmin>(
     admin: &A,
     spec: &TopicsSpec,
-) -> Result<String, ApiError> {
+) -> Result<String, TopicsError> {
     let (mut made, mut kept) = (Vec::new(), Vec::new());
     for topic in &spec.topics {
         if admin
@@ -134,24 +178,24 @@ pub async fn create_topics<A: TopicAdmin>(
     ))
 }
 
-/// Handles one custom resource request and answers CloudFormation.
+/// Handles one custom resource request and answers CloudFormation, whatever the outcome
+/// (a stack never waits an hour for a silent resource).
 pub async fn handle<A: TopicAdmin, R: Responder>(
-    admin: &A,
-    responder: &R,
-    request: &CustomResourceRequest,
-) -> Result<CustomResourceResponse, ApiError> {
+    app: &Topics<A, R>,
+    request: CustomResourceRequest,
+) -> Result<CustomResourceResponse, AnswerError> {
     let outcome = match request.request_type.as_str() {
         "Create" | "Update" => match TopicsSpec::from_properties(&request.resource_properties) {
-            Ok(spec) => create_topics(admin, &spec).await,
+            Ok(spec) => create_topics(&app.admin, &spec).await,
             Err(e) => Err(e),
         },
         "Delete" => Ok("topics kept".to_owned()),
-        other => Err(ApiError::invalid(
+        other => Err(TopicsError::invalid(
             "RequestType",
             format!("{other} is not a request type"),
         )),
     };
-    answer(responder, request, "shutter-kafka-topics", outcome).await
+    shutter_http::custom_resource::answer(&app.responder, &request, PHYSICAL_ID, outcome).await
 }
 
 #[cfg(test)]
@@ -163,21 +207,25 @@ mod tests {
 
     use super::*;
 
+    /// A cluster with some topics already there, recording what it is asked to create.
     #[derive(Default)]
-    struct Fake {
+    struct Cluster {
         existing: Vec<&'static str>,
+        down: bool,
         created: Mutex<Vec<(String, i32, i16)>>,
-        sent: Mutex<Vec<CustomResourceResponse>>,
     }
 
     #[async_trait]
-    impl TopicAdmin for Fake {
+    impl TopicAdmin for Cluster {
         async fn create_topic(
             &self,
             name: &str,
             partitions: i32,
             replication: i16,
-        ) -> Result<bool, ApiError> {
+        ) -> Result<bool, PublishError> {
+            if self.down {
+                return Err(PublishError::Setup("brokers unreachable".into()));
+            }
             if self.existing.contains(&name) {
                 return Ok(false);
             }
@@ -189,11 +237,24 @@ mod tests {
         }
     }
 
+    /// CloudFormation's side: the answers it received.
+    #[derive(Default)]
+    struct Recorder {
+        sent: Mutex<Vec<CustomResourceResponse>>,
+    }
+
     #[async_trait]
-    impl Responder for Fake {
-        async fn respond(&self, _url: &str, r: &CustomResourceResponse) -> Result<(), ApiError> {
+    impl Responder for Recorder {
+        async fn respond(&self, _url: &str, r: &CustomResourceResponse) -> Result<(), AnswerError> {
             self.sent.lock().unwrap().push(r.clone());
             Ok(())
+        }
+    }
+
+    fn app(cluster: Cluster) -> Topics<Cluster, Recorder> {
+        Topics {
+            admin: cluster,
+            responder: Recorder::default(),
         }
     }
 
@@ -208,24 +269,23 @@ mod tests {
 
     #[tokio::test]
     async fn creates_the_missing_topics_with_the_partitions_cloudformation_sends_as_strings() {
-        let fake = Fake {
+        let app = app(Cluster {
             existing: vec!["shutter.identity"],
-            ..Fake::default()
-        };
+            ..Cluster::default()
+        });
         let props = json!({"Topics": ["shutter.identity", "shutter.posts"], "Partitions": "6", "ReplicationFactor": "-1"});
-        let r = handle(&fake, &fake, &request("Create", props))
-            .await
-            .unwrap();
+        let r = handle(&app, request("Create", props)).await.unwrap();
         assert_eq!(r.status, "SUCCESS");
         assert_eq!(
             r.reason,
             "created [shutter.posts], already there [shutter.identity]"
         );
         assert_eq!(
-            *fake.created.lock().unwrap(),
+            *app.admin.created.lock().unwrap(),
             [("shutter.posts".to_owned(), 6, -1)]
         );
         assert_eq!(r.physical_resource_id, "shutter-kafka-topics");
+        assert_eq!(*app.responder.sent.lock().unwrap(), [r]);
     }
 
     #[tokio::test]
@@ -239,23 +299,45 @@ mod tests {
             json!({"Topics": ["ok"], "ReplicationFactor": "0"}),
             json!({"Topics": [".."]}),
         ] {
-            let fake = Fake::default();
-            let r = handle(&fake, &fake, &request("Update", props.clone()))
+            let app = app(Cluster::default());
+            let r = handle(&app, request("Update", props.clone()))
                 .await
                 .unwrap();
             assert_eq!(r.status, "FAILED", "{props}");
-            assert!(fake.created.lock().unwrap().is_empty());
-            assert_eq!(fake.sent.lock().unwrap().len(), 1, "answered: {props}");
+            assert!(
+                r.reason.starts_with("KafkaTopics: invalid input in "),
+                "{}",
+                r.reason
+            );
+            assert!(app.admin.created.lock().unwrap().is_empty());
+            assert_eq!(
+                app.responder.sent.lock().unwrap().len(),
+                1,
+                "answered: {props}"
+            );
         }
     }
 
     #[tokio::test]
     async fn delete_keeps_the_topics_and_answers() {
-        let fake = Fake::default();
-        let r = handle(&fake, &fake, &request("Delete", json!({"Topics": ["x"]})))
+        let app = app(Cluster::default());
+        let r = handle(&app, request("Delete", json!({"Topics": ["x"]})))
             .await
             .unwrap();
         assert_eq!((r.status, r.reason.as_str()), ("SUCCESS", "topics kept"));
-        assert!(fake.created.lock().unwrap().is_empty());
+        assert!(app.admin.created.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_cluster_fails_the_deploy_with_the_reason() {
+        let app = app(Cluster {
+            down: true,
+            ..Cluster::default()
+        });
+        let props = json!({"Topics": ["shutter.posts"]});
+        let r = handle(&app, request("Create", props)).await.unwrap();
+        assert_eq!(r.status, "FAILED");
+        assert_eq!(r.reason, "KafkaTopics: kafka: brokers unreachable");
+        assert_eq!(app.responder.sent.lock().unwrap().len(), 1);
     }
 }

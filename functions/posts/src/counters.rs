@@ -1,12 +1,13 @@
-//! `posts-events`, the posts service's MSK consumer:
-//! - engagement (`shutter.likes`, `shutter.comments`) becomes `like_count`,
-//!   `comment_count` and the `liked_by_me` markers;
-//! - authors (`shutter.identity`, `shutter.profiles`) go to the directory;
+//! `posts-events`, the posts service's Kafka consumer:
+//! - engagement (`LikeAdded`, `LikeRemoved`, `CommentAdded`, `CommentDeleted`) becomes
+//!   `like_count`, `comment_count` and the `liked_by_me` markers, with
+//!   `PostEngagementChanged`;
+//! - authors, follows and blocks go to the directory (who may see whose posts);
 //! - `PostDeleted` removes the post's media; `UserDeleted` deletes the user's posts.
 //!
 //! Counters on a hot post: one post's events share a Kafka partition (keyed by post id),
 //! so one consumer sees them in order, and a batch of up to 100 becomes one BatchGetItem
-//! and one transaction per 99 changes: the post item takes one write per batch, not one
+//! and one transaction per 98 changes: the post item takes one write per batch, not one
 //! per like. Each (post, user) like and each comment has a marker holding the sequence
 //! number of the last change applied; a change applies only if its number is higher, and
 //! the counter moves by the difference in "counted" state, in the same transaction. So
@@ -15,91 +16,68 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Deserialize;
-use shutter_core::ApiError;
-use shutter_directory::legacy::Directory;
-use shutter_events::legacy::{Envelope, decode_kafka_event};
-use shutter_events::{KafkaEvent, PoisonQueue};
+use shutter_core::{PostId, UserId};
+use shutter_directory::Directory;
+use shutter_events::{
+    Batch, ConsumeError, Consumer, EngagementChanged, Envelope, Event, EventSet, EventType,
+    PostDeleted,
+};
 use shutter_media::MediaStore;
-use shutter_store::dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
-use shutter_store::{n, s};
+use shutter_store::StoreError;
 
-use crate::store::{PostsStore, post_pk};
+use crate::App;
+use crate::model::{Counter, Marker, MarkerId, media_prefix, uploads_prefix};
+use crate::store::{self, Index, MarkerWrite, PostsStore, Tally};
 
-/// One change of one marker: `LIKE#<user>` or `COMMENT#<id>` under a post.
+pub const EVENTS: Consumer = Consumer {
+    name: "posts-events",
+    handles: shutter_directory::EVENTS.union(EventSet::of(&[
+        EventType::LikeAdded,
+        EventType::LikeRemoved,
+        EventType::CommentAdded,
+        EventType::CommentDeleted,
+        EventType::PostDeleted,
+        EventType::UserDeleted,
+    ])),
+    summary: "Counts likes and comments into the posts' counters (PostEngagementChanged); keeps the posts service's directory; removes a deleted post's media and a deleted account's posts.",
+};
+
+/// One change of one marker of a post.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
-    pub post_id: String,
-    pub marker: String,
+    pub post_id: PostId,
+    pub marker: MarkerId,
     pub seq: u64,
     pub counted: bool,
-    pub counter: Counter,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Counter {
-    Likes,
-    Comments,
-}
-
-impl Counter {
-    fn attribute(self) -> &'static str {
-        match self {
-            Self::Likes => "like_count",
-            Self::Comments => "comment_count",
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct LikeFacts {
-    post_id: String,
-    user_id: String,
-    seq: u64,
-}
-
-#[derive(Debug, Deserialize)]
-struct CommentFacts {
-    post_id: String,
-    comment_id: String,
 }
 
 /// The marker change an engagement event asks for; `None` for other events.
-pub fn change_of(event: &Envelope) -> Result<Option<Change>, ApiError> {
-    let bad = |e: shutter_events::legacy::DecodeError| ApiError::invalid("data", e.to_string());
-    let like = |counted: bool| -> Result<Option<Change>, ApiError> {
-        let f: LikeFacts = event.data().map_err(bad)?;
-        Ok(Some(Change {
-            post_id: f.post_id,
-            marker: format!("LIKE#{}", f.user_id),
-            seq: f.seq,
-            counted,
-            counter: Counter::Likes,
-        }))
+pub fn change_of(event: &Event) -> Option<Change> {
+    let like = |f: &shutter_events::LikeFacts, counted| Change {
+        post_id: f.post_id.clone(),
+        marker: MarkerId::Like(f.user_id.clone()),
+        seq: f.seq,
+        counted,
     };
     // A comment is added once and deleted once: its sequence is 1 then 2.
-    let comment = |seq: u64| -> Result<Option<Change>, ApiError> {
-        let f: CommentFacts = event.data().map_err(bad)?;
-        Ok(Some(Change {
-            post_id: f.post_id,
-            marker: format!("COMMENT#{}", f.comment_id),
-            seq,
-            counted: seq == 1,
-            counter: Counter::Comments,
-        }))
+    let comment = |post_id: &PostId, comment_id: &shutter_core::CommentId, seq: u64| Change {
+        post_id: post_id.clone(),
+        marker: MarkerId::Comment(comment_id.clone()),
+        seq,
+        counted: seq == 1,
     };
-    match event.event_type.as_str() {
-        "LikeAdded" => like(true),
-        "LikeRemoved" => like(false),
-        "CommentAdded" => comment(1),
-        "CommentDeleted" => comment(2),
-        _ => Ok(None),
+    match event {
+        Event::LikeAdded(f) => Some(like(f, true)),
+        Event::LikeRemoved(f) => Some(like(f, false)),
+        Event::CommentAdded(c) => Some(comment(&c.post_id, &c.comment_id, 1)),
+        Event::CommentDeleted(c) => Some(comment(&c.post_id, &c.comment_id, 2)),
+        _ => None,
     }
 }
 
 /// The last change per marker of one post, in marker order.
 pub fn latest_per_marker(changes: Vec<Change>) -> Vec<Change> {
-    let mut latest: BTreeMap<String, Change> = BTreeMap::new();
+    let mut latest: BTreeMap<MarkerId, Change> = BTreeMap::new();
     for c in changes {
         match latest.get(&c.marker) {
             Some(seen) if seen.seq >= c.seq => {}
@@ -111,17 +89,10 @@ pub fn latest_per_marker(changes: Vec<Change>) -> Vec<Change> {
     latest.into_values().collect()
 }
 
-/// What a marker holds: the last sequence applied and whether it counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Marker {
-    pub seq: u64,
-    pub counted: bool,
-}
-
 /// The changes that apply over `stored`, and how each counter moves.
 pub fn plan(
     changes: &[Change],
-    stored: &HashMap<String, Marker>,
+    stored: &HashMap<MarkerId, Marker>,
 ) -> (Vec<Change>, HashMap<Counter, i64>) {
     let mut applied = Vec::new();
     let mut deltas: HashMap<Counter, i64> = HashMap::new();
@@ -131,276 +102,160 @@ pub fn plan(
             continue;
         }
         let was = old.is_some_and(|m| m.counted);
-        *deltas.entry(c.counter).or_default() += i64::from(c.counted) - i64::from(was);
+        *deltas.entry(c.marker.counter()).or_default() += i64::from(c.counted) - i64::from(was);
         applied.push(c.clone());
     }
     (applied, deltas)
 }
 
-async fn stored_markers(
-    store: &PostsStore,
-    post_id: &str,
-    changes: &[Change],
-) -> Result<HashMap<String, Marker>, ApiError> {
-    let keys = changes
-        .iter()
-        .map(|c| (post_pk(post_id), c.marker.clone()))
-        .collect();
-    let mut out = HashMap::new();
-    for item in store.batch_get(keys).await? {
-        let (Some(AttributeValue::S(sk)), Some(AttributeValue::N(seq))) =
-            (item.get("sk"), item.get("seq"))
-        else {
-            continue;
-        };
-        let counted = matches!(item.get("counted"), Some(AttributeValue::Bool(true)));
-        out.insert(
-            sk.clone(),
-            Marker {
-                seq: seq.parse().unwrap_or(0),
-                counted,
-            },
-        );
-    }
-    Ok(out)
-}
-
-fn internal(e: impl std::error::Error + Send + Sync + 'static) -> ApiError {
-    ApiError::internal(e)
-}
-
 /// Markers per transaction: with the post's update and the event, 100 items at most.
 const MARKERS_PER_TRANSACTION: usize = 98;
 
-/// The payload of `PostEngagementChanged`: how one counter transaction moved the post's
-/// counters. Emitted in that transaction, so a consumer that applies each event once (by
-/// its id) keeps an exact copy of the counts (the feed does).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
-pub struct EngagementChanged {
-    pub post_id: String,
-    pub like_delta: i64,
-    pub comment_delta: i64,
+/// How often a tally is read and written again when a marker changed meanwhile.
+const MAX_ATTEMPTS: usize = 5;
+
+/// The consumer: see the module documentation. Engagement is gathered per post and
+/// counted after the rest of the batch is applied.
+pub async fn apply<S: PostsStore, M: MediaStore, D: Directory>(
+    app: &App<S, M, D>,
+    mut batch: Batch,
+) -> Result<Batch, ConsumeError> {
+    let mut engagement: BTreeMap<PostId, Vec<Change>> = BTreeMap::new();
+    let records = batch.records().to_vec();
+    for record in &records {
+        if let Some(change) = change_of(&record.envelope.event) {
+            engagement
+                .entry(change.post_id.clone())
+                .or_default()
+                .push(change);
+            continue;
+        }
+        match apply_other(app, &record.envelope).await {
+            Ok(()) => {}
+            Err(ConsumeError::Poison(reason)) => batch.poison(record, reason),
+            Err(retry) => return Err(retry),
+        }
+    }
+    for (post_id, changes) in engagement {
+        count(&app.store, &post_id, changes).await?;
+    }
+    Ok(batch)
 }
 
 /// Applies one post's changes: markers, counters and the event together, 98 markers a
 /// transaction.
-async fn apply_post(
-    store: &PostsStore,
-    post_id: &str,
+async fn count<S: PostsStore>(
+    store: &S,
+    post_id: &PostId,
     changes: Vec<Change>,
-) -> Result<(), ApiError> {
+) -> Result<(), ConsumeError> {
     let changes = latest_per_marker(changes);
     for chunk in changes.chunks(MARKERS_PER_TRANSACTION) {
+        let markers: Vec<MarkerId> = chunk.iter().map(|c| c.marker.clone()).collect();
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let stored = stored_markers(store, post_id, chunk).await?;
+            let stored = store.markers(post_id, &markers).await?;
             let (applied, deltas) = plan(chunk, &stored);
             if applied.is_empty() {
                 break;
             }
-            let mut items = Vec::with_capacity(applied.len() + 1);
-            for c in &applied {
-                let mut put = Put::builder()
-                    .table_name(&store.table.name)
-                    .item("pk", s(post_pk(post_id)))
-                    .item("sk", s(&c.marker))
-                    .item("seq", n(c.seq))
-                    .item("counted", AttributeValue::Bool(c.counted));
-                put = match stored.get(&c.marker) {
-                    Some(m) => put
-                        .condition_expression("seq = :old")
-                        .expression_attribute_values(":old", n(m.seq)),
-                    None => put.condition_expression("attribute_not_exists(pk)"),
-                };
-                items.push(
-                    TransactWriteItem::builder()
-                        .put(put.build().map_err(internal)?)
-                        .build(),
-                );
-            }
-            let mut adds = Vec::new();
-            let mut update = Update::builder()
-                .table_name(&store.table.name)
-                .key("pk", s(post_pk(post_id)))
-                .key("sk", s("POST"))
-                .condition_expression("attribute_exists(pk)");
-            for (i, (counter, delta)) in deltas.iter().filter(|(_, d)| **d != 0).enumerate() {
-                adds.push(format!("{} :d{i}", counter.attribute()));
-                update = update.expression_attribute_values(format!(":d{i}"), n(delta));
-            }
-            if !adds.is_empty() {
-                let update = update
-                    .update_expression(format!("ADD {}", adds.join(", ")))
-                    .build()
-                    .map_err(internal)?;
-                items.push(TransactWriteItem::builder().update(update).build());
-                let delta = |c| deltas.get(&c).copied().unwrap_or(0);
-                let event = Envelope::new(
-                    "PostEngagementChanged",
-                    post_id,
+            let delta = |c| deltas.get(&c).copied().unwrap_or(0);
+            let (like_delta, comment_delta) = (delta(Counter::Likes), delta(Counter::Comments));
+            let event = (like_delta != 0 || comment_delta != 0).then(|| {
+                Envelope::new(
+                    Event::PostEngagementChanged(EngagementChanged {
+                        post_id: post_id.clone(),
+                        like_delta,
+                        comment_delta,
+                    }),
                     None,
                     &format!("engagement-{post_id}"),
-                    &EngagementChanged {
-                        post_id: post_id.to_owned(),
-                        like_delta: delta(Counter::Likes),
-                        comment_delta: delta(Counter::Comments),
-                    },
-                );
-                items.push(shutter_events::legacy::outbox_put(
-                    &store.table.name,
-                    crate::store::TOPIC,
-                    &event,
-                ));
-            }
-            match store.transact_raw(items).await {
+                )
+            });
+            let tally = Tally {
+                post_id: post_id.clone(),
+                markers: applied
+                    .iter()
+                    .map(|c| MarkerWrite {
+                        marker: c.marker.clone(),
+                        previous: stored.get(&c.marker).map(|m| m.seq),
+                        seq: c.seq,
+                        counted: c.counted,
+                    })
+                    .collect(),
+                like_delta,
+                comment_delta,
+                event,
+            };
+            match store.tally(&tally).await {
                 Ok(()) => break,
-                Err(reasons) if shutter_store::condition_failed_at(&reasons, applied.len()) => {
+                Err(StoreError::Conflict(store::POST_GONE)) => {
                     // The post is gone: its counters no longer matter.
-                    tracing::info!(post_id, "engagement for a deleted post ignored");
+                    tracing::info!(%post_id, "engagement for a deleted post ignored");
                     return Ok(());
                 }
-                Err(reasons)
-                    if attempts < 5 && reasons.iter().any(|r| r == "ConditionalCheckFailed") =>
-                {
-                    continue;
-                }
-                Err(_) => {
-                    return Err(ApiError::internal(std::io::Error::other(
-                        "counter transaction failed",
-                    )));
-                }
+                // Another delivery moved a marker meanwhile: read them again.
+                Err(StoreError::Conflict(store::MARKER_CHANGED)) if attempts < MAX_ATTEMPTS => {}
+                Err(err) => return Err(err.into()),
             }
         }
     }
     Ok(())
 }
 
-#[derive(Debug, Deserialize)]
-struct Deleted {
-    post_id: String,
-    author_id: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct UserGone {
-    user_id: String,
-}
-
-/// The consumer: see the module documentation.
-pub async fn posts_events<M: MediaStore, D: Directory, Q: PoisonQueue>(
-    store: &PostsStore,
-    media: &M,
-    directory: &D,
-    poison: &Q,
-    event: &KafkaEvent,
-) -> Result<(), ApiError> {
-    let mut engagement: BTreeMap<String, Vec<Change>> = BTreeMap::new();
-    for record in decode_kafka_event(event) {
-        let envelope = match record.event {
-            Ok(e) => e,
-            Err(err) => {
-                tracing::error!(position = %record.position, error = %err, "poison record sent to the DLQ");
-                poison.send(&record.position, &err.to_string(), "").await?;
-                continue;
-            }
-        };
-        let result = match change_of(&envelope) {
-            Ok(Some(change)) => {
-                engagement
-                    .entry(change.post_id.clone())
-                    .or_default()
-                    .push(change);
-                Ok(())
-            }
-            Ok(None) => apply_other(store, media, directory, &envelope).await,
-            Err(e) => Err(e),
-        };
-        if let Err(err) = result {
-            if err.is_retryable() {
-                return Err(err);
-            }
-            tracing::error!(position = %record.position, event_id = %envelope.id, error = %err, "poison event sent to the DLQ");
-            poison
-                .send(
-                    &record.position,
-                    &err.to_string(),
-                    &serde_json::to_string(&envelope).unwrap_or_default(),
-                )
-                .await?;
-        }
-    }
-    for (post_id, changes) in engagement {
-        apply_post(store, &post_id, changes).await?;
-    }
-    Ok(())
-}
-
-async fn apply_other<M: MediaStore, D: Directory>(
-    store: &PostsStore,
-    media: &M,
-    directory: &D,
+async fn apply_other<S: PostsStore, M: MediaStore, D: Directory>(
+    app: &App<S, M, D>,
     envelope: &Envelope,
-) -> Result<(), ApiError> {
-    let bad = |e: shutter_events::legacy::DecodeError| ApiError::invalid("data", e.to_string());
-    match envelope.event_type.as_str() {
-        "PostDeleted" => {
-            let d: Deleted = envelope.data().map_err(bad)?;
+) -> Result<(), ConsumeError> {
+    app.directory.apply(envelope).await?;
+    match &envelope.event {
+        Event::PostDeleted(gone) => {
             // Safe to repeat: deleting what is gone is a no-op.
-            media
-                .delete_prefix(&format!("post-media/{}/", d.post_id))
+            app.media
+                .delete_prefix(&media_prefix(&gone.post_id))
                 .await?;
-            Ok(media
-                .delete_prefix(&format!("post-uploads/{}/{}/", d.author_id, d.post_id))
-                .await?)
+            app.media
+                .delete_prefix(&uploads_prefix(&gone.author_id, &gone.post_id))
+                .await?;
+            Ok(())
         }
-        "UserDeleted" => {
-            directory.apply(envelope).await?;
-            let user: UserGone = envelope.data().map_err(bad)?;
-            delete_posts_of(store, &user.user_id, envelope).await
-        }
-        _ => directory.apply(envelope).await,
+        Event::UserDeleted(gone) => delete_posts_of(&app.store, &gone.user_id, envelope).await,
+        _ => Ok(()),
     }
 }
 
 /// Deletes every post of a deleted account, each with its `PostDeleted`.
-async fn delete_posts_of(
-    store: &PostsStore,
-    user_id: &str,
+async fn delete_posts_of<S: PostsStore>(
+    store: &S,
+    user_id: &UserId,
     cause: &Envelope,
-) -> Result<(), ApiError> {
+) -> Result<(), ConsumeError> {
+    let index = Index::Author(user_id.clone());
     loop {
-        let (items, _) = store
-            .index_page(&format!("AUTHOR#{user_id}"), 25, None)
-            .await?;
-        if items.is_empty() {
+        let page = store.page(&index, 25, None).await?;
+        if page.entries.is_empty() {
             return Ok(());
         }
-        for item in items {
-            let Some(AttributeValue::S(post_id)) = item.get("post_id") else {
+        for entry in page.entries {
+            let Some(post) = store.post(&entry.post_id).await? else {
+                // An entry without its post would be met on every pass: drop it.
+                store.drop_entry(&index, &entry.post_id).await?;
                 continue;
             };
-            let Some(post) = store.get(post_id).await? else {
-                // An index item without its post would be met on every pass: drop it.
-                store
-                    .delete_index_item(
-                        &format!("AUTHOR#{user_id}"),
-                        &crate::store::post_pk(post_id),
-                    )
-                    .await?;
-                continue;
-            };
-            let data = serde_json::json!({"post_id": post.id, "author_id": post.author_id, "deleted_by": user_id});
             let event = Envelope::new(
-                "PostDeleted",
-                &post.id,
+                Event::PostDeleted(PostDeleted {
+                    post_id: post.id.clone(),
+                    author_id: post.author_id.clone(),
+                    deleted_by: user_id.clone(),
+                }),
                 Some(user_id),
                 &cause.correlation_id,
-                &data,
             );
-            match store.delete_post(&post, &event).await {
-                Ok(()) | Err(ApiError::Conflict { .. }) => {}
-                Err(e) => return Err(e),
+            match store.delete(&post, &event).await {
+                // Changed meanwhile (its media settled): the next pass meets it again.
+                Ok(()) | Err(StoreError::Conflict(store::STALE)) => {}
+                Err(err) => return Err(err.into()),
             }
         }
     }
@@ -409,26 +264,109 @@ async fn delete_posts_of(
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use shutter_core::CommentId;
+    use shutter_events::{
+        BatchReport, CommentAdded, CommentDeleted, KafkaEvent, KafkaRecord, LikeFacts,
+        MemoryPoisonQueue, UserDeleted,
+    };
 
-    fn like(user: &str, seq: u64) -> Change {
+    use super::*;
+    use crate::model::PostStatus;
+    use crate::testing::{TestApp, app, event_types, post, user};
+
+    fn like(user: &UserId, seq: u64) -> Change {
         Change {
-            post_id: "p".into(),
-            marker: format!("LIKE#{user}"),
+            post_id: PostId::trusted("p"),
+            marker: MarkerId::Like(user.clone()),
             seq,
             counted: seq % 2 == 1,
-            counter: Counter::Likes,
         }
+    }
+
+    fn like_event(post: &PostId, user: &UserId, seq: u64, added: bool) -> Envelope {
+        let facts = LikeFacts {
+            post_id: post.clone(),
+            post_author_id: UserId::generate(),
+            user_id: user.clone(),
+            seq,
+            at: "t".into(),
+        };
+        let event = if added {
+            Event::LikeAdded(facts)
+        } else {
+            Event::LikeRemoved(facts)
+        };
+        Envelope::new(event, Some(user), "c")
+    }
+
+    fn comment_events(post: &PostId) -> (Envelope, Envelope) {
+        let (comment_id, author_id) = (CommentId::generate(), UserId::generate());
+        let added = Event::CommentAdded(CommentAdded {
+            comment_id: comment_id.clone(),
+            post_id: post.clone(),
+            author_id: author_id.clone(),
+            reply_to: None,
+            text: "hi".into(),
+            hashtags: vec![],
+            mentions: vec![],
+            created_at: "t".into(),
+        });
+        let deleted = Event::CommentDeleted(CommentDeleted {
+            comment_id,
+            post_id: post.clone(),
+            author_id: author_id.clone(),
+            deleted_by: author_id,
+        });
+        (
+            Envelope::new(added, None, "c"),
+            Envelope::new(deleted, None, "c"),
+        )
+    }
+
+    fn kafka(values: &[String]) -> KafkaEvent {
+        let mut event = KafkaEvent::default();
+        for (offset, value) in values.iter().enumerate() {
+            let mut record = KafkaRecord::default();
+            record.offset = offset as i64;
+            record.value = Some(STANDARD.encode(value));
+            event.records.entry("t-0".into()).or_default().push(record);
+        }
+        event
+    }
+
+    /// Runs the consumer on one MSK batch of `envelopes`, as Lambda would.
+    async fn consume(
+        app: &TestApp,
+        envelopes: &[&Envelope],
+    ) -> (Result<BatchReport, ConsumeError>, MemoryPoisonQueue) {
+        let values: Vec<String> = envelopes.iter().map(|e| e.to_json().unwrap()).collect();
+        consume_raw(app, &values).await
+    }
+
+    async fn consume_raw(
+        app: &TestApp,
+        values: &[String],
+    ) -> (Result<BatchReport, ConsumeError>, MemoryPoisonQueue) {
+        let queue = MemoryPoisonQueue::default();
+        let batch = Batch::decode(&EVENTS, &kafka(values));
+        let result = match apply(app, batch).await {
+            Ok(batch) => batch.finish(&EVENTS, &queue).await,
+            Err(err) => Err(err),
+        };
+        (result, queue)
     }
 
     #[test]
     fn duplicates_and_replays_move_a_counter_once() {
+        let (a, b, c) = (UserId::generate(), UserId::generate(), UserId::generate());
         let batch = latest_per_marker(vec![
-            like("a", 1),
-            like("a", 1),
-            like("b", 1),
-            like("c", 1),
-            like("c", 2),
+            like(&a, 1),
+            like(&a, 1),
+            like(&b, 1),
+            like(&c, 1),
+            like(&c, 2),
         ]);
         let (applied, deltas) = plan(&batch, &HashMap::new());
         assert_eq!(applied.len(), 3);
@@ -453,47 +391,39 @@ mod tests {
 
     #[test]
     fn an_older_change_never_undoes_a_newer_one() {
+        let a = UserId::generate();
         let stored = HashMap::from([(
-            "LIKE#a".to_owned(),
+            MarkerId::Like(a.clone()),
             Marker {
                 seq: 2,
                 counted: false,
             },
         )]);
-        let (applied, _) = plan(&[like("a", 1)], &stored);
+        let (applied, _) = plan(&[like(&a, 1)], &stored);
         assert!(applied.is_empty());
-        let (applied, deltas) = plan(&[like("a", 3)], &stored);
+        let (applied, deltas) = plan(&[like(&a, 3)], &stored);
         assert_eq!((applied.len(), deltas[&Counter::Likes]), (1, 1));
     }
 
     #[test]
     fn comments_count_once_and_uncount_once() {
-        let added = Envelope::new(
-            "CommentAdded",
-            "p",
-            None,
-            "c",
-            &serde_json::json!({"post_id": "p", "comment_id": "k", "author_id": "u"}),
-        );
-        let deleted = Envelope::new(
-            "CommentDeleted",
-            "p",
-            None,
-            "c",
-            &serde_json::json!({"post_id": "p", "comment_id": "k", "author_id": "u"}),
-        );
-        let a = change_of(&added).unwrap().unwrap();
-        let d = change_of(&deleted).unwrap().unwrap();
+        let post = PostId::generate();
+        let (added, deleted) = comment_events(&post);
+        let a = change_of(&added.event).unwrap();
+        let d = change_of(&deleted.event).unwrap();
         let (_, deltas) = plan(
             &latest_per_marker(vec![a.clone(), a.clone()]),
             &HashMap::new(),
         );
         assert_eq!(deltas[&Counter::Comments], 1);
         // Deleted before its add was seen (or with it): never counted.
-        let (_, deltas) = plan(&latest_per_marker(vec![d.clone(), a]), &HashMap::new());
+        let (_, deltas) = plan(
+            &latest_per_marker(vec![d.clone(), a.clone()]),
+            &HashMap::new(),
+        );
         assert_eq!(deltas[&Counter::Comments], 0);
         let stored = HashMap::from([(
-            "COMMENT#k".to_owned(),
+            a.marker,
             Marker {
                 seq: 1,
                 counted: true,
@@ -502,17 +432,171 @@ mod tests {
         assert_eq!(plan(&[d], &stored).1[&Counter::Comments], -1);
     }
 
-    #[test]
-    fn malformed_engagement_is_a_4xx_poison() {
-        let bad = Envelope::new(
-            "LikeAdded",
-            "p",
-            None,
-            "c",
-            &serde_json::json!({"post_id": "p"}),
+    #[tokio::test]
+    async fn malformed_engagement_is_poison_and_other_events_are_not_engagement() {
+        let app = app();
+        let bad = r#"{"id":"01J","type":"LikeAdded","version":1,"occurred_at":"t","actor":null,"aggregate_id":"p","correlation_id":"c","data":{"post_id":"p"}}"#;
+        let (result, queue) = consume_raw(&app, &[bad.to_owned()]).await;
+        assert_eq!(result.unwrap().poisoned, 1);
+        assert_eq!(queue.positions(), vec!["t-0@0"]);
+        let ann = UserId::generate();
+        let created =
+            Event::PostCreated(crate::testing::post(&app, &ann, PostStatus::Pending).facts());
+        assert_eq!(change_of(&created), None);
+        assert!(!EVENTS.handles.contains(EventType::PostCreated));
+    }
+
+    #[tokio::test]
+    async fn likes_and_comments_are_counted_once_however_often_delivered() {
+        let app = app();
+        let (ann, bob, cat) = (
+            user(&app, "ann", false),
+            UserId::generate(),
+            UserId::generate(),
         );
-        assert!(!change_of(&bad).unwrap_err().is_retryable());
-        let other = Envelope::new("PostCreated", "p", None, "c", &serde_json::json!({}));
-        assert_eq!(change_of(&other).unwrap(), None);
+        let post = post(&app, &ann, PostStatus::Published);
+        let (comment, _) = comment_events(&post.id);
+        let (bob_likes, cat_likes) = (
+            like_event(&post.id, &bob, 1, true),
+            like_event(&post.id, &cat, 1, true),
+        );
+        let batch = [&bob_likes, &bob_likes, &cat_likes, &comment];
+        // WHEN the batch is delivered, then delivered again
+        let (first, _) = consume(&app, &batch).await;
+        assert_eq!(first.unwrap().handled, 4);
+        let (again, queue) = consume(&app, &batch).await;
+        again.unwrap();
+        // THEN each like and the comment counted once, with one event saying so
+        let stored = app.store.stored(&post.id).unwrap();
+        assert_eq!((stored.like_count, stored.comment_count), (2, 1));
+        let events = app.store.events();
+        let [changed] = events.as_slice() else {
+            panic!("one event: {events:?}")
+        };
+        assert_eq!(
+            changed.event,
+            Event::PostEngagementChanged(EngagementChanged {
+                post_id: post.id.clone(),
+                like_delta: 2,
+                comment_delta: 1,
+            })
+        );
+        assert_eq!(changed.correlation_id, format!("engagement-{}", post.id));
+        assert!(queue.positions().is_empty());
+        let liked = app
+            .store
+            .liked_by(&bob, std::slice::from_ref(&post.id))
+            .await
+            .unwrap();
+        assert!(liked.contains(&post.id));
+        // An unlike (a newer seq) takes it back; a late older like does not undo it.
+        let unlike = like_event(&post.id, &bob, 2, false);
+        consume(&app, &[&unlike, &bob_likes]).await.0.unwrap();
+        assert_eq!(app.store.stored(&post.id).unwrap().like_count, 1);
+        assert!(
+            app.store
+                .liked_by(&bob, std::slice::from_ref(&post.id))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn engagement_for_a_deleted_post_changes_nothing() {
+        let app = app();
+        let gone = PostId::generate();
+        let (result, queue) =
+            consume(&app, &[&like_event(&gone, &UserId::generate(), 1, true)]).await;
+        result.unwrap();
+        assert!(queue.positions().is_empty());
+        assert!(app.store.events().is_empty());
+    }
+
+    #[tokio::test]
+    async fn unavailable_storage_fails_the_batch_for_a_retry() {
+        let app = app();
+        let ann = user(&app, "ann", false);
+        let post = post(&app, &ann, PostStatus::Published);
+        app.store.set_unavailable(true);
+        let (result, queue) = consume(&app, &[&like_event(&post.id, &ann, 1, true)]).await;
+        assert!(matches!(result, Err(ConsumeError::Retry(_))), "{result:?}");
+        assert!(queue.positions().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_deleted_accounts_posts_are_deleted_each_with_its_event() {
+        let app = app();
+        let (ann, bob) = (user(&app, "ann", false), user(&app, "bob", false));
+        let (first, second) = (
+            post(&app, &ann, PostStatus::Published),
+            post(&app, &ann, PostStatus::Pending),
+        );
+        let kept = post(&app, &bob, PostStatus::Published);
+        let gone = Envelope::new(
+            Event::UserDeleted(UserDeleted {
+                user_id: ann.clone(),
+                username: "ann".into(),
+            }),
+            Some(&ann),
+            "corr-gone",
+        );
+        // WHEN ann's account is deleted (and the event delivered twice)
+        consume(&app, &[&gone]).await.0.unwrap();
+        consume(&app, &[&gone]).await.0.unwrap();
+        // THEN her posts are gone, each with one PostDeleted; bob's stays
+        assert_eq!(app.store.stored(&first.id), None);
+        assert_eq!(app.store.stored(&second.id), None);
+        assert!(app.store.stored(&kept.id).is_some());
+        let deleted: Vec<PostDeleted> = app
+            .store
+            .events()
+            .into_iter()
+            .map(|e| {
+                assert_eq!(
+                    (e.actor.as_ref(), e.correlation_id.as_str()),
+                    (Some(&ann), "corr-gone")
+                );
+                match e.event {
+                    Event::PostDeleted(d) => d,
+                    other => panic!("not PostDeleted: {other:?}"),
+                }
+            })
+            .collect();
+        assert_eq!(deleted.len(), 2);
+        assert!(
+            deleted
+                .iter()
+                .all(|d| d.author_id == ann && d.deleted_by == ann)
+        );
+        // The directory forgot her.
+        assert_eq!(app.directory.author(&ann).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_deleted_posts_media_are_removed() {
+        let app = app();
+        let ann = user(&app, "ann", false);
+        let (post, other) = (PostId::generate(), PostId::generate());
+        for key in [
+            format!("post-media/{post}/m/display.jpg"),
+            format!("post-uploads/{ann}/{post}/m.jpg"),
+            format!("post-media/{other}/m/display.jpg"),
+        ] {
+            app.media.upload(&key, "image/jpeg", vec![1]);
+        }
+        let deleted = Envelope::new(
+            Event::PostDeleted(PostDeleted {
+                post_id: post.clone(),
+                author_id: ann.clone(),
+                deleted_by: ann.clone(),
+            }),
+            Some(&ann),
+            "c",
+        );
+        consume(&app, &[&deleted]).await.0.unwrap();
+        let left: Vec<String> = app.media.objects.lock().unwrap().keys().cloned().collect();
+        assert_eq!(left, vec![format!("post-media/{other}/m/display.jpg")]);
+        assert!(event_types(&app).is_empty());
     }
 }

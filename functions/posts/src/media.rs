@@ -1,19 +1,21 @@
-//! Media processing: S3 tells an SQS queue of each upload; this checks that the object is
-//! what was declared (real type by magic bytes, size), re-encodes images so no metadata
-//! survives (EXIF, GPS, XMP: only pixels are kept, turned upright first), writes a display
-//! size and a thumbnail, and settles the media item. When every item of a post is
-//! settled the post is published (or rejected when none is usable), with its event.
+//! `posts-media-uploaded`: S3 tells an SQS queue of each upload; this checks that the
+//! object is what was declared (real type by magic bytes, size), re-encodes images so no
+//! metadata survives (EXIF, GPS, XMP: only pixels are kept, turned upright first), writes
+//! a display size and a thumbnail, and settles the media item. When every item of a post
+//! is settled the post is published (or rejected when none is usable), with its event.
 
 use std::io::Cursor;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
-use shutter_core::ApiError;
-use shutter_events::legacy::Envelope;
+use shutter_core::{MediaId, PostId};
+use shutter_events::{Envelope, Event};
 use shutter_media::{MediaStore, MediaType};
+use shutter_store::{StoreError, StoreResult};
 
-use crate::model::{MediaStatus, PostFacts, PostStatus, max_bytes};
-use crate::store::PostsStore;
+use crate::App;
+use crate::model::{MediaStatus, PostStatus, max_bytes, parse_upload_key, rendition_key};
+use crate::store::{self, PostsStore};
 
 pub const DISPLAY_WIDTH: u32 = 1080;
 pub const THUMBNAIL_SIZE: u32 = 320;
@@ -114,62 +116,56 @@ fn encode(image: &DynamicImage, media_type: MediaType) -> Result<Vec<u8>, image:
     Ok(out.into_inner())
 }
 
-/// `post-uploads/<author>/<post>/<media>.<ext>` -> (author, post, media).
-fn parse_upload_key(key: &str) -> Option<(&str, &str, &str)> {
-    let mut parts = key.split('/');
-    match (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) {
-        (Some("post-uploads"), Some(author), Some(post), Some(file), None) => {
-            Some((author, post, file.split('.').next().unwrap_or(file)))
-        }
-        _ => None,
-    }
-}
-
 /// The SQS consumer: only messages that failed for a retryable reason are reported, so
 /// the rest of the batch is not processed again; after three failures a message goes to
 /// the queue's DLQ.
-pub async fn media_uploaded<M: MediaStore>(
-    store: &PostsStore,
-    media: &M,
+pub async fn media_uploaded<S: PostsStore, M: MediaStore, D>(
+    app: &App<S, M, D>,
     event: &SqsEvent,
 ) -> SqsBatchResponse {
-    shutter_media::for_each_upload(event, |key| async move {
-        settle_upload(store, media, &key).await
-    })
-    .await
+    shutter_media::for_each_upload(event, |key| async move { settle_upload(app, &key).await }).await
 }
 
-async fn settle_upload<M: MediaStore>(
-    store: &PostsStore,
-    media: &M,
+/// [`media_uploaded`] as a Lambda handler: it never fails as a whole (failures are the
+/// batch's item failures).
+pub async fn on_uploads<S: PostsStore, M: MediaStore, D>(
+    app: &App<S, M, D>,
+    event: SqsEvent,
+) -> Result<SqsBatchResponse, std::convert::Infallible> {
+    Ok(media_uploaded(app, &event).await)
+}
+
+/// Checks and processes one upload, and settles its media item. An object that belongs
+/// to no pending item (unknown, or redelivered after it was settled) is deleted.
+pub(crate) async fn settle_upload<S: PostsStore, M: MediaStore, D>(
+    app: &App<S, M, D>,
     key: &str,
-) -> Result<(), ApiError> {
-    let Some((author, post_id, media_id)) = parse_upload_key(key) else {
+) -> StoreResult<()> {
+    let (store, media) = (&app.store, &app.media);
+    let named = parse_upload_key(key).and_then(|(author, post, media)| {
+        let post = PostId::parse("post", post).ok()?;
+        Some((author, post, MediaId::parse("media", media).ok()?))
+    });
+    let Some((author, post_id, media_id)) = named else {
         tracing::warn!(
             key,
             "object outside post-uploads/<author>/<post>/<media>; deleted"
         );
-        return Ok(media.delete(key).await?);
+        return media.delete(key).await;
     };
-    let Some(post) = store.get(post_id).await? else {
-        return Ok(media.delete(key).await?);
+    let Some(post) = store.post(&post_id).await? else {
+        return media.delete(key).await;
     };
     let Some(item) = post
         .media
         .iter()
         .find(|m| m.id == media_id && post.author_id == author && m.upload_key == key)
     else {
-        return Ok(media.delete(key).await?);
+        return media.delete(key).await;
     };
     if item.status != MediaStatus::Pending {
         // Redelivered after it was settled.
-        return Ok(media.delete(key).await?);
+        return media.delete(key).await;
     }
     let Some(bytes) = media.get(key).await? else {
         return Ok(());
@@ -177,19 +173,18 @@ async fn settle_upload<M: MediaStore>(
     let outcome = tokio::task::block_in_place(|| process(&bytes, item.media_type));
     let mut keys = (None, None);
     if let Ok(r) = &outcome {
-        let base = format!("post-media/{post_id}/{media_id}");
-        let display_key = format!("{base}/display.{}", r.media_type.extension());
+        let display_key = rendition_key(&post_id, &media_id, "display", r.media_type);
         media
             .put(&display_key, r.media_type, r.display.clone())
             .await?;
         if let Some(thumb) = &r.thumbnail {
-            let thumb_key = format!("{base}/thumbnail.{}", r.media_type.extension());
+            let thumb_key = rendition_key(&post_id, &media_id, "thumbnail", r.media_type);
             media.put(&thumb_key, r.media_type, thumb.clone()).await?;
             keys.1 = Some(thumb_key);
         }
         keys.0 = Some(display_key);
     }
-    settle(store, post_id, media_id, &outcome, keys).await?;
+    settle(store, &post_id, &media_id, &outcome, keys).await?;
     // The upload itself (with its metadata) is never served.
     media.delete(key).await?;
     match outcome {
@@ -199,21 +194,25 @@ async fn settle_upload<M: MediaStore>(
     Ok(())
 }
 
+/// How often a post is read and written again when another item of it settled
+/// meanwhile.
+const SETTLE_ATTEMPTS: usize = 8;
+
 /// Records the media item's outcome and, once all are settled, publishes the post; a
 /// concurrent change (another item of the same post) is met by reading again.
-async fn settle(
-    store: &PostsStore,
-    post_id: &str,
-    media_id: &str,
+async fn settle<S: PostsStore>(
+    store: &S,
+    post_id: &PostId,
+    media_id: &MediaId,
     outcome: &Result<Renditions, Refusal>,
     (display_key, thumbnail_key): (Option<String>, Option<String>),
-) -> Result<(), ApiError> {
-    for _ in 0..8 {
-        let Some(before) = store.get(post_id).await? else {
+) -> StoreResult<()> {
+    for _ in 0..SETTLE_ATTEMPTS {
+        let Some(before) = store.post(post_id).await? else {
             return Ok(());
         };
         let mut post = before.clone();
-        let Some(item) = post.media.iter_mut().find(|m| m.id == media_id) else {
+        let Some(item) = post.media.iter_mut().find(|m| m.id == *media_id) else {
             return Ok(());
         };
         if item.status != MediaStatus::Pending {
@@ -238,23 +237,19 @@ async fn settle(
             if post.status == PostStatus::Published {
                 post.published_at = Some(shutter_core::now_rfc3339());
                 events.push(Envelope::new(
-                    "PostPublished",
-                    post_id,
+                    Event::PostPublished(post.facts()),
                     Some(&post.author_id),
                     &shutter_core::new_id(),
-                    &PostFacts::from(&post),
                 ));
             }
         }
-        match store.save(before.version, &before, &post, &events).await {
-            Ok(()) => return Ok(()),
-            Err(ApiError::Conflict { .. }) => continue,
-            Err(e) => return Err(e),
+        match store.save(&before, &post, &events).await {
+            Err(StoreError::Conflict(store::STALE)) => continue,
+            other => return other,
         }
     }
-    Err(ApiError::internal(std::io::Error::other(
-        "the post kept changing",
-    )))
+    // It kept changing: the message is retried later.
+    Err(StoreError::Conflict(store::STALE))
 }
 
 /// Test material for this crate's and the end-to-end tests.
@@ -340,13 +335,110 @@ mod tests {
         assert!(process(&[], MediaType::Png).is_err());
     }
 
-    #[test]
-    fn upload_keys_name_author_post_and_media() {
-        assert_eq!(
-            parse_upload_key("post-uploads/u/p/m.jpg"),
-            Some(("u", "p", "m"))
+    /// GIVEN a pending post of ann's with one JPEG declared.
+    fn pending() -> (crate::testing::TestApp, crate::model::Post) {
+        let app = crate::testing::app();
+        let ann = crate::testing::user(&app, "ann", false);
+        let post = crate::testing::post(&app, &ann, PostStatus::Pending);
+        (app, post)
+    }
+
+    fn keys(app: &crate::testing::TestApp) -> Vec<String> {
+        let mut keys: Vec<String> = app.media.objects.lock().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_checked_upload_publishes_its_post_once() {
+        let (app, post) = pending();
+        let upload = post.media[0].upload_key.clone();
+        app.media
+            .upload(&upload, "image/jpeg", jpeg_with_gps(64, 48));
+        // WHEN the upload is announced (and announced again)
+        settle_upload(&app, &upload).await.unwrap();
+        app.media
+            .upload(&upload, "image/jpeg", jpeg_with_gps(64, 48));
+        settle_upload(&app, &upload).await.unwrap();
+        // THEN the post is published once, with its renditions, and the upload is gone
+        let stored = app.store.stored(&post.id).unwrap();
+        assert_eq!((stored.status, stored.version), (PostStatus::Published, 3));
+        let item = &stored.media[0];
+        assert_eq!(item.status, MediaStatus::Ready);
+        let display = item.display_key.clone().unwrap();
+        let thumbnail = item.thumbnail_key.clone().unwrap();
+        assert_eq!(keys(&app), vec![display.clone(), thumbnail]);
+        assert!(!has_exif(&app.media.get(&display).await.unwrap().unwrap()));
+        let events = app.store.events();
+        let [published] = events.as_slice() else {
+            panic!("one event: {events:?}")
+        };
+        let Event::PostPublished(facts) = &published.event else {
+            panic!("PostPublished: {published:?}")
+        };
+        assert_eq!(facts.media[0].display_key, display);
+        assert_eq!(published.actor.as_ref(), Some(&post.author_id));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_refused_upload_rejects_a_post_with_nothing_usable() {
+        let (app, post) = pending();
+        let upload = post.media[0].upload_key.clone();
+        app.media
+            .upload(&upload, "image/jpeg", b"not a jpeg at all".to_vec());
+        settle_upload(&app, &upload).await.unwrap();
+        let stored = app.store.stored(&post.id).unwrap();
+        assert_eq!(stored.status, PostStatus::Rejected);
+        assert_eq!(stored.media[0].status, MediaStatus::Rejected);
+        assert!(
+            stored.media[0]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("declared image/jpeg")
         );
-        assert_eq!(parse_upload_key("post-uploads/u/p/x/m.jpg"), None);
-        assert_eq!(parse_upload_key("avatars/u/m.jpg"), None);
+        assert!(
+            keys(&app).is_empty(),
+            "the upload is deleted, nothing is made of it"
+        );
+        assert!(app.store.events().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn objects_of_no_pending_item_are_deleted_and_change_nothing() {
+        let (app, post) = pending();
+        let strangers = [
+            "avatars/u/m.jpg".to_owned(),
+            format!(
+                "post-uploads/{}/{}/m.jpg",
+                post.author_id,
+                shutter_core::PostId::generate()
+            ),
+            // Someone else's upload under ann's post.
+            post.media[0]
+                .upload_key
+                .replace(post.author_id.as_str(), "someone"),
+        ];
+        for key in &strangers {
+            app.media.upload(key, "image/jpeg", jpeg_with_gps(8, 8));
+            settle_upload(&app, key).await.unwrap();
+        }
+        assert!(keys(&app).is_empty());
+        assert_eq!(app.store.stored(&post.id), Some(post));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn unavailable_storage_leaves_the_upload_for_a_retry() {
+        let (app, post) = pending();
+        let upload = post.media[0].upload_key.clone();
+        app.media.upload(&upload, "image/jpeg", jpeg_with_gps(8, 8));
+        app.store.set_unavailable(true);
+        assert!(
+            settle_upload(&app, &upload)
+                .await
+                .unwrap_err()
+                .is_retryable()
+        );
+        assert_eq!(keys(&app), vec![upload]);
     }
 }

@@ -1,7 +1,10 @@
-//! Posts and their media, the rules for creating them, and how the API shows them.
+//! Posts and their media: what a post is, the rules for its text and media, who may see
+//! and change it, when it is published, what its events carry, and the engagement
+//! markers its counters are kept from. Pure: no I/O.
 
 use serde::{Deserialize, Serialize};
-use shutter_core::ApiError;
+use shutter_core::{CommentId, MediaId, PostId, UserId};
+use shutter_events::{MediaFacts, PostFacts};
 use shutter_media::MediaType;
 use utoipa::ToSchema;
 
@@ -31,6 +34,23 @@ pub enum PostStatus {
     Rejected,
 }
 
+impl PostStatus {
+    /// The status as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PostStatus::Pending => "pending",
+            PostStatus::Published => "published",
+            PostStatus::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Pending, Self::Published, Self::Rejected]
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MediaStatus {
@@ -42,7 +62,7 @@ pub enum MediaStatus {
 /// A media item as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Media {
-    pub id: String,
+    pub id: MediaId,
     pub media_type: MediaType,
     pub declared_size: u64,
     pub status: MediaStatus,
@@ -56,18 +76,40 @@ pub struct Media {
     pub reason: Option<String>,
 }
 
+impl Media {
+    /// A declared item of `post` by `author`, waiting for its upload.
+    pub fn pending(
+        id: MediaId,
+        author: &UserId,
+        post: &PostId,
+        media_type: MediaType,
+        declared_size: u64,
+    ) -> Self {
+        Self {
+            upload_key: upload_key(author, post, &id, media_type),
+            id,
+            media_type,
+            declared_size,
+            status: MediaStatus::Pending,
+            display_key: None,
+            thumbnail_key: None,
+            reason: None,
+        }
+    }
+}
+
 /// A mention that names an existing user; any other `@word` stays plain text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Mention {
-    pub user_id: String,
+    pub user_id: UserId,
     pub username: String,
 }
 
-/// A post as stored (`pk = POST#<id>`, `sk = POST`).
+/// A post as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Post {
-    pub id: String,
-    pub author_id: String,
+    pub id: PostId,
+    pub author_id: UserId,
     pub caption: String,
     #[serde(default)]
     pub location: Option<String>,
@@ -100,194 +142,40 @@ impl Post {
             PostStatus::Rejected
         }
     }
-}
 
-/// One media item to upload, as the client declares it.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MediaRequest {
-    /// image/jpeg, image/png, image/webp (at most 10 MB) or video/mp4 (at most 100 MB)
-    #[schema(pattern = "^(image/(jpeg|png|webp)|video/mp4)$")]
-    pub content_type: String,
-    /// The file's size in bytes
-    #[schema(minimum = 1, maximum = 104857600)]
-    #[serde(deserialize_with = "shutter_core::validate::whole_number")]
-    pub size: u64,
-}
-
-/// `POST /v1/posts` body.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreatePost {
-    /// At most 2,200 characters; `#hashtags` and `@mentions` are picked out of it
-    #[serde(default)]
-    #[schema(max_length = 2200)]
-    pub caption: String,
-    #[serde(default)]
-    #[schema(max_length = 100)]
-    pub location: Option<String>,
-    /// 1 to 10 items
-    #[schema(min_items = 1, max_items = 10)]
-    pub media: Vec<MediaRequest>,
-}
-
-fn check_text(field: &str, text: &str, max: usize) -> Result<(), ApiError> {
-    if text.chars().count() > max {
-        return Err(ApiError::invalid(
-            field,
-            format!("must be at most {max} characters"),
-        ));
-    }
-    if text.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(ApiError::invalid(
-            field,
-            "must not contain control characters",
-        ));
-    }
-    Ok(())
-}
-
-pub fn check_caption(caption: &str) -> Result<(), ApiError> {
-    check_text("caption", caption, MAX_CAPTION_CHARS)
-}
-
-pub fn check_location(location: Option<&str>) -> Result<(), ApiError> {
-    match location {
-        Some(l) if l.trim().is_empty() => Err(ApiError::invalid("location", "must not be blank")),
-        Some(l) => check_text("location", l, MAX_LOCATION_CHARS),
-        None => Ok(()),
-    }
-}
-
-impl CreatePost {
-    /// The declared media, validated: 1–10 items of accepted types within their limits.
-    pub fn validate(&self) -> Result<Vec<(MediaType, u64)>, ApiError> {
-        check_caption(&self.caption)?;
-        check_location(self.location.as_deref())?;
-        if self.media.is_empty() || self.media.len() > MAX_MEDIA {
-            return Err(ApiError::invalid("media", "must have 1 to 10 items"));
+    /// Who may see the post: its author and staff always; others once it is published
+    /// and the author's posts are visible to them (`author_visible`: the directory's
+    /// rule; an author the directory does not know yet counts as private).
+    pub fn visible_to(&self, user: &UserId, staff: bool, author_visible: bool) -> bool {
+        if self.author_id == *user || staff {
+            return true;
         }
-        self.media
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let t = MediaType::from_mime(&m.content_type).ok_or_else(|| {
-                    ApiError::invalid(
-                        &format!("media[{i}].content_type"),
-                        "must be image/jpeg, image/png, image/webp or video/mp4",
-                    )
-                })?;
-                if m.size == 0 || m.size > max_bytes(t) {
-                    return Err(ApiError::invalid(
-                        &format!("media[{i}].size"),
-                        format!("must be from 1 to {} bytes for {}", max_bytes(t), t.mime()),
-                    ));
-                }
-                Ok((t, m.size))
-            })
-            .collect()
+        self.status == PostStatus::Published && author_visible
     }
-}
 
-/// `PATCH /v1/posts/{id}` body: absent fields stay; `version` is the one you read.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdatePost {
-    #[schema(max_length = 2200)]
-    pub caption: Option<String>,
-    /// A string sets it; null clears it
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(max_length = 100, value_type = Option<String>)]
-    pub location: Option<Option<String>>,
-    /// The post's `version` as you read it: 409 if it changed since
-    #[serde(deserialize_with = "shutter_core::validate::whole_number")]
-    pub version: u64,
-}
+    /// Only the author edits a post's text.
+    pub fn editable_by(&self, user: &UserId) -> bool {
+        self.author_id == *user
+    }
 
-fn double_option<'de, D: serde::Deserializer<'de>>(
-    de: D,
-) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(de).map(Some)
-}
+    /// The author, a moderator or an admin may delete a post.
+    pub fn deletable_by(&self, user: &UserId, staff: bool) -> bool {
+        self.author_id == *user || staff
+    }
 
-/// The author as a post shows them.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct AuthorView {
-    pub id: String,
-    pub username: String,
-    pub display_name: String,
-    pub avatar_url: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct MediaView {
-    pub id: String,
-    #[schema(value_type = String, example = "image/jpeg")]
-    pub content_type: MediaType,
-    pub status: MediaStatus,
-    /// The display size (images at most 1080 px wide), once ready
-    pub url: Option<String>,
-    /// A 320 px thumbnail, once ready (images only)
-    pub thumbnail_url: Option<String>,
-}
-
-/// A post as the API returns it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct PostView {
-    pub id: String,
-    pub author: AuthorView,
-    pub caption: String,
-    pub location: Option<String>,
-    pub hashtags: Vec<String>,
-    pub mentions: Vec<Mention>,
-    pub status: PostStatus,
-    pub media: Vec<MediaView>,
-    pub like_count: i64,
-    pub comment_count: i64,
-    pub liked_by_me: bool,
-    pub version: u64,
-    pub created_at: String,
-    pub published_at: Option<String>,
-}
-
-/// `PostPublished` / `PostUpdated` payload.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PostFacts {
-    pub post_id: String,
-    pub author_id: String,
-    pub caption: String,
-    pub location: Option<String>,
-    pub hashtags: Vec<String>,
-    pub mentions: Vec<String>,
-    pub created_at: String,
-    pub version: u64,
-    /// The ready media's stored objects, in order (others are left out).
-    #[serde(default)]
-    pub media: Vec<MediaFacts>,
-}
-
-/// A ready media item as events carry it: its type and stored objects.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MediaFacts {
-    pub id: String,
-    pub content_type: String,
-    pub display_key: String,
-    #[serde(default)]
-    pub thumbnail_key: Option<String>,
-}
-
-impl From<&Post> for PostFacts {
-    fn from(p: &Post) -> Self {
-        Self {
-            post_id: p.id.clone(),
-            author_id: p.author_id.clone(),
-            caption: p.caption.clone(),
-            location: p.location.clone(),
-            hashtags: p.hashtags.clone(),
-            mentions: p.mentions.iter().map(|m| m.user_id.clone()).collect(),
-            created_at: p.created_at.clone(),
-            version: p.version,
-            media: p
+    /// The post's facts as `PostCreated`, `PostPublished` and `PostUpdated` carry them:
+    /// only the ready media, with their stored objects.
+    pub fn facts(&self) -> PostFacts {
+        PostFacts {
+            post_id: self.id.clone(),
+            author_id: self.author_id.clone(),
+            caption: self.caption.clone(),
+            location: self.location.clone(),
+            hashtags: self.hashtags.clone(),
+            mentions: self.mentions.iter().map(|m| m.user_id.clone()).collect(),
+            created_at: self.created_at.clone(),
+            version: self.version,
+            media: self
                 .media
                 .iter()
                 .filter(|m| m.status == MediaStatus::Ready)
@@ -304,45 +192,207 @@ impl From<&Post> for PostFacts {
     }
 }
 
+// ---------------------------------------------------------------- media objects
+
+/// `post-uploads/<author>/<post>/<media>.<ext>`: where the client uploads an item.
+pub fn upload_key(
+    author: &UserId,
+    post: &PostId,
+    media: &MediaId,
+    media_type: MediaType,
+) -> String {
+    format!(
+        "post-uploads/{author}/{post}/{media}.{}",
+        media_type.extension()
+    )
+}
+
+/// The (author, post, media) an upload key names, if it is one.
+pub fn parse_upload_key(key: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = key.split('/');
+    match (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) {
+        (Some("post-uploads"), Some(author), Some(post), Some(file), None) => {
+            Some((author, post, file.split('.').next().unwrap_or(file)))
+        }
+        _ => None,
+    }
+}
+
+/// Where one rendition (`display`, `thumbnail`) of a processed item is stored.
+pub fn rendition_key(post: &PostId, media: &MediaId, name: &str, media_type: MediaType) -> String {
+    format!(
+        "{}{media}/{name}.{}",
+        media_prefix(post),
+        media_type.extension()
+    )
+}
+
+/// Every processed object of a post.
+pub fn media_prefix(post: &PostId) -> String {
+    format!("post-media/{post}/")
+}
+
+/// Every upload of a post (processed ones are already gone).
+pub fn uploads_prefix(author: &UserId, post: &PostId) -> String {
+    format!("post-uploads/{author}/{post}/")
+}
+
+// ---------------------------------------------------------------- input rules
+
+/// Input that breaks a rule: the field and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub field: String,
+    pub reason: String,
+}
+
+impl Invalid {
+    pub fn new(field: &str, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+fn check_text(field: &str, text: &str, max: usize) -> Result<(), Invalid> {
+    if text.chars().count() > max {
+        return Err(Invalid::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    if text.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(Invalid::new(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+pub fn check_caption(caption: &str) -> Result<(), Invalid> {
+    check_text("caption", caption, MAX_CAPTION_CHARS)
+}
+
+pub fn check_location(location: Option<&str>) -> Result<(), Invalid> {
+    match location {
+        Some(l) if l.trim().is_empty() => Err(Invalid::new("location", "must not be blank")),
+        Some(l) => check_text("location", l, MAX_LOCATION_CHARS),
+        None => Ok(()),
+    }
+}
+
+/// The declared media, checked: 1–10 items of accepted types within their limits, each
+/// given as (content type, size).
+pub fn check_media<'a>(
+    declared: impl ExactSizeIterator<Item = (&'a str, u64)>,
+) -> Result<Vec<(MediaType, u64)>, Invalid> {
+    if declared.len() == 0 || declared.len() > MAX_MEDIA {
+        return Err(Invalid::new("media", "must have 1 to 10 items"));
+    }
+    declared
+        .enumerate()
+        .map(|(i, (content_type, size))| {
+            let t = MediaType::from_mime(content_type).ok_or_else(|| {
+                Invalid::new(
+                    &format!("media[{i}].content_type"),
+                    "must be image/jpeg, image/png, image/webp or video/mp4",
+                )
+            })?;
+            if size == 0 || size > max_bytes(t) {
+                return Err(Invalid::new(
+                    &format!("media[{i}].size"),
+                    format!("must be from 1 to {} bytes for {}", max_bytes(t), t.mime()),
+                ));
+            }
+            Ok((t, size))
+        })
+        .collect()
+}
+
+/// A new post as the author asks for it, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPost {
+    pub caption: String,
+    pub location: Option<String>,
+    pub media: Vec<(MediaType, u64)>,
+}
+
+// ---------------------------------------------------------------- engagement
+
+/// The counters a post keeps from engagement events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Counter {
+    Likes,
+    Comments,
+}
+
+/// What one engagement marker of a post is about: one user's like, or one comment.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MarkerId {
+    Like(UserId),
+    Comment(CommentId),
+}
+
+impl MarkerId {
+    /// The counter the marker counts in.
+    pub fn counter(&self) -> Counter {
+        match self {
+            MarkerId::Like(_) => Counter::Likes,
+            MarkerId::Comment(_) => Counter::Comments,
+        }
+    }
+}
+
+/// What a marker holds: the last sequence applied and whether it counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Marker {
+    pub seq: u64,
+    pub counted: bool,
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn create(media: serde_json::Value) -> Result<Vec<(MediaType, u64)>, ApiError> {
-        let body: CreatePost =
-            serde_json::from_value(serde_json::json!({"caption": "hi", "media": media})).unwrap();
-        body.validate()
+    fn post(media: Vec<Media>) -> Post {
+        Post {
+            id: PostId::generate(),
+            author_id: UserId::generate(),
+            caption: String::new(),
+            location: None,
+            hashtags: vec![],
+            mentions: vec![],
+            status: PostStatus::Pending,
+            media,
+            like_count: 0,
+            comment_count: 0,
+            version: 1,
+            created_at: String::new(),
+            published_at: None,
+        }
+    }
+
+    fn declared(items: &[(&'static str, u64)]) -> Result<Vec<(MediaType, u64)>, Invalid> {
+        check_media(items.iter().copied())
     }
 
     #[test]
     fn media_declarations_are_checked_per_type() {
-        assert!(
-            create(serde_json::json!([{"content_type": "image/jpeg", "size": 10485760}])).is_ok()
-        );
-        assert!(
-            create(serde_json::json!([{"content_type": "video/mp4", "size": 104857600}])).is_ok()
-        );
-        let err = create(serde_json::json!([{"content_type": "image/png", "size": 10485761}]))
-            .unwrap_err();
-        assert_eq!(err.problem().field.as_deref(), Some("media[0].size"));
-        let err = create(serde_json::json!([{"content_type": "image/png", "size": 1}, {"content_type": "text/plain", "size": 1}])).unwrap_err();
-        assert_eq!(
-            err.problem().field.as_deref(),
-            Some("media[1].content_type")
-        );
-        assert!(create(serde_json::json!([])).is_err());
-        let eleven: Vec<_> = (0..11)
-            .map(|_| serde_json::json!({"content_type": "image/png", "size": 1}))
-            .collect();
-        assert_eq!(
-            create(serde_json::json!(eleven))
-                .unwrap_err()
-                .problem()
-                .field
-                .as_deref(),
-            Some("media")
-        );
+        assert!(declared(&[("image/jpeg", 10_485_760)]).is_ok());
+        assert!(declared(&[("video/mp4", 104_857_600)]).is_ok());
+        let err = declared(&[("image/png", 10_485_761)]).unwrap_err();
+        assert_eq!(err.field, "media[0].size");
+        let err = declared(&[("image/png", 1), ("text/plain", 1)]).unwrap_err();
+        assert_eq!(err.field, "media[1].content_type");
+        assert_eq!(declared(&[]).unwrap_err().field, "media");
+        let eleven = [("image/png", 1); 11];
+        assert_eq!(declared(&eleven).unwrap_err().field, "media");
     }
 
     #[test]
@@ -356,36 +406,74 @@ mod tests {
 
     #[test]
     fn a_post_publishes_when_its_media_are_settled_and_one_is_ready() {
+        let (author, id) = (UserId::generate(), PostId::generate());
         let media = |status| Media {
-            id: "m".into(),
-            media_type: MediaType::Png,
-            declared_size: 1,
             status,
-            upload_key: "k".into(),
-            display_key: None,
-            thumbnail_key: None,
-            reason: None,
+            ..Media::pending(MediaId::generate(), &author, &id, MediaType::Png, 1)
         };
-        let mut post = Post {
-            id: "p".into(),
-            author_id: "a".into(),
-            caption: String::new(),
-            location: None,
-            hashtags: vec![],
-            mentions: vec![],
-            status: PostStatus::Pending,
-            media: vec![media(MediaStatus::Ready), media(MediaStatus::Pending)],
-            like_count: 0,
-            comment_count: 0,
-            version: 1,
-            created_at: String::new(),
-            published_at: None,
-        };
+        let mut post = post(vec![media(MediaStatus::Ready), media(MediaStatus::Pending)]);
         assert!(!post.media_settled());
         post.media[1].status = MediaStatus::Rejected;
         assert!(post.media_settled());
         assert_eq!(post.settled_status(), PostStatus::Published);
         post.media[0].status = MediaStatus::Rejected;
         assert_eq!(post.settled_status(), PostStatus::Rejected);
+    }
+
+    #[test]
+    fn others_see_only_published_posts_of_authors_they_may_see() {
+        let mut post = post(vec![]);
+        let (author, other) = (post.author_id.clone(), UserId::generate());
+        // GIVEN a pending post: only its author and staff see it.
+        assert!(post.visible_to(&author, false, false));
+        assert!(post.visible_to(&other, true, false));
+        assert!(!post.visible_to(&other, false, true));
+        // WHEN it is published: those who may see the author see it too.
+        post.status = PostStatus::Published;
+        assert!(post.visible_to(&other, false, true));
+        assert!(!post.visible_to(&other, false, false));
+        // Only the author edits; staff may delete.
+        assert!(post.editable_by(&author) && !post.editable_by(&other));
+        assert!(post.deletable_by(&other, true) && !post.deletable_by(&other, false));
+    }
+
+    #[test]
+    fn facts_carry_only_ready_media_and_mentioned_ids() {
+        let (author, id) = (UserId::generate(), PostId::generate());
+        let mut ready = Media::pending(MediaId::generate(), &author, &id, MediaType::Jpeg, 1);
+        ready.status = MediaStatus::Ready;
+        ready.display_key = Some(rendition_key(&id, &ready.id, "display", MediaType::Jpeg));
+        let waiting = Media::pending(MediaId::generate(), &author, &id, MediaType::Png, 1);
+        let mut p = post(vec![waiting, ready.clone()]);
+        let mentioned = UserId::generate();
+        p.mentions = vec![Mention {
+            user_id: mentioned.clone(),
+            username: "bob".into(),
+        }];
+        let facts = p.facts();
+        assert_eq!(facts.mentions, vec![mentioned]);
+        assert_eq!(facts.media.len(), 1);
+        assert_eq!(facts.media[0].id, ready.id);
+        assert_eq!(
+            facts.media[0].display_key,
+            format!("post-media/{id}/{}/display.jpg", ready.id)
+        );
+    }
+
+    #[test]
+    fn upload_keys_name_author_post_and_media() {
+        assert_eq!(
+            parse_upload_key("post-uploads/u/p/m.jpg"),
+            Some(("u", "p", "m"))
+        );
+        assert_eq!(parse_upload_key("post-uploads/u/p/x/m.jpg"), None);
+        assert_eq!(parse_upload_key("avatars/u/m.jpg"), None);
+        let (a, p, m) = (UserId::generate(), PostId::generate(), MediaId::generate());
+        let key = upload_key(&a, &p, &m, MediaType::Png);
+        assert_eq!(
+            parse_upload_key(&key),
+            Some((a.as_str(), p.as_str(), m.as_str()))
+        );
+        assert!(key.starts_with(&uploads_prefix(&a, &p)));
     }
 }

@@ -9,30 +9,38 @@
 //! stack update that replaces the resource. Every request is answered, success or not,
 //! by a PUT of the result to its pre-signed `ResponseURL`, so a stack never hangs.
 
-use async_trait::async_trait;
 use serde_json::Value;
-use shutter_core::ApiError;
 
-use crate::client::OpenSearch;
+use crate::client::SearchError;
 use crate::docs::INDEXES;
+use crate::store::IndexAdmin;
 
 pub use shutter_http::custom_resource::{
-    CustomResourceRequest, CustomResourceResponse, HttpResponder, Responder,
+    AnswerError, CustomResourceRequest, CustomResourceResponse, HttpResponder, Responder,
 };
 
-/// What applying the indexes needs of OpenSearch.
-#[async_trait]
-pub trait IndexAdmin: Send + Sync {
-    async fn exists(&self, index: &str) -> Result<bool, ApiError>;
-    async fn create(&self, index: &str, body: &Value) -> Result<(), ApiError>;
-    async fn put_mappings(&self, index: &str, mappings: &Value) -> Result<(), ApiError>;
+/// Why the indexes could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("indexes/{index}.json is not JSON: {source}")]
+    Mappings {
+        index: &'static str,
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    Search(#[from] SearchError),
+    #[error("{0} is not a request type")]
+    RequestType(String),
 }
 
 /// Applies every index of [`INDEXES`]; returns their names.
-pub async fn apply_indexes<A: IndexAdmin>(admin: &A) -> Result<Vec<&'static str>, ApiError> {
+pub async fn apply_indexes<A: IndexAdmin>(admin: &A) -> Result<Vec<&'static str>, SetupError> {
     let mut done = Vec::new();
     for (name, text) in INDEXES {
-        let body: Value = serde_json::from_str(text).map_err(ApiError::internal)?;
+        let body: Value = serde_json::from_str(text).map_err(|source| SetupError::Mappings {
+            index: name,
+            source,
+        })?;
         if admin.exists(name).await? {
             admin.put_mappings(name, &body["mappings"]).await?;
         } else {
@@ -44,68 +52,37 @@ pub async fn apply_indexes<A: IndexAdmin>(admin: &A) -> Result<Vec<&'static str>
     Ok(done)
 }
 
-/// Handles one custom resource request and answers CloudFormation.
+/// Handles one custom resource request and answers CloudFormation (the error's text is
+/// the reason the stack shows).
 pub async fn handle<A: IndexAdmin, R: Responder>(
     admin: &A,
     responder: &R,
     request: &CustomResourceRequest,
-) -> Result<CustomResourceResponse, ApiError> {
+) -> Result<CustomResourceResponse, AnswerError> {
     let outcome = match request.request_type.as_str() {
         "Create" | "Update" => apply_indexes(admin)
             .await
             .map(|names| format!("applied {}", names.join(", "))),
         "Delete" => Ok("indexes kept".to_owned()),
-        other => Err(ApiError::invalid(
-            "RequestType",
-            format!("{other} is not a request type"),
-        )),
+        other => Err(SetupError::RequestType(other.to_owned())),
     };
     shutter_http::custom_resource::answer(responder, request, "shutter-search-indexes", outcome)
         .await
 }
 
-#[async_trait]
-impl IndexAdmin for OpenSearch {
-    async fn exists(&self, index: &str) -> Result<bool, ApiError> {
-        let (status, body) = self
-            .send(
-                http::Method::HEAD,
-                &format!("/{index}"),
-                None,
-                "application/json",
-            )
-            .await?;
-        match status {
-            200 => Ok(true),
-            404 => Ok(false),
-            _ => Err(ApiError::internal(crate::client::ClientError::Status {
-                status,
-                body: body.to_string(),
-            })),
-        }
-    }
-
-    async fn create(&self, index: &str, body: &Value) -> Result<(), ApiError> {
-        self.call(http::Method::PUT, &format!("/{index}"), Some(body))
-            .await?;
-        Ok(())
-    }
-
-    async fn put_mappings(&self, index: &str, mappings: &Value) -> Result<(), ApiError> {
-        self.call(
-            http::Method::PUT,
-            &format!("/{index}/_mapping"),
-            Some(mappings),
-        )
-        .await?;
-        Ok(())
-    }
+/// [`handle`] as a Lambda handler, answering through the request's `ResponseURL`.
+pub async fn on_request<S: IndexAdmin, C>(
+    app: &crate::App<S, C>,
+    request: CustomResourceRequest,
+) -> Result<CustomResourceResponse, AnswerError> {
+    handle(&app.search, &HttpResponder::default(), &request).await
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use async_trait::async_trait;
     use std::sync::Mutex;
 
     #[derive(Default)]
@@ -118,18 +95,18 @@ mod tests {
 
     #[async_trait]
     impl IndexAdmin for Fake {
-        async fn exists(&self, index: &str) -> Result<bool, ApiError> {
+        async fn exists(&self, index: &str) -> Result<bool, SearchError> {
             if self.fail {
-                return Err(ApiError::internal(std::io::Error::other("unreachable")));
+                return Err(SearchError::Unavailable("unreachable".into()));
             }
             Ok(self.existing.iter().any(|e| e == index))
         }
-        async fn create(&self, index: &str, body: &Value) -> Result<(), ApiError> {
+        async fn create(&self, index: &str, body: &Value) -> Result<(), SearchError> {
             assert!(body["mappings"].is_object() && body["settings"].is_object());
             self.calls.lock().unwrap().push(format!("create {index}"));
             Ok(())
         }
-        async fn put_mappings(&self, index: &str, mappings: &Value) -> Result<(), ApiError> {
+        async fn put_mappings(&self, index: &str, mappings: &Value) -> Result<(), SearchError> {
             assert!(mappings["properties"].is_object());
             self.calls.lock().unwrap().push(format!("mappings {index}"));
             Ok(())
@@ -138,7 +115,7 @@ mod tests {
 
     #[async_trait]
     impl Responder for Fake {
-        async fn respond(&self, url: &str, r: &CustomResourceResponse) -> Result<(), ApiError> {
+        async fn respond(&self, url: &str, r: &CustomResourceResponse) -> Result<(), AnswerError> {
             self.sent.lock().unwrap().push((url.to_owned(), r.clone()));
             Ok(())
         }
@@ -185,6 +162,8 @@ mod tests {
                 .status,
             "FAILED"
         );
+        let failed = fake.sent.lock().unwrap()[0].1.reason.clone();
+        assert!(failed.contains("OpenSearch unavailable"), "{failed}");
         let r = handle(&fake, &fake, &request("Delete")).await.unwrap();
         assert_eq!((r.status, r.reason.as_str()), ("SUCCESS", "indexes kept"));
         assert_eq!(fake.sent.lock().unwrap().len(), 2);

@@ -61,7 +61,8 @@ pub struct DevstackConfig {
     pub max_instances: usize,
     /// Overrides the template's `LoggingConfig.LogFormat` (`Text` reads better in a terminal).
     pub function_log_format: Option<String>,
-    /// The OpenAPI document to serve at `/openapi.json`, with Swagger UI at `/docs`.
+    /// The OpenAPI document to serve at `/openapi.json`, with Swagger UI at `/docs`: the
+    /// checked-in `docs/openapi.json` (the devstack depends on no service crate).
     pub api_document: Option<Value>,
     /// Services already running elsewhere (LocalStack, Redpanda, OpenSearch from
     /// `infra/docker-compose.yml`) to use instead of starting moto, tansu or osmem-server.
@@ -90,6 +91,19 @@ pub const ENDPOINT_VARIABLES: [&str; 6] = [
     "OPENSEARCH_URL",
 ];
 
+/// The checked-in OpenAPI document of the checkout at `root`, if it is there and reads.
+fn api_document(root: &Path) -> Option<Value> {
+    let path = root.join("docs/openapi.json");
+    let text = std::fs::read_to_string(&path).ok()?;
+    match serde_json::from_str(&text) {
+        Ok(doc) => Some(doc),
+        Err(err) => {
+            tracing::warn!(path = %path.display(), error = %err, "the API document does not read; /docs is off");
+            None
+        }
+    }
+}
+
 impl DevstackConfig {
     /// For a checkout whose root is `root`: its template.yaml and the debug binaries of
     /// the shared target directory.
@@ -106,7 +120,7 @@ impl DevstackConfig {
             progress: false,
             max_instances: 4,
             function_log_format: None,
-            api_document: Some(shutter_openapi::document_json(None)),
+            api_document: api_document(root),
             external: ExternalServices::default(),
         }
     }

@@ -24,12 +24,14 @@ fn variables_read_by_code() -> BTreeSet<String> {
                 dirs.push(path);
             } else if path.extension().is_some_and(|e| e == "rs") {
                 let text = std::fs::read_to_string(&path).expect("source file");
-                // Only code that ships: a file's unit tests come after `#[cfg(test)]`.
-                let shipped = text.split("#[cfg(test)]").next().unwrap_or("");
+                // Only code that ships: a file's unit tests are its `#[cfg(test)] mod tests`
+                // (a test-only module declared earlier, like `mod testing;`, ships nothing).
+                let shipped = text.split("#[cfg(test)]\nmod tests").next().unwrap_or("");
                 for reader in [
                     "env(\"",
                     "env::var(\"",
                     "from_env(&aws, \"",
+                    "from_env(aws, \"",
                     "from_env(config, \"",
                 ] {
                     for piece in shipped.split(reader).skip(1) {

@@ -49,6 +49,7 @@ pub struct UnknownEvent {
 
 /// What a record turned out to hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // nearly every record is Known: boxing would cost each one
 pub enum Decoded {
     Known(Envelope),
     Unknown(UnknownEvent),

@@ -37,6 +37,15 @@ pub const EVENTS: EventSet = EventSet::of(&[
     EventType::UserUnblocked,
 ]);
 
+/// The events that tell a directory who the users are, for services whose directory holds
+/// only users (not posts, follows or blocks).
+pub const USER_EVENTS: EventSet = EventSet::of(&[
+    EventType::UserRegistered,
+    EventType::ProfileUpdated,
+    EventType::AvatarChanged,
+    EventType::UserDeleted,
+]);
+
 /// Tombstones outlive any redelivery (Kafka keeps records a week).
 const TOMBSTONE_TTL_SECONDS: i64 = 8 * 24 * 3600;
 
@@ -279,6 +288,17 @@ impl DynamoDirectory {
         );
         self.table.write(Write::put(item)).await
     }
+}
+
+/// A transaction guard that fails with `label` if `user_id`'s account is deleted (its
+/// directory item is a tombstone): a deleted account's still-valid token cannot make a
+/// change that commits after the deletion was applied.
+pub fn account_alive(user_id: &UserId, label: &'static str) -> Write {
+    Write::check(
+        shutter_store::key(author_pk(user_id), SK),
+        label,
+        "attribute_not_exists(deleted)",
+    )
 }
 
 #[async_trait]
@@ -708,6 +728,7 @@ mod tests {
         });
         assert_eq!(change_of(&like), Change::Nothing);
         assert!(!EVENTS.contains(EventType::LikeAdded));
+        assert!(USER_EVENTS.iter().all(|t| EVENTS.contains(t)));
         for t in EVENTS.iter() {
             assert!(
                 ["User", "Profile", "Avatar", "Post", "Follow"]

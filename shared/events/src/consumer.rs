@@ -350,6 +350,37 @@ where
     .await
 }
 
+/// Runs any other Lambda (an SQS queue's consumer, a table stream's, a custom resource):
+/// logs set up, its dependencies built once per cold start by `build`, then each event
+/// handed to `handle`, whose answer goes back to Lambda (a partial batch response, say).
+pub async fn run_function<D, B, BuildError, E, R, HandleError, F, Fut>(
+    build: B,
+    handle: F,
+) -> Result<(), lambda_runtime::Error>
+where
+    D: Sync + 'static,
+    B: AsyncFnOnce(&SdkConfig) -> Result<D, BuildError>,
+    BuildError: std::error::Error + Send + Sync + 'static,
+    E: serde::de::DeserializeOwned,
+    R: serde::Serialize,
+    HandleError: std::error::Error + Send + Sync + 'static,
+    F: Fn(&'static D, E) -> Fut + Sync,
+    Fut: Future<Output = Result<R, HandleError>> + Send,
+{
+    shutter_store::init_tracing();
+    let aws = shutter_store::aws_config().await;
+    let deps: &'static D = Box::leak(Box::new(build(&aws).await?));
+    let handle = &handle;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<E>| async move {
+            handle(deps, event.payload)
+                .await
+                .map_err(lambda_runtime::Error::from)
+        },
+    ))
+    .await
+}
+
 /// The consume loop of the legacy, string-typed API.
 pub mod legacy {
     use std::future::Future;

@@ -12,7 +12,7 @@ pub mod publisher;
 pub use aws_lambda_events::kafka::{KafkaEvent, KafkaRecord};
 pub use consumer::{
     Batch, BatchReport, ConsumeError, MemoryPoisonQueue, PoisonQueue, QueueError, Record,
-    SqsPoisonQueue, consume, run_batch_consumer, run_consumer,
+    SqsPoisonQueue, consume, run_batch_consumer, run_consumer, run_function,
 };
 pub use outbox::{OutboxMessage, outbox_write, processed};
 pub use shutter_catalogue::*;

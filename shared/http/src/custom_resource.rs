@@ -5,7 +5,6 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use shutter_core::ApiError;
 
 /// A CloudFormation custom resource request (the fields these resources read).
 #[derive(Debug, Clone, Deserialize)]
@@ -37,21 +36,31 @@ pub struct CustomResourceResponse {
     pub logical_resource_id: String,
 }
 
+/// The answer could not be delivered: CloudFormation will wait for it, so the invocation
+/// fails and Lambda retries it.
+#[derive(Debug, thiserror::Error)]
+#[error("the answer to CloudFormation was not delivered: {0}")]
+pub struct AnswerError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
 /// Where the answer goes (the pre-signed S3 URL in AWS, the devstack locally).
 #[async_trait]
 pub trait Responder: Send + Sync {
-    async fn respond(&self, url: &str, response: &CustomResourceResponse) -> Result<(), ApiError>;
+    async fn respond(
+        &self,
+        url: &str,
+        response: &CustomResourceResponse,
+    ) -> Result<(), AnswerError>;
 }
 
 /// Answers `request` with the outcome of its work: `SUCCESS` with the reason given, or
 /// `FAILED` with the error. The physical id stays the one CloudFormation already knows,
 /// so an update never replaces the resource.
-pub async fn answer<R: Responder>(
+pub async fn answer<R: Responder + ?Sized, E: std::error::Error>(
     responder: &R,
     request: &CustomResourceRequest,
     physical_id: &str,
-    outcome: Result<String, ApiError>,
-) -> Result<CustomResourceResponse, ApiError> {
+    outcome: Result<String, E>,
+) -> Result<CustomResourceResponse, AnswerError> {
     let (status, reason) = match outcome {
         Ok(reason) => ("SUCCESS", reason),
         Err(e) => {
@@ -83,12 +92,17 @@ pub struct HttpResponder {
 
 #[async_trait]
 impl Responder for HttpResponder {
-    async fn respond(&self, url: &str, response: &CustomResourceResponse) -> Result<(), ApiError> {
-        let body = serde_json::to_vec(response).map_err(ApiError::internal)?;
+    async fn respond(
+        &self,
+        url: &str,
+        response: &CustomResourceResponse,
+    ) -> Result<(), AnswerError> {
+        let failed = |e: Box<dyn std::error::Error + Send + Sync>| AnswerError(e);
+        let body = serde_json::to_vec(response).map_err(|e| failed(e.into()))?;
         // `file://` lets a local run (`cargo lambda invoke` with the sample event) keep
         // the answer; CloudFormation always sends an https URL.
         if let Some(path) = url.strip_prefix("file://") {
-            return std::fs::write(path, body).map_err(ApiError::internal);
+            return std::fs::write(path, body).map_err(|e| failed(e.into()));
         }
         self.client
             .put(url)
@@ -96,7 +110,7 @@ impl Responder for HttpResponder {
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
-            .map_err(ApiError::internal)?;
+            .map_err(|e| failed(e.into()))?;
         Ok(())
     }
 }

@@ -16,6 +16,14 @@ enum Op {
     Check(Item),
 }
 
+/// What the SDK's builders take of a write: its condition expression, and its name and
+/// value placeholders (none when empty, as DynamoDB refuses empty maps).
+type Parts = (
+    Option<String>,
+    Option<HashMap<String, String>>,
+    Option<HashMap<String, AttributeValue>>,
+);
+
 /// One put, update, delete or condition check, with at most one labelled condition.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Write {
@@ -112,13 +120,7 @@ impl Write {
         }
     }
 
-    fn parts(
-        &self,
-    ) -> (
-        Option<String>,
-        Option<HashMap<String, String>>,
-        Option<HashMap<String, AttributeValue>>,
-    ) {
+    fn parts(&self) -> Parts {
         let nonempty_names = (!self.names.is_empty()).then(|| self.names.clone());
         let nonempty_values = (!self.values.is_empty()).then(|| self.values.clone());
         (

@@ -12,14 +12,13 @@
 use std::time::Instant;
 
 use futures::StreamExt;
-use serde_json::json;
-use shutter_core::CursorSigner;
-use shutter_directory::legacy::{Directory, DynamoDirectory};
+use shutter_core::{CursorSigner, PostId, UserId};
+use shutter_directory::{Directory, DynamoDirectory};
 use shutter_e2e::TestApp;
-use shutter_events::legacy::Envelope;
-use shutter_feed::fanout::{self, FanOut};
-use shutter_feed::handlers;
-use shutter_feed::store::{Entry, FeedStore, PostCopy};
+use shutter_events::{Envelope, Event, PostFacts, UserRegistered};
+use shutter_feed::model::{Entry, FanOut, PostCopy};
+use shutter_feed::store::DynamoFeedStore;
+use shutter_feed::{App, Timelines, fanout, http};
 use shutter_store::dynamodb::types::{PutRequest, WriteRequest};
 use shutter_store::{Table, n, s};
 
@@ -67,25 +66,50 @@ fn item(pk: String, sk: String) -> shutter_store::Item {
     std::collections::HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
 
-fn published(post_id: &str, author: &str) -> Envelope {
+fn published(post_id: &PostId, author: &UserId) -> Envelope {
     Envelope::new(
-        "PostPublished",
-        post_id,
+        Event::PostPublished(PostFacts {
+            post_id: post_id.clone(),
+            author_id: author.clone(),
+            caption: "bench #feed".to_owned(),
+            location: None,
+            hashtags: vec!["feed".to_owned()],
+            mentions: vec![],
+            created_at: shutter_core::now_rfc3339(),
+            version: 2,
+            media: vec![],
+        }),
         Some(author),
         "feed-bench",
-        &json!({"post_id": post_id, "author_id": author, "caption": "bench #feed", "version": 2, "media": []}),
     )
 }
 
-async fn register(dir: &DynamoDirectory, user: &str) {
+async fn register(dir: &DynamoDirectory, user: &UserId) {
     let event = Envelope::new(
-        "UserRegistered",
-        user,
+        Event::UserRegistered(UserRegistered {
+            user_id: user.clone(),
+            username: format!("u{}", user.to_ascii_lowercase()),
+            created_at: shutter_core::now_rfc3339(),
+        }),
         None,
         "feed-bench",
-        &json!({"user_id": user, "username": format!("u{}", user.to_ascii_lowercase())}),
     );
     dir.apply(&event).await.expect("directory write");
+}
+
+/// The consumer's dependencies on the bench's store (clones share its request count).
+fn timelines(
+    store: &DynamoFeedStore,
+    dir: &DynamoDirectory,
+    celebrity_followers: i64,
+) -> Timelines<DynamoFeedStore, DynamoDirectory> {
+    Timelines {
+        store: store.clone(),
+        directory: dir.clone(),
+        settings: FanOut {
+            celebrity_followers,
+        },
+    }
 }
 
 #[tokio::main]
@@ -93,7 +117,7 @@ async fn main() {
     let app = TestApp::spawn().await;
     let aws = app.aws().await;
     let table = Table::new(&aws, app.stack.table_name("FeedTable"));
-    let store = FeedStore::new(table.clone());
+    let store = DynamoFeedStore::new(table.clone());
     let dir = DynamoDirectory {
         table: table.clone(),
     };
@@ -101,11 +125,9 @@ async fn main() {
     println!("fan-out of one post (every follower an ordinary timeline)");
     println!("| followers | DynamoDB requests | requests per follower | time |");
     println!("|---:|---:|---:|---:|");
-    let settings = FanOut {
-        celebrity_followers: i64::MAX,
-    };
+    let ordinary = timelines(&store, &dir, i64::MAX);
     for followers in [10usize, 100, 1_000, 10_000] {
-        let author = shutter_core::new_id();
+        let author = UserId::generate();
         let mut items: Vec<_> = (0..followers)
             .map(|_| item(format!("FOLLOWERS#{author}"), shutter_core::new_id()))
             .collect();
@@ -113,10 +135,10 @@ async fn main() {
         meta.insert("follower_count".to_owned(), n(followers));
         items.push(meta);
         put_all(&table, items).await;
-        let post = shutter_core::new_id();
+        let post = PostId::generate();
         let before = store.requests();
         let started = Instant::now();
-        fanout::apply(&dir, &store, settings, &published(&post, &author))
+        fanout::apply(&ordinary, published(&post, &author))
             .await
             .expect("fan-out");
         let elapsed = started.elapsed();
@@ -127,7 +149,7 @@ async fn main() {
             elapsed.as_secs_f64()
         );
     }
-    let celebrity = shutter_core::new_id();
+    let celebrity = UserId::generate();
     let mut meta = item(format!("AUTHOR#{celebrity}"), "META".to_owned());
     meta.insert("follower_count".to_owned(), n(10_000));
     meta.insert(
@@ -137,12 +159,8 @@ async fn main() {
     put_all(&table, vec![meta]).await;
     let before = store.requests();
     fanout::apply(
-        &dir,
-        &store,
-        FanOut {
-            celebrity_followers: 10_000,
-        },
-        &published(&shutter_core::new_id(), &celebrity),
+        &timelines(&store, &dir, 10_000),
+        published(&PostId::generate(), &celebrity),
     )
     .await
     .expect("celebrity post");
@@ -155,11 +173,14 @@ async fn main() {
     println!("one feed page (20 posts) for a viewer following N authors, 2 of them celebrities");
     println!("| authors followed | DynamoDB requests | time |");
     println!("|---:|---:|---:|");
-    let signer = CursorSigner::new(b"feed-bench".to_vec());
-    let media = shutter_media::MemoryMedia::default();
+    let reader = App {
+        store: store.clone(),
+        media: shutter_media::MemoryMedia::default(),
+        cursors: CursorSigner::new(b"feed-bench".to_vec()),
+    };
     for following in [10usize, 100, 1_000] {
-        let viewer = shutter_core::new_id();
-        let authors: Vec<String> = (0..following).map(|_| shutter_core::new_id()).collect();
+        let viewer = UserId::generate();
+        let authors: Vec<UserId> = (0..following).map(|_| UserId::generate()).collect();
         futures::stream::iter(authors.iter())
             .for_each_concurrent(16, |a| register(&dir, a))
             .await;
@@ -167,7 +188,7 @@ async fn main() {
         // authors are celebrities, whose recent posts are merged in at read time.
         let mut items = Vec::new();
         for (i, author) in authors.iter().enumerate() {
-            let post = shutter_core::new_id();
+            let post = PostId::generate();
             let at = shutter_core::now_rfc3339();
             let copy = PostCopy {
                 post_id: post.clone(),
@@ -186,14 +207,14 @@ async fn main() {
             items.push(post_item);
             let entry = Entry::new(&at, &post, author);
             let (pk, listed) = if i < 2 {
-                items.push(item(format!("CELEBFOLLOWING#{viewer}"), author.clone()));
+                items.push(item(format!("CELEBFOLLOWING#{viewer}"), author.to_string()));
                 (format!("RECENT#{author}"), entry)
             } else {
                 (format!("TL#{viewer}"), entry)
             };
             let mut e = item(pk, listed.position.clone());
-            e.insert("post_id".to_owned(), s(&listed.post_id));
-            e.insert("author_id".to_owned(), s(&listed.author_id));
+            e.insert("post_id".to_owned(), s(listed.post_id.as_str()));
+            e.insert("author_id".to_owned(), s(listed.author_id.as_str()));
             items.push(e);
         }
         put_all(&table, items).await;
@@ -202,13 +223,11 @@ async fn main() {
             "/v1/feed",
             &[],
             "",
-            Some((&viewer, "bench.viewer", "user")),
+            Some((viewer.as_str(), "bench.viewer", "user")),
         );
         let before = store.requests();
         let started = Instant::now();
-        let response = handlers::feed(&store, &media, &signer, request)
-            .await
-            .expect("a feed page");
+        let response = http::feed(&reader, request).await.expect("a feed page");
         let elapsed = started.elapsed();
         let page: serde_json::Value =
             serde_json::from_slice(response.body().as_ref()).expect("JSON");
@@ -222,5 +241,5 @@ async fn main() {
             elapsed.as_secs_f64() * 1000.0
         );
     }
-    app.stack.stop().await;
+    app.stop().await;
 }

@@ -161,7 +161,7 @@ async fn main() {
         println!("{line}");
     }
     match Arc::try_unwrap(app) {
-        Ok(app) => app.stack.stop().await,
+        Ok(app) => app.stop().await,
         Err(_) => eprintln!("likes-bench: the stack stops with the process"),
     }
 }

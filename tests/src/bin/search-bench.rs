@@ -15,11 +15,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use shutter_core::{PostId, UserId};
 use shutter_e2e::TestApp;
+use shutter_events::{Envelope, Event, PostFacts, UserRegistered};
 
 const WORDS: &[&str] = &[
     "sunset", "beach", "coffee", "morning", "city", "lights", "mountain", "river", "forest",
@@ -49,34 +49,6 @@ impl Rng {
 
     fn word(&mut self) -> &'static str {
         WORDS[self.next() % WORDS.len()]
-    }
-}
-
-fn envelope(kind: &str, key: &str, data: Value) -> String {
-    json!({
-        "id": shutter_core::new_id(),
-        "type": kind,
-        "version": 1,
-        "occurred_at": shutter_core::now_rfc3339(),
-        "actor": key,
-        "aggregate_id": key,
-        "correlation_id": "search-bench",
-        "data": data,
-    })
-    .to_string()
-}
-
-async fn produce(producer: &FutureProducer, topic: &str, records: Vec<(String, String)>) {
-    let sends = records.iter().map(|(key, payload)| {
-        producer.send(
-            FutureRecord::to(topic).key(key).payload(payload),
-            Duration::from_secs(30),
-        )
-    });
-    for result in futures::future::join_all(sends).await {
-        if let Err((e, _)) = result {
-            panic!("produce to {topic}: {e}");
-        }
     }
 }
 
@@ -120,43 +92,47 @@ async fn main() {
     let searches = arg(2, 500);
     let authors = 100.min(posts.max(1));
     let app = Arc::new(TestApp::spawn().await);
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", app.stack.kafka_bootstrap())
-        .set("compression.type", "none")
-        .set("linger.ms", "5")
-        .create()
-        .expect("a Kafka producer");
     let mut rng = Rng(0x5eed_1234_abcd_9876);
 
     // Authors first (the posts carry their privacy), then the posts.
-    let author_ids: Vec<String> = (0..authors).map(|_| shutter_core::new_id()).collect();
-    let registered: Vec<(String, String)> = author_ids
+    let author_ids: Vec<UserId> = (0..authors).map(|_| UserId::generate()).collect();
+    let registered: Vec<Envelope> = author_ids
         .iter()
         .enumerate()
         .map(|(i, id)| {
-            let data = json!({"user_id": id, "username": format!("author{i:03}"), "created_at": shutter_core::now_rfc3339()});
-            (id.clone(), envelope("UserRegistered", id, data))
+            let event = Event::UserRegistered(UserRegistered {
+                user_id: id.clone(),
+                username: format!("author{i:03}"),
+                created_at: shutter_core::now_rfc3339(),
+            });
+            Envelope::new(event, Some(id), "search-bench")
         })
         .collect();
-    produce(&producer, "shutter.identity", registered).await;
+    app.produce(&registered).await;
 
-    let records: Vec<(String, String)> = (0..posts)
+    let records: Vec<Envelope> = (0..posts)
         .map(|i| {
-            let post_id = shutter_core::new_id();
             let author = &author_ids[i % authors];
             let words: Vec<&str> = (0..8).map(|_| rng.word()).collect();
             let tags = vec![rng.word().to_owned(), rng.word().to_owned()];
             let caption = format!("{} #{} #{}", words.join(" "), tags[0], tags[1]);
-            let data = json!({
-                "post_id": post_id, "author_id": author, "caption": caption, "location": null,
-                "hashtags": tags, "mentions": [], "created_at": shutter_core::now_rfc3339(), "version": 2,
+            let event = Event::PostPublished(PostFacts {
+                post_id: PostId::generate(),
+                author_id: author.clone(),
+                caption,
+                location: None,
+                hashtags: tags,
+                mentions: vec![],
+                created_at: shutter_core::now_rfc3339(),
+                version: 2,
+                media: vec![],
             });
-            (post_id.clone(), envelope("PostPublished", &post_id, data))
+            Envelope::new(event, Some(author), "search-bench")
         })
         .collect();
     eprintln!("search-bench: producing {posts} PostPublished events");
     let started = Instant::now();
-    produce(&producer, "shutter.posts", records).await;
+    app.produce(&records).await;
     let produced_in = started.elapsed();
     let mut last_report = Instant::now();
     loop {
@@ -271,6 +247,6 @@ async fn main() {
         println!("{line}");
     }
     if let Ok(app) = Arc::try_unwrap(app) {
-        app.stack.stop().await;
+        app.stop().await;
     }
 }

@@ -1,21 +1,6 @@
-use shutter_comments::handlers::list_comments;
-use shutter_comments::store::dynamo::DynamoCommentsStore;
-use shutter_directory::legacy::DynamoDirectory;
-use shutter_store::Table;
-
+//! `GET /v1/posts/{id}/comments`: a post's comments, threads in order.
 #[tokio::main]
 async fn main() -> Result<(), shutter_http::lambda_http::Error> {
-    shutter_http::init_tracing();
-    let aws = shutter_store::aws_config().await;
-    let table = Table::from_env(&aws, "COMMENTS_TABLE")?;
-    let store = DynamoCommentsStore {
-        table: table.clone(),
-    };
-    let directory = DynamoDirectory { table };
-    let signer = shutter_store::cursor_signer(&aws).await?;
-    shutter_http::run(
-        (store, directory, signer),
-        |(store, directory, signer), req| list_comments(store, directory, signer, req),
-    )
-    .await
+    use shutter_comments::{Live, http};
+    shutter_http::serve(Live::for_list, http::list_comments).await
 }

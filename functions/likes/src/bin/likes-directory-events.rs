@@ -1,28 +1,11 @@
-use lambda_runtime::{LambdaEvent, service_fn};
-use shutter_directory::legacy::DynamoDirectory;
-use shutter_events::{KafkaEvent, SqsPoisonQueue};
-use shutter_likes::DIRECTORY_CONSUMER;
-use shutter_likes::consumer::directory_events;
-use shutter_likes::store::dynamo::DynamoLikesStore;
-use shutter_store::Table;
-
+//! `likes-directory-events`: the directory, and the likes of deleted accounts and posts.
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shutter_http::init_tracing();
-    let aws = shutter_store::aws_config().await;
-    let table = Table::from_env(&aws, "LIKES_TABLE")?;
-    let dir = DynamoDirectory {
-        table: table.clone(),
-    };
-    let store = DynamoLikesStore { table };
-    let poison = SqsPoisonQueue::from_env(&aws, DIRECTORY_CONSUMER)?;
-    let (dir, store, poison) = (&dir, &store, &poison);
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<KafkaEvent>| async move {
-            directory_events(dir, store, poison, &event.payload)
-                .await
-                .map_err(lambda_runtime::Error::from)
-        },
-    ))
+    use shutter_likes::{Live, consumer};
+    shutter_events::run_consumer(
+        &consumer::DIRECTORY_EVENTS,
+        Live::for_writes,
+        consumer::apply,
+    )
     .await
 }

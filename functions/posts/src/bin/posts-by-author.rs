@@ -1,8 +1,9 @@
-use shutter_posts::deps::endpoint_deps;
-use shutter_posts::handlers::posts_by_author;
-
+//! `GET /v1/users/{username}/posts`.
 #[tokio::main]
 async fn main() -> Result<(), shutter_http::lambda_http::Error> {
-    shutter_http::init_tracing();
-    shutter_http::run(endpoint_deps().await?, posts_by_author).await
+    shutter_http::serve(
+        shutter_posts::Live::from_env,
+        shutter_posts::http::posts_by_author,
+    )
+    .await
 }

@@ -1,8 +1,9 @@
-use shutter_posts::deps::endpoint_deps;
-use shutter_posts::handlers::create_post;
-
+//! `POST /v1/posts`.
 #[tokio::main]
 async fn main() -> Result<(), shutter_http::lambda_http::Error> {
-    shutter_http::init_tracing();
-    shutter_http::run(endpoint_deps().await?, create_post).await
+    shutter_http::serve(
+        shutter_posts::Live::without_cursors,
+        shutter_posts::http::create_post,
+    )
+    .await
 }

@@ -1,8 +1,9 @@
-use shutter_posts::deps::endpoint_deps;
-use shutter_posts::handlers::update_post;
-
+//! `PATCH /v1/posts/{id}`.
 #[tokio::main]
 async fn main() -> Result<(), shutter_http::lambda_http::Error> {
-    shutter_http::init_tracing();
-    shutter_http::run(endpoint_deps().await?, update_post).await
+    shutter_http::serve(
+        shutter_posts::Live::without_cursors,
+        shutter_posts::http::update_post,
+    )
+    .await
 }

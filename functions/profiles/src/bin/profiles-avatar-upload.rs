@@ -1,10 +1,9 @@
-use shutter_profiles::avatar::S3MediaStore;
-use shutter_profiles::handlers::avatar_upload;
-
+//! `POST /v1/profiles/me/avatar`: signs upload forms only, so it builds no table client.
 #[tokio::main]
 async fn main() -> Result<(), shutter_http::lambda_http::Error> {
-    shutter_http::init_tracing();
-    let aws = shutter_store::aws_config().await;
-    let media = S3MediaStore::from_env(&aws)?;
-    shutter_http::run(media, avatar_upload).await
+    shutter_http::serve(
+        shutter_profiles::Live::for_uploads,
+        shutter_profiles::http::avatar_upload,
+    )
+    .await
 }

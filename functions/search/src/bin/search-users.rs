@@ -1,10 +1,6 @@
-use shutter_search::client::OpenSearch;
-use shutter_search::handlers::search_users;
-
+//! `GET /v1/search/users`.
 #[tokio::main]
 async fn main() -> Result<(), shutter_http::lambda_http::Error> {
-    shutter_http::init_tracing();
-    let aws = shutter_store::aws_config().await;
-    let search = OpenSearch::from_env(&aws)?;
-    shutter_http::run(search, search_users).await
+    use shutter_search::{Live, http};
+    shutter_http::serve(Live::without_cursors, http::search_users).await
 }

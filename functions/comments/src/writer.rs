@@ -1,0 +1,146 @@
+//! `comments-writer`: the SQS consumer of the comment writes queue. It stores each queued
+//! comment ([`App::write_comment`]) and reports only the messages that failed, so SQS
+//! redelivers those alone and not the rest of the batch.
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use shutter_directory::Directory;
+
+use crate::App;
+use crate::queue::CommentWrite;
+use crate::store::CommentsStore;
+
+/// Stores each queued comment of `event`. A message that fails (storage unavailable, or a
+/// body that cannot be read) is a batch item failure: SQS receives it again, and one that
+/// fails on every receive reaches the queue's DLQ after `maxReceiveCount`.
+pub async fn comment_writes<S, D, Q, C>(app: &App<S, D, Q, C>, event: &SqsEvent) -> SqsBatchResponse
+where
+    S: CommentsStore,
+    D: Directory,
+{
+    let mut response = SqsBatchResponse::default();
+    for message in &event.records {
+        let id = message.message_id.clone().unwrap_or_default();
+        let body = message.body.as_deref().unwrap_or("");
+        let failed = match serde_json::from_str::<CommentWrite>(body) {
+            Err(err) => {
+                tracing::error!(message_id = %id, error = %err, "unreadable comment write; goes to the DLQ after its receives");
+                true
+            }
+            Ok(write) => match app.write_comment(&write).await {
+                Ok(written) => {
+                    tracing::info!(message_id = %id, comment_id = %write.comment.id, post_id = %write.comment.post_id, ?written, "comment written");
+                    false
+                }
+                Err(err) if err.is_retryable() => {
+                    tracing::warn!(message_id = %id, error = %err, "comment write failed; retried");
+                    true
+                }
+                Err(err) => {
+                    tracing::error!(message_id = %id, error = %err, "comment write cannot be stored; goes to the DLQ after its receives");
+                    true
+                }
+            },
+        };
+        if failed {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
+}
+
+/// [`comment_writes`] as a Lambda handler: it never fails as a whole (failures are the
+/// batch's item failures).
+pub async fn on_messages<S: CommentsStore, D: Directory, Q, C>(
+    app: &App<S, D, Q, C>,
+    event: SqsEvent,
+) -> Result<SqsBatchResponse, std::convert::Infallible> {
+    Ok(comment_writes(app, &event).await)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use aws_lambda_events::event::sqs::SqsMessage;
+    use shutter_events::EventType;
+
+    use super::*;
+    use crate::service::NewComment;
+    use crate::testing::{World, text, world};
+
+    fn sqs(bodies: &[String]) -> SqsEvent {
+        let mut event = SqsEvent::default();
+        for (i, b) in bodies.iter().enumerate() {
+            let mut m = SqsMessage::default();
+            m.message_id = Some(format!("m{i}"));
+            m.body = Some(b.clone());
+            event.records.push(m);
+        }
+        event
+    }
+
+    fn failed(response: &SqsBatchResponse) -> Vec<&str> {
+        response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect()
+    }
+
+    /// Accepts `raw` by `by` on the post; the queued message body.
+    async fn queued(w: &World, raw: &str, reply_to: Option<&shutter_core::CommentId>) -> String {
+        let new = NewComment {
+            post_id: w.post.clone(),
+            text: text(raw),
+            reply_to: reply_to.cloned(),
+        };
+        w.app.create(&w.carol.caller(), new, "c").await.unwrap();
+        serde_json::to_string(&w.app.queue.take()[0]).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_write_stores_one_comment_with_one_event() {
+        let w = world();
+        let write = queued(&w, "once", None).await;
+        let response = comment_writes(&w.app, &sqs(&[write.clone(), write.clone()])).await;
+        assert!(response.batch_item_failures.is_empty());
+        let response = comment_writes(&w.app, &sqs(&[write])).await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(w.app.store.comment_count(), 1);
+        assert_eq!(w.event_types(), vec![EventType::CommentAdded]);
+    }
+
+    #[tokio::test]
+    async fn unreadable_messages_fail_alone_and_orphans_are_kept() {
+        let w = world();
+        let parent = w.comment(&w.bob, "parent", None).await;
+        let reply = queued(&w, "reply", Some(&parent.id)).await;
+        // The parent goes before the reply is written: the reply is kept, top-level.
+        w.app
+            .delete(&w.bob.caller(), &parent.id, "c")
+            .await
+            .unwrap();
+        let response = comment_writes(&w.app, &sqs(&["{oops".to_owned(), reply])).await;
+        assert_eq!(failed(&response), vec!["m0"]);
+        let listed = w.listed(&w.ann).await;
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].text, "reply");
+        assert!(listed[0].reply_to.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_storage_outage_fails_the_message_and_its_redelivery_stores_it() {
+        let w = world();
+        let write = queued(&w, "patience", None).await;
+        w.app.store.set_unavailable(true);
+        let response = comment_writes(&w.app, &sqs(std::slice::from_ref(&write))).await;
+        assert_eq!(failed(&response), vec!["m0"]);
+        w.app.store.set_unavailable(false);
+        assert_eq!(w.app.store.comment_count(), 0);
+        let response = comment_writes(&w.app, &sqs(&[write])).await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(w.app.store.comment_count(), 1);
+    }
+}

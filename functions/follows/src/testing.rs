@@ -1,0 +1,84 @@
+//! What the unit tests share: an App on the memory fakes, with users by name.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+
+use shutter_core::validate::Username;
+use shutter_core::{CursorSigner, UserId};
+use shutter_directory::{Author, MemoryDirectory};
+use shutter_events::EventType;
+use shutter_http::Caller;
+
+use crate::App;
+use crate::store::memory::MemoryFollowsStore;
+
+pub type TestApp = App<MemoryFollowsStore, MemoryDirectory>;
+
+/// An App on the memory fakes and the users it knows, by name.
+pub struct World {
+    pub app: TestApp,
+    pub ids: HashMap<&'static str, UserId>,
+}
+
+/// GIVEN these users (name, private account) in the directory, and nothing between them.
+pub fn world(users: &[(&'static str, bool)]) -> World {
+    let directory = MemoryDirectory::default();
+    let mut ids = HashMap::new();
+    for (name, private) in users {
+        let id = UserId::generate();
+        directory.add_author(Author {
+            user_id: id.clone(),
+            username: (*name).to_owned(),
+            display_name: name.to_uppercase(),
+            private: *private,
+            avatar_key: None,
+        });
+        ids.insert(*name, id);
+    }
+    World {
+        app: App {
+            store: MemoryFollowsStore::default(),
+            directory,
+            cursors: CursorSigner::new(b"test key".to_vec()),
+        },
+        ids,
+    }
+}
+
+pub fn username(name: &str) -> Username {
+    Username::try_from(name.to_owned()).unwrap()
+}
+
+impl World {
+    pub fn id(&self, name: &str) -> UserId {
+        self.ids[name].clone()
+    }
+
+    /// `name` as a verified caller with the `user` scope.
+    pub fn caller(&self, name: &str) -> Caller {
+        Caller {
+            user_id: self.id(name),
+            username: name.to_owned(),
+            scopes: vec!["user".to_owned()],
+        }
+    }
+
+    /// `name` as a moderator.
+    pub fn staff(&self, name: &str) -> Caller {
+        Caller {
+            scopes: vec!["user".to_owned(), "moderator".to_owned()],
+            ..self.caller(name)
+        }
+    }
+
+    /// The types of the events committed so far, in order.
+    pub fn events(&self) -> Vec<EventType> {
+        self.app
+            .store
+            .events()
+            .iter()
+            .map(|e| e.event_type())
+            .collect()
+    }
+}

@@ -1,0 +1,6 @@
+//! `GET /v1/users/me`.
+#[tokio::main]
+async fn main() -> Result<(), shutter_http::lambda_http::Error> {
+    use shutter_identity::{Live, http};
+    shutter_http::serve(Live::without_keys, http::account::me).await
+}

@@ -1,0 +1,6 @@
+//! `PATCH /v1/users/me`.
+#[tokio::main]
+async fn main() -> Result<(), shutter_http::lambda_http::Error> {
+    use shutter_identity::{Live, http};
+    shutter_http::serve(Live::without_keys, http::account::update_me).await
+}

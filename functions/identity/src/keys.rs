@@ -1,0 +1,231 @@
+//! RS256 signing keys and access tokens.
+//!
+//! The keys come from a Secrets Manager secret shaped
+//! `{"active_kid": "...", "keys": [{"kid": "...", "private_key_pem": "..."}]}`: the active
+//! key signs, and every key is published in the JWKS, so a rotation adds the new key,
+//! waits for API Gateway's JWKS cache, then switches `active_kid`.
+
+use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::{Deserialize, Serialize};
+use shutter_store::ConfigError;
+
+use crate::model::Account;
+
+/// Access tokens live 15 minutes.
+pub const ACCESS_TOKEN_TTL_SECONDS: i64 = 15 * 60;
+
+#[derive(Deserialize)]
+struct SecretKeys {
+    active_kid: String,
+    keys: Vec<SecretKey>,
+}
+
+#[derive(Deserialize)]
+struct SecretKey {
+    kid: String,
+    private_key_pem: String,
+}
+
+/// The service's keys, parsed once per cold start.
+pub struct SigningKeys {
+    active_kid: String,
+    active: EncodingKey,
+    jwks: JwkSet,
+}
+
+impl std::fmt::Debug for SigningKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SigningKeys(active_kid={})", self.active_kid)
+    }
+}
+
+impl SigningKeys {
+    pub fn from_secret(secret: &str) -> Result<Self, ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid {
+            name: "signing key secret",
+            reason,
+        };
+        let parsed: SecretKeys = serde_json::from_str(secret)
+            .map_err(|e| invalid(format!("not the expected JSON: {e}")))?;
+        let mut active = None;
+        let mut jwks = JwkSet { keys: Vec::new() };
+        for key in parsed.keys {
+            let encoding = EncodingKey::from_rsa_pem(key.private_key_pem.as_bytes())
+                .map_err(|e| invalid(format!("key {} is not an RSA private key: {e}", key.kid)))?;
+            let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::RS256)
+                .map_err(|e| invalid(format!("key {}: {e}", key.kid)))?;
+            jwk.common.key_id = Some(key.kid.clone());
+            jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+            jwk.common.key_algorithm = Some(KeyAlgorithm::RS256);
+            jwks.keys.push(jwk);
+            if key.kid == parsed.active_kid {
+                active = Some(encoding);
+            }
+        }
+        let active = active.ok_or_else(|| {
+            invalid(format!(
+                "active_kid {} is not among the keys",
+                parsed.active_kid
+            ))
+        })?;
+        Ok(Self {
+            active_kid: parsed.active_kid,
+            active,
+            jwks,
+        })
+    }
+
+    pub fn jwks(&self) -> &JwkSet {
+        &self.jwks
+    }
+
+    /// Only the public half: what the JWKS endpoint keeps after its cold start.
+    pub fn into_jwks(self) -> JwkSet {
+        self.jwks
+    }
+}
+
+/// Who the tokens are for.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub issuer: String,
+    pub audience: String,
+}
+
+impl TokenSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            issuer: shutter_store::env("JWT_ISSUER")?
+                .trim_end_matches('/')
+                .to_owned(),
+            audience: shutter_store::env("JWT_AUDIENCE")?,
+        })
+    }
+}
+
+/// The claims of an access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    pub username: String,
+    pub scope: String,
+    pub jti: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+}
+
+/// Signing an access token failed (the key could not sign): a bug or a bad key.
+pub type SigningError = jsonwebtoken::errors::Error;
+
+/// Signs access tokens.
+pub trait TokenIssuer: Send + Sync {
+    fn issue(&self, account: &Account) -> Result<String, SigningError>;
+}
+
+/// The token issuer of functions that never sign a token (registration, logout, the
+/// account routes): they do not read the signing secret at cold start.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoTokens;
+
+/// What `auth-jwks` serves: the public keys and the issuer's metadata. It keeps no private
+/// key and needs no table.
+#[derive(Debug, Clone)]
+pub struct WellKnown {
+    pub jwks: JwkSet,
+    pub settings: TokenSettings,
+}
+
+#[derive(Debug)]
+pub struct RsaTokenIssuer {
+    pub keys: SigningKeys,
+    pub settings: TokenSettings,
+}
+
+impl TokenIssuer for RsaTokenIssuer {
+    fn issue(&self, account: &Account) -> Result<String, SigningError> {
+        let now = shutter_store::epoch_seconds();
+        let claims = AccessClaims {
+            iss: self.settings.issuer.clone(),
+            aud: self.settings.audience.clone(),
+            sub: account.user_id.to_string(),
+            username: account.username.to_string(),
+            scope: account.scope(),
+            jti: shutter_core::new_id(),
+            iat: now,
+            nbf: now,
+            exp: now + ACCESS_TOKEN_TTL_SECONDS,
+        };
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(self.keys.active_kid.clone());
+        jsonwebtoken::encode(&header, &claims, &self.keys.active)
+    }
+}
+
+/// `/.well-known/openid-configuration`: what API Gateway reads to find the JWKS.
+pub fn openid_configuration(settings: &TokenSettings) -> serde_json::Value {
+    serde_json::json!({
+        "issuer": settings.issuer,
+        "jwks_uri": format!("{}/.well-known/jwks.json", settings.issuer),
+        "token_endpoint": format!("{}/v1/auth/login", settings.issuer),
+        "response_types_supported": ["token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "scopes_supported": ["user", "moderator", "admin"],
+        "claims_supported": ["iss", "aud", "sub", "exp", "nbf", "iat", "jti", "username", "scope"],
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use jsonwebtoken::{DecodingKey, Validation};
+
+    /// A fixed 2048-bit test key (generated for these tests only; used nowhere else).
+    pub const TEST_KEY_PEM: &str = include_str!("../tests/fixtures/test-signing-key.pem");
+
+    pub fn test_keys() -> SigningKeys {
+        let secret = serde_json::json!({"active_kid": "k1", "keys": [{"kid": "k1", "private_key_pem": TEST_KEY_PEM}]});
+        SigningKeys::from_secret(&secret.to_string()).unwrap()
+    }
+
+    #[test]
+    fn tokens_verify_against_the_published_jwks() {
+        let issuer = RsaTokenIssuer {
+            keys: test_keys(),
+            settings: TokenSettings {
+                issuer: "https://id.test".into(),
+                audience: "shutter-api".into(),
+            },
+        };
+        let account = crate::model::tests::account("alice");
+        let token = issuer.issue(&account).unwrap();
+
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(
+            (header.alg, header.kid.as_deref()),
+            (Algorithm::RS256, Some("k1"))
+        );
+        let jwk = issuer.keys.jwks().find("k1").unwrap();
+        let key = DecodingKey::from_jwk(jwk).unwrap();
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_audience(&["shutter-api"]);
+        validation.set_issuer(&["https://id.test"]);
+        let claims = jsonwebtoken::decode::<AccessClaims>(&token, &key, &validation)
+            .unwrap()
+            .claims;
+        assert_eq!(claims.sub, account.user_id);
+        assert_eq!(claims.scope, "user");
+        assert_eq!(claims.exp - claims.iat, 900);
+    }
+
+    #[test]
+    fn the_secret_must_name_an_existing_active_key() {
+        let secret = serde_json::json!({"active_kid": "k2", "keys": [{"kid": "k1", "private_key_pem": TEST_KEY_PEM}]});
+        assert!(SigningKeys::from_secret(&secret.to_string()).is_err());
+        assert!(SigningKeys::from_secret("not json").is_err());
+    }
+}

@@ -1,0 +1,89 @@
+//! The identity service: accounts and sessions.
+//!
+//! It issues RS256 access tokens that API Gateway's JWT authorizer verifies against the
+//! JWKS published here, and opaque refresh tokens that are stored hashed, rotated on
+//! every use, and revoke their whole family when a rotated one is replayed. It also
+//! serves a user's own account (email, settings, password, deletion): every account
+//! route acts on the caller only (the id comes from the verified token), so no one can
+//! read or change another's account.
+//!
+//! It owns the identity table: credentials, account data and the uniqueness of usernames
+//! and emails are checked in the same transactions (see [`store`]). It publishes
+//! `UserRegistered`, `UserEmailChanged` and `UserDeleted` and consumes nothing.
+
+pub mod errors;
+pub mod http;
+pub mod keys;
+pub mod model;
+pub mod password;
+pub mod service;
+pub mod store;
+
+use shutter_events::Consumer;
+use shutter_store::{ConfigError, SdkConfig, Table};
+
+use crate::keys::{NoTokens, RsaTokenIssuer, SigningKeys, TokenSettings, WellKnown};
+use crate::store::dynamo::DynamoIdentityStore;
+
+/// What every function of the service works with; generic so tests use fakes. `tokens`
+/// signs access tokens: only login and refresh have a real one.
+#[derive(Debug)]
+pub struct App<S, T = NoTokens> {
+    pub store: S,
+    pub tokens: T,
+}
+
+/// The deployed App of login and refresh: the identity table and the signing key.
+pub type Live = App<DynamoIdentityStore, RsaTokenIssuer>;
+
+/// The deployed App of the functions that never sign a token.
+pub type LiveWithoutKeys = App<DynamoIdentityStore, NoTokens>;
+
+/// The identity service consumes no events.
+pub const CONSUMERS: &[&Consumer] = &[];
+
+fn identity_store(aws: &SdkConfig) -> Result<DynamoIdentityStore, ConfigError> {
+    Ok(DynamoIdentityStore {
+        table: Table::from_env(aws, "IDENTITY_TABLE")?,
+    })
+}
+
+async fn signing_keys(aws: &SdkConfig) -> Result<SigningKeys, ConfigError> {
+    SigningKeys::from_secret(&shutter_store::secret_string(aws, "SIGNING_KEY_SECRET_ARN").await?)
+}
+
+impl Live {
+    /// Login and refresh: the table, the signing keys (a secret read at cold start) and
+    /// the token settings.
+    pub async fn from_env(aws: &SdkConfig) -> Result<Self, ConfigError> {
+        let store = identity_store(aws)?;
+        let keys = signing_keys(aws).await?;
+        Ok(App {
+            store,
+            tokens: RsaTokenIssuer {
+                keys,
+                settings: TokenSettings::from_env()?,
+            },
+        })
+    }
+
+    /// Registration, logout and the account routes: the table only, so their cold start
+    /// reads no secret.
+    pub async fn without_keys(aws: &SdkConfig) -> Result<LiveWithoutKeys, ConfigError> {
+        Ok(App {
+            store: identity_store(aws)?,
+            tokens: NoTokens,
+        })
+    }
+}
+
+impl WellKnown {
+    /// `auth-jwks`: the public half of the signing keys and the token settings; no table.
+    pub async fn from_env(aws: &SdkConfig) -> Result<Self, ConfigError> {
+        let jwks = signing_keys(aws).await?.into_jwks();
+        Ok(WellKnown {
+            jwks,
+            settings: TokenSettings::from_env()?,
+        })
+    }
+}

@@ -1,0 +1,509 @@
+//! The use cases: check who may see the post, apply the like rule ([`crate::model`]),
+//! save with the store; answer in client terms.
+
+use serde::{Deserialize, Serialize};
+use shutter_core::{ApiError, CursorSigner, PageRequest, PostId};
+use shutter_directory::{Author, Directory, PostRef, Viewer, visible_post};
+use shutter_http::Caller;
+use shutter_store::StoreError;
+
+use crate::model::{LikeRequest, LikeStatus, Liker, LikersPage, transition};
+use crate::store::{self, LikesStore};
+use crate::{App, errors};
+
+/// How often a like is read and written again when a racing request changed it meanwhile.
+const MAX_ATTEMPTS: usize = 5;
+
+/// Where a likers page resumes: the list position of the last entry shown.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Position {
+    pub(crate) after: String,
+}
+
+/// Binds a likers cursor to its post's list.
+pub(crate) fn cursor_scope(post_id: &PostId) -> String {
+    format!("likes:{post_id}")
+}
+
+fn viewer(caller: &Caller) -> Viewer<'_> {
+    Viewer {
+        user_id: &caller.user_id,
+        staff: caller.is_staff(),
+    }
+}
+
+impl<S: LikesStore, D: Directory> App<S, D> {
+    /// The caller likes the post, once however often they ask. The post must be one they
+    /// may see (404 otherwise, so a private account's posts are not revealed to exist).
+    pub async fn like(
+        &self,
+        caller: &Caller,
+        post_id: PostId,
+        correlation_id: &str,
+    ) -> Result<LikeStatus, ApiError> {
+        self.set_like(caller, post_id, true, correlation_id).await
+    }
+
+    /// The caller no longer likes the post. One's own like may always be taken back, even
+    /// from a post one may no longer see.
+    pub async fn unlike(
+        &self,
+        caller: &Caller,
+        post_id: PostId,
+        correlation_id: &str,
+    ) -> Result<LikeStatus, ApiError> {
+        self.set_like(caller, post_id, false, correlation_id).await
+    }
+
+    /// The post and its author if `viewer` may see it, else 404.
+    async fn visible(
+        &self,
+        post_id: &PostId,
+        viewer: Viewer<'_>,
+    ) -> Result<(PostRef, Author), ApiError> {
+        visible_post(&self.directory, post_id, viewer)
+            .await
+            .map_err(errors::api)?
+            .ok_or(ApiError::NotFound("post"))
+    }
+
+    async fn set_like(
+        &self,
+        caller: &Caller,
+        post_id: PostId,
+        liked: bool,
+        correlation_id: &str,
+    ) -> Result<LikeStatus, ApiError> {
+        let viewer = viewer(caller);
+        let (mut current, author_id) = if liked {
+            // Both reads at once: a like needs the post visible whatever its state.
+            let (current, post) = futures::try_join!(
+                self.store.state(&post_id, &caller.user_id),
+                visible_post(&self.directory, &post_id, viewer)
+            )
+            .map_err(errors::api)?;
+            let (post, _) = post.ok_or(ApiError::NotFound("post"))?;
+            (current, post.author_id)
+        } else {
+            let current = self
+                .store
+                .state(&post_id, &caller.user_id)
+                .await
+                .map_err(errors::api)?;
+            let author_id = match &current {
+                // One's own like may always be taken back.
+                Some(c) if c.liked => c.post_author_id.clone(),
+                _ => self.visible(&post_id, viewer).await?.0.author_id,
+            };
+            (current, author_id)
+        };
+        let request = LikeRequest {
+            post_id: &post_id,
+            post_author_id: &author_id,
+            user_id: &caller.user_id,
+            username: &caller.username,
+            liked,
+        };
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(next) = transition(current.as_ref(), &request) else {
+                return Ok(LikeStatus { post_id, liked });
+            };
+            let event = next.event(Some(&caller.user_id), correlation_id);
+            match self.store.commit(current.as_ref(), &next, &event).await {
+                Ok(()) => {
+                    tracing::info!(post_id = %post_id, seq = next.seq, event_id = %event.id, liked, "like changed");
+                    return Ok(LikeStatus { post_id, liked });
+                }
+                // A racing request changed the like: decide again on what it left.
+                Err(StoreError::Conflict(store::STALE)) => {
+                    current = self
+                        .store
+                        .state(&post_id, &caller.user_id)
+                        .await
+                        .map_err(errors::api)?;
+                }
+                Err(err) => return Err(errors::api(err)),
+            }
+        }
+        Err(errors::concurrent_update())
+    }
+
+    /// Who likes the post, newest first, if the caller may see it. Names are read fresh
+    /// from the directory (they change); one who is not in it yet shows with the username
+    /// they liked under.
+    pub async fn likers(
+        &self,
+        caller: &Caller,
+        post_id: &PostId,
+        page: &PageRequest,
+    ) -> Result<LikersPage, ApiError> {
+        let cursors = self.cursors()?;
+        let scope = cursor_scope(post_id);
+        let after = match &page.cursor {
+            Some(c) => {
+                let position: Position = cursors.verify(&scope, c)?;
+                if !store::is_list_position(&position.after) {
+                    return Err(ApiError::invalid(
+                        "cursor",
+                        "is not a cursor this server issued",
+                    ));
+                }
+                Some(position.after)
+            }
+            None => None,
+        };
+        self.visible(post_id, viewer(caller)).await?;
+        let limit = usize::from(page.limit);
+        let mut entries = self
+            .store
+            .likers(post_id, after.as_deref(), limit + 1)
+            .await
+            .map_err(errors::api)?;
+        let next_cursor = if entries.len() > limit {
+            entries.truncate(limit);
+            entries.last().map(|e| {
+                cursors.sign(
+                    &scope,
+                    &Position {
+                        after: e.position.clone(),
+                    },
+                )
+            })
+        } else {
+            None
+        };
+        let authors = futures::future::try_join_all(
+            entries.iter().map(|e| self.directory.author(&e.user_id)),
+        )
+        .await
+        .map_err(errors::api)?;
+        let items = entries
+            .into_iter()
+            .zip(authors)
+            .map(|(entry, author)| {
+                let (username, display_name) = match author {
+                    Some(a) => (a.username, a.display_name),
+                    None => (entry.username.clone(), entry.username),
+                };
+                Liker {
+                    user_id: entry.user_id,
+                    username,
+                    display_name,
+                    liked_at: entry.liked_at,
+                }
+            })
+            .collect();
+        Ok(LikersPage { items, next_cursor })
+    }
+
+    fn cursors(&self) -> Result<&CursorSigner, ApiError> {
+        self.cursors.as_ref().ok_or_else(|| {
+            ApiError::internal(std::io::Error::other(
+                "this function was built without the cursor key (Live::for_writes)",
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use shutter_core::UserId;
+    use shutter_events::{Envelope, Event};
+    use shutter_store::StoreResult;
+
+    use super::*;
+    use crate::model::{LikeState, LikerEntry};
+    use crate::store::LikesCleanup;
+    use crate::store::memory::MemoryLikesStore;
+    use crate::testing::{World, caller, like_events, world};
+
+    fn page() -> PageRequest {
+        PageRequest::parse(None, None).unwrap()
+    }
+
+    impl World {
+        async fn like(&self, user: &UserId) -> Result<LikeStatus, ApiError> {
+            self.app
+                .like(&caller(user), self.post.clone(), "corr")
+                .await
+        }
+        async fn unlike(&self, user: &UserId) -> Result<LikeStatus, ApiError> {
+            self.app
+                .unlike(&caller(user), self.post.clone(), "corr")
+                .await
+        }
+        /// The likers as the author sees them.
+        async fn liker_ids(&self) -> Vec<UserId> {
+            let page = self
+                .app
+                .likers(&caller(&self.author), &self.post, &page())
+                .await
+                .unwrap();
+            page.items.into_iter().map(|l| l.user_id).collect()
+        }
+        async fn state(&self, user: &UserId) -> Option<LikeState> {
+            self.app.store.state(&self.post, user).await.unwrap()
+        }
+    }
+
+    #[tokio::test]
+    async fn liking_twice_counts_once() {
+        // GIVEN a public post
+        let w = world(false);
+        let bob = UserId::generate();
+        // WHEN bob likes it twice
+        for _ in 0..2 {
+            let status = w.like(&bob).await.unwrap();
+            assert_eq!((&status.post_id, status.liked), (&w.post, true));
+        }
+        // THEN one like is stored, listed once, and one LikeAdded reports it
+        assert_eq!(like_events(&w.app.store), [("LikeAdded", bob.clone(), 1)]);
+        let event = &w.app.store.events()[0];
+        assert_eq!(event.aggregate_id, w.post.as_str());
+        assert_eq!(event.actor.as_ref(), Some(&bob));
+        assert_eq!(event.correlation_id, "corr");
+        let Event::LikeAdded(facts) = &event.event else {
+            panic!("{event:?}")
+        };
+        assert_eq!(
+            (&facts.post_id, &facts.post_author_id),
+            (&w.post, &w.author)
+        );
+        assert_eq!(w.state(&bob).await.unwrap().seq, 1);
+        assert_eq!(w.liker_ids().await, [bob]);
+    }
+
+    #[tokio::test]
+    async fn unliking_without_a_like_emits_nothing_and_seq_counts_every_change() {
+        let w = world(false);
+        let bob = UserId::generate();
+        // GIVEN no like: WHEN bob unlikes THEN nothing is stored or emitted
+        assert!(!w.unlike(&bob).await.unwrap().liked);
+        assert!(w.app.store.events().is_empty(), "no like existed: no event");
+        assert_eq!(w.state(&bob).await, None);
+        // WHEN he likes, unlikes twice and likes again THEN each change counts once
+        w.like(&bob).await.unwrap();
+        w.unlike(&bob).await.unwrap();
+        w.unlike(&bob).await.unwrap();
+        w.like(&bob).await.unwrap();
+        assert_eq!(
+            like_events(&w.app.store),
+            [
+                ("LikeAdded", bob.clone(), 1),
+                ("LikeRemoved", bob.clone(), 2),
+                ("LikeAdded", bob.clone(), 3)
+            ]
+        );
+        assert_eq!(w.liker_ids().await, [bob]);
+    }
+
+    #[tokio::test]
+    async fn a_stale_write_never_lands_so_racing_requests_emit_once() {
+        let w = world(false);
+        let bob = UserId::generate();
+        let request = LikeRequest {
+            post_id: &w.post,
+            post_author_id: &w.author,
+            user_id: &bob,
+            username: "bob",
+            liked: true,
+        };
+        // GIVEN two requests that both read "no like" and both try to write seq 1
+        let first = transition(None, &request).unwrap();
+        let second = transition(None, &request).unwrap();
+        w.app
+            .store
+            .commit(None, &first, &first.event(None, "a"))
+            .await
+            .unwrap();
+        let lost = w
+            .app
+            .store
+            .commit(None, &second, &second.event(None, "b"))
+            .await
+            .unwrap_err();
+        assert!(lost.is_conflict(store::STALE), "{lost}");
+        // WHEN the loser's use case reads again THEN it finds the like and changes nothing
+        w.like(&bob).await.unwrap();
+        assert_eq!(w.app.store.events().len(), 1);
+        assert_eq!(w.liker_ids().await, [bob]);
+    }
+
+    #[tokio::test]
+    async fn a_refused_like_changes_nothing() {
+        // GIVEN a private account's post
+        let w = world(true);
+        let mallory = UserId::generate();
+        // WHEN a stranger likes or unlikes it THEN 404, as for a post that does not exist
+        assert_eq!(w.like(&mallory).await.unwrap_err().status(), 404);
+        assert_eq!(w.unlike(&mallory).await.unwrap_err().status(), 404);
+        // AND nothing was stored or emitted
+        assert_eq!(w.state(&mallory).await, None);
+        assert!(w.app.store.events().is_empty());
+        assert!(w.liker_ids().await.is_empty());
+        let index = w.app.store.posts_liked_by(&mallory, 10).await.unwrap();
+        assert!(index.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unknown_post_is_404_and_changes_nothing() {
+        let w = world(false);
+        let bob = UserId::generate();
+        let unknown = PostId::generate();
+        let err = w
+            .app
+            .like(&caller(&bob), unknown.clone(), "c")
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 404);
+        assert_eq!(w.app.store.state(&unknown, &bob).await.unwrap(), None);
+        assert!(w.app.store.events().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_deleted_accounts_token_can_like_nothing_and_changes_nothing() {
+        // GIVEN bob's account was deleted while his token still lives
+        let w = world(false);
+        let bob = UserId::generate();
+        w.app.store.mark_gone(&bob).await.unwrap();
+        // WHEN he likes THEN 401 and nothing is stored or emitted
+        let err = w.like(&bob).await.unwrap_err();
+        assert_eq!(err.status(), 401);
+        assert_eq!(w.state(&bob).await, None);
+        assert!(w.app.store.events().is_empty());
+        assert!(w.liker_ids().await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_like_can_be_taken_back_after_the_post_turned_private() {
+        // GIVEN bob liked a post whose author then turned private
+        let w = world(false);
+        let bob = UserId::generate();
+        w.like(&bob).await.unwrap();
+        w.app
+            .directory
+            .add_author(crate::testing::author(&w.author, "ann", true));
+        // WHEN he likes again THEN 404; WHEN he unlikes THEN his like goes
+        assert_eq!(w.like(&bob).await.unwrap_err().status(), 404);
+        assert!(!w.unlike(&bob).await.unwrap().liked);
+        assert_eq!(
+            like_events(&w.app.store).last().unwrap(),
+            &("LikeRemoved", bob, 2)
+        );
+        assert!(w.liker_ids().await.is_empty());
+    }
+
+    /// A store whose every commit loses a race.
+    #[derive(Default)]
+    struct AlwaysRaced {
+        inner: MemoryLikesStore,
+        commits: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl LikesStore for AlwaysRaced {
+        async fn state(
+            &self,
+            post_id: &PostId,
+            user_id: &UserId,
+        ) -> StoreResult<Option<LikeState>> {
+            self.inner.state(post_id, user_id).await
+        }
+        async fn commit(
+            &self,
+            _: Option<&LikeState>,
+            _: &LikeState,
+            _: &Envelope,
+        ) -> StoreResult<()> {
+            self.commits.fetch_add(1, Ordering::SeqCst);
+            Err(StoreError::Conflict(store::STALE))
+        }
+        async fn likers(
+            &self,
+            post_id: &PostId,
+            after: Option<&str>,
+            limit: usize,
+        ) -> StoreResult<Vec<LikerEntry>> {
+            self.inner.likers(post_id, after, limit).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_like_that_keeps_changing_is_a_409_after_a_few_tries_and_changes_nothing() {
+        // GIVEN a store where every write loses a race
+        let w = world(false);
+        let app = App {
+            store: AlwaysRaced::default(),
+            directory: w.app.directory,
+            cursors: None,
+        };
+        let bob = UserId::generate();
+        // WHEN bob likes THEN he is told to retry, after a bounded number of tries
+        let err = app
+            .like(&caller(&bob), w.post.clone(), "c")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.status(), err.problem().code.as_str()),
+            (409, "concurrent_update")
+        );
+        assert_eq!(app.store.commits.load(Ordering::SeqCst), MAX_ATTEMPTS);
+        assert!(app.store.inner.events().is_empty());
+        assert_eq!(app.store.inner.state(&w.post, &bob).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn unknown_likers_show_the_username_they_liked_under_and_known_ones_their_current_names()
+    {
+        // GIVEN bob, whom the directory does not know yet, and eve, whom it does
+        let w = world(false);
+        let (bob, eve) = (UserId::generate(), UserId::generate());
+        w.app
+            .like(
+                &Caller {
+                    username: "bob".into(),
+                    ..caller(&bob)
+                },
+                w.post.clone(),
+                "c",
+            )
+            .await
+            .unwrap();
+        // The list is ordered by ULID, precise to the millisecond.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        w.like(&eve).await.unwrap();
+        w.app
+            .directory
+            .add_author(crate::testing::author(&eve, "eve", false));
+        // WHEN the likers are listed
+        let page = w
+            .app
+            .likers(&caller(&w.author), &w.post, &page())
+            .await
+            .unwrap();
+        // THEN newest first, with names from the directory when it has them
+        let names: Vec<_> = page
+            .items
+            .iter()
+            .map(|l| (l.username.as_str(), l.display_name.as_str()))
+            .collect();
+        assert_eq!(names, [("eve", "EVE"), ("bob", "bob")]);
+        assert_eq!(page.next_cursor, None);
+    }
+
+    #[tokio::test]
+    async fn listing_without_the_cursor_key_is_a_server_error_not_a_wrong_page() {
+        let mut w = world(false);
+        w.app.cursors = None;
+        let err = w
+            .app
+            .likers(&caller(&w.author), &w.post, &page())
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 500);
+    }
+}

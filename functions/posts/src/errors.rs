@@ -1,0 +1,38 @@
+//! The one place where storage failures and broken input rules become what clients see.
+
+use shutter_core::ApiError;
+use shutter_store::StoreError;
+
+use crate::model::Invalid;
+use crate::store;
+
+/// Storage failures as clients see them: each conflict label the store reports, once.
+pub(crate) fn api(err: StoreError) -> ApiError {
+    shutter_http::store_error(err, |label| match label {
+        store::STALE => version_conflict(),
+        store::KEY_REUSED => ApiError::conflict(
+            "idempotency_key_reused",
+            "Idempotency-Key",
+            "this key was used for a different request",
+        ),
+        // No endpoint expects any other conflict (a taken ULID, a repeated event id): a
+        // bug, answered as one.
+        other => ApiError::internal(StoreError::Conflict(other)),
+    })
+}
+
+/// The post changed since the client read it.
+pub(crate) fn version_conflict() -> ApiError {
+    ApiError::conflict(
+        "version_conflict",
+        "version",
+        "the post changed since you read it; read it again",
+    )
+}
+
+/// Input that breaks a rule of [`crate::model`]: a 400 naming the field.
+impl From<Invalid> for ApiError {
+    fn from(invalid: Invalid) -> Self {
+        ApiError::invalid(&invalid.field, invalid.reason)
+    }
+}

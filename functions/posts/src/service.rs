@@ -1,0 +1,602 @@
+//! The use cases of the endpoints: load the post and what the directory knows of its
+//! author, decide with the rules of [`crate::model`], save with the store, and answer
+//! with views (media URLs signed, authors batched), in client terms.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use shutter_core::validate::Username;
+use shutter_core::{ApiError, CursorSigner, MediaId, PageRequest, PostId, UserId};
+use shutter_directory::{Author, Directory, Viewer, may_see};
+use shutter_events::{Envelope, Event, PostDeleted};
+use shutter_http::Caller;
+use shutter_media::MediaStore;
+
+use crate::api::{AuthorView, CreatedPost, MediaUpload, MediaView, PostPage, PostView, UpdatePost};
+use crate::model::{
+    Media, MediaStatus, Mention, NewPost, Post, PostStatus, check_caption, check_location,
+    max_bytes,
+};
+use crate::store::{Idempotency, Index, PostsStore, Stored};
+use crate::{App, errors, text};
+
+/// A created post, and whether it is the one an earlier request with the same
+/// `Idempotency-Key` made.
+#[derive(Debug)]
+pub struct Created {
+    pub post: CreatedPost,
+    pub replayed: bool,
+}
+
+/// Where a list resumes: the store's position of the last entry served.
+#[derive(Debug, Serialize, Deserialize)]
+struct After {
+    sk: String,
+}
+
+fn viewer(caller: &Caller) -> Viewer<'_> {
+    Viewer {
+        user_id: &caller.user_id,
+        staff: caller.is_staff(),
+    }
+}
+
+impl<S: PostsStore, M: MediaStore, D: Directory> App<S, M, D> {
+    /// A pending post with an upload form per media item; its `PostCreated` goes out with
+    /// it. With an idempotency key, the same request again answers the same post.
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        new: NewPost,
+        idempotency: Option<Idempotency>,
+        correlation_id: &str,
+    ) -> Result<Created, ApiError> {
+        let id = PostId::generate();
+        let media = new
+            .media
+            .into_iter()
+            .map(|(media_type, size)| {
+                Media::pending(MediaId::generate(), &caller.user_id, &id, media_type, size)
+            })
+            .collect();
+        let post = Post {
+            id,
+            author_id: caller.user_id.clone(),
+            hashtags: text::hashtags(&new.caption),
+            mentions: self.resolve_mentions(&new.caption).await?,
+            caption: new.caption,
+            location: new.location,
+            status: PostStatus::Pending,
+            media,
+            like_count: 0,
+            comment_count: 0,
+            version: 1,
+            created_at: shutter_core::now_rfc3339(),
+            published_at: None,
+        };
+        let event = Envelope::new(
+            Event::PostCreated(post.facts()),
+            Some(&caller.user_id),
+            correlation_id,
+        );
+        let stored = self
+            .store
+            .create(&post, &event, idempotency.as_ref())
+            .await
+            .map_err(errors::api)?;
+        let (post, replayed) = match stored {
+            Stored::New => (post, false),
+            Stored::Replayed(first) => {
+                let first = self.store.post(&first).await.map_err(errors::api)?;
+                let first = first.ok_or_else(|| {
+                    ApiError::conflict(
+                        "idempotency_key_reused",
+                        "Idempotency-Key",
+                        "the post this key created has been deleted",
+                    )
+                })?;
+                (first, true)
+            }
+        };
+        let author = self
+            .directory
+            .author(&caller.user_id)
+            .await
+            .map_err(errors::api)?;
+        let uploads = self.uploads(&post).await?;
+        Ok(Created {
+            post: CreatedPost {
+                post: self.view(&post, author.as_ref(), false, caller).await?,
+                uploads,
+            },
+            replayed,
+        })
+    }
+
+    /// The post, if the caller may see it (404 otherwise).
+    pub async fn get(&self, caller: &Caller, id: &PostId) -> Result<PostView, ApiError> {
+        let (post, author) = self.visible(id, caller).await?;
+        self.view_for(&post, author.as_ref(), caller).await
+    }
+
+    /// Edits the caption or location of the caller's own post, read at `patch.version`;
+    /// its `PostUpdated` goes out with the change. A post the caller may not see is 404,
+    /// someone else's 403, a stale version 409, and then bad text 400.
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        id: &PostId,
+        patch: UpdatePost,
+        correlation_id: &str,
+    ) -> Result<PostView, ApiError> {
+        let (before, author) = self.visible(id, caller).await?;
+        if !before.editable_by(&caller.user_id) {
+            return Err(ApiError::Forbidden);
+        }
+        if patch.version != before.version {
+            return Err(errors::version_conflict());
+        }
+        let mut post = before.clone();
+        if let Some(caption) = patch.caption {
+            check_caption(&caption)?;
+            post.hashtags = text::hashtags(&caption);
+            post.mentions = self.resolve_mentions(&caption).await?;
+            post.caption = caption;
+        }
+        if let Some(location) = patch.location {
+            check_location(location.as_deref())?;
+            post.location = location;
+        }
+        if post != before {
+            post.version += 1;
+            let event = Envelope::new(
+                Event::PostUpdated(post.facts()),
+                Some(&caller.user_id),
+                correlation_id,
+            );
+            self.store
+                .save(&before, &post, &[event])
+                .await
+                .map_err(errors::api)?;
+        }
+        self.view_for(&post, author.as_ref(), caller).await
+    }
+
+    /// Deletes a post of the caller's, or any post for staff; its `PostDeleted` takes
+    /// its media, likes and comments with it.
+    pub async fn delete(
+        &self,
+        caller: &Caller,
+        id: &PostId,
+        correlation_id: &str,
+    ) -> Result<(), ApiError> {
+        let (post, _) = self.visible(id, caller).await?;
+        if !post.deletable_by(&caller.user_id, caller.is_staff()) {
+            return Err(ApiError::Forbidden);
+        }
+        let event = Envelope::new(
+            Event::PostDeleted(PostDeleted {
+                post_id: post.id.clone(),
+                author_id: post.author_id.clone(),
+                deleted_by: caller.user_id.clone(),
+            }),
+            Some(&caller.user_id),
+            correlation_id,
+        );
+        self.store.delete(&post, &event).await.map_err(errors::api)
+    }
+
+    /// A user's posts, newest first: every status for the user themself, published ones
+    /// for others who may see the account (403 for a private one, 404 for no such user).
+    pub async fn posts_by_author(
+        &self,
+        caller: &Caller,
+        username: &Username,
+        page: PageRequest,
+    ) -> Result<PostPage, ApiError> {
+        let author = self
+            .directory
+            .author_by_username(username.as_str())
+            .await
+            .map_err(errors::api)?
+            .ok_or(ApiError::NotFound("user"))?;
+        if !self.author_visible(Some(&author), caller).await? {
+            return Err(ApiError::Forbidden);
+        }
+        let own = author.user_id == caller.user_id;
+        let scope = format!("author:{}", author.user_id);
+        self.list(caller, Index::Author(author.user_id), &scope, page, !own)
+            .await
+    }
+
+    /// Published posts with a (normalised) hashtag, newest first, less those the caller
+    /// may not see.
+    pub async fn posts_by_hashtag(
+        &self,
+        caller: &Caller,
+        tag: String,
+        page: PageRequest,
+    ) -> Result<PostPage, ApiError> {
+        let scope = format!("tag:{tag}");
+        self.list(caller, Index::Tag(tag), &scope, page, true).await
+    }
+
+    fn cursors(&self) -> Result<&CursorSigner, ApiError> {
+        self.cursors.as_ref().ok_or_else(|| {
+            ApiError::internal(std::io::Error::other(
+                "this function was built without the cursor key",
+            ))
+        })
+    }
+
+    async fn list(
+        &self,
+        caller: &Caller,
+        index: Index,
+        scope: &str,
+        page: PageRequest,
+        published_only: bool,
+    ) -> Result<PostPage, ApiError> {
+        let cursors = self.cursors()?;
+        let after = match page.cursor.as_deref() {
+            Some(c) => Some(cursors.verify::<After>(scope, c)?.sk),
+            None => None,
+        };
+        let found = self
+            .store
+            .page(&index, page.limit.into(), after.as_deref())
+            .await
+            .map_err(errors::api)?;
+        let ids: Vec<PostId> = found
+            .entries
+            .into_iter()
+            .filter(|e| !published_only || e.status.is_none_or(|s| s == PostStatus::Published))
+            .map(|e| e.post_id)
+            .collect();
+        let posts = self
+            .store
+            .posts(&ids)
+            .await
+            .map_err(errors::api)?
+            .into_iter()
+            .filter(|p| !published_only || p.status == PostStatus::Published)
+            .collect();
+        Ok(PostPage {
+            items: self.views(posts, caller).await?,
+            next_cursor: found.next.map(|sk| cursors.sign(scope, &After { sk })),
+        })
+    }
+
+    /// Whether the caller may see the author's published posts. An author the directory
+    /// does not know yet is treated as private.
+    async fn author_visible(
+        &self,
+        author: Option<&Author>,
+        caller: &Caller,
+    ) -> Result<bool, ApiError> {
+        match author {
+            Some(a) => may_see(&self.directory, a, viewer(caller))
+                .await
+                .map_err(errors::api),
+            None => Ok(false),
+        }
+    }
+
+    /// The post if the caller may see it; otherwise 404, so hidden posts are not revealed.
+    async fn visible(
+        &self,
+        id: &PostId,
+        caller: &Caller,
+    ) -> Result<(Post, Option<Author>), ApiError> {
+        let post = self
+            .store
+            .post(id)
+            .await
+            .map_err(errors::api)?
+            .ok_or(ApiError::NotFound("post"))?;
+        let author = self
+            .directory
+            .author(&post.author_id)
+            .await
+            .map_err(errors::api)?;
+        let seen = self.author_visible(author.as_ref(), caller).await?;
+        if post.visible_to(&caller.user_id, caller.is_staff(), seen) {
+            Ok((post, author))
+        } else {
+            Err(ApiError::NotFound("post"))
+        }
+    }
+
+    /// The users a caption mentions who exist; other `@words` stay plain text.
+    async fn resolve_mentions(&self, caption: &str) -> Result<Vec<Mention>, ApiError> {
+        let mut found = Vec::new();
+        for username in text::mentions(caption) {
+            let author = self
+                .directory
+                .author_by_username(&username)
+                .await
+                .map_err(errors::api)?;
+            if let Some(author) = author {
+                found.push(Mention {
+                    user_id: author.user_id,
+                    username: author.username,
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    /// An upload form for each media item still waiting for its upload.
+    async fn uploads(&self, post: &Post) -> Result<Vec<MediaUpload>, ApiError> {
+        let mut uploads = Vec::new();
+        for m in post
+            .media
+            .iter()
+            .filter(|m| m.status == MediaStatus::Pending)
+        {
+            let form = self
+                .media
+                .presign_upload(
+                    &m.upload_key,
+                    m.media_type,
+                    max_bytes(m.media_type).min(m.declared_size),
+                )
+                .await
+                .map_err(errors::api)?;
+            uploads.push(MediaUpload {
+                media_id: m.id.clone(),
+                upload: form,
+            });
+        }
+        Ok(uploads)
+    }
+
+    async fn sign(&self, key: Option<&str>) -> Result<Option<String>, ApiError> {
+        match key {
+            Some(key) => self
+                .media
+                .view_url(key)
+                .await
+                .map(Some)
+                .map_err(errors::api),
+            None => Ok(None),
+        }
+    }
+
+    async fn author_view(
+        &self,
+        author_id: &UserId,
+        known: Option<&Author>,
+        caller: &Caller,
+    ) -> Result<AuthorView, ApiError> {
+        let avatar_url = self
+            .sign(known.and_then(|a| a.avatar_key.as_deref()))
+            .await?;
+        Ok(match known {
+            Some(a) => AuthorView {
+                id: a.user_id.clone(),
+                username: a.username.clone(),
+                display_name: a.display_name.clone(),
+                avatar_url,
+            },
+            // Only the author sees a post before the directory knows them.
+            None => AuthorView {
+                id: author_id.clone(),
+                username: caller.username.clone(),
+                display_name: caller.username.clone(),
+                avatar_url,
+            },
+        })
+    }
+
+    async fn media_view(&self, media: &Media) -> Result<MediaView, ApiError> {
+        // Only a ready item's objects are served.
+        let ready = media.status == MediaStatus::Ready;
+        let (display, thumbnail) = if ready {
+            (media.display_key.as_deref(), media.thumbnail_key.as_deref())
+        } else {
+            (None, None)
+        };
+        Ok(MediaView {
+            id: media.id.clone(),
+            content_type: media.media_type,
+            status: media.status,
+            url: self.sign(display).await?,
+            thumbnail_url: self.sign(thumbnail).await?,
+        })
+    }
+
+    async fn view(
+        &self,
+        post: &Post,
+        author: Option<&Author>,
+        liked: bool,
+        caller: &Caller,
+    ) -> Result<PostView, ApiError> {
+        let mut media = Vec::with_capacity(post.media.len());
+        for m in &post.media {
+            media.push(self.media_view(m).await?);
+        }
+        Ok(PostView {
+            id: post.id.clone(),
+            author: self.author_view(&post.author_id, author, caller).await?,
+            caption: post.caption.clone(),
+            location: post.location.clone(),
+            hashtags: post.hashtags.clone(),
+            mentions: post.mentions.clone(),
+            status: post.status,
+            media,
+            like_count: post.like_count.max(0),
+            comment_count: post.comment_count.max(0),
+            liked_by_me: liked,
+            version: post.version,
+            created_at: post.created_at.clone(),
+            published_at: post.published_at.clone(),
+        })
+    }
+
+    /// One post's view, with whether the caller likes it.
+    async fn view_for(
+        &self,
+        post: &Post,
+        author: Option<&Author>,
+        caller: &Caller,
+    ) -> Result<PostView, ApiError> {
+        let liked = self
+            .store
+            .liked_by(&caller.user_id, std::slice::from_ref(&post.id))
+            .await
+            .map_err(errors::api)?;
+        self.view(post, author, liked.contains(&post.id), caller)
+            .await
+    }
+
+    /// Views of the posts the caller may see, in order, with authors and likes batched.
+    async fn views(&self, posts: Vec<Post>, caller: &Caller) -> Result<Vec<PostView>, ApiError> {
+        let mut authors: HashMap<UserId, (Option<Author>, bool)> = HashMap::new();
+        for post in &posts {
+            if !authors.contains_key(&post.author_id) {
+                let author = self
+                    .directory
+                    .author(&post.author_id)
+                    .await
+                    .map_err(errors::api)?;
+                let seen = self.author_visible(author.as_ref(), caller).await?;
+                authors.insert(post.author_id.clone(), (author, seen));
+            }
+        }
+        let visible: Vec<Post> = posts
+            .into_iter()
+            .filter(|p| {
+                let seen = authors.get(&p.author_id).is_some_and(|(_, seen)| *seen);
+                p.visible_to(&caller.user_id, caller.is_staff(), seen)
+            })
+            .collect();
+        let ids: Vec<PostId> = visible.iter().map(|p| p.id.clone()).collect();
+        let liked = self
+            .store
+            .liked_by(&caller.user_id, &ids)
+            .await
+            .map_err(errors::api)?;
+        let mut out = Vec::with_capacity(visible.len());
+        for post in &visible {
+            let author = authors.get(&post.author_id).and_then(|(a, _)| a.as_ref());
+            out.push(
+                self.view(post, author, liked.contains(&post.id), caller)
+                    .await?,
+            );
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use shutter_media::MediaType;
+
+    use super::*;
+    use crate::model::{MarkerId, PostStatus};
+    use crate::store::{MarkerWrite, Tally};
+    use crate::testing::{app, post, user};
+
+    fn caller(user: &UserId, staff: bool) -> Caller {
+        Caller {
+            user_id: user.clone(),
+            username: "someone".into(),
+            scopes: if staff {
+                vec!["user".into(), "admin".into()]
+            } else {
+                vec!["user".into()]
+            },
+        }
+    }
+
+    fn new_post() -> NewPost {
+        NewPost {
+            caption: "#one".into(),
+            location: None,
+            media: vec![(MediaType::Png, 10)],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_key_whose_post_was_deleted_is_refused() {
+        let app = app();
+        let ann = caller(&user(&app, "ann", false), false);
+        let key = Idempotency {
+            key: "k".into(),
+            request_hash: "h".into(),
+        };
+        let created = app
+            .create(&ann, new_post(), Some(key.clone()), "c")
+            .await
+            .unwrap();
+        app.delete(&ann, &created.post.post.id, "c").await.unwrap();
+        let err = app
+            .create(&ann, new_post(), Some(key), "c")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.status(), err.problem().code.as_str()),
+            (409, "idempotency_key_reused")
+        );
+        assert_eq!(app.store.count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_likers_view_shows_the_like_and_an_edit_keeps_the_counts() {
+        let app = app();
+        let (ann, bob) = (user(&app, "ann", false), user(&app, "bob", false));
+        let post = post(&app, &ann, PostStatus::Published);
+        // GIVEN bob's like was counted
+        let tally = Tally {
+            post_id: post.id.clone(),
+            markers: vec![MarkerWrite {
+                marker: MarkerId::Like(bob.clone()),
+                previous: None,
+                seq: 1,
+                counted: true,
+            }],
+            like_delta: 1,
+            comment_delta: 0,
+            event: None,
+        };
+        app.store.tally(&tally).await.unwrap();
+        let seen = app.get(&caller(&bob, false), &post.id).await.unwrap();
+        assert!(seen.liked_by_me);
+        assert_eq!(seen.like_count, 1);
+        assert!(
+            !app.get(&caller(&ann, false), &post.id)
+                .await
+                .unwrap()
+                .liked_by_me
+        );
+        // WHEN ann edits the caption
+        let patch = UpdatePost {
+            caption: Some("new".into()),
+            location: None,
+            version: post.version,
+        };
+        let edited = app
+            .update(&caller(&ann, false), &post.id, patch, "c")
+            .await
+            .unwrap();
+        // THEN the count stays
+        assert_eq!(edited.like_count, 1);
+        assert_eq!(app.store.stored(&post.id).unwrap().like_count, 1);
+    }
+
+    #[tokio::test]
+    async fn lists_need_the_cursor_key() {
+        let mut app = app();
+        app.cursors = None;
+        let ann = user(&app, "ann", false);
+        let page = PageRequest::parse(None, None).unwrap();
+        let err = app
+            .posts_by_hashtag(&caller(&ann, false), "beach".into(), page)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 500);
+    }
+}

@@ -1,0 +1,442 @@
+//! The use cases: the three searches, as [`App`] methods. Each reads the viewer's edges,
+//! builds its query ([`crate::query`]) and reads the answer; posts found are checked again
+//! on their authors' documents, read fresh, so a privacy change or a block that has not
+//! reached every post document yet still hides them.
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+use serde_json::Value;
+use shutter_core::{ApiError, CursorSigner, PageRequest, UserId};
+use shutter_http::Caller;
+use utoipa::ToSchema;
+
+use crate::App;
+use crate::docs::{POSTS_INDEX, USERS_INDEX, UserDoc};
+use crate::errors::api;
+use crate::model::{HashtagPrefix, QueryText, Relations, Viewer};
+use crate::query::{self, PostsPosition};
+use crate::store::SearchIndex;
+
+/// Authors whose name matches a posts query that join its results.
+const AUTHOR_MATCHES: usize = 20;
+
+/// A post found by a search.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct PostHit {
+    pub id: String,
+    pub author: AuthorHit,
+    pub caption: String,
+    pub location: Option<String>,
+    pub hashtags: Vec<String>,
+    pub like_count: i64,
+    pub created_at: Option<String>,
+}
+
+/// The author of a post found.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct AuthorHit {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+}
+
+/// A page of posts, best first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PostHitsPage {
+    pub items: Vec<PostHit>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A user found by a search.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct UserHit {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub private: bool,
+}
+
+/// The users that match best (typeahead: one page).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserHitsPage {
+    pub items: Vec<UserHit>,
+    /// Always `null`: a typeahead answers its best matches only.
+    pub next_cursor: Option<String>,
+}
+
+/// A hashtag and how many posts you may see carry it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct HashtagHit {
+    pub tag: String,
+    pub post_count: i64,
+}
+
+/// The hashtags that match best (one page).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HashtagHitsPage {
+    pub items: Vec<HashtagHit>,
+    /// Always `null`: the most used matches only.
+    pub next_cursor: Option<String>,
+}
+
+fn hits(response: &Value) -> impl Iterator<Item = &Value> {
+    response["hits"]["hits"].as_array().into_iter().flatten()
+}
+
+fn posts_scope(q: &QueryText) -> String {
+    format!("search:posts:{}", q.as_str())
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The caller before their edges are read: enough for queries that leave hidden users out
+/// elsewhere.
+fn anyone(caller: &Caller) -> Viewer {
+    Viewer {
+        user_id: caller.user_id.clone(),
+        staff: caller.is_staff(),
+        relations: Relations::default(),
+    }
+}
+
+impl<S: SearchIndex, C: Sync> App<S, C> {
+    /// The caller with their blocks and follows.
+    async fn viewer(&self, caller: &Caller) -> Result<Viewer, ApiError> {
+        Ok(Viewer {
+            relations: self.search.relations(&caller.user_id).await.map_err(api)?,
+            ..anyone(caller)
+        })
+    }
+
+    /// Users whose name starts with `q`, best first, without those hidden from the caller.
+    pub async fn search_users(
+        &self,
+        caller: &Caller,
+        q: &QueryText,
+        limit: u16,
+    ) -> Result<UserHitsPage, ApiError> {
+        let viewer = self.viewer(caller).await?;
+        let response = self
+            .search
+            .search(USERS_INDEX, &query::users(q, &viewer, usize::from(limit)))
+            .await
+            .map_err(api)?;
+        let items = hits(&response)
+            .filter_map(|h| serde_json::from_value::<UserDoc>(h["_source"].clone()).ok())
+            .filter(|u| !u.deleted && !viewer.hides(&u.user_id))
+            .map(|u| UserHit {
+                id: u.user_id,
+                username: u.username,
+                display_name: u.display_name,
+                private: u.private,
+            })
+            .collect();
+        Ok(UserHitsPage {
+            items,
+            next_cursor: None,
+        })
+    }
+
+    /// The most used hashtags starting with `tag`, counting the posts the caller may see.
+    pub async fn search_hashtags(
+        &self,
+        caller: &Caller,
+        tag: &HashtagPrefix,
+        limit: u16,
+    ) -> Result<HashtagHitsPage, ApiError> {
+        let viewer = self.viewer(caller).await?;
+        let response = self
+            .search
+            .search(POSTS_INDEX, &query::hashtags(tag, &viewer))
+            .await
+            .map_err(api)?;
+        // A post's other hashtags are in the buckets too: keep those that match.
+        let mut items: Vec<HashtagHit> = response["aggregations"]["tags"]["buckets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|b| {
+                Some(HashtagHit {
+                    tag: b["key"].as_str()?.to_owned(),
+                    post_count: b["doc_count"].as_i64()?,
+                })
+            })
+            .filter(|h| tag.matches(&h.tag))
+            .collect();
+        items.sort_by(|a, b| {
+            b.post_count
+                .cmp(&a.post_count)
+                .then_with(|| a.tag.cmp(&b.tag))
+        });
+        items.truncate(usize::from(limit));
+        Ok(HashtagHitsPage {
+            items,
+            next_cursor: None,
+        })
+    }
+}
+
+impl<S: SearchIndex> App<S, CursorSigner> {
+    /// Posts matching `q` that the caller may see, best first, a page at a time; the
+    /// cursor is signed and bound to `q`.
+    pub async fn search_posts(
+        &self,
+        caller: &Caller,
+        q: &QueryText,
+        page: &PageRequest,
+    ) -> Result<PostHitsPage, ApiError> {
+        let scope = posts_scope(q);
+        let position: Option<PostsPosition> = match &page.cursor {
+            Some(c) => {
+                let p: PostsPosition = self.cursors.verify(&scope, c)?;
+                if p.after.len() != 3 {
+                    return Err(ApiError::invalid(
+                        "cursor",
+                        "is not a cursor this server issued",
+                    ));
+                }
+                Some(p)
+            }
+            None => None,
+        };
+        let at = position.as_ref().map_or_else(now_millis, |p| p.at);
+        // The viewer's edges and the authors named by the text, at once: the authors'
+        // query needs no edges (the posts query leaves hidden authors out).
+        let author_query = query::users(q, &anyone(caller), AUTHOR_MATCHES);
+        let (viewer, named) = futures::try_join!(self.viewer(caller), async {
+            self.search
+                .search(USERS_INDEX, &author_query)
+                .await
+                .map_err(api)
+        })?;
+        let authors: Vec<String> = hits(&named)
+            .filter_map(|h| h["_id"].as_str().map(str::to_owned))
+            .collect();
+        let limit = usize::from(page.limit);
+        let body = query::posts(q, &viewer, &authors, at, position.as_ref(), limit + 1);
+        let response = self.search.search(POSTS_INDEX, &body).await.map_err(api)?;
+        let mut found: Vec<&Value> = hits(&response).collect();
+        let next_cursor = if found.len() > limit {
+            found.truncate(limit);
+            found.last().map(|last| {
+                let tied = found
+                    .iter()
+                    .filter(|h| h["sort"][0] == last["sort"][0])
+                    .filter_map(|h| h["_id"].as_str().map(str::to_owned))
+                    .collect();
+                self.cursors.sign(
+                    &scope,
+                    &PostsPosition {
+                        at,
+                        after: last["sort"].as_array().cloned().unwrap_or_default(),
+                        tied,
+                    },
+                )
+            })
+        } else {
+            None
+        };
+        let author_ids: HashSet<UserId> = found
+            .iter()
+            .filter_map(|h| h["_source"]["author_id"].as_str().map(UserId::trusted))
+            .collect();
+        let known = self.search.users(&author_ids).await.map_err(api)?;
+        let items = found
+            .into_iter()
+            .filter_map(|h| {
+                let s = &h["_source"];
+                let author = known.get(s["author_id"].as_str()?)?;
+                if !viewer.may_see(author) {
+                    return None;
+                }
+                Some(PostHit {
+                    id: s["post_id"].as_str()?.to_owned(),
+                    author: AuthorHit {
+                        id: author.user_id.clone(),
+                        username: author.username.clone(),
+                        display_name: author.display_name.clone(),
+                    },
+                    caption: s["caption"].as_str().unwrap_or_default().to_owned(),
+                    location: s["location"].as_str().map(str::to_owned),
+                    hashtags: serde_json::from_value(s["hashtags"].clone()).unwrap_or_default(),
+                    like_count: s["like_count"].as_i64().unwrap_or(0).max(0),
+                    created_at: s["created_at"].as_str().map(str::to_owned),
+                })
+            })
+            .collect();
+        Ok(PostHitsPage { items, next_cursor })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::store::memory::CannedSearch;
+    use serde_json::json;
+    use std::sync::atomic::Ordering;
+
+    const VIEWER: &str = "01JD0000000000000000VWR001";
+
+    fn caller(scope: &str) -> Caller {
+        Caller {
+            user_id: UserId::trusted(VIEWER),
+            username: "viewer".into(),
+            scopes: vec![scope.into()],
+        }
+    }
+
+    fn user(id: &str, private: bool, deleted: bool) -> UserDoc {
+        UserDoc {
+            user_id: id.into(),
+            username: id.to_lowercase(),
+            display_name: id.into(),
+            private,
+            deleted,
+        }
+    }
+
+    fn post_hit(id: &str, author: &str) -> Value {
+        json!({"_id": id, "_source": {"post_id": id, "author_id": author, "caption": "c", "hashtags": ["x"],
+               "like_count": -3}, "sort": [1.0, 1, id]})
+    }
+
+    fn app(search: CannedSearch) -> App<CannedSearch, CursorSigner> {
+        App {
+            search,
+            cursors: CursorSigner::new(b"k".to_vec()),
+        }
+    }
+
+    fn q(text: &str) -> QueryText {
+        QueryText::parse(text).unwrap()
+    }
+
+    #[tokio::test]
+    async fn staff_see_a_private_authors_posts_but_nobody_sees_a_deleted_or_blocked_one() {
+        // GIVEN posts by a private author, a deleted one, a blocked one and an unknown one
+        let mut s = CannedSearch::default();
+        s.responses.insert(
+            POSTS_INDEX.into(),
+            json!({"hits": {"hits": [post_hit("p1", "P"), post_hit("p2", "D"), post_hit("p3", "B"), post_hit("p4", "U")]}}),
+        );
+        for u in [
+            user("P", true, false),
+            user("D", false, true),
+            user("B", false, false),
+        ] {
+            s.users.insert(UserId::trusted(u.user_id.clone()), u);
+        }
+        s.relations.hidden.insert(UserId::trusted("B"));
+        let app = app(s);
+        let page = PageRequest::parse(None, None).unwrap();
+        // WHEN a moderator searches
+        let found = app
+            .search_posts(&caller("moderator"), &q("c"), &page)
+            .await
+            .unwrap();
+        // THEN only the private author's post is there, its negative count read as 0
+        let ids: Vec<&str> = found.items.iter().map(|h| h.id.as_str()).collect();
+        assert_eq!(ids, ["p1"]);
+        assert_eq!(found.items[0].like_count, 0);
+        assert_eq!(found.items[0].created_at, None);
+        assert!(found.next_cursor.is_none());
+        // AND a user who does not follow P sees nothing
+        let found = app
+            .search_posts(&caller("user"), &q("c"), &page)
+            .await
+            .unwrap();
+        assert!(found.items.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_cursor_of_another_shape_is_refused_before_anything_is_searched() {
+        // GIVEN a cursor signed by this server for the query, with two sort values only
+        let app = app(CannedSearch::default());
+        let forged = app.cursors.sign(
+            &posts_scope(&q("c")),
+            &PostsPosition {
+                at: 1,
+                after: vec![json!(1.0), json!(2)],
+                tied: vec![],
+            },
+        );
+        let page = PageRequest::parse(None, Some(&forged)).unwrap();
+        // WHEN it is used
+        let err = app
+            .search_posts(&caller("user"), &q("c"), &page)
+            .await
+            .unwrap_err();
+        // THEN a 400 names the cursor and OpenSearch saw nothing
+        assert_eq!(
+            (err.status(), err.problem().field.as_deref()),
+            (400, Some("cursor"))
+        );
+        assert!(app.search.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn users_and_hashtags_are_limited_and_deleted_users_left_out() {
+        // GIVEN three users, one deleted, and four hashtags, one not matching
+        let mut s = CannedSearch::default();
+        let doc = |u: UserDoc| json!({"_id": u.user_id.clone(), "_source": u});
+        s.responses.insert(
+            USERS_INDEX.into(),
+            json!({"hits": {"hits": [doc(user("A", false, false)), doc(user("D", false, true)), doc(user("C", true, false))]}}),
+        );
+        s.responses.insert(POSTS_INDEX.into(), json!({"aggregations": {"tags": {"buckets": [
+            {"key": "sa", "doc_count": 1}, {"key": "sb", "doc_count": 4}, {"key": "sc", "doc_count": 4}, {"key": "x", "doc_count": 9}
+        ]}}}));
+        let app = App {
+            search: s,
+            cursors: (),
+        };
+        // WHEN a user searches users and hashtags with a limit of 2
+        let users = app.search_users(&caller("user"), &q("a"), 2).await.unwrap();
+        let tags = app
+            .search_hashtags(&caller("user"), &HashtagPrefix::parse(&q("#S")).unwrap(), 2)
+            .await
+            .unwrap();
+        // THEN the deleted user is left out and private ones are listed
+        let names: Vec<&str> = users.items.iter().map(|u| u.username.as_str()).collect();
+        assert_eq!(names, ["a", "c"]);
+        assert!(users.items[1].private);
+        // AND the most used matching tags come first, ties by name, cut at the limit
+        assert_eq!(
+            tags.items,
+            [
+                HashtagHit {
+                    tag: "sb".into(),
+                    post_count: 4
+                },
+                HashtagHit {
+                    tag: "sc".into(),
+                    post_count: 4
+                }
+            ]
+        );
+        assert_eq!(app.search.sent()[0].1["size"], 2);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_cluster_is_an_opaque_server_error() {
+        let s = CannedSearch::default();
+        s.down.store(true, Ordering::Relaxed);
+        let app = App {
+            search: s,
+            cursors: (),
+        };
+        let err = app
+            .search_users(&caller("user"), &q("a"), 5)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 500);
+    }
+}
