@@ -9,8 +9,6 @@
 //! post or author leaves a tombstone, so a late or redelivered publish cannot bring it
 //! back; a pair's follow or block changes only to a higher `seq`.
 
-pub mod legacy;
-
 use std::collections::HashMap;
 use std::sync::Mutex;
 

@@ -61,13 +61,6 @@ impl From<QueueError> for ConsumeError {
     }
 }
 
-/// Transitional, for consumers still on the legacy API.
-impl From<QueueError> for shutter_core::ApiError {
-    fn from(err: QueueError) -> Self {
-        shutter_core::ApiError::internal(err)
-    }
-}
-
 /// Where records that can never be applied go, with why.
 #[async_trait]
 pub trait PoisonQueue: Send + Sync {
@@ -379,56 +372,6 @@ where
         },
     ))
     .await
-}
-
-/// The consume loop of the legacy, string-typed API.
-pub mod legacy {
-    use std::future::Future;
-
-    use shutter_core::ApiError;
-
-    use super::PoisonQueue;
-    use crate::KafkaEvent;
-    use crate::legacy::{Envelope, decode_kafka_event};
-
-    /// Applies every record of `event` in partition order with `apply`. A record that does
-    /// not decode, or whose effect fails for a reason a retry cannot fix (a 4xx), goes to
-    /// `poison`; a retryable failure stops and fails the whole batch.
-    pub async fn consume<Q, F, Fut>(
-        event: &KafkaEvent,
-        poison: &Q,
-        mut apply: F,
-    ) -> Result<(), ApiError>
-    where
-        Q: PoisonQueue,
-        F: FnMut(Envelope) -> Fut,
-        Fut: Future<Output = Result<(), ApiError>>,
-    {
-        for record in decode_kafka_event(event) {
-            let envelope = match record.event {
-                Ok(envelope) => envelope,
-                Err(err) => {
-                    tracing::error!(position = %record.position, error = %err, "poison record sent to the DLQ");
-                    poison.send(&record.position, &err.to_string(), "").await?;
-                    continue;
-                }
-            };
-            let text = serde_json::to_string(&envelope).unwrap_or_default();
-            let event_id = envelope.id.clone();
-            if let Err(err) = apply(envelope).await {
-                if err.is_retryable() {
-                    return Err(err);
-                }
-                tracing::error!(position = %record.position, event_id = %event_id, error = %err, "poison event sent to the DLQ");
-                poison
-                    .send(&record.position, &err.to_string(), &text)
-                    .await?;
-            }
-        }
-        Ok(())
-    }
-
-    pub use super::MemoryPoisonQueue;
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 //! decoded from the MSK events that consumers receive ([`consumer`]).
 
 pub mod consumer;
-pub mod legacy;
 pub mod outbox;
 #[cfg(feature = "publisher")]
 pub mod publisher;

@@ -4,11 +4,8 @@
 //! queries; [`Write`] builds puts, updates, deletes and checks with labelled conditions;
 //! [`StoreError`] says what failed in storage terms (never in HTTP terms).
 
-use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use shutter_core::ApiError;
 use std::collections::HashMap;
 
 mod error;
@@ -22,21 +19,6 @@ pub use error::{Cause, StoreError, StoreResult};
 pub use serde_dynamo;
 pub use table::{Consistency, MAX_TRANSACTION_WRITES, Query, RetryPolicy, SortKeys, Table};
 pub use write::Write;
-
-/// Transitional, while services move to their own conflict mapping: storage failures
-/// as the client-facing error (a conflict is a generic 409, everything else a 500).
-impl From<StoreError> for ApiError {
-    fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::Conflict(label) => ApiError::Conflict {
-                code: "conflict",
-                field: None,
-                detail: format!("{label} changed meanwhile"),
-            },
-            other => ApiError::internal(other),
-        }
-    }
-}
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -197,27 +179,6 @@ pub fn bool_attr(item: &Item, name: &str) -> bool {
     matches!(item.get(name), Some(AttributeValue::Bool(true)))
 }
 
-/// Legacy, until every store uses [`Table::transact`]: why each action of a cancelled
-/// transaction failed (`ConditionalCheckFailed`, `None`,
-/// ...), in action order; empty when the transaction failed for another reason.
-pub fn cancellation_reasons(err: &SdkError<TransactWriteItemsError>) -> Vec<String> {
-    match err.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(e)) => e
-            .cancellation_reasons()
-            .iter()
-            .map(|r| r.code().unwrap_or("None").to_owned())
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// True when action `index` of a cancelled transaction failed its condition.
-pub fn condition_failed_at(reasons: &[String], index: usize) -> bool {
-    reasons
-        .get(index)
-        .is_some_and(|r| r == "ConditionalCheckFailed")
-}
-
 /// Seconds since the epoch, for `ttl` attributes.
 pub fn epoch_seconds() -> i64 {
     std::time::SystemTime::now()
@@ -229,14 +190,6 @@ pub fn epoch_seconds() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn condition_reasons_are_read_by_index() {
-        let reasons = vec!["None".to_owned(), "ConditionalCheckFailed".to_owned()];
-        assert!(!condition_failed_at(&reasons, 0));
-        assert!(condition_failed_at(&reasons, 1));
-        assert!(!condition_failed_at(&reasons, 5));
-    }
 
     #[test]
     fn missing_configuration_names_the_variable() {
