@@ -31,6 +31,9 @@ pub const PNG: &[u8] = &[
 pub struct TestApp {
     pub stack: Arc<Devstack>,
     pub http: reqwest::Client,
+    /// A shared devstack's turn: its stories run one at a time, so none sees another's
+    /// half-done effects (each still makes its own users and posts).
+    _turn: Option<tokio::sync::MutexGuard<'static, ()>>,
 }
 
 /// An HTTP answer: status, headers, and the body as JSON (`Null` when empty or not JSON).
@@ -56,6 +59,45 @@ const START_HINT: &str =
 /// The devstack every story of this test binary shares.
 static SHARED: OnceLock<Arc<Devstack>> = OnceLock::new();
 
+/// Removes the shared devstack's working directory when this process exits: a static is
+/// never dropped, so a shell holding the other end of a pipe does it once the pipe closes
+/// (as it does however the process ends). `DEVSTACK_KEEP_LOGS` keeps it, as for any
+/// devstack.
+static CLEANUP: OnceLock<std::process::ChildStdin> = OnceLock::new();
+
+fn remove_at_exit(dir: &std::path::Path) {
+    if std::env::var_os("DEVSTACK_KEEP_LOGS").is_some() {
+        return;
+    }
+    let child = std::process::Command::new("sh")
+        .args(["-c", "cat >/dev/null; rm -rf \"$0\"", &dir.to_string_lossy()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if let Ok(mut child) = child
+        && let Some(stdin) = child.stdin.take()
+    {
+        let _ = CLEANUP.set(stdin);
+    }
+}
+
+/// The shared devstack's configuration: the template's defaults, but for the likes
+/// functions' reuse of directory answers, which the stories turn off so that a privacy
+/// change or deletion the directory knows is in force at once (the window it opens is
+/// the template's `LikesDirectoryCacheMillis`, unit-tested in the likes service). Benches
+/// start devstacks of their own with the defaults.
+fn shared_config() -> devstack::DevstackConfig {
+    let mut config = devstack::DevstackConfig::for_tests();
+    config
+        .parameters
+        .insert("LikesDirectoryCacheMillis".to_owned(), "0".to_owned());
+    config
+}
+
+/// Whose turn it is on the shared devstack.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 impl TestApp {
     /// A devstack of its own, for a story that changes how the system runs; stop it with
     /// [`TestApp::stop`].
@@ -69,15 +111,17 @@ impl TestApp {
         Self {
             stack: Arc::new(stack),
             http: reqwest::Client::new(),
+            _turn: None,
         }
     }
 
-    /// The devstack shared by every story of this test binary. The first caller starts it
-    /// on a runtime of its own, which lives as long as the process: each
-    /// `#[tokio::test]` has its own runtime, which ends with its test. Its servers and
-    /// functions stop when the process exits (each watches its standard input or the
-    /// devstack's Runtime API).
+    /// The devstack shared by every story of this test binary, for as long as this story
+    /// runs (stories take turns). The first caller starts it on a runtime of its own,
+    /// which lives as long as the process: each `#[tokio::test]` has its own runtime,
+    /// which ends with its test. Its servers and functions stop when the process exits
+    /// (each watches its standard input or the devstack's Runtime API).
     pub async fn shared() -> Self {
+        let turn = TURN.lock().await;
         let stack = tokio::task::spawn_blocking(|| {
             SHARED
                 .get_or_init(|| {
@@ -91,15 +135,19 @@ impl TestApp {
                                 .build()
                                 .expect("a runtime for the shared devstack");
                             runtime.block_on(async move {
-                                let stack =
-                                    Devstack::start(devstack::DevstackConfig::for_tests()).await;
+                                let stack = Devstack::start(shared_config()).await;
                                 let _ = sent.send(stack.map(Arc::new));
                                 std::future::pending::<()>().await;
                             });
                         })
                         .expect("a thread for the shared devstack");
                     match started.recv() {
-                        Ok(Ok(stack)) => stack,
+                        Ok(Ok(stack)) => {
+                            if let Some(workdir) = stack.log_dir().parent() {
+                                remove_at_exit(workdir);
+                            }
+                            stack
+                        }
                         Ok(Err(err)) => panic!("{START_HINT}: {err}"),
                         Err(_) => panic!("{START_HINT}"),
                     }
@@ -111,6 +159,7 @@ impl TestApp {
         Self {
             stack,
             http: reqwest::Client::new(),
+            _turn: Some(turn),
         }
     }
 

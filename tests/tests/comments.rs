@@ -15,14 +15,6 @@ use shutter_e2e::{PASSWORD, TestApp, User, eventually};
 const WAIT: Duration = Duration::from_secs(90);
 const FANS: usize = 8;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn comments_user_stories() {
-    let app = TestApp::spawn().await;
-    comments_replies_edits_likes_and_deletes(&app).await;
-    a_deleted_posts_comments_are_erased(&app).await;
-    app.stop().await;
-}
-
 fn comments_path(post: &str) -> String {
     format!("/v1/posts/{post}/comments")
 }
@@ -96,10 +88,12 @@ async fn until_counted(app: &TestApp, user: &User, post: &str, expected: u64) {
     .await;
 }
 
-async fn comments_replies_edits_likes_and_deletes(app: &TestApp) {
-    let ann = app.user("ann").await;
-    let bob = app.user("bob").await;
-    let carol = app.user("carol").await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comments_replies_edits_likes_and_deletes() {
+    let app = &TestApp::shared().await;
+    let ann = app.user(&TestApp::unique("ann")).await;
+    let bob = app.user(&TestApp::unique("bob")).await;
+    let carol = app.user(&TestApp::unique("carol")).await;
     let post = app.published_post(&ann).await;
 
     // The comments service learns of the post from its event.
@@ -153,16 +147,17 @@ async fn comments_replies_edits_likes_and_deletes(app: &TestApp) {
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 
     // A comment is accepted as it will be stored, then listed.
-    let first = comment(app, &bob, &post, "First! #Sunset for @ann", None).await;
-    assert_eq!(first["author"]["username"], "bob");
+    let first_text = format!("First! #Sunset for @{}", ann.username);
+    let first = comment(app, &bob, &post, &first_text, None).await;
+    assert_eq!(first["author"]["username"], bob.username.as_str());
     assert_eq!(first["hashtags"], json!(["sunset"]));
-    assert_eq!(first["mentions"][0]["username"], "ann");
+    assert_eq!(first["mentions"][0]["username"], ann.username.as_str());
     assert_eq!(
         (first["like_count"].as_u64(), first["liked_by_me"].as_bool()),
         (Some(0), Some(false))
     );
     let first_id = first["id"].as_str().unwrap().to_owned();
-    let listed = until_listed(app, &carol, &post, &["First! #Sunset for @ann"]).await;
+    let listed = until_listed(app, &carol, &post, &[&first_text]).await;
     assert_eq!(listed[0], first);
 
     // Replies sit under their parent; a reply to a reply joins the top-level thread.
@@ -173,7 +168,7 @@ async fn comments_replies_edits_likes_and_deletes(app: &TestApp) {
     let second = comment(app, &bob, &post, "second thought", None).await;
     let third = comment(app, &carol, &post, "third", None).await;
     let order = [
-        "First! #Sunset for @ann",
+        first_text.as_str(),
         "agreed",
         "thanks both",
         "second thought",
@@ -240,7 +235,7 @@ async fn comments_replies_edits_likes_and_deletes(app: &TestApp) {
 
     // Many users liking one comment at once, each twice, count once each.
     let fans: Vec<User> = futures::future::join_all(
-        (0..FANS).map(|i| async move { app.user(&format!("fan{i}")).await }),
+        (0..FANS).map(|i| async move { app.user(&TestApp::unique(&format!("fan{i}"))).await }),
     )
     .await;
     let second_like = format!("/v1/comments/{}/like", second["id"].as_str().unwrap());
@@ -410,9 +405,11 @@ async fn items_under(app: &TestApp, pk: &str) -> usize {
         .len()
 }
 
-async fn a_deleted_posts_comments_are_erased(app: &TestApp) {
-    let dan = app.user("dan").await;
-    let erin = app.user("erin").await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_posts_comments_are_erased() {
+    let app = &TestApp::shared().await;
+    let dan = app.user(&TestApp::unique("dan")).await;
+    let erin = app.user(&TestApp::unique("erin")).await;
     let post = app.published_post(&dan).await;
     eventually("the comments service to know the post", WAIT, || async {
         let answer = app

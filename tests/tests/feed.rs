@@ -12,99 +12,184 @@ use shutter_e2e::{Answer, TestApp, User, eventually};
 
 const WAIT: Duration = Duration::from_secs(90);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn feed_user_stories() {
-    let app = TestApp::spawn().await;
-    let mut users = Vec::new();
-    for name in ["feed.ann", "feed.bob", "feed.cat", "feed.dan"] {
-        users.push(app.user(name).await);
+/// Three users of a story's own and their posts: bob follows ann, cat follows ann and
+/// bob; then ann posts p1, bob p2 and ann p3.
+struct Friends {
+    ann: User,
+    bob: User,
+    cat: User,
+    p1: String,
+    p2: String,
+    p3: String,
+}
+
+impl Friends {
+    async fn new(app: &TestApp) -> Self {
+        let mut users = Vec::new();
+        for name in ["feed.ann", "feed.bob", "feed.cat"] {
+            users.push(app.user(&TestApp::unique(name)).await);
+        }
+        let [ann, bob, cat] = <[User; 3]>::try_from(users).unwrap();
+        follow(app, &bob, &ann, "following").await;
+        follow(app, &cat, &ann, "following").await;
+        follow(app, &cat, &bob, "following").await;
+        let p1 = app.published_post(&ann).await;
+        let p2 = app.published_post(&bob).await;
+        let p3 = app.published_post(&ann).await;
+        Self {
+            ann,
+            bob,
+            cat,
+            p1,
+            p2,
+            p3,
+        }
     }
-    let [ann, bob, cat, dan] = <[User; 4]>::try_from(users).unwrap();
-    follow(&app, &bob, &ann, "following").await;
-    follow(&app, &cat, &ann, "following").await;
-    follow(&app, &cat, &bob, "following").await;
-    let p1 = app.published_post(&ann).await;
-    let p2 = app.published_post(&bob).await;
-    let p3 = app.published_post(&ann).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follows_and_posts_become_feeds_newest_first() {
+    let app = &TestApp::shared().await;
+    let Friends {
+        ann,
+        bob,
+        cat,
+        p1,
+        p2,
+        p3,
+    } = &Friends::new(app).await;
 
     // Each sees exactly the posts of whom they follow, and their own, newest first.
-    feed_becomes(&app, &ann, &[&p3, &p1]).await;
-    feed_becomes(&app, &bob, &[&p3, &p2, &p1]).await;
-    feed_becomes(&app, &cat, &[&p3, &p2, &p1]).await;
+    feed_becomes(app, ann, &[p3, p1]).await;
+    feed_becomes(app, bob, &[p3, p2, p1]).await;
+    feed_becomes(app, cat, &[p3, p2, p1]).await;
     // Paging one at a time returns every post once, in order.
     assert_eq!(
-        paged(&app, &cat, 1).await,
+        paged(app, cat, 1).await,
         [p3.clone(), p2.clone(), p1.clone()]
     );
     // Each post is hydrated with its author.
-    let page = call(&app, &cat, Method::GET, "/v1/feed", None).await;
-    assert_eq!(page.body["items"][1]["author"]["username"], "feed.bob");
+    let page = call(app, cat, Method::GET, "/v1/feed", None).await;
+    assert_eq!(
+        page.body["items"][1]["author"]["username"],
+        bob.username.as_str()
+    );
     assert_eq!(page.body["items"][1]["media"].as_array().unwrap().len(), 1);
+}
 
-    likes_show_in_the_feed(&app, &cat, &p2).await;
-    cursors_are_bound_to_their_viewer(&app, &ann, &cat).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfollowing_or_deleting_a_post_takes_it_from_feeds() {
+    let app = &TestApp::shared().await;
+    let Friends {
+        ann,
+        bob,
+        cat,
+        p1,
+        p2,
+        p3,
+    } = &Friends::new(app).await;
+    feed_becomes(app, bob, &[p3, p2, p1]).await;
+    feed_becomes(app, cat, &[p3, p2, p1]).await;
 
     // Unfollowing takes bob's post from cat's feed; a deleted post leaves every feed.
     let unfollow = call(
-        &app,
-        &cat,
+        app,
+        cat,
         Method::DELETE,
-        "/v1/users/feed.bob/follow",
+        &format!("/v1/users/{}/follow", bob.username),
         None,
     )
     .await;
     assert_eq!(unfollow.status, StatusCode::OK);
-    feed_becomes(&app, &cat, &[&p3, &p1]).await;
-    let deleted = call(&app, &ann, Method::DELETE, &format!("/v1/posts/{p1}"), None).await;
+    feed_becomes(app, cat, &[p3, p1]).await;
+    let deleted = call(app, ann, Method::DELETE, &format!("/v1/posts/{p1}"), None).await;
     assert!(deleted.status.is_success(), "{deleted:?}");
-    feed_becomes(&app, &bob, &[&p3, &p2]).await;
-    feed_becomes(&app, &cat, &[&p3]).await;
+    feed_becomes(app, bob, &[p3, p2]).await;
+    feed_becomes(app, cat, &[p3]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_accounts_posts_reach_a_follower_once_approved() {
+    let app = &TestApp::shared().await;
+    let mut users = Vec::new();
+    for name in ["feed.ann", "feed.cat", "feed.dan"] {
+        users.push(app.user(&TestApp::unique(name)).await);
+    }
+    let [ann, cat, dan] = &<[User; 3]>::try_from(users).unwrap();
+    // cat follows ann, who posted p3.
+    follow(app, cat, ann, "following").await;
+    let p3 = &app.published_post(ann).await;
+    feed_becomes(app, cat, &[p3]).await;
 
     // A private account's posts reach a follower once she approves them (backfill).
-    let private = call(
-        &app,
-        &dan,
-        Method::PATCH,
-        "/v1/profiles/me",
-        Some(json!({"private": true})),
-    )
+    eventually("dan's profile to turn private", WAIT, || async {
+        let private = call(
+            app,
+            dan,
+            Method::PATCH,
+            "/v1/profiles/me",
+            Some(json!({"private": true})),
+        )
+        .await;
+        // (The profile follows registration through its event: 404 until then.)
+        assert!(
+            matches!(private.status, StatusCode::OK | StatusCode::NOT_FOUND),
+            "{private:?}"
+        );
+        (private.status == StatusCode::OK).then_some(())
+    })
     .await;
-    assert_eq!(private.status, StatusCode::OK);
+    let dans_followers = format!("/v1/users/{}/followers", dan.username);
     eventually(
         "the follows service to know dan is private",
         WAIT,
         || async {
-            let answer = call(
-                &app,
-                &cat,
-                Method::GET,
-                "/v1/users/feed.dan/followers",
-                None,
-            )
-            .await;
+            let answer = call(app, cat, Method::GET, &dans_followers, None).await;
             (answer.status == StatusCode::FORBIDDEN).then_some(())
         },
     )
     .await;
-    let p4 = app.published_post(&dan).await;
-    follow(&app, &cat, &dan, "requested").await;
-    feed_becomes(&app, &cat, &[&p3]).await;
+    let p4 = &app.published_post(dan).await;
+    follow(app, cat, dan, "requested").await;
+    feed_becomes(app, cat, &[p3]).await;
     let approve = call(
-        &app,
-        &dan,
+        app,
+        dan,
         Method::POST,
         &format!("/v1/follow-requests/{}/approve", cat.id),
         None,
     )
     .await;
     assert_eq!(approve.status, StatusCode::OK, "{approve:?}");
-    feed_becomes(&app, &cat, &[&p4, &p3]).await;
+    feed_becomes(app, cat, &[p4, p3]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_takes_the_blockers_posts_from_the_feed() {
+    let app = &TestApp::shared().await;
+    let mut users = Vec::new();
+    for name in ["feed.ann", "feed.cat", "feed.dan"] {
+        users.push(app.user(&TestApp::unique(name)).await);
+    }
+    let [ann, cat, dan] = &<[User; 3]>::try_from(users).unwrap();
+    // cat follows ann and dan, who posted p3 and p4.
+    follow(app, cat, ann, "following").await;
+    follow(app, cat, dan, "following").await;
+    let p3 = &app.published_post(ann).await;
+    let p4 = &app.published_post(dan).await;
+    feed_becomes(app, cat, &[p4, p3]).await;
 
     // A block ends the follow both ways: ann's posts leave cat's feed.
-    let block = call(&app, &ann, Method::PUT, "/v1/users/feed.cat/block", None).await;
+    let block = call(
+        app,
+        ann,
+        Method::PUT,
+        &format!("/v1/users/{}/block", cat.username),
+        None,
+    )
+    .await;
     assert_eq!(block.status, StatusCode::OK);
-    feed_becomes(&app, &cat, &[&p4]).await;
-    app.stop().await;
+    feed_becomes(app, cat, &[p4]).await;
 }
 
 async fn call(
@@ -166,7 +251,11 @@ async fn feed_becomes(app: &TestApp, viewer: &User, expected: &[&String]) {
     );
 }
 
-async fn likes_show_in_the_feed(app: &TestApp, cat: &User, post: &str) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn likes_show_in_the_feed() {
+    let app = &TestApp::shared().await;
+    let Friends { cat, p2, .. } = &Friends::new(app).await;
+    let post = p2.as_str();
     let path = format!("/v1/posts/{post}/like");
     eventually("the likes service to know the post", WAIT, || async {
         (call(app, cat, Method::PUT, &path, None).await.status == StatusCode::OK).then_some(())
@@ -184,7 +273,18 @@ async fn likes_show_in_the_feed(app: &TestApp, cat: &User, post: &str) {
     .await;
 }
 
-async fn cursors_are_bound_to_their_viewer(app: &TestApp, ann: &User, cat: &User) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursors_are_bound_to_their_viewer() {
+    let app = &TestApp::shared().await;
+    let Friends {
+        ann,
+        cat,
+        p1,
+        p2,
+        p3,
+        ..
+    } = &Friends::new(app).await;
+    feed_becomes(app, cat, &[p3, p2, p1]).await;
     let page = call(app, cat, Method::GET, "/v1/feed?limit=1", None).await;
     let cursor = page.body["next_cursor"].as_str().unwrap().to_owned();
     // The same cursor with its last character changed.

@@ -12,23 +12,11 @@ use shutter_e2e::{Answer, TestApp, User, eventually};
 
 const WAIT: Duration = Duration::from_secs(90);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn follows_user_stories() {
-    let app = TestApp::spawn().await;
-    let [ann, bob, cat, dan] = users(&app, ["fann", "fbob", "fcat", "fdan"]).await;
-    following_is_idempotent_and_listed_with_the_viewers_state(&app, &ann, &bob, &cat).await;
-    a_private_account_approves_or_declines_requests(&app, &bob, &cat, &dan).await;
-    a_block_ends_follows_both_ways_and_cannot_be_bypassed(&app, &ann, &bob).await;
-    bad_requests_get_clear_errors(&app, &ann, &cat).await;
-    posts_show_to_approved_followers_and_hide_behind_blocks(&app, &ann, &bob, &cat, &dan).await;
-    a_deleted_account_leaves_every_list(&app, &cat, &dan).await;
-    app.stop().await;
-}
-
+/// Registers a user of this story's own for each name (in that order).
 async fn users<const N: usize>(app: &TestApp, names: [&str; N]) -> [User; N] {
     let mut users = Vec::new();
     for name in names {
-        users.push(app.user(name).await);
+        users.push(app.user(&TestApp::unique(name)).await);
     }
     users.try_into().unwrap()
 }
@@ -81,6 +69,57 @@ async fn counts_become(app: &TestApp, viewer: &User, whose: &User, expected: (u6
     .await;
 }
 
+/// `owner` turns private (once her profile exists); returns when the follows service
+/// knows it from ProfileUpdated: a private account's lists are then refused to those who
+/// do not follow it, such as `outsider`.
+async fn turn_private(app: &TestApp, owner: &User, outsider: &User) {
+    let path = format!("/v1/users/{}/followers", owner.username);
+    eventually("the profile to turn private", WAIT, || async {
+        let private = call(
+            app,
+            owner,
+            Method::PATCH,
+            "/v1/profiles/me",
+            Some(json!({"private": true})),
+        )
+        .await;
+        // (The profile follows registration through its event: 404 until then.)
+        assert!(
+            matches!(private.status, StatusCode::OK | StatusCode::NOT_FOUND),
+            "{private:?}"
+        );
+        (private.status == StatusCode::OK).then_some(())
+    })
+    .await;
+    eventually(
+        "the follows service to know the account is private",
+        WAIT,
+        || async {
+            let answer = call(app, outsider, Method::GET, &path, None).await;
+            (answer.status == StatusCode::FORBIDDEN).then_some(())
+        },
+    )
+    .await;
+}
+
+/// `asker` asks to follow the private `owner`, who answers (`approve` or `decline`).
+async fn answer_request(app: &TestApp, owner: &User, asker: &User, answer: &str, state: &str) {
+    assert_eq!(follow(app, asker, owner).await, "requested");
+    let answered = call(
+        app,
+        owner,
+        Method::POST,
+        &format!("/v1/follow-requests/{}/{answer}", asker.id),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (answered.status, answered.body["state"].as_str()),
+        (StatusCode::OK, Some(state)),
+        "{answered:?}"
+    );
+}
+
 /// Every entry of a list, paging 2 at a time; the usernames and the viewer's states.
 async fn list(app: &TestApp, viewer: &User, path: &str) -> Vec<(String, String)> {
     let mut items = Vec::new();
@@ -101,12 +140,10 @@ async fn list(app: &TestApp, viewer: &User, path: &str) -> Vec<(String, String)>
     }
 }
 
-async fn following_is_idempotent_and_listed_with_the_viewers_state(
-    app: &TestApp,
-    ann: &User,
-    bob: &User,
-    cat: &User,
-) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn following_is_idempotent_and_listed_with_the_viewers_state() {
+    let app = &TestApp::shared().await;
+    let [ann, bob, cat] = &users(app, ["fann", "fbob", "fcat"]).await;
     assert_eq!(follow(app, ann, bob).await, "following");
     assert_eq!(follow(app, ann, bob).await, "following");
     assert_eq!(follow(app, cat, bob).await, "following");
@@ -139,33 +176,12 @@ async fn following_is_idempotent_and_listed_with_the_viewers_state(
     assert_eq!(events[0]["data"]["seq"], 1);
 }
 
-async fn a_private_account_approves_or_declines_requests(
-    app: &TestApp,
-    bob: &User,
-    cat: &User,
-    dan: &User,
-) {
-    let private = call(
-        app,
-        cat,
-        Method::PATCH,
-        "/v1/profiles/me",
-        Some(json!({"private": true})),
-    )
-    .await;
-    assert_eq!(private.status, StatusCode::OK, "{private:?}");
-    // The follows service learns of it from ProfileUpdated: a private account's lists are
-    // then refused to those who do not follow it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_account_approves_or_declines_requests() {
+    let app = &TestApp::shared().await;
+    let [bob, cat, dan] = &users(app, ["fbob", "fcat", "fdan"]).await;
+    turn_private(app, cat, dan).await;
     let cats_followers = format!("/v1/users/{}/followers", cat.username);
-    eventually(
-        "the follows service to know the account is private",
-        WAIT,
-        || async {
-            let answer = call(app, dan, Method::GET, &cats_followers, None).await;
-            (answer.status == StatusCode::FORBIDDEN).then_some(())
-        },
-    )
-    .await;
     assert_eq!(follow(app, dan, cat).await, "requested");
     assert_eq!(follow(app, bob, cat).await, "requested");
     let requests = call(app, cat, Method::GET, "/v1/follow-requests", None).await;
@@ -224,11 +240,14 @@ async fn a_private_account_approves_or_declines_requests(
     );
 }
 
-async fn a_block_ends_follows_both_ways_and_cannot_be_bypassed(
-    app: &TestApp,
-    ann: &User,
-    bob: &User,
-) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_ends_follows_both_ways_and_cannot_be_bypassed() {
+    let app = &TestApp::shared().await;
+    let [ann, bob, cat] = &users(app, ["fann", "fbob", "fcat"]).await;
+    // ann follows bob and cat, and her counters say so.
+    assert_eq!(follow(app, ann, bob).await, "following");
+    assert_eq!(follow(app, ann, cat).await, "following");
+    counts_become(app, cat, ann, (0, 2)).await;
     assert_eq!(follow(app, bob, ann).await, "following");
     let block = format!("/v1/users/{}/block", bob.username);
     for _ in 0..2 {
@@ -282,7 +301,7 @@ async fn a_block_ends_follows_both_ways_and_cannot_be_bypassed(
     let anns_profile = format!("/v1/profiles/{}", ann.username);
     let cat_view = call(
         app,
-        &app.user("fcatview").await,
+        &app.user(&TestApp::unique("fcatview")).await,
         Method::GET,
         &anns_profile,
         None,
@@ -333,13 +352,14 @@ async fn post_status_becomes(app: &TestApp, viewer: &User, post: &str, status: S
     .await;
 }
 
-async fn posts_show_to_approved_followers_and_hide_behind_blocks(
-    app: &TestApp,
-    ann: &User,
-    bob: &User,
-    cat: &User,
-    dan: &User,
-) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_show_to_approved_followers_and_hide_behind_blocks() {
+    let app = &TestApp::shared().await;
+    let [ann, bob, cat, dan] = &users(app, ["fann", "fbob", "fcat", "fdan"]).await;
+    // cat is private; she approved dan's request and declined bob's.
+    turn_private(app, cat, dan).await;
+    answer_request(app, cat, dan, "approve", "following").await;
+    answer_request(app, cat, bob, "decline", "none").await;
     // cat is private: dan, whom she approved, sees her post; bob, whom she declined, not.
     let cats = app.published_post(cat).await;
     post_status_becomes(app, dan, &cats, StatusCode::OK).await;
@@ -381,7 +401,13 @@ async fn posts_show_to_approved_followers_and_hide_behind_blocks(
     post_status_becomes(app, bob, &cats, StatusCode::OK).await;
 }
 
-async fn bad_requests_get_clear_errors(app: &TestApp, ann: &User, cat: &User) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_clear_errors() {
+    let app = &TestApp::shared().await;
+    let [ann, cat, dan] = &users(app, ["fann", "fcat", "fdan"]).await;
+    // cat has two followers: her list has a second page.
+    assert_eq!(follow(app, ann, cat).await, "following");
+    assert_eq!(follow(app, dan, cat).await, "following");
     let cases: [(Method, String, StatusCode, &str); 7] = [
         (
             Method::PUT,
@@ -463,7 +489,13 @@ async fn bad_requests_get_clear_errors(app: &TestApp, ann: &User, cat: &User) {
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
 }
 
-async fn a_deleted_account_leaves_every_list(app: &TestApp, cat: &User, dan: &User) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_account_leaves_every_list() {
+    let app = &TestApp::shared().await;
+    let [cat, dan] = &users(app, ["fcat", "fdan"]).await;
+    // cat is private and approved dan's request.
+    turn_private(app, cat, dan).await;
+    answer_request(app, cat, dan, "approve", "following").await;
     let cats_followers = format!("/v1/users/{}/followers", cat.username);
     assert!(
         list(app, cat, &cats_followers)

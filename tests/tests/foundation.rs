@@ -3,7 +3,7 @@
 //! outbox publisher, tansu and the MSK consumer.
 //!
 //! One devstack serves every story in this file (starting one costs seconds); each story
-//! uses its own users, so they do not interfere.
+//! is its own test and uses its own users, so they do not interfere.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its location
 
@@ -17,33 +17,20 @@ use shutter_e2e::{PASSWORD, PNG, TestApp, eventually};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn foundation_user_stories() {
-    let app = TestApp::spawn().await;
-    register_login_and_read_my_account(&app).await;
-    the_authorizer_refuses_bad_tokens(&app).await;
-    bad_input_gets_clear_errors_and_changes_nothing(&app).await;
-    registration_creates_exactly_one_profile(&app).await;
-    profiles_are_edited_only_by_their_owner(&app).await;
-    refresh_tokens_rotate_and_reuse_revokes_the_session(&app).await;
-    password_change_ends_sessions(&app).await;
-    avatars_upload_straight_to_s3_and_are_verified(&app).await;
-    account_deletion_erases_the_user_everywhere(&app).await;
-    the_api_documents_itself(&app).await;
-    app.stop().await;
-}
-
-async fn register_login_and_read_my_account(app: &TestApp) {
-    let alice = app.user("alice").await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_login_and_read_my_account() {
+    let app = &TestApp::shared().await;
+    let alice = app.user(&TestApp::unique("alice")).await;
     let me = app
         .call(Method::GET, "/v1/users/me", Some(&alice.access_token), None)
         .await;
     assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
-    assert_eq!(me.body["username"], "alice");
-    assert_eq!(me.body["email"], "alice@example.com");
+    assert_eq!(me.body["username"], alice.username.as_str());
+    let email = format!("{}@example.com", alice.username);
+    assert_eq!(me.body["email"], email.as_str());
     assert!(me.body.get("password_hash").is_none());
 
-    let by_email = app.login("ALICE@example.com", PASSWORD).await;
+    let by_email = app.login(&email.to_uppercase(), PASSWORD).await;
     assert_eq!(by_email.status, StatusCode::OK);
     assert_eq!(by_email.body["token_type"], "Bearer");
     assert_eq!(by_email.body["expires_in"], 900);
@@ -54,7 +41,7 @@ async fn register_login_and_read_my_account(app: &TestApp) {
             Method::POST,
             "/v1/auth/register",
             None,
-            Some(json!({"username": "ALICE", "email": "other@example.com", "password": PASSWORD})),
+            Some(json!({"username": alice.username.to_uppercase(), "email": "other@example.com", "password": PASSWORD})),
         )
         .await;
     assert_eq!(
@@ -63,7 +50,7 @@ async fn register_login_and_read_my_account(app: &TestApp) {
     );
 
     // Failures look the same whether the user exists or not.
-    let wrong_password = app.login("alice", "not the password").await;
+    let wrong_password = app.login(&alice.username, "not the password").await;
     let no_such_user = app.login("nobody-here", PASSWORD).await;
     assert_eq!(wrong_password.status, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong_password.body["code"], no_such_user.body["code"]);
@@ -104,26 +91,27 @@ async fn devstack_signing_key(app: &TestApp) -> (String, EncodingKey) {
     )
 }
 
-fn claims(app: &TestApp, sub: &str, exp_offset: i64, nbf_offset: i64) -> Value {
+fn claims(app: &TestApp, sub: &str, username: &str, exp_offset: i64, nbf_offset: i64) -> Value {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
     json!({
-        "iss": app.stack.base_url(), "aud": "shutter-api", "sub": sub, "username": "alice",
+        "iss": app.stack.base_url(), "aud": "shutter-api", "sub": sub, "username": username,
         "scope": "user", "jti": shutter_core::new_id(), "iat": now, "nbf": now + nbf_offset, "exp": now + exp_offset,
     })
 }
 
-async fn the_authorizer_refuses_bad_tokens(app: &TestApp) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_authorizer_refuses_bad_tokens() {
+    let app = &TestApp::shared().await;
     let me = |token: Option<String>| async move {
         app.call(Method::GET, "/v1/users/me", token.as_deref(), None)
             .await
     };
-    let alice = app.login("alice", PASSWORD).await.body;
+    let alice = app.user(&TestApp::unique("alice")).await;
     let sub = {
-        let good = alice["access_token"].as_str().unwrap();
-        let payload = good.split('.').nth(1).unwrap();
+        let payload = alice.access_token.split('.').nth(1).unwrap();
         let decoded: Value = serde_json::from_slice(
             &base64::engine::general_purpose::URL_SAFE_NO_PAD
                 .decode(payload)
@@ -147,34 +135,54 @@ async fn the_authorizer_refuses_bad_tokens(app: &TestApp) {
     header.kid = Some(kid.clone());
 
     // Control: a token we sign with the real key and good claims is accepted.
-    let good = jsonwebtoken::encode(&header, &claims(app, &sub, 300, 0), &real_key).unwrap();
+    let good = jsonwebtoken::encode(
+        &header,
+        &claims(app, &sub, &alice.username, 300, 0),
+        &real_key,
+    )
+    .unwrap();
     assert_eq!(me(Some(good)).await.status, StatusCode::OK);
 
     let other_key = EncodingKey::from_rsa_pem(include_bytes!(
         "../../functions/identity/tests/fixtures/test-signing-key.pem"
     ))
     .unwrap();
-    let forged = jsonwebtoken::encode(&header, &claims(app, &sub, 300, 0), &other_key).unwrap();
-    let expired = jsonwebtoken::encode(&header, &claims(app, &sub, -120, -600), &real_key).unwrap();
-    let not_yet = jsonwebtoken::encode(&header, &claims(app, &sub, 3600, 1800), &real_key).unwrap();
-    let mut wrong_aud = claims(app, &sub, 300, 0);
+    let forged = jsonwebtoken::encode(
+        &header,
+        &claims(app, &sub, &alice.username, 300, 0),
+        &other_key,
+    )
+    .unwrap();
+    let expired = jsonwebtoken::encode(
+        &header,
+        &claims(app, &sub, &alice.username, -120, -600),
+        &real_key,
+    )
+    .unwrap();
+    let not_yet = jsonwebtoken::encode(
+        &header,
+        &claims(app, &sub, &alice.username, 3600, 1800),
+        &real_key,
+    )
+    .unwrap();
+    let mut wrong_aud = claims(app, &sub, &alice.username, 300, 0);
     wrong_aud["aud"] = json!("someone-else");
     let wrong_aud = jsonwebtoken::encode(&header, &wrong_aud, &real_key).unwrap();
-    let mut wrong_iss = claims(app, &sub, 300, 0);
+    let mut wrong_iss = claims(app, &sub, &alice.username, 300, 0);
     wrong_iss["iss"] = json!("https://evil.example");
     let wrong_iss = jsonwebtoken::encode(&header, &wrong_iss, &real_key).unwrap();
     let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
     let alg_none = format!(
         "{}.{}.",
         b64(&json!({"alg": "none", "typ": "JWT", "kid": kid})),
-        b64(&claims(app, &sub, 300, 0))
+        b64(&claims(app, &sub, &alice.username, 300, 0))
     );
     let hs256 = jsonwebtoken::encode(
         &Header {
             kid: Some(kid.clone()),
             ..Header::new(Algorithm::HS256)
         },
-        &claims(app, &sub, 300, 0),
+        &claims(app, &sub, &alice.username, 300, 0),
         &EncodingKey::from_secret(b"guessable"),
     )
     .unwrap();
@@ -197,13 +205,16 @@ async fn the_authorizer_refuses_bad_tokens(app: &TestApp) {
     }
 
     // A token without the route's scope is forbidden.
-    let mut no_scope = claims(app, &sub, 300, 0);
+    let mut no_scope = claims(app, &sub, &alice.username, 300, 0);
     no_scope["scope"] = json!("");
     let no_scope = jsonwebtoken::encode(&header, &no_scope, &real_key).unwrap();
     assert_eq!(me(Some(no_scope)).await.status, StatusCode::FORBIDDEN);
 }
 
-async fn bad_input_gets_clear_errors_and_changes_nothing(app: &TestApp) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_clear_errors_and_changes_nothing() {
+    let app = &TestApp::shared().await;
+    let email = format!("{}@example.com", TestApp::unique("x"));
     let malformed = app
         .call_raw(
             Method::POST,
@@ -230,7 +241,7 @@ async fn bad_input_gets_clear_errors_and_changes_nothing(app: &TestApp) {
             Method::POST,
             "/v1/auth/register",
             None,
-            Some(json!({"username": 5, "email": "x@example.com", "password": PASSWORD})),
+            Some(json!({"username": 5, "email": email, "password": PASSWORD})),
         )
         .await;
     assert_eq!(
@@ -257,7 +268,7 @@ async fn bad_input_gets_clear_errors_and_changes_nothing(app: &TestApp) {
 
     // None of the refused registrations exists.
     assert_eq!(
-        app.login("x@example.com", PASSWORD).await.status,
+        app.login(&email, PASSWORD).await.status,
         StatusCode::UNAUTHORIZED
     );
 }
@@ -274,15 +285,17 @@ async fn profile_of(app: &TestApp, token: &str, username: &str) -> Option<Value>
     (answer.status == StatusCode::OK).then_some(answer.body)
 }
 
-async fn registration_creates_exactly_one_profile(app: &TestApp) {
-    let bob = app.user("bob").await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_creates_exactly_one_profile() {
+    let app = &TestApp::shared().await;
+    let bob = app.user(&TestApp::unique("bob")).await;
     let profile = eventually("bob's profile", WAIT, || {
-        profile_of(app, &bob.access_token, "bob")
+        profile_of(app, &bob.access_token, &bob.username)
     })
     .await;
     assert_eq!(
         (profile["id"].as_str(), profile["display_name"].as_str()),
-        (Some(bob.id.as_str()), Some("bob"))
+        (Some(bob.id.as_str()), Some(bob.username.as_str()))
     );
     assert_eq!(profile["follower_count"], 0);
 
@@ -320,7 +333,7 @@ async fn registration_creates_exactly_one_profile(app: &TestApp) {
     assert!(markers >= 1);
 
     // Redelivery (Kafka is at-least-once): the same event again changes nothing.
-    let before = profile_of(app, &bob.access_token, "bob").await;
+    let before = profile_of(app, &bob.access_token, &bob.username).await;
     let record = &registered_events[0];
     let replay = json!({
         "eventSource": "aws:kafka",
@@ -334,7 +347,10 @@ async fn registration_creates_exactly_one_profile(app: &TestApp) {
         .invoke("ProfilesIdentityEventsFunction", replay)
         .await
         .expect("replayed batch succeeds");
-    assert_eq!(profile_of(app, &bob.access_token, "bob").await, before);
+    assert_eq!(
+        profile_of(app, &bob.access_token, &bob.username).await,
+        before
+    );
 }
 
 /// Every event on `topic` whose aggregate is `aggregate_id`, read from the beginning.
@@ -372,15 +388,17 @@ async fn kafka_events_for(app: &TestApp, topic: &str, aggregate_id: &str) -> Vec
     events
 }
 
-async fn profiles_are_edited_only_by_their_owner(app: &TestApp) {
-    let carol = app.user("carol").await;
-    let dave = app.user("dave").await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profiles_are_edited_only_by_their_owner() {
+    let app = &TestApp::shared().await;
+    let carol = app.user(&TestApp::unique("carol")).await;
+    let dave = app.user(&TestApp::unique("dave")).await;
     eventually("carol's profile", WAIT, || {
-        profile_of(app, &carol.access_token, "carol")
+        profile_of(app, &carol.access_token, &carol.username)
     })
     .await;
     eventually("dave's profile", WAIT, || {
-        profile_of(app, &dave.access_token, "dave")
+        profile_of(app, &dave.access_token, &dave.username)
     })
     .await;
 
@@ -394,7 +412,7 @@ async fn profiles_are_edited_only_by_their_owner(app: &TestApp) {
         )
         .await;
     assert_eq!(updated.status, StatusCode::OK, "{:?}", updated.body);
-    let seen = profile_of(app, &dave.access_token, "carol")
+    let seen = profile_of(app, &dave.access_token, &carol.username)
         .await
         .expect("carol's profile");
     assert_eq!(
@@ -421,7 +439,9 @@ async fn profiles_are_edited_only_by_their_owner(app: &TestApp) {
         "unknown fields are refused"
     );
     assert_eq!(
-        profile_of(app, &dave.access_token, "carol").await.unwrap()["bio"],
+        profile_of(app, &dave.access_token, &carol.username)
+            .await
+            .unwrap()["bio"],
         "photos of clouds"
     );
 
@@ -438,7 +458,9 @@ async fn profiles_are_edited_only_by_their_owner(app: &TestApp) {
         (StatusCode::BAD_REQUEST, Some("bio"))
     );
     assert_eq!(
-        profile_of(app, &dave.access_token, "carol").await.unwrap()["bio"],
+        profile_of(app, &dave.access_token, &carol.username)
+            .await
+            .unwrap()["bio"],
         "photos of clouds"
     );
 
@@ -463,8 +485,10 @@ async fn refresh(app: &TestApp, token: &str) -> shutter_e2e::Answer {
     .await
 }
 
-async fn refresh_tokens_rotate_and_reuse_revokes_the_session(app: &TestApp) {
-    let erin = app.user("erin").await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_tokens_rotate_and_reuse_revokes_the_session() {
+    let app = &TestApp::shared().await;
+    let erin = app.user(&TestApp::unique("erin")).await;
     let rotated = refresh(app, &erin.refresh_token).await;
     assert_eq!(rotated.status, StatusCode::OK, "{:?}", rotated.body);
     let second = rotated.body["refresh_token"].as_str().unwrap().to_owned();
@@ -488,7 +512,7 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_session(app: &TestApp) {
     );
 
     // Logout ends a session.
-    let fresh = app.login("erin", PASSWORD).await.body;
+    let fresh = app.login(&erin.username, PASSWORD).await.body;
     let token = fresh["refresh_token"].as_str().unwrap();
     let out = app
         .call(
@@ -502,8 +526,10 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_session(app: &TestApp) {
     assert_eq!(refresh(app, token).await.status, StatusCode::UNAUTHORIZED);
 }
 
-async fn password_change_ends_sessions(app: &TestApp) {
-    let frank = app.user("frank").await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_change_ends_sessions() {
+    let app = &TestApp::shared().await;
+    let frank = app.user(&TestApp::unique("frank")).await;
     let wrong = app
         .call(Method::POST, "/v1/users/me/password", Some(&frank.access_token), Some(json!({"current_password": "nope nope nope", "new_password": "a brand new password"})))
         .await;
@@ -525,11 +551,13 @@ async fn password_change_ends_sessions(app: &TestApp) {
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        app.login("frank", PASSWORD).await.status,
+        app.login(&frank.username, PASSWORD).await.status,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        app.login("frank", "a brand new password").await.status,
+        app.login(&frank.username, "a brand new password")
+            .await
+            .status,
         StatusCode::OK
     );
 }
@@ -568,10 +596,12 @@ async fn upload(app: &TestApp, token: &str, bytes: &[u8]) -> String {
     form.body["key"].as_str().unwrap().to_owned()
 }
 
-async fn avatars_upload_straight_to_s3_and_are_verified(app: &TestApp) {
-    let gina = app.user("gina").await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn avatars_upload_straight_to_s3_and_are_verified() {
+    let app = &TestApp::shared().await;
+    let gina = app.user(&TestApp::unique("gina")).await;
     eventually("gina's profile", WAIT, || {
-        profile_of(app, &gina.access_token, "gina")
+        profile_of(app, &gina.access_token, &gina.username)
     })
     .await;
 
@@ -599,7 +629,7 @@ async fn avatars_upload_straight_to_s3_and_are_verified(app: &TestApp) {
 
     let key = upload(app, &gina.access_token, PNG).await;
     let profile = eventually("gina's avatar", WAIT, || async {
-        profile_of(app, &gina.access_token, "gina")
+        profile_of(app, &gina.access_token, &gina.username)
             .await
             .filter(|p| p["avatar_url"].is_string())
     })
@@ -635,15 +665,19 @@ async fn avatars_upload_straight_to_s3_and_are_verified(app: &TestApp) {
             .then_some(())
     })
     .await;
-    let profile = profile_of(app, &gina.access_token, "gina").await.unwrap();
+    let profile = profile_of(app, &gina.access_token, &gina.username)
+        .await
+        .unwrap();
     assert!(profile["avatar_url"].as_str().unwrap().contains(&key));
 }
 
-async fn account_deletion_erases_the_user_everywhere(app: &TestApp) {
-    let hank = app.user("hank").await;
-    let ivy = app.user("ivy").await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_deletion_erases_the_user_everywhere() {
+    let app = &TestApp::shared().await;
+    let hank = app.user(&TestApp::unique("hank")).await;
+    let ivy = app.user(&TestApp::unique("ivy")).await;
     eventually("hank's profile", WAIT, || {
-        profile_of(app, &ivy.access_token, "hank")
+        profile_of(app, &ivy.access_token, &hank.username)
     })
     .await;
 
@@ -670,7 +704,7 @@ async fn account_deletion_erases_the_user_everywhere(app: &TestApp) {
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
 
     assert_eq!(
-        app.login("hank", PASSWORD).await.status,
+        app.login(&hank.username, PASSWORD).await.status,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
@@ -678,17 +712,22 @@ async fn account_deletion_erases_the_user_everywhere(app: &TestApp) {
         StatusCode::UNAUTHORIZED
     );
     eventually("hank's profile to go", WAIT, || async {
-        profile_of(app, &ivy.access_token, "hank")
+        profile_of(app, &ivy.access_token, &hank.username)
             .await
             .is_none()
             .then_some(())
     })
     .await;
     // The username is free again.
-    assert_eq!(app.register("hank").await.status, StatusCode::CREATED);
+    assert_eq!(
+        app.register(&hank.username).await.status,
+        StatusCode::CREATED
+    );
 }
 
-async fn the_api_documents_itself(app: &TestApp) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_documents_itself() {
+    let app = &TestApp::shared().await;
     let doc = app.call(Method::GET, "/openapi.json", None, None).await;
     assert_eq!(doc.status, StatusCode::OK);
     assert!(doc.body["openapi"].as_str().unwrap().starts_with("3.1"));

@@ -14,15 +14,6 @@ use shutter_e2e::{PASSWORD, TestApp, User, eventually};
 const WAIT: Duration = Duration::from_secs(90);
 const LIKERS: usize = 50;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn likes_user_stories() {
-    let app = TestApp::spawn().await;
-    fifty_users_like_a_post_twice_and_it_counts_fifty(&app).await;
-    a_private_accounts_post_hides_its_likers(&app).await;
-    bad_requests_get_clear_errors(&app).await;
-    app.stop().await;
-}
-
 fn like_path(post: &str) -> String {
     format!("/v1/posts/{post}/like")
 }
@@ -82,12 +73,15 @@ async fn like_count(app: &TestApp, user: &User, post: &str) -> Option<i64> {
     answer.body["like_count"].as_i64()
 }
 
-async fn fifty_users_like_a_post_twice_and_it_counts_fifty(app: &TestApp) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_users_like_a_post_twice_and_it_counts_fifty() {
+    let app = &TestApp::shared().await;
     // GIVEN a published post and 50 users
-    let author = app.user("liked.author").await;
+    let author = app.user(&TestApp::unique("liked.author")).await;
     let post = app.published_post(&author).await;
     let users: Vec<User> = futures::future::join_all(
-        (0..LIKERS).map(|i| async move { app.user(&format!("liker{i:02}")).await }),
+        (0..LIKERS)
+            .map(|i| async move { app.user(&TestApp::unique(&format!("liker{i:02}"))).await }),
     )
     .await;
     like_once_visible(app, &users[0], &post).await;
@@ -128,7 +122,7 @@ async fn fifty_users_like_a_post_twice_and_it_counts_fifty(app: &TestApp) {
         .iter()
         .find(|l| l["user_id"] == users[3].id.as_str())
         .unwrap();
-    assert_eq!(named["username"], "liker03");
+    assert_eq!(named["username"], users[3].username.as_str());
     let events = like_events(app, &post, LIKERS).await;
     assert_eq!(events.len(), LIKERS, "one LikeAdded per like: {events:#?}");
     for e in &events {
@@ -255,9 +249,11 @@ async fn fifty_users_like_a_post_twice_and_it_counts_fifty(app: &TestApp) {
     .await;
 }
 
-async fn a_private_accounts_post_hides_its_likers(app: &TestApp) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_accounts_post_hides_its_likers() {
+    let app = &TestApp::shared().await;
     // GIVEN a private account's published post that its author likes
-    let author = app.user("private.author").await;
+    let author = app.user(&TestApp::unique("private.author")).await;
     // (The profile follows registration through the identity topic.)
     eventually("the author's profile to turn private", WAIT, || async {
         let answer = app
@@ -273,7 +269,7 @@ async fn a_private_accounts_post_hides_its_likers(app: &TestApp) {
     .await;
     let post = app.published_post(&author).await;
     like_once_visible(app, &author, &post).await;
-    let stranger = app.user("stranger").await;
+    let stranger = app.user(&TestApp::unique("stranger")).await;
     // The directory learns of the privacy change from the profiles topic.
     eventually("the post to be hidden from others", WAIT, || async {
         let answer = app
@@ -302,8 +298,10 @@ async fn a_private_accounts_post_hides_its_likers(app: &TestApp) {
     assert_eq!(answer.body["code"], "not_found");
 }
 
-async fn bad_requests_get_clear_errors(app: &TestApp) {
-    let user = app.user("curious").await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_clear_errors() {
+    let app = &TestApp::shared().await;
+    let user = app.user(&TestApp::unique("curious")).await;
     let post = shutter_core::new_id();
     let no_token = app.call(Method::PUT, &like_path(&post), None, None).await;
     assert_eq!(no_token.status, StatusCode::UNAUTHORIZED);

@@ -14,37 +14,70 @@ use shutter_posts::media::fixtures::jpeg_with_gps;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn posts_user_stories() {
-    let app = TestApp::spawn().await;
-    let author = app.user("poster").await;
-    let other = app.user("onlooker").await;
-    let post = media_is_checked_stripped_and_published(&app, &author, &other).await;
-    bad_creates_change_nothing(&app, &author).await;
-    retried_creates_return_the_same_post(&app, &author).await;
-    edits_are_the_authors_and_version_checked(&app, &author, &other, &post).await;
-    lists_page_newest_first(&app, &author, &other).await;
-    private_accounts_hide_their_posts(&app, &other).await;
-    deletion_is_the_authors_or_staffs(&app, &author, &other, &post).await;
-    a_deleted_accounts_posts_go_with_it(&app, &other).await;
-    a_moderator_deletes_anyones_post(&app, &author).await;
-    app.stop().await;
-}
-
 async fn get(app: &TestApp, user: &User, path: &str) -> shutter_e2e::Answer {
     app.call(Method::GET, path, Some(&user.access_token), None)
         .await
 }
 
-async fn media_is_checked_stripped_and_published(
-    app: &TestApp,
-    author: &User,
-    other: &User,
-) -> String {
+/// A user of this story's own.
+async fn user(app: &TestApp, name: &str) -> User {
+    app.user(&TestApp::unique(name)).await
+}
+
+/// Creates a post with `caption` and one PNG, uploads it, waits until it is published.
+async fn published_with_caption(app: &TestApp, author: &User, caption: &str) -> String {
+    let created = app
+        .call(
+            Method::POST,
+            "/v1/posts",
+            Some(&author.access_token),
+            Some(json!({"caption": caption, "media": [{"content_type": "image/png", "size": shutter_e2e::PNG.len()}]})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let id = created.body["post"]["id"].as_str().unwrap().to_owned();
+    let uploaded = app
+        .upload(&created.body["uploads"][0]["upload"], shutter_e2e::PNG)
+        .await;
+    assert!(uploaded.is_success(), "S3 took the upload: {uploaded}");
+    let path = format!("/v1/posts/{id}");
+    eventually("the post to be published", WAIT, || async {
+        (get(app, author, &path).await.body["status"] == "published").then_some(())
+    })
+    .await;
+    id
+}
+
+/// Waits until the posts service knows `user` (from its registration event): until then
+/// their list is 404.
+async fn known_to_posts(app: &TestApp, viewer: &User, user: &User) {
+    let path = format!("/v1/users/{}/posts", user.username);
+    eventually("the posts service to know the user", WAIT, || async {
+        (get(app, viewer, &path).await.status == StatusCode::OK).then_some(())
+    })
+    .await;
+}
+
+/// Waits until `viewer` finds `post` first in the list of `hashtag`.
+async fn first_under_hashtag(app: &TestApp, viewer: &User, hashtag: &str, post: &str) {
+    let path = format!("/v1/hashtags/{hashtag}/posts");
+    eventually(
+        &format!("the post to be listed under #{hashtag}"),
+        WAIT,
+        || async { (get(app, viewer, &path).await.body["items"][0]["id"] == post).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_is_checked_stripped_and_published() {
+    let app = &TestApp::shared().await;
+    let (author, other) = (&user(app, "poster").await, &user(app, "onlooker").await);
     // Mentions resolve against the posts service's copy of the users, kept from their
     // registration events: wait until it knows the one mentioned.
+    let others_posts = format!("/v1/users/{}/posts", other.username);
     eventually("the posts service to know onlooker", WAIT, || async {
-        (get(app, author, "/v1/users/onlooker/posts").await.status == StatusCode::OK).then_some(())
+        (get(app, author, &others_posts).await.status == StatusCode::OK).then_some(())
     })
     .await;
     let jpeg = jpeg_with_gps(1600, 1200);
@@ -54,7 +87,7 @@ async fn media_is_checked_stripped_and_published(
             Method::POST,
             "/v1/posts",
             Some(&author.access_token),
-            Some(json!({"caption": "Sunset at the #Beach with @onlooker and @nobody_here", "location": "Lisbon",
+            Some(json!({"caption": format!("Sunset at the #Beach with @{} and @nobody_here", other.username), "location": "Lisbon",
                 "media": [{"content_type": "image/jpeg", "size": jpeg.len()}, {"content_type": "image/png", "size": fake_png.len()}]})),
         )
         .await;
@@ -66,7 +99,7 @@ async fn media_is_checked_stripped_and_published(
     // A mention of a missing user stays text only.
     assert_eq!(
         post["mentions"],
-        json!([{"user_id": other.id, "username": "onlooker"}])
+        json!([{"user_id": other.id, "username": other.username}])
     );
     assert_eq!(created.body["uploads"].as_array().unwrap().len(), 2);
     // Pending posts are the author's alone.
@@ -153,11 +186,16 @@ async fn media_is_checked_stripped_and_published(
         ),
         (Some(0), Some(false))
     );
-    assert_eq!(seen.body["author"]["username"], "poster");
-    id
+    assert_eq!(seen.body["author"]["username"], author.username.as_str());
 }
 
-async fn bad_creates_change_nothing(app: &TestApp, author: &User) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_creates_change_nothing() {
+    let app = &TestApp::shared().await;
+    // An author with one published post, known to the posts service.
+    let author = &user(app, "poster").await;
+    app.published_post(author).await;
+    known_to_posts(app, author, author).await;
     let cases = [
         (json!({"caption": "x", "media": []}), "media"),
         (
@@ -194,7 +232,7 @@ async fn bad_creates_change_nothing(app: &TestApp, author: &User) {
         );
         assert_eq!(answer.body["field"], field);
     }
-    let page = get(app, author, "/v1/users/poster/posts").await;
+    let page = get(app, author, &format!("/v1/users/{}/posts", author.username)).await;
     assert_eq!(
         page.body["items"].as_array().unwrap().len(),
         1,
@@ -222,7 +260,13 @@ async fn create_with_key(app: &TestApp, user: &User, key: &str, body: &Value) ->
         .unwrap()
 }
 
-async fn retried_creates_return_the_same_post(app: &TestApp, author: &User) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retried_creates_return_the_same_post() {
+    let app = &TestApp::shared().await;
+    // An author with one published post, known to the posts service.
+    let author = &user(app, "poster").await;
+    app.published_post(author).await;
+    known_to_posts(app, author, author).await;
     let body =
         json!({"caption": "once #only", "media": [{"content_type": "image/png", "size": 67}]});
     let first = create_with_key(app, author, "retry-1", &body).await;
@@ -241,8 +285,8 @@ async fn retried_creates_return_the_same_post(app: &TestApp, author: &User) {
     )
     .await;
     assert_eq!(different.status(), StatusCode::CONFLICT);
-    // One post for the key (plus the first story's): the author sees two.
-    let page = get(app, author, "/v1/users/poster/posts").await;
+    // One post for the key (plus the one published before): the author sees two.
+    let page = get(app, author, &format!("/v1/users/{}/posts", author.username)).await;
     assert_eq!(
         page.body["items"].as_array().unwrap().len(),
         2,
@@ -260,12 +304,14 @@ async fn retried_creates_return_the_same_post(app: &TestApp, author: &User) {
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
 }
 
-async fn edits_are_the_authors_and_version_checked(
-    app: &TestApp,
-    author: &User,
-    other: &User,
-    id: &str,
-) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_are_the_authors_and_version_checked() {
+    let app = &TestApp::shared().await;
+    let (author, other) = (&user(app, "poster").await, &user(app, "onlooker").await);
+    // Hashtags of this story's own, so no other story's posts are listed under them.
+    let (beach, shore) = (TestApp::unique("beach"), TestApp::unique("shore"));
+    let id = &published_with_caption(app, author, &format!("Sunset at the #{beach}")).await;
+    first_under_hashtag(app, other, &beach, id).await;
     let path = format!("/v1/posts/{id}");
     let current = get(app, author, &path).await.body;
     let version = current["version"].as_u64().unwrap();
@@ -283,7 +329,7 @@ async fn edits_are_the_authors_and_version_checked(
             Method::PATCH,
             &path,
             Some(&author.access_token),
-            Some(json!({"caption": "Dusk at the #shore", "version": version})),
+            Some(json!({"caption": format!("Dusk at the #{shore}"), "version": version})),
         )
         .await;
     assert_eq!(edited.status, StatusCode::OK, "{:?}", edited.body);
@@ -292,7 +338,7 @@ async fn edits_are_the_authors_and_version_checked(
             edited.body["hashtags"].clone(),
             edited.body["version"].as_u64()
         ),
-        (json!(["shore"]), Some(version + 1))
+        (json!([shore]), Some(version + 1))
     );
     let stale = app
         .call(
@@ -307,13 +353,24 @@ async fn edits_are_the_authors_and_version_checked(
         (StatusCode::CONFLICT, Some("version_conflict"))
     );
     // The hashtag index followed the caption.
-    let shore = get(app, other, "/v1/hashtags/shore/posts").await;
-    assert_eq!(shore.body["items"][0]["id"], id);
-    let beach = get(app, other, "/v1/hashtags/BEACH/posts").await;
+    let shore = get(app, other, &format!("/v1/hashtags/{shore}/posts")).await;
+    assert_eq!(shore.body["items"][0]["id"], id.as_str());
+    let beach = get(
+        app,
+        other,
+        &format!("/v1/hashtags/{}/posts", beach.to_uppercase()),
+    )
+    .await;
     assert_eq!(beach.body["items"], json!([]));
 }
 
-async fn lists_page_newest_first(app: &TestApp, author: &User, other: &User) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_page_newest_first() {
+    let app = &TestApp::shared().await;
+    let (author, other) = (&user(app, "poster").await, &user(app, "onlooker").await);
+    // The author has published a post already.
+    app.published_post(author).await;
+    known_to_posts(app, other, author).await;
     let mut made = Vec::new();
     for _ in 0..3 {
         made.push(app.published_post(author).await);
@@ -322,8 +379,8 @@ async fn lists_page_newest_first(app: &TestApp, author: &User, other: &User) {
     let mut cursor: Option<String> = None;
     loop {
         let path = match &cursor {
-            Some(c) => format!("/v1/users/poster/posts?limit=2&cursor={c}"),
-            None => "/v1/users/poster/posts?limit=2".to_owned(),
+            Some(c) => format!("/v1/users/{}/posts?limit=2&cursor={c}", author.username),
+            None => format!("/v1/users/{}/posts?limit=2", author.username),
         };
         let page = get(app, other, &path).await;
         assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
@@ -344,14 +401,19 @@ async fn lists_page_newest_first(app: &TestApp, author: &User, other: &User) {
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(seen, sorted, "newest first");
     assert_eq!(seen[0], made[2]);
-    let first = get(app, other, "/v1/users/poster/posts?limit=2").await;
+    let first = get(
+        app,
+        other,
+        &format!("/v1/users/{}/posts?limit=2", author.username),
+    )
+    .await;
     let cursor = first.body["next_cursor"].as_str().unwrap();
     let tampered = format!("{}x", cursor);
     assert_eq!(
         get(
             app,
             other,
-            &format!("/v1/users/poster/posts?cursor={tampered}")
+            &format!("/v1/users/{}/posts?cursor={tampered}", author.username)
         )
         .await
         .status,
@@ -376,8 +438,11 @@ async fn lists_page_newest_first(app: &TestApp, author: &User, other: &User) {
     );
 }
 
-async fn private_accounts_hide_their_posts(app: &TestApp, other: &User) {
-    let hermit = app.user("hermit").await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_accounts_hide_their_posts() {
+    let app = &TestApp::shared().await;
+    let other = &user(app, "onlooker").await;
+    let hermit = user(app, "hermit").await;
     let id = app.published_post(&hermit).await;
     // Public at first: others see it once the posts service knows the author.
     eventually("others to see hermit's post", WAIT, || async {
@@ -403,7 +468,10 @@ async fn private_accounts_hide_their_posts(app: &TestApp, other: &User) {
     })
     .await;
     eventually("hermit's list to be refused to others", WAIT, || async {
-        (get(app, other, "/v1/users/hermit/posts").await.status == StatusCode::FORBIDDEN)
+        (get(app, other, &format!("/v1/users/{}/posts", hermit.username))
+            .await
+            .status
+            == StatusCode::FORBIDDEN)
             .then_some(())
     })
     .await;
@@ -421,7 +489,14 @@ async fn private_accounts_hide_their_posts(app: &TestApp, other: &User) {
     );
 }
 
-async fn deletion_is_the_authors_or_staffs(app: &TestApp, author: &User, other: &User, id: &str) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_is_the_authors_or_staffs() {
+    let app = &TestApp::shared().await;
+    let (author, other) = (&user(app, "poster").await, &user(app, "onlooker").await);
+    // A hashtag of this story's own, so no other story's posts are listed under it.
+    let shore = TestApp::unique("shore");
+    let id = &published_with_caption(app, author, &format!("Dusk at the #{shore}")).await;
+    first_under_hashtag(app, other, &shore, id).await;
     let path = format!("/v1/posts/{id}");
     assert_eq!(
         app.call(Method::DELETE, &path, Some(&other.access_token), None)
@@ -436,7 +511,7 @@ async fn deletion_is_the_authors_or_staffs(app: &TestApp, author: &User, other: 
         StatusCode::NO_CONTENT
     );
     assert_eq!(get(app, author, &path).await.status, StatusCode::NOT_FOUND);
-    let shore = get(app, other, "/v1/hashtags/shore/posts").await;
+    let shore = get(app, other, &format!("/v1/hashtags/{shore}/posts")).await;
     assert_eq!(shore.body["items"], json!([]));
     // Its media go too, through PostDeleted.
     let s3 = aws_sdk_s3::Client::from_conf(
@@ -458,8 +533,11 @@ async fn deletion_is_the_authors_or_staffs(app: &TestApp, author: &User, other: 
     .await;
 }
 
-async fn a_deleted_accounts_posts_go_with_it(app: &TestApp, other: &User) {
-    let leaver = app.user("leaver").await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_accounts_posts_go_with_it() {
+    let app = &TestApp::shared().await;
+    let other = &user(app, "onlooker").await;
+    let leaver = user(app, "leaver").await;
     let id = app.published_post(&leaver).await;
     let path = format!("/v1/posts/{id}");
     eventually("others to see leaver's post", WAIT, || async {
@@ -499,14 +577,19 @@ async fn a_deleted_accounts_posts_go_with_it(app: &TestApp, other: &User) {
     .await;
     assert_eq!(get(app, other, &path).await.status, StatusCode::NOT_FOUND);
     assert_eq!(
-        get(app, other, "/v1/users/leaver/posts").await.status,
+        get(app, other, &format!("/v1/users/{}/posts", leaver.username))
+            .await
+            .status,
         StatusCode::NOT_FOUND
     );
 }
 
-async fn a_moderator_deletes_anyones_post(app: &TestApp, author: &User) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moderator_deletes_anyones_post() {
+    let app = &TestApp::shared().await;
+    let author = &user(app, "poster").await;
     let id = app.published_post(author).await;
-    let moderator = app.user("moderator1").await;
+    let moderator = user(app, "moderator1").await;
     // Roles are granted by operators, in the identity table; the next login carries them.
     let ddb = aws_sdk_dynamodb::Client::new(&app.aws().await);
     ddb.update_item()
@@ -531,7 +614,7 @@ async fn a_moderator_deletes_anyones_post(app: &TestApp, author: &User) {
         .send()
         .await
         .unwrap();
-    let login = app.login("moderator1", shutter_e2e::PASSWORD).await;
+    let login = app.login(&moderator.username, shutter_e2e::PASSWORD).await;
     let token = login.body["access_token"].as_str().unwrap().to_owned();
     let path = format!("/v1/posts/{id}");
     let edit = app

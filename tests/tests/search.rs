@@ -6,6 +6,10 @@
 //!
 //! Tests wait by polling (and ask OpenSearch to refresh before each look), and assert the
 //! order of results, never their scores.
+//!
+//! Every story is its own test on the shared devstack, with users and posts of its own
+//! ([`Story::new`]): the words of its captions, hashtags and display names start with a
+//! tag of its own, so no other story's search finds them.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its location
 
@@ -20,23 +24,11 @@ use shutter_events::{BlockFacts, EdgeFacts, Envelope, Event};
 
 const WAIT: Duration = Duration::from_secs(90);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn search_user_stories() {
-    let app = TestApp::spawn().await;
-    let s = Story::new(&app).await;
-    posts_are_found_by_words_hashtags_and_author_in_a_sensible_order(&s).await;
-    users_and_hashtags_are_found_as_you_type(&s).await;
-    pages_return_each_hit_once_and_cursors_cannot_be_forged(&s).await;
-    hostile_queries_get_a_400_or_a_literal_search(&s).await;
-    an_edited_caption_is_found_by_its_new_words_only(&s).await;
-    a_private_accounts_posts_are_for_its_followers(&s).await;
-    a_blocked_users_posts_and_profile_disappear(&s).await;
-    a_deleted_post_disappears(&s).await;
-    app.stop().await;
-}
-
 struct Story<'a> {
     app: &'a TestApp,
+    /// What every word of this story starts with (see [`Story::mine`]).
+    tag: String,
+    /// alice, "Alice Liddell"; bobby; carol (their usernames end with a few letters).
     alice: User,
     bob: User,
     carol: User,
@@ -48,22 +40,71 @@ struct Story<'a> {
 }
 
 impl<'a> Story<'a> {
+    /// A story's own users and posts, on the shared devstack.
     async fn new(app: &'a TestApp) -> Self {
-        let (alice, bob, carol) =
-            futures::join!(app.user("alice"), app.user("bobby"), app.user("carol"));
-        update_profile(app, &alice, json!({"display_name": "Alice Liddell"})).await;
-        let sunset = post(app, &alice, "Golden sunset over the sea #Sunset #beach").await;
-        let coffee = post(app, &alice, "Morning coffee by the sea #coffee").await;
-        let volley = post(app, &bob, "Beach volleyball at sunset #beach #sports").await;
-        Self {
+        let tag = TestApp::unique("s").replace('_', "");
+        let names = ["alice", "bobby", "carol"].map(TestApp::unique);
+        let (alice, bob, carol) = futures::join!(
+            app.user(&names[0]),
+            app.user(&names[1]),
+            app.user(&names[2])
+        );
+        let mut s = Self {
             app,
+            tag,
             alice,
             bob,
             carol,
-            sunset,
-            coffee,
-            volley,
-        }
+            sunset: String::new(),
+            coffee: String::new(),
+            volley: String::new(),
+        };
+        let name = s.mine("Alice Liddell");
+        update_profile(app, &s.alice, json!({"display_name": name})).await;
+        let caption = s.mine("Golden sunset over the sea #Sunset #beach");
+        s.sunset = post(app, &s.alice, &caption).await;
+        let caption = s.mine("Morning coffee by the sea #coffee");
+        s.coffee = post(app, &s.alice, &caption).await;
+        let caption = s.mine("Beach volleyball at sunset #beach #sports");
+        s.volley = post(app, &s.bob, &caption).await;
+        s.until_indexed().await;
+        s
+    }
+
+    /// Waits until the index holds the story's users (alice by her display name) and its
+    /// three posts.
+    async fn until_indexed(&self) {
+        eventually("the story's users to be indexed", WAIT, || async {
+            let alice = self.mine("Alice Liddell");
+            self.finds_first(&alice, &self.alice).await?;
+            self.finds_first(&self.bob.username, &self.bob).await?;
+            self.finds_first(&self.carol.username, &self.carol).await
+        })
+        .await;
+        let words = self.mine("sea beach sunset coffee");
+        eventually("the story's posts to be indexed", WAIT, || async {
+            (self.posts(&self.carol, &words).await.len() == 3).then_some(())
+        })
+        .await;
+    }
+
+    /// Whether a users search for `q` finds `user` first.
+    async fn finds_first(&self, q: &str, user: &User) -> Option<()> {
+        let path = format!("/v1/search/users?q={}", enc(q));
+        let page = self.get(&self.carol, &path).await;
+        (page.body["items"][0]["username"] == user.username.as_str()).then_some(())
+    }
+
+    /// `text` with each word (after its `#`, if a hashtag) made this story's own:
+    /// `#Sunset` becomes `#<tag>_Sunset`, one word for OpenSearch and a hashtag still.
+    fn mine(&self, text: &str) -> String {
+        text.split(' ')
+            .map(|word| match word.strip_prefix('#') {
+                Some(tag) => format!("#{}_{tag}", self.tag),
+                None => format!("{}_{word}", self.tag),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// `GET path` as `user`, after asking OpenSearch to make every write searchable.
@@ -96,6 +137,11 @@ impl<'a> Story<'a> {
         })
         .await;
     }
+}
+
+/// A name as typed so far: all but its last letter.
+fn typing(name: &str) -> &str {
+    &name[..name.len() - 1]
 }
 
 fn enc(q: &str) -> String {
@@ -204,37 +250,46 @@ fn block(blocker: &str, blocked: &str, seq: u64) -> BlockFacts {
     }
 }
 
-async fn posts_are_found_by_words_hashtags_and_author_in_a_sensible_order(s: &Story<'_>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_are_found_by_words_hashtags_and_author_in_a_sensible_order() {
+    let app = TestApp::shared().await;
+    let s = &Story::new(&app).await;
     let carol = &s.carol;
     // Both beach posts: bob's names the beach in its caption and is newer.
-    s.until_posts(carol, "beach", &[&s.volley, &s.sunset]).await;
+    s.until_posts(carol, &s.mine("beach"), &[&s.volley, &s.sunset])
+        .await;
     // Words: "sunset" is in both captions; alice's has it as a hashtag too.
-    s.until_posts(carol, "golden sunset", &[&s.sunset, &s.volley])
+    s.until_posts(carol, &s.mine("golden sunset"), &[&s.sunset, &s.volley])
         .await;
     assert_eq!(
-        s.posts(carol, "volleyball").await,
+        s.posts(carol, &s.mine("volleyball")).await,
         std::slice::from_ref(&s.volley)
     );
     // A hashtag, with or without its #, any case.
     assert_eq!(
-        s.posts(carol, "#coffee").await,
+        s.posts(carol, &s.mine("#coffee")).await,
         std::slice::from_ref(&s.coffee)
     );
     assert_eq!(
-        s.posts(carol, "#SPORTS").await,
+        s.posts(carol, &s.mine("#SPORTS")).await,
         std::slice::from_ref(&s.volley)
     );
     // The author's name as typed so far brings their posts.
-    let by_author: BTreeSet<String> = s.posts(carol, "ali").await.into_iter().collect();
+    let by_author: BTreeSet<String> = s.posts(carol, &s.mine("ali")).await.into_iter().collect();
     assert_eq!(
         by_author,
         BTreeSet::from([s.sunset.clone(), s.coffee.clone()])
     );
     // The items carry the author and the counts.
-    let page = s.get(carol, "/v1/search/posts?q=volleyball").await;
+    let page = s
+        .get(
+            carol,
+            &format!("/v1/search/posts?q={}", enc(&s.mine("volleyball"))),
+        )
+        .await;
     let item = &page.body["items"][0];
-    assert_eq!(item["author"]["username"], "bobby");
-    assert_eq!(item["hashtags"], json!(["beach", "sports"]));
+    assert_eq!(item["author"]["username"], s.bob.username.as_str());
+    assert_eq!(item["hashtags"], json!([s.mine("beach"), s.mine("sports")]));
     assert!(page.body["next_cursor"].is_null());
     assert!(s.posts(carol, "nothing-like-this").await.is_empty());
 
@@ -260,53 +315,77 @@ async fn posts_are_found_by_words_hashtags_and_author_in_a_sensible_order(s: &St
         .await;
     }
     eventually("the likes to be counted", WAIT, || async {
-        let page = s.get(carol, "/v1/search/posts?q=coffee").await;
+        let page = s
+            .get(
+                carol,
+                &format!("/v1/search/posts?q={}", enc(&s.mine("coffee"))),
+            )
+            .await;
         (page.body["items"][0]["like_count"] == 2).then_some(())
     })
     .await;
 }
 
-async fn users_and_hashtags_are_found_as_you_type(s: &Story<'_>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_and_hashtags_are_found_as_you_type() {
+    let app = TestApp::shared().await;
+    let s = &Story::new(&app).await;
     let carol = &s.carol;
-    let users = |q: &'static str| async move {
+    let users = |q: String| async move {
         let answer = s
-            .get(carol, &format!("/v1/search/users?q={}", enc(q)))
+            .get(carol, &format!("/v1/search/users?q={}", enc(&q)))
             .await;
         assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
         answer.body
     };
     eventually("alice's display name to be indexed", WAIT, || async {
-        let page = users("Alice L").await;
+        let page = users(s.mine("Alice L")).await;
         (page["items"].as_array().unwrap().len() == 1).then_some(())
     })
     .await;
-    let page = users("ali").await;
-    assert_eq!(page["items"][0]["username"], "alice");
-    assert_eq!(page["items"][0]["display_name"], "Alice Liddell");
+    let page = users(s.mine("ali")).await;
+    assert_eq!(page["items"][0]["username"], s.alice.username.as_str());
+    assert_eq!(page["items"][0]["display_name"], s.mine("Alice Liddell"));
     assert!(page["next_cursor"].is_null());
-    assert_eq!(usernames(&users("bob").await), ["bobby"]);
     assert_eq!(
-        usernames(&users("CAROL").await),
-        ["carol"],
+        usernames(&users(typing(&s.bob.username).to_owned()).await),
+        [s.bob.username.as_str()]
+    );
+    assert_eq!(
+        usernames(&users(carol.username.to_uppercase()).await),
+        [carol.username.as_str()],
         "usernames are case-insensitive"
     );
 
-    let tags = s.get(carol, "/v1/search/hashtags?q=%23s").await;
+    let tags = s
+        .get(
+            carol,
+            &format!("/v1/search/hashtags?q={}", enc(&s.mine("#s"))),
+        )
+        .await;
     assert_eq!(tags.status, StatusCode::OK, "{tags:?}");
     assert_eq!(
         tags.body["items"],
-        json!([{"tag": "sports", "post_count": 1}, {"tag": "sunset", "post_count": 1}])
+        json!([{"tag": s.mine("sports"), "post_count": 1}, {"tag": s.mine("sunset"), "post_count": 1}])
     );
-    let tags = s.get(carol, "/v1/search/hashtags?q=bea").await;
+    let tags = s
+        .get(
+            carol,
+            &format!("/v1/search/hashtags?q={}", enc(&s.mine("bea"))),
+        )
+        .await;
     assert_eq!(
         tags.body["items"],
-        json!([{"tag": "beach", "post_count": 2}])
+        json!([{"tag": s.mine("beach"), "post_count": 2}])
     );
 }
 
-async fn pages_return_each_hit_once_and_cursors_cannot_be_forged(s: &Story<'_>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_return_each_hit_once_and_cursors_cannot_be_forged() {
+    let app = TestApp::shared().await;
+    let s = &Story::new(&app).await;
     let carol = &s.carol;
-    let q = enc("sea beach sunset coffee");
+    let q = enc(&s.mine("sea beach sunset coffee"));
     let mut seen = Vec::new();
     let mut path = format!("/v1/search/posts?q={q}&limit=1");
     loop {
@@ -331,7 +410,7 @@ async fn pages_return_each_hit_once_and_cursors_cannot_be_forged(s: &Story<'_>) 
         (q.clone(), format!("{payload}.AAAA")),
         (q.clone(), "not-a-cursor".to_owned()),
         // A cursor is bound to its query.
-        ("coffee".to_owned(), cursor.clone()),
+        (enc(&s.mine("coffee")), cursor.clone()),
     ] {
         let answer = s
             .get(carol, &format!("/v1/search/posts?q={query}&cursor={bad}"))
@@ -341,9 +420,13 @@ async fn pages_return_each_hit_once_and_cursors_cannot_be_forged(s: &Story<'_>) 
     }
 }
 
-async fn hostile_queries_get_a_400_or_a_literal_search(s: &Story<'_>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_queries_get_a_400_or_a_literal_search() {
+    let app = TestApp::shared().await;
+    let s = &Story::new(&app).await;
     let carol = &s.carol;
     let long = "a".repeat(10_000);
+    let sunset_or_anything = format!("{})) OR caption:*", s.mine("sunset"));
     for endpoint in ["posts", "users", "hashtags"] {
         for q in [long.as_str(), "", "   "] {
             let answer = s
@@ -364,7 +447,7 @@ async fn hostile_queries_get_a_400_or_a_literal_search(s: &Story<'_>) {
             r#"{"match_all":{}}"#,
             r#"\\ \" \\\\"#,
             r#""unbalanced quote"#,
-            "sunset)) OR caption:*",
+            &sunset_or_anything,
             "* ? ~ ^ [a TO z]",
             "#",
             "a\u{7f}",
@@ -389,7 +472,12 @@ async fn hostile_queries_get_a_400_or_a_literal_search(s: &Story<'_>) {
     }
 }
 
-async fn an_edited_caption_is_found_by_its_new_words_only(s: &Story<'_>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_caption_is_found_by_its_new_words_only() {
+    let app = TestApp::shared().await;
+    let s = &Story::new(&app).await;
+    s.until_posts(&s.carol, &s.mine("golden"), &[&s.sunset])
+        .await;
     let current = s
         .app
         .call(
@@ -405,55 +493,83 @@ async fn an_edited_caption_is_found_by_its_new_words_only(s: &Story<'_>) {
             Method::PATCH,
             &format!("/v1/posts/{}", s.sunset),
             Some(&s.alice.access_token),
-            Some(json!({"caption": "Moonrise over the harbour #moon", "version": current.body["version"]})),
+            Some(json!({"caption": s.mine("Moonrise over the harbour #moon"), "version": current.body["version"]})),
         )
         .await;
     assert_eq!(edited.status, StatusCode::OK, "{edited:?}");
-    s.until_posts(&s.carol, "moonrise harbour", &[&s.sunset])
+    s.until_posts(&s.carol, &s.mine("moonrise harbour"), &[&s.sunset])
         .await;
-    assert!(!s.posts(&s.carol, "golden").await.contains(&s.sunset));
-    assert!(!s.posts(&s.carol, "#sunset").await.contains(&s.sunset));
+    assert!(
+        !s.posts(&s.carol, &s.mine("golden"))
+            .await
+            .contains(&s.sunset)
+    );
+    assert!(
+        !s.posts(&s.carol, &s.mine("#sunset"))
+            .await
+            .contains(&s.sunset)
+    );
 }
 
-async fn a_private_accounts_posts_are_for_its_followers(s: &Story<'_>) {
-    let dave = s.app.user("dave").await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_accounts_posts_are_for_its_followers() {
+    let app = TestApp::shared().await;
+    let s = &Story::new(&app).await;
+    let dave = s.app.user(&TestApp::unique("dave")).await;
+    let daves = format!("/v1/search/users?q={}", typing(&dave.username));
+    let lagoon = s.mine("lagoon");
     update_profile(s.app, &dave, json!({"private": true})).await;
     // The privacy change reaches the index through its own topic; the post is written
     // once it has (a post indexed before it is re-flagged later, which is not this story).
     eventually("dave's privacy in the index", WAIT, || async {
-        let users = s.get(&s.carol, "/v1/search/users?q=dav").await;
+        let users = s.get(&s.carol, &daves).await;
         (users.body["items"][0]["private"] == true).then_some(())
     })
     .await;
-    let secret = post(s.app, &dave, "A secret lagoon #lagoon").await;
+    let secret = post(s.app, &dave, &s.mine("A secret lagoon #lagoon")).await;
     // dave sees his own post; carol does not, and the hashtag counts none for her.
-    s.until_posts(&dave, "lagoon", &[&secret]).await;
-    assert!(s.posts(&s.carol, "lagoon").await.is_empty());
-    let tags = s.get(&s.carol, "/v1/search/hashtags?q=lagoon").await;
+    s.until_posts(&dave, &lagoon, &[&secret]).await;
+    assert!(s.posts(&s.carol, &lagoon).await.is_empty());
+    let tags = s
+        .get(&s.carol, &format!("/v1/search/hashtags?q={lagoon}"))
+        .await;
     assert_eq!(tags.body["items"], json!([]));
     // Private accounts are still found by name.
-    let users = s.get(&s.carol, "/v1/search/users?q=dav").await;
+    let users = s.get(&s.carol, &daves).await;
     assert_eq!(users.body["items"][0]["private"], true);
     // Once dave approves carol's follow, she sees it.
     follows_event(s.app, Event::FollowStarted(edge(&s.carol.id, &dave.id, 2))).await;
-    s.until_posts(&s.carol, "lagoon", &[&secret]).await;
+    s.until_posts(&s.carol, &lagoon, &[&secret]).await;
     // An older, redelivered event of the same edge changes nothing; a newer end does.
     follows_event(s.app, Event::FollowEnded(edge(&s.carol.id, &dave.id, 1))).await;
     follows_event(s.app, Event::FollowEnded(edge(&s.carol.id, &dave.id, 3))).await;
-    s.until_posts(&s.carol, "lagoon", &[]).await;
+    s.until_posts(&s.carol, &lagoon, &[]).await;
 }
 
-async fn a_blocked_users_posts_and_profile_disappear(s: &Story<'_>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_users_posts_and_profile_disappear() {
+    let app = TestApp::shared().await;
+    let s = &Story::new(&app).await;
     let carol = &s.carol;
-    assert!(s.posts(carol, "volleyball").await.contains(&s.volley));
+    let (volleyball, coffee) = (&s.mine("volleyball"), &s.mine("coffee"));
+    s.until_posts(carol, volleyball, &[&s.volley]).await;
     // bob blocks carol: neither sees the other.
     follows_event(s.app, Event::UserBlocked(block(&s.bob.id, &carol.id, 1))).await;
-    s.until_posts(carol, "volleyball", &[]).await;
-    let users = s.get(carol, "/v1/search/users?q=bobby").await;
+    s.until_posts(carol, volleyball, &[]).await;
+    let users = s
+        .get(carol, &format!("/v1/search/users?q={}", s.bob.username))
+        .await;
     assert_eq!(users.body["items"], json!([]));
-    let tags = s.get(carol, "/v1/search/hashtags?q=sports").await;
+    let tags = s
+        .get(
+            carol,
+            &format!("/v1/search/hashtags?q={}", s.mine("sports")),
+        )
+        .await;
     assert_eq!(tags.body["items"], json!([]));
-    let users = s.get(&s.bob, "/v1/search/users?q=carol").await;
+    let users = s
+        .get(&s.bob, &format!("/v1/search/users?q={}", carol.username))
+        .await;
     assert_eq!(
         users.body["items"],
         json!([]),
@@ -461,12 +577,12 @@ async fn a_blocked_users_posts_and_profile_disappear(s: &Story<'_>) {
     );
     // Others still see bob's post.
     assert_eq!(
-        s.posts(&s.alice, "volleyball").await,
+        s.posts(&s.alice, volleyball).await,
         std::slice::from_ref(&s.volley)
     );
     // Unblocked: back.
     follows_event(s.app, Event::UserUnblocked(block(&s.bob.id, &carol.id, 2))).await;
-    s.until_posts(carol, "volleyball", &[&s.volley]).await;
+    s.until_posts(carol, volleyball, &[&s.volley]).await;
 
     // The same through the follows service: carol blocks alice, then unblocks her.
     let block = |method: Method| async move {
@@ -474,7 +590,7 @@ async fn a_blocked_users_posts_and_profile_disappear(s: &Story<'_>) {
             .app
             .call(
                 method,
-                "/v1/users/alice/block",
+                &format!("/v1/users/{}/block", s.alice.username),
                 Some(&carol.access_token),
                 None,
             )
@@ -482,14 +598,21 @@ async fn a_blocked_users_posts_and_profile_disappear(s: &Story<'_>) {
         assert!(answer.status.is_success(), "{answer:?}");
     };
     block(Method::PUT).await;
-    s.until_posts(carol, "coffee", &[]).await;
-    let users = s.get(&s.alice, "/v1/search/users?q=carol").await;
+    s.until_posts(carol, coffee, &[]).await;
+    let users = s
+        .get(&s.alice, &format!("/v1/search/users?q={}", carol.username))
+        .await;
     assert_eq!(users.body["items"], json!([]));
     block(Method::DELETE).await;
-    s.until_posts(carol, "coffee", &[&s.coffee]).await;
+    s.until_posts(carol, coffee, &[&s.coffee]).await;
 }
 
-async fn a_deleted_post_disappears(s: &Story<'_>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_post_disappears() {
+    let app = TestApp::shared().await;
+    let s = &Story::new(&app).await;
+    let volleyball = &s.mine("volleyball");
+    s.until_posts(&s.carol, volleyball, &[&s.volley]).await;
     let deleted = s
         .app
         .call(
@@ -500,8 +623,13 @@ async fn a_deleted_post_disappears(s: &Story<'_>) {
         )
         .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{deleted:?}");
-    s.until_posts(&s.carol, "volleyball", &[]).await;
-    s.until_posts(&s.bob, "volleyball", &[]).await;
-    let tags = s.get(&s.carol, "/v1/search/hashtags?q=sports").await;
+    s.until_posts(&s.carol, volleyball, &[]).await;
+    s.until_posts(&s.bob, volleyball, &[]).await;
+    let tags = s
+        .get(
+            &s.carol,
+            &format!("/v1/search/hashtags?q={}", s.mine("sports")),
+        )
+        .await;
     assert_eq!(tags.body["items"], json!([]));
 }
