@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/tools.sh
+# A full run lints the CloudFormation first (cfn-lint, sam validate --lint, checkov; a
+# finding fails the run), in seconds, before the long build. A run with arguments is for
+# the tests they select only; scripts/lint.sh runs the lint on its own.
+if [ $# -eq 0 ]; then bash scripts/lint.sh; fi
 ensure_tools
 # CI builds once from a clean clone: incremental compilation only costs it time and disk.
 if [ "${CI:-}" = "true" ]; then export CARGO_INCREMENTAL=0; fi

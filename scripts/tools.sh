@@ -8,6 +8,8 @@ TANSU_VERSION="0.6.0"
 CARGO_LAMBDA_VERSION="1.9.2"
 SCHEMATHESIS_VERSION="4.32.5"
 SAM_CLI_VERSION="1.170.0"
+CFN_LINT_VERSION="1.58.0"
+CHECKOV_VERSION="3.3.30"
 
 # Share one target directory between the CLI, tests and CI's cache.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/shutter-target}"
@@ -47,17 +49,33 @@ ensure_tansu() {
     --features dynostore,libsql --quiet
 }
 
-# SAM CLI, only for packaging (scripts/build-lambdas.sh sam). It pins many libraries of its
-# own, so it lives in its own virtualenv rather than beside moto and schemathesis.
-ensure_sam() {
-  local venv="$HOME/.cache/shutter-tools/sam-$SAM_CLI_VERSION"
-  if [ ! -x "$venv/bin/sam" ]; then
-    log "installing aws-sam-cli==$SAM_CLI_VERSION in $venv"
+# ensure_venv NAME PACKAGE VERSION COMMAND: PACKAGE==VERSION in a virtualenv of its own,
+# ~/.cache/shutter-tools/NAME-VERSION (the version is in its name, so a present COMMAND is
+# the pinned one), and its bin/ first on PATH. For tools that pin many libraries of their
+# own (SAM CLI, cfn-lint, checkov), which would fight each other and moto beside them.
+ensure_venv() {
+  local name=$1 package=$2 version=$3 command=$4
+  local venv="$HOME/.cache/shutter-tools/$name-$version"
+  if [ ! -x "$venv/bin/$command" ]; then
+    log "installing $package==$version in $venv"
     rm -rf "$venv" # what an interrupted install left
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "aws-sam-cli==$SAM_CLI_VERSION"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "$package==$version"
   fi
   export PATH="$venv/bin:$PATH"
+}
+
+# SAM CLI: packaging (scripts/build-lambdas.sh sam) and `sam validate --lint`.
+ensure_sam() {
+  ensure_venv sam aws-sam-cli "$SAM_CLI_VERSION" sam
+}
+
+# What scripts/lint.sh runs on the CloudFormation templates.
+ensure_lint_tools() {
+  command -v python3 >/dev/null || { log "python3 with pip is required"; return 1; }
+  ensure_venv cfn-lint cfn-lint "$CFN_LINT_VERSION" cfn-lint
+  ensure_venv checkov checkov "$CHECKOV_VERSION" checkov
+  ensure_sam
 }
 
 # Installs every pinned tool of the local stack that is missing or at another version.

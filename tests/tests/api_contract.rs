@@ -12,11 +12,18 @@ use serde_json::Value;
 /// (METHOD, path, sorted scopes, authorized?)
 type Route = (String, String, Vec<String>, bool);
 
+/// The function that serves the document itself (`/openapi.json`) and Swagger UI (`/docs`):
+/// its routes are not API operations, so the document does not list them.
+const DOCS_BINARY: &str = "docs-serve";
+
 fn template_routes() -> BTreeSet<Route> {
     let t =
         Template::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml")).unwrap();
     let mut routes = BTreeSet::new();
-    for (_, props) in t.resources_of("AWS::Serverless::Function") {
+    for (id, props) in t.resources_of("AWS::Serverless::Function") {
+        if t.resource(id)["Metadata"]["BuildProperties"]["Binary"] == DOCS_BINARY {
+            continue;
+        }
         for (_, event) in props["Events"].as_object().into_iter().flatten() {
             if event["Type"] != "HttpApi" {
                 continue;

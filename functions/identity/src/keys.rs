@@ -4,6 +4,10 @@
 //! `{"active_kid": "...", "keys": [{"kid": "...", "private_key_pem": "..."}]}`: the active
 //! key signs, and every key is published in the JWKS, so a rotation adds the new key,
 //! waits for API Gateway's JWKS cache, then switches `active_kid`.
+//!
+//! `auth-jwks` reads none of that: it publishes a second secret that holds only the public
+//! half, a JWKS `{"keys": [...]}` (written with the key set by infra/scripts/signing-key.sh),
+//! so the function behind a public route never holds a private key.
 
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -84,6 +88,48 @@ impl SigningKeys {
     pub fn into_jwks(self) -> JwkSet {
         self.jwks
     }
+}
+
+/// Members of an RSA JWK that only a private key has (RFC 7518, section 6.3.2).
+const PRIVATE_MEMBERS: [&str; 6] = ["d", "p", "q", "dp", "dq", "qi"];
+
+/// The public JWKS `auth-jwks` publishes, as stored in its secret: RS256 signing keys, each
+/// with a `kid`, and no private member (refused rather than dropped: a secret holding one is
+/// a mistake to fix, not to serve around).
+pub fn public_jwks(secret: &str) -> Result<JwkSet, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        name: "public JWKS secret",
+        reason,
+    };
+    let raw: serde_json::Value =
+        serde_json::from_str(secret).map_err(|e| invalid(format!("not JSON: {e}")))?;
+    let keys = raw["keys"]
+        .as_array()
+        .filter(|keys| !keys.is_empty())
+        .ok_or_else(|| invalid("no \"keys\" array with at least one key".into()))?;
+    for key in keys {
+        if let Some(private) = PRIVATE_MEMBERS.iter().find(|m| key.get(**m).is_some()) {
+            return Err(invalid(format!(
+                "key {} has the private member {private}",
+                key["kid"]
+            )));
+        }
+    }
+    let set: JwkSet =
+        serde_json::from_value(raw.clone()).map_err(|e| invalid(format!("not a JWKS: {e}")))?;
+    for jwk in &set.keys {
+        let kid = jwk.common.key_id.as_deref().unwrap_or_default();
+        if kid.is_empty() {
+            return Err(invalid("a key has no kid".into()));
+        }
+        if !matches!(
+            jwk.algorithm,
+            jsonwebtoken::jwk::AlgorithmParameters::RSA(_)
+        ) {
+            return Err(invalid(format!("key {kid} is not an RSA key")));
+        }
+    }
+    Ok(set)
 }
 
 /// Who the tokens are for.
@@ -220,6 +266,33 @@ pub(crate) mod tests {
         assert_eq!(claims.sub, account.user_id);
         assert_eq!(claims.scope, "user");
         assert_eq!(claims.exp - claims.iat, 900);
+    }
+
+    #[test]
+    fn the_public_jwks_is_what_the_signing_keys_publish_and_nothing_private() {
+        // GIVEN the JWKS of the signing keys, as signing-key.sh stores it
+        let published = serde_json::to_string(&test_keys().into_jwks()).unwrap();
+        // THEN it reads back as the same keys
+        let read = public_jwks(&published).unwrap();
+        assert_eq!(read, test_keys().into_jwks());
+        assert!(read.find("k1").is_some());
+
+        // A key with a private member, no keys, no kid or not RSA: refused.
+        let mut private: serde_json::Value = serde_json::from_str(&published).unwrap();
+        private["keys"][0]["d"] = serde_json::json!("c2VjcmV0");
+        let mut no_kid: serde_json::Value = serde_json::from_str(&published).unwrap();
+        no_kid["keys"][0].as_object_mut().unwrap().remove("kid");
+        let not_rsa = serde_json::json!({"keys": [{"kty": "oct", "kid": "k", "k": "c2VjcmV0"}]});
+        for bad in [
+            private.to_string(),
+            no_kid.to_string(),
+            not_rsa.to_string(),
+            r#"{"keys": []}"#.to_owned(),
+            "{}".to_owned(),
+            "not json".to_owned(),
+        ] {
+            assert!(public_jwks(&bad).is_err(), "{bad} was accepted");
+        }
     }
 
     #[test]

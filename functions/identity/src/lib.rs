@@ -78,9 +78,11 @@ impl Live {
 }
 
 impl WellKnown {
-    /// `auth-jwks`: the public half of the signing keys and the token settings; no table.
+    /// `auth-jwks`: the public JWKS (its own secret: this function cannot read the signing
+    /// keys) and the token settings; no table.
     pub async fn from_env(aws: &SdkConfig) -> Result<Self, ConfigError> {
-        let jwks = signing_keys(aws).await?.into_jwks();
+        let jwks =
+            keys::public_jwks(&shutter_store::secret_string(aws, "PUBLIC_JWKS_SECRET_ARN").await?)?;
         Ok(WellKnown {
             jwks,
             settings: TokenSettings::from_env()?,

@@ -19,8 +19,24 @@ use shutter_directory::{Access, Author, Directory, PostRef};
 use shutter_events::Envelope;
 use shutter_store::StoreResult;
 
-/// How long a found post or author is reused.
+/// How long a found post or author is reused, unless `DIRECTORY_CACHE_MS` (the template's
+/// `LikesDirectoryCacheMillis`) says otherwise.
 pub const TTL: Duration = Duration::from_secs(2);
+
+/// The reuse window from `DIRECTORY_CACHE_MS` (milliseconds), or [`TTL`] when it is unset.
+pub fn ttl_from_env() -> Result<Duration, shutter_store::ConfigError> {
+    match std::env::var("DIRECTORY_CACHE_MS") {
+        Err(_) => Ok(TTL),
+        Ok(raw) => raw
+            .trim()
+            .parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|_| shutter_store::ConfigError::Invalid {
+                name: "DIRECTORY_CACHE_MS",
+                reason: "must be a whole number of milliseconds".to_owned(),
+            }),
+    }
+}
 
 /// Entries kept per kind before the oldest are dropped wholesale.
 const CAPACITY: usize = 10_000;

@@ -63,7 +63,7 @@ impl Live {
                 DynamoDirectory {
                     table: table.clone(),
                 },
-                cache::TTL,
+                cache::ttl_from_env()?,
             ),
             store: DynamoLikesStore { table },
             cursors: None,

@@ -71,9 +71,13 @@ async fn verify<S: ProfilesStore, M: MediaStore>(
             return Ok(app.media.delete(key).await?);
         };
         match previous.avatar_change(&avatar) {
-            AvatarChange::Current => return Ok(()),
+            // The avatar stays where it was uploaded: untagged, the lifecycle rule for
+            // unverified uploads leaves it. Before the profile names it, so a failure in
+            // between can only leave an untagged upload, never expire a live avatar; again
+            // when it is already current (a redelivery after a failure at that point).
+            AvatarChange::Current => return Ok(app.media.mark_verified(key).await?),
             AvatarChange::Older => return Ok(app.media.delete(key).await?),
-            AvatarChange::Newer => {}
+            AvatarChange::Newer => app.media.mark_verified(key).await?,
         }
         let updated = previous.with_avatar(&avatar, &shutter_core::now_rfc3339());
         let event = updated.avatar_event(&shutter_core::new_id());
@@ -167,6 +171,12 @@ mod tests {
             panic!("an AvatarChanged")
         };
         assert_eq!(facts.avatar_key.as_deref(), Some(good.as_str()));
+        // The accepted upload is kept (its unverified tag removed); the fake is not.
+        let verified = app.media.verified.lock().unwrap().clone();
+        assert!(
+            verified.contains(&good) && !verified.contains(&fake),
+            "{verified:?}"
+        );
 
         // Redelivery changes nothing.
         let before = app.store.events().len();

@@ -126,7 +126,12 @@ pub fn from_template(
     let mut defaults = HashMap::new();
     let mut cors = None;
     for (id, raw) in template.resources_of("AWS::Serverless::HttpApi") {
-        let props = resolver.resolve(raw)?;
+        // Only what the local gateway enforces: the rest (access logs, stages, domains)
+        // names resources that have no local stand-in.
+        let props = json!({
+            "Auth": resolver.resolve(&raw["Auth"])?,
+            "CorsConfiguration": resolver.resolve(&raw["CorsConfiguration"])?,
+        });
         for (name, auth) in props["Auth"]["Authorizers"]
             .as_object()
             .into_iter()

@@ -61,9 +61,6 @@ pub struct DevstackConfig {
     pub max_instances: usize,
     /// Overrides the template's `LoggingConfig.LogFormat` (`Text` reads better in a terminal).
     pub function_log_format: Option<String>,
-    /// The OpenAPI document to serve at `/openapi.json`, with Swagger UI at `/docs`: the
-    /// checked-in `docs/openapi.json` (the devstack depends on no service crate).
-    pub api_document: Option<Value>,
     /// Services already running elsewhere (LocalStack, Redpanda, OpenSearch from
     /// `infra/docker-compose.yml`) to use instead of starting moto, tansu or osmem-server.
     pub external: ExternalServices,
@@ -91,19 +88,6 @@ pub const ENDPOINT_VARIABLES: [&str; 6] = [
     "OPENSEARCH_URL",
 ];
 
-/// The checked-in OpenAPI document of the checkout at `root`, if it is there and reads.
-fn api_document(root: &Path) -> Option<Value> {
-    let path = root.join("docs/openapi.json");
-    let text = std::fs::read_to_string(&path).ok()?;
-    match serde_json::from_str(&text) {
-        Ok(doc) => Some(doc),
-        Err(err) => {
-            tracing::warn!(path = %path.display(), error = %err, "the API document does not read; /docs is off");
-            None
-        }
-    }
-}
-
 impl DevstackConfig {
     /// For a checkout whose root is `root`: its template.yaml and the debug binaries of
     /// the shared target directory.
@@ -120,7 +104,6 @@ impl DevstackConfig {
             progress: false,
             max_instances: 4,
             function_log_format: None,
-            api_document: api_document(root),
             external: ExternalServices::default(),
         }
     }
@@ -338,15 +321,9 @@ impl Devstack {
             functions.clone(),
         )?);
         progress(&format!("serving {} routes", gw.routes.len()));
-        let mut app = axum::Router::new();
-        if let Some(mut doc) = config.api_document.clone() {
-            doc["servers"] = serde_json::json!([{ "url": base_url }]);
-            app = app.merge(
-                utoipa_swagger_ui::SwaggerUi::new("/docs")
-                    .external_url_unchecked("/openapi.json", doc),
-            );
-        }
-        let app = app.fallback(gateway::handle).with_state(gw);
+        // Every path is a route of the template, `/openapi.json` and `/docs` included (the
+        // docs function serves them, as in AWS).
+        let app = axum::Router::new().fallback(gateway::handle).with_state(gw);
         let serve_stop = stop.clone();
         let mut tasks = vec![tokio::spawn(async move {
             let _ = axum::serve(listener, app)

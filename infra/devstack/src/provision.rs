@@ -77,10 +77,20 @@ pub async fn provision(cx: &Context<'_>) -> Result<Provisioned, Error> {
 }
 
 /// Parameter values: the caller's overrides, then template defaults, then local stand-ins.
-/// Every `*SecretArn` parameter gets a secret in moto, so no key is ever in the template.
+/// Every `*SecretArn` parameter gets a secret in moto, so no key is ever in the template:
+/// `SigningKeySecretArn` a fresh RSA key set, `PublicJwksSecretArn` that set's public JWKS
+/// (as infra/scripts/signing-key.sh writes the two), any other a random key.
 async fn parameters(cx: &Context<'_>, out: &mut Provisioned) -> Result<(), Error> {
     let aws = crate::sdk_config(cx.moto_url).await;
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
+    // Made on first use, whichever of the two secrets comes first.
+    let mut signing_keys: Option<String> = None;
+    let mut signing = || -> Result<String, Error> {
+        if signing_keys.is_none() {
+            signing_keys = Some(signing_key_secret()?);
+        }
+        Ok(signing_keys.clone().unwrap_or_default())
+    };
     for (name, decl) in cx.template.parameters() {
         let ty = decl["Type"].as_str().unwrap_or("String");
         let value: Value = if let Some(v) = cx.overrides.get(name) {
@@ -88,10 +98,10 @@ async fn parameters(cx: &Context<'_>, out: &mut Provisioned) -> Result<(), Error
         } else if let Some(stem) = name.strip_suffix("SecretArn") {
             (cx.progress)(&format!("creating secret for {name}"));
             let secret_name = format!("shutter-local/{}", kebab(stem));
-            let value = if stem == "SigningKey" {
-                signing_key_secret()?
-            } else {
-                random_key()
+            let value = match stem {
+                "SigningKey" => signing()?,
+                "PublicJwks" => public_jwks_secret(&signing()?)?,
+                _ => random_key(),
             };
             let created = secrets
                 .create_secret()
@@ -167,6 +177,27 @@ pub fn signing_key_secret() -> Result<String, Error> {
     );
     let kid = format!("local-{}", ulid::Ulid::new().to_string().to_lowercase());
     Ok(json!({"active_kid": kid, "keys": [{"kid": kid, "private_key_pem": pem}]}).to_string())
+}
+
+/// The public half of a signing-key secret, as the JWKS `{"keys": [...]}` that auth-jwks
+/// publishes (each key's `kid`, RS256, for signatures).
+pub fn public_jwks_secret(signing_secret: &str) -> Result<String, Error> {
+    use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
+    let bad = |why: String| Error::Service(format!("signing key secret: {why}"));
+    let parsed: Value = serde_json::from_str(signing_secret).map_err(|e| bad(e.to_string()))?;
+    let mut set = JwkSet { keys: Vec::new() };
+    for key in parsed["keys"].as_array().into_iter().flatten() {
+        let pem = key["private_key_pem"].as_str().unwrap_or_default();
+        let encoding = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes())
+            .map_err(|e| bad(e.to_string()))?;
+        let mut jwk: Jwk = Jwk::from_encoding_key(&encoding, jsonwebtoken::Algorithm::RS256)
+            .map_err(|e| bad(e.to_string()))?;
+        jwk.common.key_id = key["kid"].as_str().map(str::to_owned);
+        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        jwk.common.key_algorithm = Some(KeyAlgorithm::RS256);
+        set.keys.push(jwk);
+    }
+    serde_json::to_string(&set).map_err(|e| bad(e.to_string()))
 }
 
 async fn tables(cx: &Context<'_>, out: &mut Provisioned) -> Result<(), Error> {
@@ -451,6 +482,27 @@ mod tests {
             &key,
         );
         assert!(token.is_ok(), "{token:?}");
+    }
+
+    #[test]
+    fn the_public_jwks_verifies_what_the_signing_keys_sign_and_holds_no_private_part() {
+        let signing = signing_key_secret().unwrap();
+        let secret: Value = serde_json::from_str(&signing).unwrap();
+        let kid = secret["active_kid"].as_str().unwrap();
+        let pem = secret["keys"][0]["private_key_pem"].as_str().unwrap();
+        let jwks: jsonwebtoken::jwk::JwkSet =
+            serde_json::from_str(&public_jwks_secret(&signing).unwrap()).unwrap();
+        let raw = public_jwks_secret(&signing).unwrap();
+        assert!(!raw.contains("\"d\""), "{raw}");
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap();
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some(kid.to_owned());
+        let token = jsonwebtoken::encode(&header, &json!({"sub": "x"}), &key).unwrap();
+        let decoding = jsonwebtoken::DecodingKey::from_jwk(jwks.find(kid).unwrap()).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        assert!(jsonwebtoken::decode::<Value>(&token, &decoding, &validation).is_ok());
     }
 
     #[test]

@@ -20,9 +20,13 @@ fn variables_read_by_code() -> BTreeSet<String> {
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(&dir).expect("source dir").flatten() {
             let path = entry.path();
+            // A build script (`build.rs`) reads cargo's variables when the crate is built,
+            // not in Lambda.
             if path.is_dir() {
                 dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && path.file_name().is_some_and(|n| n != "build.rs")
+            {
                 let text = std::fs::read_to_string(&path).expect("source file");
                 // Only code that ships: a file's unit tests are its `#[cfg(test)] mod tests`
                 // (a test-only module declared earlier, like `mod testing;`, ships nothing).

@@ -2,7 +2,7 @@
 //! against the local S3 (moto), read back and written with an independent client (the
 //! S3 SDK): what one writes the other reads, byte for byte, with its type; missing objects
 //! are `None`, a missing bucket is an error; listings page; prefix deletes stop at their
-//! prefix. And against a local server that fails on purpose: passing failures are retried,
+//! prefix; a kept upload loses its tags. And against a local server that fails on purpose: passing failures are retried,
 //! lasting ones end in an error after three attempts.
 
 use std::sync::Arc;
@@ -134,6 +134,36 @@ async fn reads_writes_lists_and_deletes_objects_as_s3_does() {
     );
     assert!(store.head(key).await.expect("head").is_some(), "u1 stays");
 
+    // An upload tagged unverified (as the upload forms tag it) loses its tags when it is
+    // kept. (A gone object: S3 answers 404, below; moto answers 500.)
+    sdk.put_object()
+        .bucket(BUCKET)
+        .key("avatars/u3/01.png")
+        .tagging("shutter-upload=unverified")
+        .body(ByteStream::from(png.clone()))
+        .send()
+        .await
+        .expect("sdk put tagged");
+    let tags = |k: &'static str| {
+        let sdk = sdk.clone();
+        async move {
+            sdk.get_object_tagging()
+                .bucket(BUCKET)
+                .key(k)
+                .send()
+                .await
+                .expect("tags")
+                .tag_set()
+                .len()
+        }
+    };
+    assert_eq!(tags("avatars/u3/01.png").await, 1);
+    store
+        .mark_verified("avatars/u3/01.png")
+        .await
+        .expect("mark verified");
+    assert_eq!(tags("avatars/u3/01.png").await, 0);
+
     // Deleting is idempotent.
     store.delete(key).await.expect("delete");
     store.delete(key).await.expect("delete again");
@@ -208,4 +238,12 @@ async fn passing_failures_are_retried_and_lasting_ones_end_in_an_error() {
     let store = S3MediaStore::new(&devstack::sdk_config(&url).await, "b");
     assert!(store.put("k", MediaType::Jpeg, vec![1]).await.is_err());
     assert_eq!(count.load(Ordering::SeqCst), 1);
+
+    // Untagging an object that is gone (S3: 404 NoSuchKey) leaves nothing to do.
+    let (url, _) = scripted_server(vec![404]).await;
+    let store = S3MediaStore::new(&devstack::sdk_config(&url).await, "b");
+    store
+        .mark_verified("k")
+        .await
+        .expect("a gone object is no error");
 }

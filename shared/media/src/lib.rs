@@ -25,6 +25,12 @@ pub mod s3;
 pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(10 * 60);
 const VIEW_URL_TTL: Duration = Duration::from_secs(60 * 60);
 
+/// The tag every upload form requires, `shutter-upload=unverified`, as S3's POST `tagging`
+/// field takes it. The bucket's lifecycle rule expires avatar uploads that still carry it
+/// after 14 days (template.yaml): an upload nobody verified. [`MediaStore::mark_verified`]
+/// removes it from an upload that is kept where it was uploaded.
+pub const UNVERIFIED_UPLOAD_TAGGING: &str = "<Tagging><TagSet><Tag><Key>shutter-upload</Key><Value>unverified</Value></Tag></TagSet></Tagging>";
+
 /// The media types Shutter stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum MediaType {
@@ -178,6 +184,9 @@ pub trait MediaStore: Send + Sync {
     -> Result<(), StoreError>;
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
     async fn delete_prefix(&self, prefix: &str) -> Result<(), StoreError>;
+    /// Keeps an upload: removes its tags, so the lifecycle rule for unverified uploads
+    /// leaves it. Nothing to do for an object that is gone.
+    async fn mark_verified(&self, key: &str) -> Result<(), StoreError>;
     /// A URL a client can fetch the object from.
     async fn view_url(&self, key: &str) -> Result<String, StoreError>;
 }
@@ -421,6 +430,18 @@ impl MediaStore for S3MediaStore {
         }
     }
 
+    async fn mark_verified(&self, key: &str) -> Result<(), StoreError> {
+        // DeleteObjectTagging: 204 when the tags are gone, 404 when the object is.
+        let url = format!("{}?tagging", s3::object_url(&self.bucket_url, key));
+        let reply = self
+            .call("untag", http::Method::DELETE, &url, &[], Bytes::new())
+            .await?;
+        match reply.status {
+            200 | 204 | 404 => Ok(()),
+            _ => Err(reply.into_error("untag")),
+        }
+    }
+
     async fn view_url(&self, key: &str) -> Result<String, StoreError> {
         let credentials = self.credentials().await?;
         self.signer(&credentials)
@@ -442,7 +463,7 @@ pub struct PolicyInput<'a> {
 }
 
 /// Builds and signs (SigV4) an S3 POST policy that allows exactly one key, one content
-/// type and at most `max_bytes`.
+/// type and at most `max_bytes`, and tags the object as an unverified upload.
 pub fn post_policy(input: &PolicyInput<'_>) -> Result<UploadForm, StoreError> {
     let now = OffsetDateTime::from(input.now);
     let date = now
@@ -470,6 +491,7 @@ pub fn post_policy(input: &PolicyInput<'_>) -> Result<UploadForm, StoreError> {
         ("x-amz-algorithm".to_owned(), "AWS4-HMAC-SHA256".to_owned()),
         ("x-amz-credential".to_owned(), credential),
         ("x-amz-date".to_owned(), amz_date),
+        ("tagging".to_owned(), UNVERIFIED_UPLOAD_TAGGING.to_owned()),
     ]);
     if let Some(token) = input.session_token {
         fields.insert("x-amz-security-token".to_owned(), token.to_owned());
@@ -501,6 +523,8 @@ type Objects = HashMap<String, (String, Vec<u8>)>;
 #[derive(Debug, Default)]
 pub struct MemoryMedia {
     pub objects: Mutex<Objects>,
+    /// The keys [`MediaStore::mark_verified`] was called for (their uploads kept).
+    pub verified: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl MemoryMedia {
@@ -572,6 +596,15 @@ impl MediaStore for MemoryMedia {
         self.objects()?.retain(|k, _| !k.starts_with(prefix));
         Ok(())
     }
+    async fn mark_verified(&self, key: &str) -> Result<(), StoreError> {
+        if self.objects()?.contains_key(key) {
+            self.verified
+                .lock()
+                .map_err(|_| StoreError::unavailable(std::io::Error::other("poisoned lock")))?
+                .insert(key.to_owned());
+        }
+        Ok(())
+    }
     async fn view_url(&self, key: &str) -> Result<String, StoreError> {
         Ok(format!("https://s3.test/media/{key}"))
     }
@@ -629,6 +662,9 @@ mod tests {
         assert!(conditions.contains(&serde_json::json!(["content-length-range", 1, 5_242_880])));
         assert!(conditions.contains(&serde_json::json!({"key": "avatars/u/1.png"})));
         assert!(conditions.contains(&serde_json::json!({"Content-Type": "image/png"})));
+        // The upload is tagged unverified (the form must send that exact tagging).
+        assert!(conditions.contains(&serde_json::json!({"tagging": UNVERIFIED_UPLOAD_TAGGING})));
+        assert_eq!(form.fields["tagging"], UNVERIFIED_UPLOAD_TAGGING);
         assert_eq!(policy["expiration"], "2023-11-14T22:23:20.000Z");
         assert_eq!(
             form.fields["x-amz-credential"],

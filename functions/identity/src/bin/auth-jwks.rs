@@ -1,5 +1,5 @@
-//! `GET /.well-known/jwks.json` and `GET /.well-known/openid-configuration` (no table, and
-//! only the public half of the signing keys is kept).
+//! `GET /.well-known/jwks.json` and `GET /.well-known/openid-configuration` (no table; it
+//! reads the public JWKS secret, never the signing keys).
 #[tokio::main]
 async fn main() -> Result<(), shutter_http::lambda_http::Error> {
     use shutter_identity::{http, keys::WellKnown};
