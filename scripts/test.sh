@@ -15,5 +15,10 @@ if [ "${CI:-}" = "true" ]; then export CARGO_INCREMENTAL=0; fi
 # The end-to-end tests run the functions' real binaries, so build them first.
 cargo build --workspace --bins
 # With no arguments, everything; otherwise what they select (e.g. -p shutter-e2e).
+full=$(($# == 0))
 if [ $# -eq 0 ]; then set -- --workspace --all-targets; fi
 cargo test "$@"
+# A full run then runs the end-to-end suite again with every batch of every event source
+# mapping delivered twice and each Kafka batch's partitions in a random order, as Lambda
+# may (docs/devstack.md, "Delivery switches"): every effect must end as once leaves it.
+if [ "$full" = 1 ]; then DEVSTACK_DELIVERY=twice,reorder cargo test -p shutter-e2e; fi

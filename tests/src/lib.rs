@@ -34,6 +34,14 @@ pub struct TestApp {
     /// A shared devstack's turn: its stories run one at a time, so none sees another's
     /// half-done effects (each still makes its own users and posts).
     _turn: Option<tokio::sync::MutexGuard<'static, ()>>,
+    /// The runtime of a devstack started apart ([`TestApp::spawn_apart`]).
+    apart: Option<Apart>,
+}
+
+/// A devstack's own runtime, on a thread that ends (and drops it) when this drops.
+struct Apart {
+    runtime: tokio::runtime::Handle,
+    _running: tokio::sync::oneshot::Sender<()>,
 }
 
 /// An HTTP answer: status, headers, and the body as JSON (`Null` when empty or not JSON).
@@ -70,7 +78,11 @@ fn remove_at_exit(dir: &std::path::Path) {
         return;
     }
     let child = std::process::Command::new("sh")
-        .args(["-c", "cat >/dev/null; rm -rf \"$0\"", &dir.to_string_lossy()])
+        .args([
+            "-c",
+            "cat >/dev/null; rm -rf \"$0\"",
+            &dir.to_string_lossy(),
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -112,6 +124,7 @@ impl TestApp {
             stack: Arc::new(stack),
             http: reqwest::Client::new(),
             _turn: None,
+            apart: None,
         }
     }
 
@@ -160,13 +173,59 @@ impl TestApp {
             stack,
             http: reqwest::Client::new(),
             _turn: Some(turn),
+            apart: None,
         }
     }
 
     /// Stops a devstack of this test's own; a shared one stops with the process.
     pub async fn stop(self) {
-        if let Ok(stack) = Arc::try_unwrap(self.stack) {
-            stack.stop().await;
+        let Ok(stack) = Arc::try_unwrap(self.stack) else {
+            return;
+        };
+        match self.apart {
+            Some(apart) => {
+                let _ = apart.runtime.spawn(stack.stop()).await;
+            }
+            None => stack.stop().await,
+        }
+    }
+
+    /// [`TestApp::spawn_with`], the devstack on a runtime of its own (two worker
+    /// threads, as the devstack binary has on a two-core machine), as if it were another
+    /// process: a story about the devstack stalling then sees its requests time out,
+    /// instead of stalling with it.
+    pub async fn spawn_apart(config: devstack::DevstackConfig) -> Self {
+        let (started, stack) = tokio::sync::oneshot::channel();
+        let (running, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("devstack-apart".to_owned())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for the devstack");
+                let handle = runtime.handle().clone();
+                runtime.block_on(async move {
+                    let stack = Devstack::start(config).await;
+                    let _ = started.send(stack.map(|s| (Arc::new(s), handle)));
+                    let _ = stopped.await;
+                });
+            })
+            .expect("a thread for the devstack");
+        let (stack, runtime) = match stack.await {
+            Ok(Ok(started)) => started,
+            Ok(Err(err)) => panic!("{START_HINT}: {err}"),
+            Err(_) => panic!("{START_HINT}"),
+        };
+        Self {
+            stack,
+            http: reqwest::Client::new(),
+            _turn: None,
+            apart: Some(Apart {
+                runtime,
+                _running: running,
+            }),
         }
     }
 
@@ -247,12 +306,13 @@ impl TestApp {
         .await
     }
 
-    /// Registers and logs in `username`.
+    /// Registers and logs in `username`. Registration answers no id (it answers a taken
+    /// email as a new one): the id is the access token's `sub`.
     pub async fn user(&self, username: &str) -> User {
         let registered = self.register(username).await;
         assert_eq!(
             registered.status,
-            StatusCode::CREATED,
+            StatusCode::ACCEPTED,
             "register {username}: {:?}",
             registered.body
         );
@@ -264,10 +324,7 @@ impl TestApp {
             tokens.body
         );
         User {
-            id: registered.body["id"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
+            id: token_subject(tokens.body["access_token"].as_str().unwrap_or_default()),
             username: username.to_owned(),
             access_token: tokens.body["access_token"]
                 .as_str()
@@ -334,9 +391,9 @@ impl TestApp {
         id
     }
 
-    /// The events on `topic` keyed by `key`, read from the start as a consumer would:
-    /// until `expected` arrived and then 3 quiet seconds passed (so an extra one would
-    /// show), or a minute.
+    /// The events on `topic` keyed by `key`, read from the start as a consumer would
+    /// (each event once by its id: publishing is at least once), until `expected`
+    /// arrived and then 3 quiet seconds passed (so an extra one would show), or a minute.
     pub async fn events_keyed(&self, topic: &str, key: &str, expected: usize) -> Vec<Value> {
         use rdkafka::config::ClientConfig;
         use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -360,6 +417,7 @@ impl TestApp {
                         && let Some(value) = msg
                             .payload()
                             .and_then(|p| serde_json::from_slice::<Value>(p).ok())
+                        && !events.iter().any(|e: &Value| e["id"] == value["id"])
                     {
                         events.push(value);
                     }
@@ -412,6 +470,22 @@ impl TestApp {
             .load()
             .await
     }
+}
+
+/// The `sub` claim of an access token (read, not verified: the test just received it).
+pub fn token_subject(token: &str) -> String {
+    use base64::Engine;
+    let claims = token
+        .split('.')
+        .nth(1)
+        .and_then(|part| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part)
+                .ok()
+        })
+        .and_then(|json| serde_json::from_slice::<Value>(&json).ok())
+        .unwrap_or_default();
+    claims["sub"].as_str().unwrap_or_default().to_owned()
 }
 
 /// Polls `check` until it yields a value or `timeout` passes. Waits for an effect, never

@@ -96,6 +96,7 @@ fn every_event_is_handled_somewhere_or_documented_as_unconsumed() {
     // that a decision rather than an accident.
     let unconsumed: BTreeSet<EventType> = [
         EventType::UserEmailChanged,
+        EventType::RegistrationWithTakenEmail,
         EventType::PostCreated,
         EventType::CommentEdited,
         EventType::CommentLikeAdded,

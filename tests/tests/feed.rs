@@ -315,20 +315,31 @@ async fn cursors_are_bound_to_their_viewer() {
 async fn fan_out_retries_and_redeliveries_do_not_duplicate() {
     use shutter_core::{PostId, UserId};
     use shutter_directory::DynamoDirectory;
+    use shutter_events::work::{MemoryWorkQueue, WithWork};
     use shutter_events::{EdgeFacts, Envelope, Event, PostFacts};
     use shutter_feed::model::{Entry, FanOut};
     use shutter_feed::store::{DynamoFeedStore, FeedReader, FeedStore};
-    use shutter_feed::{Timelines, fanout};
+    use shutter_feed::{Timelines, fanout, worker};
 
     let app = TestApp::spawn().await;
     let aws = app.aws().await;
     let table = shutter_store::Table::new(&aws, app.stack.table_name("FeedTable"));
-    let feed = Timelines {
-        store: DynamoFeedStore::new(table.clone()),
-        directory: DynamoDirectory { table },
-        settings: FanOut {
-            celebrity_followers: 10_000,
+    // The consumer and its worker in-process, the work queue in memory, 25 followers a
+    // chunk.
+    let feed = WithWork {
+        app: Timelines {
+            store: DynamoFeedStore::new(table.clone()),
+            directory: DynamoDirectory { table },
+            settings: FanOut {
+                celebrity_followers: 10_000,
+            },
         },
+        work: MemoryWorkQueue::default(),
+        page: 25,
+    };
+    let work = || async {
+        let failed = feed.work.drain(100, |job| worker::chunk(&feed, job)).await;
+        assert!(failed.is_empty(), "{failed:?}");
     };
     let store = &feed.store;
     let author = UserId::generate();
@@ -371,6 +382,7 @@ async fn fan_out_retries_and_redeliveries_do_not_duplicate() {
         .unwrap();
     for _ in 0..2 {
         fanout::apply(&feed, published.clone()).await.unwrap();
+        work().await;
     }
     for f in &followers {
         let timeline = store.timeline(f, None, 10).await.unwrap();
@@ -382,6 +394,7 @@ async fn fan_out_retries_and_redeliveries_do_not_duplicate() {
     fanout::apply(&feed, ended).await.unwrap();
     let late_start = Envelope::new(Event::FollowStarted(edge(&followers[0], 1)), None, "test");
     fanout::apply(&feed, late_start).await.unwrap();
+    work().await;
     assert!(
         store
             .timeline(&followers[0], None, 10)

@@ -1,15 +1,16 @@
 //! `comments-directory-events`: the MSK consumer of the identity, profiles, posts and
-//! follows topics. It keeps the service's directory (who may see which post), erases the
-//! comments of deleted posts, and deletes a deleted user's comments and takes back their
-//! comment likes.
+//! follows topics. It keeps the service's directory (who may see which post), and hands on
+//! erasing the comments of deleted posts, and deleting a deleted user's comments and
+//! taking back their comment likes: work that grows with data, done a page a chunk by
+//! `comments-cascade-worker` ([`crate::worker`]).
 
-use shutter_core::{PostId, UserId};
 use shutter_directory::Directory;
+use shutter_events::work::{Job, WithWork, WorkQueue};
 use shutter_events::{ConsumeError, Consumer, Envelope, Event, EventSet, EventType};
-use shutter_store::StoreError;
 
 use crate::App;
-use crate::store::{self, CommentsStore};
+use crate::store::CommentsStore;
+use crate::worker::CommentsWork;
 
 pub const DIRECTORY_EVENTS: Consumer = Consumer {
     name: "comments-directory-events",
@@ -20,69 +21,28 @@ pub const DIRECTORY_EVENTS: Consumer = Consumer {
     summary: "Keeps the comments service's directory; erases the comments of deleted posts, deletes deleted users' comments and takes back their comment likes.",
 };
 
-/// Applies one event to the directory, then its effect on comments. Idempotent: a
-/// redelivered event finds nothing left to delete.
-pub async fn apply<S, D, Q, C>(
-    app: &App<S, D, Q, C>,
+/// Applies one event to the directory, then hands on its effect on comments. Idempotent:
+/// a job handed on twice finds nothing left to do the second time.
+pub async fn apply<S, D, Q, C, W>(
+    deps: &WithWork<App<S, D, Q, C>, W>,
     envelope: Envelope,
 ) -> Result<(), ConsumeError>
 where
     S: CommentsStore,
     D: Directory,
+    W: WorkQueue,
 {
-    app.directory.apply(&envelope).await?;
-    match &envelope.event {
-        Event::PostDeleted(gone) => erase_post(app, &gone.post_id).await,
-        Event::UserDeleted(gone) => erase_user(app, &gone.user_id, &envelope).await,
-        _ => Ok(()),
-    }
-}
-
-/// A deleted post's comments are erased, without events: the post and its counters are
-/// gone.
-async fn erase_post<S: CommentsStore, D, Q, C>(
-    app: &App<S, D, Q, C>,
-    post_id: &PostId,
-) -> Result<(), ConsumeError> {
-    let n = app.store.purge_post(post_id).await?;
-    tracing::info!(post_id = %post_id, erased = n, "deleted post's comments erased");
-    Ok(())
-}
-
-/// A deleted user's comments are deleted with their replies, each with a
-/// `CommentDeleted` (so the posts' comment counts drop), and their comment likes are
-/// taken back with a `CommentLikeRemoved` each (so the comments' counts stay exact).
-async fn erase_user<S: CommentsStore, D: Directory, Q, C>(
-    app: &App<S, D, Q, C>,
-    user_id: &UserId,
-    envelope: &Envelope,
-) -> Result<(), ConsumeError> {
-    let correlation_id = &envelope.correlation_id;
-    let mut deleted = 0;
-    for id in app.store.by_author(user_id).await? {
-        if let Some(comment) = app.store.comment(&id).await? {
-            deleted += app.delete_thread(&comment, user_id, correlation_id).await?;
-        }
-    }
-    let mut unliked = 0;
-    for id in app.store.liked_comments(user_id).await? {
-        let Some(comment) = app.store.comment(&id).await? else {
-            continue;
-        };
-        let event = Envelope::new(
-            Event::CommentLikeRemoved(comment.like_by(user_id)),
-            Some(user_id),
-            correlation_id,
-        );
-        match app.store.unlike(&comment, user_id, &event).await {
-            Ok(()) => unliked += 1,
-            // Taken back already, or the comment went meanwhile: nothing to take back.
-            Err(StoreError::Conflict(store::NOT_LIKED | store::COMMENT_GONE)) => {}
-            Err(err) => return Err(err.into()),
-        }
-    }
-    app.store.forget_likes(user_id).await?;
-    tracing::info!(user_id = %user_id, deleted, unliked, "deleted user's comments deleted and likes taken back");
+    deps.directory.apply(&envelope).await?;
+    let work = match &envelope.event {
+        Event::PostDeleted(gone) => CommentsWork::PurgePost {
+            post_id: gone.post_id.clone(),
+        },
+        Event::UserDeleted(gone) => CommentsWork::EraseUser {
+            user_id: gone.user_id.clone(),
+        },
+        _ => return Ok(()),
+    };
+    deps.work.enqueue(&Job::new(work, &envelope)).await?;
     Ok(())
 }
 
@@ -95,6 +55,7 @@ mod tests {
     use shutter_events::{KafkaEvent, KafkaRecord, MemoryPoisonQueue, Topic, UserDeleted};
 
     use super::*;
+    use crate::store::CommentsReader;
     use crate::testing::{World, world};
 
     fn user_deleted(w: &World) -> Envelope {
@@ -148,6 +109,7 @@ mod tests {
         let gone = user_deleted(&w);
         apply(&w.app, gone.clone()).await.unwrap();
         apply(&w.app, gone).await.unwrap();
+        w.work().await;
         let listed = w.listed(&w.ann).await;
         let texts: Vec<_> = listed.iter().map(|c| c.text.as_str()).collect();
         assert_eq!(texts, vec!["carol's own"]);
@@ -181,6 +143,7 @@ mod tests {
         let post_gone = w.post_deleted();
         apply(&w.app, post_gone.clone()).await.unwrap();
         apply(&w.app, post_gone).await.unwrap();
+        w.work().await;
         assert_eq!(w.app.store.comment_count(), 0);
         let page = shutter_core::PageRequest::parse(None, None).unwrap();
         let err = w
@@ -204,6 +167,7 @@ mod tests {
         )
         .await
         .unwrap();
+        w.work().await;
         assert_eq!(dlq.positions(), vec!["shutter.posts-0@0"]);
         assert_eq!(w.app.store.comment_count(), 0);
     }
@@ -231,16 +195,85 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unavailable_storage_is_retried_not_poison() {
+    async fn unavailable_storage_fails_the_chunk_for_a_retry_not_poison() {
         let w = world();
         w.comment(&w.bob, "hi", None).await;
         w.app.store.set_unavailable(true);
         let dlq = MemoryPoisonQueue::default();
-        let result = consume(&w, &[user_deleted(&w).to_json().unwrap()], &dlq).await;
-        assert!(matches!(result, Err(ConsumeError::Retry(_))));
+        // The record only hands the work on: it succeeds.
+        consume(&w, &[user_deleted(&w).to_json().unwrap()], &dlq)
+            .await
+            .unwrap();
         assert!(dlq.positions().is_empty());
+        // The chunk fails (SQS delivers it again later), and nothing is deleted yet.
+        let failed = w
+            .app
+            .work
+            .drain(10, |job| crate::worker::chunk(&w.app, job))
+            .await;
+        assert_eq!(failed.len(), 1);
         w.app.store.set_unavailable(false);
         assert_eq!(w.app.store.comment_count(), 1, "nothing deleted yet");
+        // Delivered again, it does the work.
+        shutter_events::work::WorkQueue::send(&w.app.work, failed[0].clone())
+            .await
+            .unwrap();
+        w.work().await;
+        assert_eq!(w.app.store.comment_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_user_with_more_than_a_page_is_erased_over_several_chunks_each_effect_once() {
+        // GIVEN bob wrote five comments and likes three of carol's (two a chunk here)
+        let w = world();
+        for i in 0..5 {
+            w.comment(&w.bob, &format!("bob {i}"), None).await;
+        }
+        let mut carols = Vec::new();
+        for i in 0..3 {
+            let c = w.comment(&w.carol, &format!("carol {i}"), None).await;
+            w.app.like(&w.bob.caller(), &c.id, "c").await.unwrap();
+            carols.push(c);
+        }
+        // WHEN bob is deleted THEN the work takes three pages of comments and two of likes
+        let gone = user_deleted(&w);
+        apply(&w.app, gone.clone()).await.unwrap();
+        let mut chunks = 0;
+        let failed = w
+            .app
+            .work
+            .drain(100, |job| {
+                chunks += 1;
+                crate::worker::chunk(&w.app, job)
+            })
+            .await;
+        assert!(failed.is_empty());
+        assert_eq!(chunks, 5);
+        // AND the record delivered again hands on a job that finds nothing left
+        apply(&w.app, gone).await.unwrap();
+        w.work().await;
+        // THEN each of his comments went once, each like was taken back once, and
+        // carol's comments stand with no likes
+        let deleted = w.events(|e| match e {
+            Event::CommentDeleted(d) => Some(d.comment_id.clone()),
+            _ => None,
+        });
+        assert_eq!(deleted.len(), 5, "{deleted:?}");
+        let unliked = w.events(|e| match e {
+            Event::CommentLikeRemoved(l) => Some(l.comment_id.clone()),
+            _ => None,
+        });
+        assert_eq!(unliked.len(), 3, "{unliked:?}");
+        let listed = w.listed(&w.ann).await;
+        assert_eq!(listed.len(), 3);
+        assert!(listed.iter().all(|c| c.like_count == 0));
+        let none = w
+            .app
+            .store
+            .liked_comments(&w.bob.id, None, 10)
+            .await
+            .unwrap();
+        assert!(none.is_empty());
     }
 
     #[test]

@@ -12,9 +12,20 @@ use crate::store;
 pub(crate) fn api(err: StoreError) -> ApiError {
     shutter_http::store_error(err, |label| match label {
         store::COMMENT_GONE => ApiError::NotFound("comment"),
+        store::ACCOUNT_DELETED => account_deleted(),
+        store::KEY_REUSED => ApiError::conflict(
+            "idempotency_key_reused",
+            "Idempotency-Key",
+            "this key was used for a different request",
+        ),
         // Any other failed condition is a bug of ours, not the client's: an opaque 500.
         other => ApiError::internal(StoreError::Conflict(other)),
     })
+}
+
+/// The caller's account is deleted; its token is still valid for a while.
+pub(crate) fn account_deleted() -> ApiError {
+    ApiError::Unauthorized("the account no longer exists")
 }
 
 /// A comment that could not be queued: the client may retry.

@@ -2,12 +2,14 @@
 //! response. No rule and no storage here; the `#[utoipa::path]` attributes make the
 //! OpenAPI document.
 
+use base64::Engine;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 #[allow(unused_imports)] // the OpenAPI attributes name it
 use shutter_core::Problem;
 use shutter_core::{ApiError, CommentId, CursorSigner, PostId};
 use shutter_directory::Directory;
-use shutter_http::lambda_http::http::StatusCode;
+use shutter_http::lambda_http::http::{HeaderValue, StatusCode};
 use shutter_http::lambda_http::{Body, Request, Response};
 use shutter_http::{ApiRequest, Caller, json, no_content};
 use utoipa::ToSchema;
@@ -18,7 +20,7 @@ use crate::model::CommentText;
 use crate::model::{CommentPage, CommentView};
 use crate::queue::WriteQueue;
 use crate::service::NewComment as Command;
-use crate::store::{CommentsReader, CommentsStore};
+use crate::store::{CommentsReader, CommentsStore, Idempotency, IdempotencyKeys};
 
 type ApiResult = Result<Response<Body>, ApiError>;
 
@@ -43,28 +45,60 @@ struct NewComment {
     reply_to: Option<String>,
 }
 
+/// The `Idempotency-Key` header, if sent, with a hash of the request (the post and the
+/// body): the same key with another post or body is refused.
+fn idempotency(req: &Request, post_id: &PostId) -> Result<Option<Idempotency>, ApiError> {
+    let Some(raw) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = raw.to_str().unwrap_or("");
+    let valid = (1..=64).contains(&key.len())
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !valid {
+        return Err(ApiError::invalid(
+            "Idempotency-Key",
+            "must be 1 to 64 letters, digits, '-' or '_'",
+        ));
+    }
+    let mut hash = Sha256::new();
+    hash.update(post_id.as_str().as_bytes());
+    hash.update(b"\n");
+    hash.update(req.body().as_ref());
+    Ok(Some(Idempotency {
+        key: key.to_owned(),
+        request_hash: base64::engine::general_purpose::STANDARD.encode(hash.finalize()),
+    }))
+}
+
 /// `POST /v1/posts/{id}/comments` {text, reply_to?} -> 202 with the comment as it will be
 /// stored; `comments-writer` stores it moments later.
 #[utoipa::path(
     post, path = "/v1/posts/{id}/comments", tag = "comments", security(("bearer" = ["user"])),
     summary = "Comment on a post, or reply to a comment",
-    description = "Answers 202 with the comment as it will be stored (its id is final); it appears in the list moments later and emits `CommentAdded`. A reply to a reply is attached to the top-level comment. `@username`s of existing users become `mentions`, `#tags` become `hashtags` (lower-cased).",
-    params(("id" = String, Path, description = "The post's id (a ULID)", pattern = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$")),
+    description = "Answers 202 with the comment as it will be stored (its id is final); it appears in the list moments later and emits `CommentAdded`. A reply to a reply is attached to the top-level comment. `@username`s of existing users become `mentions`, `#tags` become `hashtags` (lower-cased); at most 20 mentions and 30 hashtags (400 naming `text`). Send an `Idempotency-Key` header to retry safely: the same comment comes back (header `Idempotent-Replayed: true`) and one is stored. A deleted account's token is refused (401 `unauthorized`).",
+    params(
+        ("id" = String, Path, description = "The post's id (a ULID)", pattern = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1–64 of [A-Za-z0-9_-]; a retry with it returns the same comment")
+    ),
     request_body(content = NewComment, example = json!({"text": "Lovely light! #sunset @bob", "reply_to": null})),
     responses(
         (status = 202, description = "Accepted; stored moments later", body = CommentView),
-        (status = 404, description = "No such post, or not visible to you", body = Problem, content_type = "application/problem+json")
+        (status = 404, description = "No such post, or not visible to you", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn create_comment<S, D, Q, C>(app: &App<S, D, Q, C>, req: Request) -> ApiResult
 where
-    S: CommentsReader,
+    S: CommentsReader + IdempotencyKeys,
     D: Directory,
     Q: WriteQueue,
 {
     let caller = Caller::from_request(&req)?;
     let post_id = post_param(&req)?;
     let body: NewComment = req.json()?;
+    let idempotency = idempotency(&req, &post_id)?;
     let reply_to = body
         .reply_to
         .as_deref()
@@ -75,8 +109,16 @@ where
         text: body.text,
         reply_to,
     };
-    let accepted = app.create(&caller, command, &req.correlation_id()).await?;
-    json(StatusCode::ACCEPTED, &accepted)
+    let accepted = app
+        .create_once(&caller, command, idempotency, &req.correlation_id())
+        .await?;
+    let mut response = json(StatusCode::ACCEPTED, &accepted.comment)?;
+    if accepted.replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
 }
 
 /// `GET /v1/posts/{id}/comments?limit=&cursor=`: oldest thread first, replies under their
@@ -84,7 +126,7 @@ where
 #[utoipa::path(
     get, path = "/v1/posts/{id}/comments", tag = "comments", security(("bearer" = ["user"])),
     summary = "A post's comments",
-    description = "Oldest first; each top-level comment is followed by its replies (oldest first). Pass `next_cursor` back as `cursor` for the next page.",
+    description = "Oldest first; each top-level comment is followed by its replies (oldest first). Pass `next_cursor` back as `cursor` for the next page. Comments by someone who blocks you or whom you block are left out, so a page can be shorter than `limit` (even empty) while `next_cursor` says more may follow.",
     params(
         ("id" = String, Path, description = "The post's id (a ULID)", pattern = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"),
         ("limit" = Option<u16>, Query, description = "1-100, default 20", minimum = 1, maximum = 100),

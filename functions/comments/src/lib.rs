@@ -6,11 +6,12 @@
 //! `comments-writer` ([`writer`]), which stores it with its `CommentAdded` event exactly
 //! once however often SQS delivers it. Who may comment on or read a post comes from this
 //! service's own copy of authors and published posts (`shutter-directory`), kept by
-//! `comments-directory-events` ([`consumer`]), which also erases the comments of deleted
-//! posts and deleted users.
+//! `comments-directory-events` ([`consumer`]), which also hands on erasing the comments
+//! of deleted posts and deleted users ([`worker`], a page a chunk).
 //!
 //! Layers: [`model`] (rules, no I/O) <- [`store`] and [`queue`] (ports and adapters) <-
-//! [`service`] (use cases) <- [`http`], [`writer`] and [`consumer`] (the edges).
+//! [`service`] (use cases) <- [`http`], [`writer`], [`consumer`] and [`worker`] (the
+//! edges).
 
 pub mod consumer;
 mod errors;
@@ -19,6 +20,7 @@ pub mod model;
 pub mod queue;
 pub mod service;
 pub mod store;
+pub mod worker;
 pub mod writer;
 
 #[cfg(test)]
@@ -27,6 +29,7 @@ mod testing;
 use shutter_core::CursorSigner;
 use shutter_directory::DynamoDirectory;
 use shutter_events::Consumer;
+use shutter_events::work::WithWork;
 use shutter_store::{ConfigError, SdkConfig, Table};
 
 use crate::queue::SqsWriteQueue;
@@ -66,6 +69,12 @@ impl Live {
             queue: NoQueue,
             cursors: NoCursors,
         })
+    }
+
+    /// And the service's work queue (`WORK_QUEUE_URL`, `WORK_PAGE_SIZE`): for the
+    /// consumer, which hands work on, and `comments-cascade-worker`, which does it.
+    pub async fn with_work(aws: &SdkConfig) -> Result<WithWork<Self>, ConfigError> {
+        WithWork::from_env(aws, Self::from_env(aws).await?)
     }
 
     /// `comments-create`: and the writes queue (`COMMENT_WRITES_QUEUE_URL`).

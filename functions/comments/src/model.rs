@@ -15,11 +15,13 @@ pub use shutter_events::UserRef;
 /// At most this many characters of text.
 pub const MAX_TEXT_CHARS: usize = 2_200;
 
-/// At most this many distinct users are looked up per comment; further `@names` stay text.
-pub const MAX_MENTIONS: usize = 20;
+/// At most this many distinct users are mentioned in a comment (more is refused).
+pub use shutter_core::validate::MAX_MENTIONS;
 
 /// The text of a comment: 1-2,200 characters, not only blanks, no control characters
-/// except newline. Taken as sent (no trimming), so the OpenAPI schema is the rule.
+/// except newline, at most 30 distinct hashtags and 20 distinct mentions. Taken as sent
+/// (no trimming), so the OpenAPI schema is the rule (but for the counts, which no
+/// pattern can say).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct CommentText(String);
@@ -39,9 +41,15 @@ impl TryFrom<String> for CommentText {
         if raw.chars().any(|c| c.is_control() && c != '\n') {
             return Err("may not contain control characters other than newline".into());
         }
+        // Bidirectional overrides and other invisible format characters spoof text.
+        shutter_core::validate::check_format_chars(&raw)?;
         if raw.chars().all(is_blank) {
             return Err("may not be blank".into());
         }
+        shutter_core::validate::check_tag_counts(
+            hashtags(&raw).len(),
+            mentioned_usernames(&raw).len(),
+        )?;
         Ok(Self(raw))
     }
 }
@@ -63,7 +71,7 @@ impl utoipa::PartialSchema for CommentText {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
             .description(Some(
-                "1-2,200 characters, not only blanks; newlines allowed, other control characters not. `#hashtags` and `@mentions` are picked out of it.",
+                "1-2,200 characters, not only blanks; newlines allowed, other control characters not. `#hashtags` (at most 30) and `@mentions` (at most 20) are picked out of it.",
             ))
             .min_length(Some(1))
             .max_length(Some(MAX_TEXT_CHARS))
@@ -314,6 +322,28 @@ mod tests {
         for bad in ["tab\there", "bell\u{7}", "cr\r", "c1\u{85}"] {
             assert!(CommentText::try_from(bad.to_owned()).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn at_most_30_hashtags_and_20_mentions() {
+        let tags = |n: usize| {
+            (0..n)
+                .map(|i| format!("#t{i}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let names = |n: usize| {
+            (0..n)
+                .map(|i| format!("@user{i}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert!(CommentText::try_from(format!("{} {}", tags(30), names(20))).is_ok());
+        assert!(CommentText::try_from("#again ".repeat(50)).is_ok());
+        let err = CommentText::try_from(tags(31)).unwrap_err();
+        assert!(err.contains("30 hashtags"), "{err}");
+        let err = CommentText::try_from(names(21)).unwrap_err();
+        assert!(err.contains("20 users"), "{err}");
     }
 
     #[test]

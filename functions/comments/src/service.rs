@@ -19,7 +19,7 @@ use crate::model::{
     Comment, CommentPage, CommentText, CommentView, MAX_MENTIONS, UserRef, mentioned_usernames,
 };
 use crate::queue::{CommentWrite, WriteQueue};
-use crate::store::{self, CommentsReader, CommentsStore};
+use crate::store::{self, Claimed, CommentsReader, CommentsStore, Idempotency, IdempotencyKeys};
 
 /// A comment as the client sent it, its fields checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,9 +40,15 @@ pub enum Written {
     StoredTopLevel,
     /// Its post was deleted after it was accepted: dropped.
     PostGone,
+    /// Its author's account was deleted after it was accepted: dropped.
+    AuthorGone,
 }
 
-/// Where a comments page resumes: the store's position of the last comment shown.
+/// How many times a comments page reads the post's comments to make up for those hidden
+/// from the viewer by a block (see [`App::list`]).
+const MAX_READS_PER_PAGE: usize = 3;
+
+/// Where a comments page resumes: the store's position of the last comment read.
 #[derive(Debug, Serialize, Deserialize)]
 struct Position {
     sk: String,
@@ -60,14 +66,23 @@ fn viewer(caller: &Caller) -> Viewer<'_> {
     }
 }
 
-/// The users `text` mentions who exist (others stay plain text).
+/// The users `text` mentions who exist, in order, each once (others stay plain text):
+/// one batch of lookups for them all (checked text has at most [`MAX_MENTIONS`]).
 async fn resolve_mentions<D: Directory + ?Sized>(
     directory: &D,
     text: &str,
 ) -> StoreResult<Vec<UserRef>> {
-    let mut mentions = Vec::new();
-    for name in mentioned_usernames(text).into_iter().take(MAX_MENTIONS) {
-        if let Some(author) = directory.author_by_username(name.as_str()).await? {
+    let names: Vec<String> = mentioned_usernames(text)
+        .into_iter()
+        .take(MAX_MENTIONS)
+        .map(String::from)
+        .collect();
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut mentions: Vec<UserRef> = Vec::with_capacity(names.len());
+    for author in directory.authors_by_username(&names).await? {
+        if !mentions.iter().any(|m| m.id == author.user_id) {
             mentions.push(UserRef {
                 id: author.user_id,
                 username: author.username,
@@ -106,7 +121,34 @@ impl<S: CommentsReader, D: Directory, Q, C> App<S, D, Q, C> {
     }
 }
 
-impl<S: CommentsReader, D: Directory, Q: WriteQueue, C> App<S, D, Q, C> {
+/// 401 for a deleted account's still-valid token, once this service's directory holds
+/// the account's tombstone (its `UserDeleted` arrived). Before that, a comment is
+/// accepted, and either the writer meets the tombstone and drops it, or it was stored
+/// before the tombstone and the deletion cascade (which runs after the tombstone is
+/// written) erases it.
+async fn refuse_deleted<D: Directory + ?Sized>(
+    directory: &D,
+    caller: &Caller,
+) -> Result<(), ApiError> {
+    if directory
+        .account_deleted(&caller.user_id)
+        .await
+        .map_err(errors::api)?
+    {
+        return Err(errors::account_deleted());
+    }
+    Ok(())
+}
+
+/// A comment accepted by `POST /v1/posts/{id}/comments`, and whether it is the one an
+/// earlier request with the same `Idempotency-Key` accepted.
+#[derive(Debug)]
+pub struct Accepted {
+    pub comment: CommentView,
+    pub replayed: bool,
+}
+
+impl<S: CommentsReader + IdempotencyKeys, D: Directory, Q: WriteQueue, C> App<S, D, Q, C> {
     /// `caller` comments on a post they may see: the comment as it will be stored, on its
     /// way to the writer. A reply to a reply answers its top-level comment.
     pub async fn create(
@@ -115,6 +157,24 @@ impl<S: CommentsReader, D: Directory, Q: WriteQueue, C> App<S, D, Q, C> {
         new: NewComment,
         correlation_id: &str,
     ) -> Result<CommentView, ApiError> {
+        Ok(self
+            .create_once(caller, new, None, correlation_id)
+            .await?
+            .comment)
+    }
+
+    /// [`App::create`], with an idempotency key: the same request again answers the
+    /// comment the first accepted and sends it to the writer again (which stores a
+    /// comment once, by its id), so a retry after any failure stores one comment. The
+    /// same key with another request is a conflict ([`store::KEY_REUSED`]).
+    pub async fn create_once(
+        &self,
+        caller: &Caller,
+        new: NewComment,
+        idempotency: Option<Idempotency>,
+        correlation_id: &str,
+    ) -> Result<Accepted, ApiError> {
+        refuse_deleted(&self.directory, caller).await?;
         visible_post(&self.directory, &new.post_id, viewer(caller))
             .await
             .map_err(errors::api)?
@@ -153,20 +213,37 @@ impl<S: CommentsReader, D: Directory, Q: WriteQueue, C> App<S, D, Q, C> {
             .await
             .map_err(errors::api)?;
         let comment = Comment::new(new.post_id, author, new.text, reply_to, mentions);
+        let (comment, replayed) = match &idempotency {
+            None => (comment, false),
+            Some(key) => match self
+                .store
+                .claim(&caller.user_id, key, &comment)
+                .await
+                .map_err(errors::api)?
+            {
+                Claimed::New => (comment, false),
+                Claimed::Replayed(first) => (*first, true),
+            },
+        };
         let write = CommentWrite {
             comment,
             correlation_id: correlation_id.to_owned(),
         };
         self.queue.send(&write).await.map_err(errors::queue)?;
         let comment = write.comment;
-        tracing::info!(comment_id = %comment.id, post_id = %comment.post_id, "comment accepted");
-        Ok(CommentView::new(&comment, false))
+        tracing::info!(comment_id = %comment.id, post_id = %comment.post_id, replayed, "comment accepted");
+        Ok(Accepted {
+            comment: CommentView::new(&comment, false),
+            replayed,
+        })
     }
 }
 
 impl<S: CommentsReader, D: Directory, Q> App<S, D, Q, CursorSigner> {
     /// A page of the comments of a post `caller` may see: oldest thread first, replies
-    /// under their parent.
+    /// under their parent. Nothing by someone who blocks the caller or whom the caller
+    /// blocks: as the directory knows blocks, so from the moment their `UserBlocked`
+    /// reaches it (until then, for the event's lag, such comments still show).
     pub async fn list(
         &self,
         caller: &Caller,
@@ -184,13 +261,53 @@ impl<S: CommentsReader, D: Directory, Q> App<S, D, Q, CursorSigner> {
             .map_err(errors::api)?
             .ok_or(ApiError::NotFound("post"))?;
         let (comments, next) = self
-            .store
-            .page(post_id, after.as_ref().map(|p| p.sk.as_str()), page.limit)
-            .await
-            .map_err(errors::api)?;
+            .unhidden_page(&caller.user_id, post_id, after.map(|p| p.sk), page.limit)
+            .await?;
         let items = self.views(&caller.user_id, &comments).await?;
         let next_cursor = next.map(|sk| self.cursors.sign(&scope, &Position { sk }));
         Ok(CommentPage { items, next_cursor })
+    }
+}
+
+impl<S: CommentsReader, D: Directory, Q, C> App<S, D, Q, C> {
+    /// Up to `limit` comments of the post after `after`, without those whose author
+    /// blocks `viewer` or is blocked by them (replies of others under such a comment
+    /// stay), and the position to resume after. Hidden comments are replaced by reading
+    /// on, at most [`MAX_READS_PER_PAGE`] times: a page costs O(`limit`) reads however
+    /// many are hidden, and may then be short (its cursor resumes after the last comment
+    /// read, shown or not, so it stays valid).
+    async fn unhidden_page(
+        &self,
+        viewer: &UserId,
+        post_id: &PostId,
+        mut after: Option<String>,
+        limit: u16,
+    ) -> Result<(Vec<Comment>, Option<String>), ApiError> {
+        let mut shown: Vec<Comment> = Vec::with_capacity(usize::from(limit));
+        for _ in 0..MAX_READS_PER_PAGE {
+            let want = limit.saturating_sub(u16::try_from(shown.len()).unwrap_or(u16::MAX));
+            let (comments, next) = self
+                .store
+                .page(post_id, after.as_deref(), want)
+                .await
+                .map_err(errors::api)?;
+            after = next;
+            let authors: Vec<UserId> = comments.iter().map(|c| c.author.id.clone()).collect();
+            let hidden = self
+                .directory
+                .blocked_among(viewer, &authors)
+                .await
+                .map_err(errors::api)?;
+            shown.extend(
+                comments
+                    .into_iter()
+                    .filter(|c| !hidden.contains(&c.author.id)),
+            );
+            if after.is_none() || shown.len() >= usize::from(limit) {
+                break;
+            }
+        }
+        Ok((shown, after))
     }
 }
 
@@ -203,6 +320,7 @@ impl<S: CommentsStore, D: Directory, Q, C> App<S, D, Q, C> {
         text: CommentText,
         correlation_id: &str,
     ) -> Result<CommentView, ApiError> {
+        refuse_deleted(&self.directory, caller).await?;
         let current = self.existing(id).await?;
         if !current.may_edit(&caller.user_id) {
             return Err(ApiError::Forbidden);
@@ -337,7 +455,9 @@ impl<S: CommentsStore, D: Directory, Q, C> App<S, D, Q, C> {
     /// Stores one queued comment with its `CommentAdded`, once. A reply whose parent was
     /// deleted in the meantime is kept as a top-level comment (the author's words are not
     /// lost, and a message never fails for ever); a comment on a post deleted meanwhile is
-    /// dropped, as that post's comments are.
+    /// dropped, as that post's comments are, and so is one whose author's account was
+    /// deleted meanwhile (as the directory knows it: its cascade erases what came
+    /// before).
     pub async fn write_comment(&self, write: &CommentWrite) -> StoreResult<Written> {
         if self.directory.post(&write.comment.post_id).await?.is_none() {
             return Ok(Written::PostGone);
@@ -356,6 +476,7 @@ impl<S: CommentsStore, D: Directory, Q, C> App<S, D, Q, C> {
         {
             Ok(()) => Ok(Written::Stored),
             Err(StoreError::Conflict(store::COMMENT_EXISTS)) => Ok(Written::Duplicate),
+            Err(StoreError::Conflict(store::ACCOUNT_DELETED)) => Ok(Written::AuthorGone),
             Err(StoreError::Conflict(store::PARENT_GONE)) => {
                 let top = Comment {
                     reply_to: None,
@@ -364,6 +485,7 @@ impl<S: CommentsStore, D: Directory, Q, C> App<S, D, Q, C> {
                 match self.store.insert(&top, &added(&top)).await {
                     Ok(()) => Ok(Written::StoredTopLevel),
                     Err(StoreError::Conflict(store::COMMENT_EXISTS)) => Ok(Written::Duplicate),
+                    Err(StoreError::Conflict(store::ACCOUNT_DELETED)) => Ok(Written::AuthorGone),
                     Err(err) => Err(err),
                 }
             }
@@ -683,6 +805,96 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(second.items[0].text, "c1");
+    }
+
+    /// `blocker` blocks `blocked`, as the directory learns from the event.
+    async fn blocks(w: &crate::testing::World, blocker: &UserId, blocked: &UserId) {
+        let event = Envelope::new(
+            Event::UserBlocked(shutter_events::BlockFacts {
+                blocker_id: blocker.clone(),
+                blocked_id: blocked.clone(),
+                seq: 1,
+                at: "t".into(),
+            }),
+            Some(blocker),
+            "c",
+        );
+        w.app.directory.apply(&event).await.unwrap();
+    }
+
+    /// The texts `by` is shown, page by page of `limit`, and the pages' sizes.
+    async fn every_text(
+        w: &crate::testing::World,
+        by: &crate::testing::Who,
+        limit: &str,
+    ) -> (Vec<String>, Vec<usize>) {
+        let (mut texts, mut sizes, mut cursor) = (Vec::new(), Vec::new(), None::<String>);
+        loop {
+            let listed = w
+                .app
+                .list(&by.caller(), &w.post, &page(limit, cursor.as_deref()))
+                .await
+                .unwrap();
+            sizes.push(listed.items.len());
+            texts.extend(listed.items.into_iter().map(|c| c.text));
+            match listed.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return (texts, sizes),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn comments_by_one_who_blocks_the_viewer_or_whom_the_viewer_blocks_are_not_listed() {
+        // GIVEN threads on ann's post: carol's c1 (bob answers), bob's b1 (carol answers),
+        // ann's a1
+        let w = world();
+        let c1 = w.comment(&w.carol, "c1", None).await;
+        let b1 = w.comment(&w.bob, "b1", None).await;
+        w.comment(&w.bob, "b-re", Some(&c1.id)).await;
+        w.comment(&w.carol, "c-re", Some(&b1.id)).await;
+        w.comment(&w.ann, "a1", None).await;
+        let all = ["c1", "b-re", "b1", "c-re", "a1"];
+        // WHEN no block has reached the directory THEN bob sees them all (the window: a
+        // block hides from when its event is applied)
+        assert_eq!(every_text(&w, &w.bob, "20").await.0, all);
+        // WHEN carol blocks bob
+        blocks(&w, &w.carol.id, &w.bob.id).await;
+        // THEN bob sees nothing of hers, replies included, and others' replies to her
+        // stay; pages of 2 are filled by reading on, each comment once
+        let (texts, sizes) = every_text(&w, &w.bob, "2").await;
+        assert_eq!(texts, ["b-re", "b1", "a1"]);
+        assert_eq!(sizes, [2, 1]);
+        // AND carol, the blocker, sees nothing of bob's
+        assert_eq!(every_text(&w, &w.carol, "20").await.0, ["c1", "c-re", "a1"]);
+        // AND a moderator, whom nobody blocks, sees everything
+        assert_eq!(every_text(&w, &w.staff, "20").await.0, all);
+        // WHEN ann, the post's author, blocks bob THEN the post is hidden from him
+        // altogether, and she no longer sees his comments on it
+        blocks(&w, &w.ann.id, &w.bob.id).await;
+        let err = w
+            .app
+            .list(&w.bob.caller(), &w.post, &page("20", None))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 404);
+        assert_eq!(every_text(&w, &w.ann, "20").await.0, ["c1", "c-re", "a1"]);
+    }
+
+    #[tokio::test]
+    async fn a_page_of_hidden_comments_costs_a_bounded_number_of_reads_and_its_cursor_goes_on() {
+        // GIVEN seven comments by carol, who blocks bob, then one by ann
+        let w = world();
+        for i in 0..7 {
+            w.comment(&w.carol, &format!("c{i}"), None).await;
+        }
+        w.comment(&w.ann, "a1", None).await;
+        blocks(&w, &w.carol.id, &w.bob.id).await;
+        // WHEN bob pages by 2 THEN the first page reads 3 x 2 comments and comes back
+        // empty with a cursor, and the next one finds ann's
+        let (texts, sizes) = every_text(&w, &w.bob, "2").await;
+        assert_eq!(texts, ["a1"]);
+        assert_eq!(sizes, [0, 1]);
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@
 
 use shutter_core::{CommentId, CursorSigner, PostId, UserId};
 use shutter_directory::{Author, MemoryDirectory, PostRef};
+use shutter_events::work::{MemoryWorkQueue, WithWork};
 use shutter_events::{Envelope, Event, EventType};
 use shutter_http::Caller;
 
@@ -36,7 +37,9 @@ impl Who {
 }
 
 pub(crate) struct World {
-    pub app: TestApp,
+    /// The App, with a work queue in memory (two items a chunk) for the consumer and the
+    /// worker.
+    pub app: WithWork<TestApp, MemoryWorkQueue>,
     pub ann: Who,
     pub bob: Who,
     pub carol: Who,
@@ -75,11 +78,15 @@ pub(crate) fn world() -> World {
         author_id: ann.id.clone(),
     });
     World {
-        app: App {
-            store: MemoryCommentsStore::default(),
-            directory: dir,
-            queue: MemoryWriteQueue::default(),
-            cursors: CursorSigner::new(b"test key".to_vec()),
+        app: WithWork {
+            app: App {
+                store: MemoryCommentsStore::default(),
+                directory: dir,
+                queue: MemoryWriteQueue::default(),
+                cursors: CursorSigner::new(b"test key".to_vec()),
+            },
+            work: MemoryWorkQueue::default(),
+            page: 2,
         },
         ann,
         bob,
@@ -94,6 +101,16 @@ pub(crate) fn text(raw: &str) -> CommentText {
 }
 
 impl World {
+    /// Runs the work handed on until none is left, as `comments-cascade-worker` would.
+    pub async fn work(&self) {
+        let failed = self
+            .app
+            .work
+            .drain(10_000, |job| crate::worker::chunk(&self.app, job))
+            .await;
+        assert!(failed.is_empty(), "{failed:?}");
+    }
+
     /// Accepts a comment on the post and stores what was queued, as `comments-writer`
     /// would; the accepted view.
     pub async fn comment(&self, by: &Who, raw: &str, reply_to: Option<&CommentId>) -> CommentView {

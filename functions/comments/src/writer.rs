@@ -130,6 +130,142 @@ mod tests {
         assert!(listed[0].reply_to.is_none());
     }
 
+    fn keyed(key: &str, hash: &str) -> Option<crate::store::Idempotency> {
+        Some(crate::store::Idempotency {
+            key: key.into(),
+            request_hash: hash.into(),
+        })
+    }
+
+    fn new_comment(w: &World, raw: &str) -> NewComment {
+        NewComment {
+            post_id: w.post.clone(),
+            text: text(raw),
+            reply_to: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_retried_create_with_its_key_stores_one_comment() {
+        let w = world();
+        // GIVEN carol's comment was accepted with a key, and its answer was lost
+        let first = w
+            .app
+            .create_once(
+                &w.carol.caller(),
+                new_comment(&w, "once"),
+                keyed("k1", "h"),
+                "c",
+            )
+            .await
+            .unwrap();
+        assert!(!first.replayed);
+        // WHEN she sends it again with the same key
+        let again = w
+            .app
+            .create_once(
+                &w.carol.caller(),
+                new_comment(&w, "once"),
+                keyed("k1", "h"),
+                "c",
+            )
+            .await
+            .unwrap();
+        // THEN the same comment comes back, and however often it is queued one is stored
+        assert!(again.replayed);
+        assert_eq!(again.comment.id, first.comment.id);
+        let queued = w.app.queue.take();
+        assert_eq!(queued.len(), 2);
+        assert!(queued.iter().all(|q| q.comment.id == first.comment.id));
+        for q in &queued {
+            w.app.write_comment(q).await.unwrap();
+        }
+        assert_eq!(w.app.store.comment_count(), 1);
+        assert_eq!(w.event_types(), vec![EventType::CommentAdded]);
+        // AND the key with another request is refused, nothing queued
+        let err = w
+            .app
+            .create_once(
+                &w.carol.caller(),
+                new_comment(&w, "other"),
+                keyed("k1", "h2"),
+                "c",
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.status(), err.problem().code.as_str()),
+            (409, "idempotency_key_reused")
+        );
+        assert!(w.app.queue.take().is_empty());
+        // AND keys are each user's own
+        let bobs = w
+            .app
+            .create_once(
+                &w.bob.caller(),
+                new_comment(&w, "once"),
+                keyed("k1", "h"),
+                "c",
+            )
+            .await
+            .unwrap();
+        assert!(!bobs.replayed);
+        assert_ne!(bobs.comment.id, first.comment.id);
+    }
+
+    fn user_deleted(who: &crate::testing::Who) -> shutter_events::Envelope {
+        shutter_events::Envelope::new(
+            shutter_events::Event::UserDeleted(shutter_events::UserDeleted {
+                user_id: who.id.clone(),
+                username: who.name.into(),
+            }),
+            Some(&who.id),
+            "c",
+        )
+    }
+
+    #[tokio::test]
+    async fn a_deleted_accounts_token_comments_and_edits_nothing() {
+        let w = world();
+        let mine = w.comment(&w.carol, "mine", None).await;
+        // GIVEN carol's account is deleted and the directory holds its tombstone
+        shutter_directory::Directory::apply(&w.app.directory, &user_deleted(&w.carol))
+            .await
+            .unwrap();
+        // WHEN her still-valid token comments and edits THEN both are refused
+        let err = w
+            .app
+            .create(&w.carol.caller(), new_comment(&w, "ghost"), "c")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.status(), err.problem().code.as_str()),
+            (401, "unauthorized")
+        );
+        let err = w
+            .app
+            .edit(&w.carol.caller(), &mine.id, text("ghost"), "c")
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 401);
+        // AND nothing is queued or changed
+        assert!(w.app.queue.take().is_empty());
+        assert_eq!(w.app.store.comments()[0].text, "mine");
+    }
+
+    #[tokio::test]
+    async fn a_comment_accepted_before_the_tombstone_and_written_after_is_dropped() {
+        let w = world();
+        let write = queued(&w, "in the window", None).await;
+        // GIVEN the account is deleted between the accept and the write
+        w.app.store.account_deleted(&w.carol.id);
+        // WHEN the writer meets it THEN it is dropped (not retried), nothing stored
+        let response = comment_writes(&w.app, &sqs(&[write])).await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(w.app.store.comment_count(), 0);
+        assert!(w.app.store.events().is_empty());
+    }
+
     #[tokio::test]
     async fn a_storage_outage_fails_the_message_and_its_redelivery_stores_it() {
         let w = world();

@@ -2,34 +2,38 @@
 //! profiles topics.
 //!
 //! Hybrid fan-out. A post of an ordinary author is written into each follower's timeline
-//! at publication (25 entries a BatchWriteItem); a post of a celebrity (an author with at
-//! least `FEED_CELEBRITY_FOLLOWERS` followers) is not, and its followers' feeds merge the
-//! celebrity's recent posts at read time instead. Writing an entry is idempotent (same key,
-//! same item), so a batch that fails halfway and is retried duplicates nothing.
+//! after publication; a post of a celebrity (an author with at least
+//! `FEED_CELEBRITY_FOLLOWERS` followers) is not, and its followers' feeds merge the
+//! celebrity's recent posts at read time instead.
+//!
+//! Each record's own work is bounded: what grows with the author's followers or the
+//! user's timeline (writing a post to every follower, taking a deleted post out again,
+//! listing a new celebrity among their followers, clearing a deleted account's timeline)
+//! goes on the feed's work queue as a job, done a page a chunk by `feed-fanout-worker`
+//! ([`crate::worker`]). Handing a job on twice (a redelivered record) is harmless: every
+//! chunk is idempotent.
 //!
 //! Following someone backfills their recent posts into the follower's timeline;
 //! unfollowing (and the follow ends a block or an account deletion cause) removes them.
-//! A deleted post leaves every timeline it was written to; a deleted account's own
-//! timeline goes. Follow and like events apply once and in order through their `seq`;
-//! engagement deltas once per event id.
+//! Follow and like events apply once and in order through their `seq`; engagement deltas
+//! once per event id.
 
-use std::future::Future;
 use std::slice::from_ref;
 
 use shutter_core::{PostId, UserId};
 use shutter_directory::Directory;
+use shutter_events::work::{Job, WithWork, WorkQueue};
 use shutter_events::{
     ConsumeError, Consumer, EdgeFacts, Envelope, Event, EventSet, EventType, LikeFacts, PostFacts,
 };
 use shutter_store::{StoreError, StoreResult};
 
 use crate::Timelines;
-use crate::model::{
-    BACKFILL, FollowChange, PairMarker, PostCopy, TIMELINE_CAP, due_trim, follow_change,
-};
+use crate::model::{BACKFILL, FollowChange, PairMarker, PostCopy, follow_change};
 use crate::store::{
     EDGE_MOVED, FeedStore, LIKE_STALE, POST_EXISTS, POST_GONE, POST_STALE, PROCESSED,
 };
+use crate::worker::FeedWork;
 
 /// The feed's consumer: its own events, and the directory's (authors' names and
 /// avatars for hydration, follows and blocks).
@@ -44,29 +48,31 @@ pub const EVENTS: Consumer = Consumer {
     summary: "Builds home timelines: fans ordinary authors' posts out to their followers, backfills and removes posts as follows start and end, clears a deleted account's timeline, and keeps the feed's copies of posts, their counts, likes and authors.",
 };
 
-/// Followers read per page while fanning out.
-const FOLLOWER_PAGE: usize = 1000;
-
-/// Entries read per page while removing or trimming.
+/// Entries read per page while removing an author's posts from a timeline.
 const REMOVE_PAGE: usize = 100;
 
 /// Tries at moving a follow marker that others keep moving.
 const EDGE_ATTEMPTS: usize = 5;
 
+/// What the consumer works with: the timelines and the feed's work queue.
+pub type Deps<S, D, Q> = WithWork<Timelines<S, D>, Q>;
+
 /// One event's effects, then the directory's.
-pub async fn apply<S: FeedStore, D: Directory>(
-    app: &Timelines<S, D>,
+pub async fn apply<S: FeedStore, D: Directory, Q: WorkQueue>(
+    deps: &Deps<S, D, Q>,
     envelope: Envelope,
 ) -> Result<(), ConsumeError> {
-    let store = &app.store;
+    let store = &deps.store;
     match &envelope.event {
-        Event::PostPublished(facts) => publish(app, facts, &envelope.occurred_at).await?,
+        Event::PostPublished(facts) => publish(deps, facts, &envelope).await?,
         Event::PostUpdated(facts) => {
             // An older or repeated edit, or one of a post deleted since, changes nothing.
             let edit = store.update_post(&PostCopy::of(facts, "")).await;
             expected(edit, &[POST_STALE])?;
         }
-        Event::PostDeleted(gone) => unpublish(store, &gone.post_id, &gone.author_id).await?,
+        Event::PostDeleted(gone) => {
+            unpublish(deps, &gone.post_id, &gone.author_id, &envelope).await?
+        }
         Event::PostEngagementChanged(change) => {
             // Counted before, or about a post unknown here or deleted: nothing to count.
             let counted = store
@@ -74,15 +80,20 @@ pub async fn apply<S: FeedStore, D: Directory>(
                 .await;
             expected(counted, &[PROCESSED, POST_GONE])?;
         }
-        Event::FollowStarted(edge) => follow_changed(app, edge, true).await?,
-        Event::FollowEnded(edge) => follow_changed(app, edge, false).await?,
+        Event::FollowStarted(edge) => follow_changed(deps, edge, true, &envelope).await?,
+        Event::FollowEnded(edge) => follow_changed(deps, edge, false, &envelope).await?,
         Event::LikeAdded(like) => liked(store, like, true).await?,
         Event::LikeRemoved(like) => liked(store, like, false).await?,
-        Event::UserDeleted(gone) => clear_timeline(store, &gone.user_id).await?,
+        Event::UserDeleted(gone) => {
+            let clear = FeedWork::ClearTimeline {
+                user_id: gone.user_id.clone(),
+            };
+            deps.work.enqueue(&Job::new(clear, &envelope)).await?;
+        }
         _ => {}
     }
     // Authors' names, avatars and privacy; follows and blocks.
-    app.directory.apply(&envelope).await?;
+    deps.directory.apply(&envelope).await?;
     Ok(())
 }
 
@@ -95,42 +106,19 @@ fn expected(result: StoreResult<()>, labels: &[&str]) -> Result<(), ConsumeError
     }
 }
 
-/// Every follower of `author`, page by page, each page handed to `each`; how many.
-async fn for_each_follower_page<S, F, Fut>(
-    store: &S,
-    author: &UserId,
-    mut each: F,
-) -> StoreResult<usize>
-where
-    S: FeedStore,
-    F: FnMut(Vec<UserId>) -> Fut,
-    Fut: Future<Output = StoreResult<()>>,
-{
-    let mut after: Option<UserId> = None;
-    let mut total = 0;
-    loop {
-        let page = store
-            .followers(author, after.as_ref(), FOLLOWER_PAGE)
-            .await?;
-        let Some(last) = page.last().cloned() else {
-            return Ok(total);
-        };
-        total += page.len();
-        each(page).await?;
-        after = Some(last);
-    }
-}
-
-async fn publish<S: FeedStore, D>(
-    app: &Timelines<S, D>,
+/// Stores the post's copy, lists it among the author's recent posts, puts it in the
+/// author's own timeline, and hands the followers' timelines to the work queue (unless
+/// the author is a celebrity).
+async fn publish<S: FeedStore, D, Q: WorkQueue>(
+    deps: &Deps<S, D, Q>,
     facts: &PostFacts,
-    published_at: &str,
+    cause: &Envelope,
 ) -> Result<(), ConsumeError> {
-    let store = &app.store;
-    let copy = PostCopy::of(facts, published_at);
+    let store = &deps.store;
+    let copy = PostCopy::of(facts, &cause.occurred_at);
     match store.put_post(&copy).await {
         Ok(()) => {}
-        // Delivered before: fan out again (writes are idempotent) to finish what a failed
+        // Delivered before: do it again (writes are idempotent) to finish what a failed
         // delivery left half done, unless the post was deleted since (a tombstone): a
         // deleted post must not come back into timelines.
         Err(StoreError::Conflict(POST_EXISTS)) => {
@@ -147,76 +135,64 @@ async fn publish<S: FeedStore, D>(
         .add_to_timelines(from_ref(&copy.author_id), from_ref(&entry))
         .await?;
     let meta = store.author_meta(&copy.author_id).await?;
-    if app.settings.merged_at_read_time(&meta) {
+    if deps.settings.merged_at_read_time(&meta) {
         tracing::info!(post_id = %copy.post_id, followers = meta.follower_count, "celebrity post: merged at read time");
         return Ok(());
     }
-    let fanned = for_each_follower_page(store, &copy.author_id, |page| {
-        let entry = entry.clone();
-        async move {
-            store.add_to_timelines(&page, from_ref(&entry)).await?;
-            for user in page.iter().filter(|u| due_trim(&entry.post_id, u)) {
-                trim(store, user).await?;
-            }
-            Ok(())
-        }
-    })
-    .await?;
-    tracing::info!(post_id = %copy.post_id, followers = fanned, "post fanned out");
+    deps.work
+        .enqueue(&Job::new(FeedWork::FanOut { entry }, cause))
+        .await?;
+    tracing::info!(post_id = %copy.post_id, followers = meta.follower_count, "post handed on to fan out");
     Ok(())
 }
 
-/// Deletes the timeline's entries beyond [`TIMELINE_CAP`]; how many.
-async fn trim<S: FeedStore>(store: &S, user: &UserId) -> StoreResult<usize> {
-    let kept = store.timeline(user, None, TIMELINE_CAP).await?;
-    if kept.len() < TIMELINE_CAP {
-        return Ok(0);
-    }
-    let oldest_kept = kept.last().map(|e| e.position.clone());
-    let mut trimmed = 0;
-    loop {
-        let beyond = store
-            .timeline(user, oldest_kept.as_deref(), REMOVE_PAGE)
-            .await?;
-        if beyond.is_empty() {
-            return Ok(trimmed);
-        }
-        trimmed += beyond.len();
-        store.remove_from_timelines(from_ref(user), &beyond).await?;
-    }
-}
-
-async fn unpublish<S: FeedStore>(
-    store: &S,
+/// Tombstones the post (keeping where its entries are), takes it out of its author's
+/// timeline and recent posts, and hands the followers' timelines to the work queue.
+async fn unpublish<S: FeedStore, D, Q: WorkQueue>(
+    deps: &Deps<S, D, Q>,
     post_id: &PostId,
     author_id: &UserId,
+    cause: &Envelope,
 ) -> Result<(), ConsumeError> {
-    // The copy tells where the entries are; without one, nothing was written.
-    let Some(copy) = store.post(post_id).await? else {
-        store.tombstone_post(post_id, author_id).await?;
-        return Ok(());
+    let store = &deps.store;
+    let entry = match store.post(post_id).await? {
+        // The tombstone first: from then on a fan-out still under way takes back what it
+        // writes (it checks the post after writing).
+        Some(copy) => {
+            let entry = copy.entry();
+            store
+                .tombstone_post(post_id, author_id, Some(&entry))
+                .await?;
+            entry
+        }
+        // Deleted before: finish what that delivery may have left (its tombstone says
+        // where the entries are).
+        None => match store.deleted_entry(post_id).await? {
+            Some(entry) => entry,
+            // Never published here: nothing was written; the tombstone keeps it so.
+            None => {
+                store.tombstone_post(post_id, author_id, None).await?;
+                return Ok(());
+            }
+        },
     };
-    let entry = copy.entry();
     store
-        .remove_from_timelines(from_ref(&copy.author_id), from_ref(&entry))
+        .remove_from_timelines(from_ref(&entry.author_id), from_ref(&entry))
         .await?;
-    for_each_follower_page(store, &copy.author_id, |page| {
-        let entry = entry.clone();
-        async move { store.remove_from_timelines(&page, from_ref(&entry)).await }
-    })
-    .await?;
     store.remove_recent(&entry).await?;
-    // The tombstone last: a retry after a failure above finds the copy and tries again.
-    store.tombstone_post(post_id, author_id).await?;
+    deps.work
+        .enqueue(&Job::new(FeedWork::Unpublish { entry }, cause))
+        .await?;
     Ok(())
 }
 
-async fn follow_changed<S: FeedStore, D>(
-    app: &Timelines<S, D>,
+async fn follow_changed<S: FeedStore, D, Q: WorkQueue>(
+    deps: &Deps<S, D, Q>,
     edge: &EdgeFacts,
     holds: bool,
+    cause: &Envelope,
 ) -> Result<(), ConsumeError> {
-    let store = &app.store;
+    let store = &deps.store;
     let next = PairMarker {
         seq: edge.seq,
         holds,
@@ -225,12 +201,19 @@ async fn follow_changed<S: FeedStore, D>(
     for _ in 0..EDGE_ATTEMPTS {
         let previous = store.edge(follower, followee).await?;
         let change = follow_change(previous, next);
+        let meta = store.author_meta(followee).await?;
         if change == FollowChange::Stale {
+            // A redelivery: hand on again a promotion its first delivery may not have.
+            if holds && deps.settings.awaits_promotion(&meta) {
+                promote(deps, followee, cause).await?;
+            }
             return Ok(());
         }
-        let meta = store.author_meta(followee).await?;
+        // An author at the threshold is merged at read time from then on, flagged or not:
+        // a new follower is listed among their celebrities, not backfilled.
+        let merged = deps.settings.merged_at_read_time(&meta);
         match store
-            .set_edge(follower, followee, previous, next, meta.celebrity)
+            .set_edge(follower, followee, previous, next, merged)
             .await
         {
             Ok(()) => {}
@@ -240,15 +223,12 @@ async fn follow_changed<S: FeedStore, D>(
         }
         match change {
             FollowChange::Started => {
-                // Backfill: the followee's recent posts (a celebrity's are merged at read
-                // time).
-                if !meta.celebrity {
+                if !merged {
                     let recent = store.recent(followee, None, BACKFILL).await?;
                     store.add_to_timelines(from_ref(follower), &recent).await?;
                 }
-                if app.settings.promotes(&meta) {
-                    let listed = promote(store, followee).await?;
-                    tracing::info!(author = %followee, listed, "author became a celebrity");
+                if deps.settings.promotes(&meta) {
+                    promote(deps, followee, cause).await?;
                 }
             }
             FollowChange::Ended => remove_posts_of(store, follower, followee).await?,
@@ -261,15 +241,18 @@ async fn follow_changed<S: FeedStore, D>(
     ))
 }
 
-/// Lists `author` among every follower's celebrities, then flags them one (so their posts
-/// are merged at read time from now on instead of fanned out); how many were listed.
-async fn promote<S: FeedStore>(store: &S, author: &UserId) -> StoreResult<usize> {
-    let listed = for_each_follower_page(store, author, |page| async move {
-        store.list_celebrity(&page, author).await
-    })
-    .await?;
-    store.mark_celebrity(author).await?;
-    Ok(listed)
+/// Hands on listing `author` among every follower's celebrities, then flagging them one.
+async fn promote<S, D, Q: WorkQueue>(
+    deps: &Deps<S, D, Q>,
+    author: &UserId,
+    cause: &Envelope,
+) -> Result<(), ConsumeError> {
+    let work = FeedWork::Promote {
+        author_id: author.clone(),
+    };
+    deps.work.enqueue(&Job::new(work, cause)).await?;
+    tracing::info!(%author, "author reached the celebrity threshold; promotion handed on");
+    Ok(())
 }
 
 /// Removes `author`'s posts from `user`'s timeline.
@@ -286,19 +269,6 @@ async fn remove_posts_of<S: FeedStore>(
         };
         before = Some(last.position.clone());
         store.remove_from_timelines(from_ref(user), &recent).await?;
-    }
-}
-
-/// Deletes every entry of the user's timeline (account deletion).
-async fn clear_timeline<S: FeedStore>(store: &S, user: &UserId) -> StoreResult<()> {
-    loop {
-        let entries = store.timeline(user, None, REMOVE_PAGE).await?;
-        if entries.is_empty() {
-            return Ok(());
-        }
-        store
-            .remove_from_timelines(from_ref(user), &entries)
-            .await?;
     }
 }
 
@@ -319,21 +289,35 @@ mod tests {
     use shutter_directory::MemoryDirectory;
     use shutter_events::{EngagementChanged, PostDeleted, UserDeleted, UserRegistered};
 
+    use shutter_events::work::MemoryWorkQueue;
+
     use super::*;
-    use crate::model::{AuthorMeta, Entry, FanOut};
+    use crate::model::{AuthorMeta, Entry, FanOut, TIMELINE_CAP};
     use crate::store::{FeedReader, MemoryFeedStore};
+    use crate::worker::{self, trim};
 
-    type TestApp = Timelines<MemoryFeedStore, MemoryDirectory>;
+    type TestApp = Deps<MemoryFeedStore, MemoryDirectory, MemoryWorkQueue>;
 
-    /// Authors with three followers or more are celebrities here.
+    /// Authors with three followers or more are celebrities here; work goes two items a
+    /// chunk, so a few users take several.
     fn app() -> TestApp {
-        Timelines {
-            store: MemoryFeedStore::default(),
-            directory: MemoryDirectory::default(),
-            settings: FanOut {
-                celebrity_followers: 3,
+        WithWork {
+            app: Timelines {
+                store: MemoryFeedStore::default(),
+                directory: MemoryDirectory::default(),
+                settings: FanOut {
+                    celebrity_followers: 3,
+                },
             },
+            work: MemoryWorkQueue::default(),
+            page: 2,
         }
+    }
+
+    /// Runs the work handed on until none is left, as `feed-fanout-worker` would.
+    async fn work(app: &TestApp) {
+        let failed = app.work.drain(10_000, |job| worker::chunk(app, job)).await;
+        assert!(failed.is_empty(), "{failed:?}");
     }
 
     fn env(event: Event) -> Envelope {
@@ -409,6 +393,7 @@ mod tests {
     async fn apply_all(app: &TestApp, events: &[&Envelope]) {
         for e in events {
             apply(app, (*e).clone()).await.unwrap();
+            work(app).await;
         }
     }
 
@@ -710,5 +695,178 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, ConsumeError::Retry(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_fan_out_goes_a_page_a_chunk_and_a_repeated_job_changes_nothing() {
+        // GIVEN ann with five followers (two a chunk here) and a celebrity threshold above
+        let mut app = app();
+        app.app.settings.celebrity_followers = 100;
+        let ann = UserId::generate();
+        let fans = users(5);
+        for fan in &fans {
+            apply_all(&app, &[&follow(fan, &ann, 1, true)]).await;
+        }
+        let post = PostId::generate();
+        let event = published(&post, &ann);
+
+        // WHEN the post is published THEN the record hands on one job, and its own work is
+        // done: the author's timeline and recent posts
+        apply(&app, event.clone()).await.unwrap();
+        let jobs = app.work.take::<FeedWork>();
+        assert_eq!(jobs.len(), 1);
+        let entry = Entry::new(&event.occurred_at, &post, &ann);
+        assert_eq!(jobs[0].work, FeedWork::FanOut { entry });
+        assert_eq!(jobs[0].event_id, event.id);
+        assert_eq!(timeline(&app, &ann).await, from_ref(&post));
+        assert!(timeline(&app, &fans[0]).await.is_empty());
+
+        // WHEN the job runs THEN it takes three chunks and every follower has the post once
+        let mut chunks = Vec::new();
+        app.work.enqueue(&jobs[0]).await.unwrap();
+        let failed = app
+            .work
+            .drain(100, |job| {
+                chunks.push(job.cursor.clone());
+                worker::chunk(&app, job)
+            })
+            .await;
+        assert!(failed.is_empty());
+        assert_eq!(chunks.len(), 3, "{chunks:?}");
+        for fan in &fans {
+            assert_eq!(timeline(&app, fan).await, from_ref(&post));
+        }
+
+        // AND the same job again (SQS delivers twice, or the record was redelivered)
+        // changes nothing
+        app.work.enqueue(&jobs[0]).await.unwrap();
+        work(&app).await;
+        for fan in &fans {
+            assert_eq!(timeline(&app, fan).await, from_ref(&post));
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unfollow_racing_a_fan_out_keeps_the_post_out_of_the_ex_followers_timeline() {
+        // GIVEN ann with followers bob and cat, and a fan-out that read its follower page
+        // before bob unfollowed
+        let mut app = app();
+        app.app.settings.celebrity_followers = 100;
+        let [ann, bob, cat] = <[UserId; 3]>::try_from(users(3)).unwrap();
+        apply_all(
+            &app,
+            &[&follow(&bob, &ann, 1, true), &follow(&cat, &ann, 1, true)],
+        )
+        .await;
+        app.store.freeze_followers(&ann);
+        let post = PostId::generate();
+        apply(&app, published(&post, &ann)).await.unwrap();
+
+        // WHEN bob's unfollow is applied before the fan-out writes its page
+        apply(&app, follow(&bob, &ann, 2, false)).await.unwrap();
+        work(&app).await;
+
+        // THEN the fan-out took back what it wrote for bob; cat has the post
+        assert!(timeline(&app, &bob).await.is_empty());
+        assert_eq!(timeline(&app, &cat).await, from_ref(&post));
+    }
+
+    #[tokio::test]
+    async fn a_post_deleted_before_its_fan_out_ran_reaches_no_one() {
+        // GIVEN ann's post handed on to fan out to bob, not yet done
+        let mut app = app();
+        app.app.settings.celebrity_followers = 100;
+        let [ann, bob] = <[UserId; 2]>::try_from(users(2)).unwrap();
+        apply_all(&app, &[&follow(&bob, &ann, 1, true)]).await;
+        let post = PostId::generate();
+        apply(&app, published(&post, &ann)).await.unwrap();
+
+        // WHEN it is deleted (delivered twice) before the work runs
+        let delete = deleted(&post, &ann);
+        apply(&app, delete.clone()).await.unwrap();
+        apply(&app, delete).await.unwrap();
+        work(&app).await;
+
+        // THEN no timeline and no recent list has it
+        for user in [&ann, &bob] {
+            assert!(timeline(&app, user).await.is_empty());
+        }
+        assert!(app.store.recent(&ann, None, 10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_deletion_whose_hand_on_failed_is_finished_by_its_redelivery() {
+        // GIVEN ann's post fanned out to three followers
+        let mut app = app();
+        app.app.settings.celebrity_followers = 100;
+        let ann = UserId::generate();
+        let fans = users(3);
+        for fan in &fans {
+            apply_all(&app, &[&follow(fan, &ann, 1, true)]).await;
+        }
+        let post = PostId::generate();
+        apply_all(&app, &[&published(&post, &ann)]).await;
+
+        // WHEN its deletion cannot hand on the followers' part (the queue is down)
+        let delete = deleted(&post, &ann);
+        app.work.set_down(true);
+        let err = apply(&app, delete.clone()).await.unwrap_err();
+        assert!(matches!(err, ConsumeError::Retry(_)), "{err}");
+        app.work.set_down(false);
+        // THEN the post is tombstoned already, and the redelivery finishes the rest
+        assert_eq!(app.store.post(&post).await.unwrap(), None);
+        apply_all(&app, &[&delete]).await;
+        for user in fans.iter().chain([&ann]) {
+            assert!(timeline(&app, user).await.is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_promotion_whose_hand_on_failed_is_handed_on_by_the_redelivery() {
+        // GIVEN ann with two followers (the threshold is three)
+        let app = app();
+        let ann = UserId::generate();
+        let fans = users(3);
+        for fan in &fans[..2] {
+            apply_all(&app, &[&follow(fan, &ann, 1, true)]).await;
+        }
+        // WHEN the third follow is applied while the queue is down
+        let third = follow(&fans[2], &ann, 1, true);
+        app.work.set_down(true);
+        assert!(apply(&app, third.clone()).await.is_err());
+        app.work.set_down(false);
+        // THEN the follow is counted but ann is not flagged yet
+        let meta = app.store.author_meta(&ann).await.unwrap();
+        assert_eq!((meta.follower_count, meta.celebrity), (3, false));
+        // AND its redelivery (a stale follow now) hands the promotion on: every follower
+        // lists her, and she is flagged
+        apply_all(&app, &[&third]).await;
+        assert!(app.store.author_meta(&ann).await.unwrap().celebrity);
+        for fan in &fans {
+            assert_eq!(
+                app.store.celebrities_followed(fan).await.unwrap(),
+                from_ref(&ann)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_that_is_not_one_fails_its_message_alone() {
+        let app = app();
+        let ann = UserId::generate();
+        let good = Job::new(
+            FeedWork::ClearTimeline {
+                user_id: ann.clone(),
+            },
+            &published(&PostId::generate(), &ann),
+        );
+        app.work
+            .send("{\"work\":{\"kind\":\"reticulate\"}}".into())
+            .await
+            .unwrap();
+        app.work.enqueue(&good).await.unwrap();
+        let failed = app.work.drain(10, |job| worker::chunk(&app, job)).await;
+        assert_eq!(failed.len(), 1);
+        assert!(failed[0].contains("reticulate"));
     }
 }

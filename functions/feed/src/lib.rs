@@ -10,7 +10,8 @@
 //!
 //! Modules: [`model`] (entries, copies and the pure rules), [`store`] (the ports and their
 //! DynamoDB and in-memory adapters), [`service`] (reading a page), [`http`] (its
-//! endpoint), [`fanout`] (the consumer that keeps timelines).
+//! endpoint), [`fanout`] (the consumer that keeps timelines), [`worker`] (the chunked
+//! work the consumer hands on: fan-outs, deleted posts, promotions, cleared timelines).
 
 mod errors;
 pub mod fanout;
@@ -18,10 +19,12 @@ pub mod http;
 pub mod model;
 pub mod service;
 pub mod store;
+pub mod worker;
 
 use shutter_core::CursorSigner;
 use shutter_directory::DynamoDirectory;
 use shutter_events::Consumer;
+use shutter_events::work::WithWork;
 use shutter_media::S3MediaStore;
 use shutter_store::{ConfigError, SdkConfig, Table};
 
@@ -72,6 +75,12 @@ impl LiveTimelines {
             directory: DynamoDirectory { table },
             settings: fan_out_from_env()?,
         })
+    }
+
+    /// And the feed's work queue (`WORK_QUEUE_URL`, `WORK_PAGE_SIZE`): for `feed-events`,
+    /// which hands work on, and `feed-fanout-worker`, which does it.
+    pub async fn with_work(aws: &SdkConfig) -> Result<WithWork<Self>, ConfigError> {
+        WithWork::from_env(aws, Self::from_env(aws).await?)
     }
 }
 

@@ -20,7 +20,7 @@ pub const BACKFILL: usize = 20;
 const TRIM_EVERY: u32 = 32;
 
 /// A timeline or recent-posts entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     /// `<published at>#<post id>`: where the entry sorts, newest last.
     pub position: String,
@@ -147,6 +147,12 @@ impl FanOut {
     /// Whether one more follower makes this (ordinary) author a celebrity.
     pub fn promotes(&self, followee: &AuthorMeta) -> bool {
         !followee.celebrity && followee.follower_count + 1 >= self.celebrity_followers
+    }
+
+    /// Whether the author has reached the threshold but is not flagged yet: their
+    /// promotion is under way, or was never handed on (a redelivery hands it on again).
+    pub fn awaits_promotion(&self, author: &AuthorMeta) -> bool {
+        !author.celebrity && author.follower_count >= self.celebrity_followers
     }
 }
 
@@ -314,5 +320,9 @@ mod tests {
         assert!(!settings.promotes(&meta(1, false)));
         assert!(settings.promotes(&meta(2, false)));
         assert!(!settings.promotes(&meta(5, true)));
+        // Until the flag is set, an author at the threshold awaits it.
+        assert!(!settings.awaits_promotion(&meta(2, false)));
+        assert!(settings.awaits_promotion(&meta(3, false)));
+        assert!(!settings.awaits_promotion(&meta(3, true)));
     }
 }

@@ -359,7 +359,7 @@ mod tests {
         let orphan = post(&app, &gone, 2).await;
         let live = post(&app, &ann, 3).await;
         app.store
-            .tombstone_post(&deleted.post_id, &ann)
+            .tombstone_post(&deleted.post_id, &ann, None)
             .await
             .unwrap();
         app.store

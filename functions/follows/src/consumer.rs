@@ -1,20 +1,21 @@
 //! `follows-directory-events`: keeps the directory of users from the identity and profiles
 //! topics; when an account turns public, approves its pending requests (a public account
 //! has none); when an account is deleted, ends all its follows, requests and blocks with
-//! their events (so the other services' counters, feeds and indexes follow). Every effect
-//! is idempotent: directory writes are, and each change is conditional on the edge's or
-//! block's `seq`, so Kafka's redeliveries do no harm.
+//! their events (so the other services' counters, feeds and indexes follow).
+//!
+//! A record's own work is the directory's write; the approvals and the endings, which grow
+//! with the account's requests and follows, go on the service's work queue and are done a
+//! page a chunk by `follows-cascade-worker` ([`crate::worker`]). Every effect is
+//! idempotent: directory writes are, and each change is conditional on the edge's or
+//! block's `seq`, so Kafka's redeliveries (and a job handed on twice) do no harm.
 
-use shutter_core::UserId;
 use shutter_directory::Directory;
+use shutter_events::work::{Job, WithWork, WorkQueue};
 use shutter_events::{ConsumeError, Consumer, Envelope, Event, ProfileFacts, UserDeleted};
-use shutter_store::StoreError;
 
 use crate::App;
-use crate::model::{
-    Block, Edge, EdgeAction, EndReason, FollowState, edge_event, next_block, next_edge,
-};
-use crate::store::{self, Change, FollowsStore, List};
+use crate::store::{FollowsStore, List};
+use crate::worker::FollowsWork;
 
 /// Reads only the directory's user events: who the users are, their privacy, and their
 /// deletion (the service never asks its directory about posts or access).
@@ -24,187 +25,36 @@ pub const DIRECTORY_EVENTS: Consumer = Consumer {
     summary: "Keeps the follows service's copy of users; approves the pending requests of an account that turns public; ends every follow, request and block of a deleted account.",
 };
 
-/// Edges and blocks read per page.
-const PAGE: usize = 100;
-
-/// How often one edge's or block's end is decided again when a racing request changed it.
-const ATTEMPTS: usize = 5;
-
 /// One event's effects.
-pub async fn apply<S: FollowsStore, D: Directory, C>(
-    app: &App<S, D, C>,
+pub async fn apply<S: FollowsStore, D: Directory, C, Q: WorkQueue>(
+    deps: &WithWork<App<S, D, C>, Q>,
     envelope: Envelope,
 ) -> Result<(), ConsumeError> {
     // The tombstone first: from then on no new follow or block of the account commits.
-    app.directory.apply(&envelope).await?;
-    match &envelope.event {
-        // A public account has no requests: turning public approves those pending.
+    deps.directory.apply(&envelope).await?;
+    let work = match &envelope.event {
+        // A public account has no requests: turning public approves those pending (a
+        // profile edit of a public account, with none pending, hands nothing on).
         Event::ProfileUpdated(ProfileFacts {
             user_id,
             private: false,
             ..
         }) => {
-            let approved = approve_pending(app, user_id, &envelope).await?;
-            if approved > 0 {
-                tracing::info!(event_id = %envelope.id, %user_id, approved, "pending requests approved: the account is public");
+            let pending = deps.store.list(List::Requests, user_id, None, 1).await?;
+            if pending.is_empty() {
+                return Ok(());
             }
-            Ok(())
-        }
-        Event::UserDeleted(UserDeleted { user_id, .. }) => {
-            let (edges, blocks) = end_everything_of(app, user_id, &envelope).await?;
-            tracing::info!(event_id = %envelope.id, %user_id, edges, blocks, "follows and blocks of a deleted account ended");
-            Ok(())
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Approves every pending request to `user`, each with its `FollowStarted` caused by the
-/// account. Returns how many were approved. A request that a racing change moved (or a
-/// block or deletion took away) is left to that change.
-async fn approve_pending<S: FollowsStore, D: Directory, C>(
-    app: &App<S, D, C>,
-    user: &UserId,
-    cause: &Envelope,
-) -> Result<usize, ConsumeError> {
-    let mut after: Option<String> = None;
-    let mut approved = 0;
-    loop {
-        let page = app
-            .store
-            .list(List::Requests, user, after.as_deref(), PAGE)
-            .await?;
-        let Some(last) = page.last() else {
-            return Ok(approved);
-        };
-        after = Some(last.position.clone());
-        for entry in &page {
-            let Some(edge) = app
-                .store
-                .edge(&entry.user_id, user)
-                .await?
-                .filter(|e| e.state == FollowState::Requested)
-            else {
-                continue;
-            };
-            let Some(next) = next_edge(Some(&edge), &entry.user_id, user, EdgeAction::Approve)
-            else {
-                continue;
-            };
-            let event = edge_event(edge.state, &next, EdgeAction::Approve);
-            let event = Envelope::new(event, Some(user), &cause.correlation_id);
-            let change = Change::Edge {
-                previous: Some(edge),
-                next,
-            };
-            match app.store.commit(&[change], &[event]).await {
-                Ok(()) => approved += 1,
-                Err(StoreError::Conflict(
-                    store::STALE | store::BLOCKED | store::ACCOUNT_DELETED,
-                )) => {}
-                Err(err) => return Err(err.into()),
+            FollowsWork::ApprovePending {
+                user_id: user_id.clone(),
             }
         }
-    }
-}
-
-/// Ends every follow, request and block by or of `user`. Returns how many edges and
-/// blocks ended.
-async fn end_everything_of<S: FollowsStore, D: Directory, C>(
-    app: &App<S, D, C>,
-    user: &UserId,
-    cause: &Envelope,
-) -> Result<(usize, usize), ConsumeError> {
-    let (mut edges, mut blocks) = (0, 0);
-    loop {
-        let live = app.store.live_edges(user, PAGE).await?;
-        if live.is_empty() {
-            break;
-        }
-        for edge in live {
-            edges += usize::from(end_edge(app, edge, cause).await?);
-        }
-    }
-    loop {
-        let live = app.store.live_blocks(user, PAGE).await?;
-        if live.is_empty() {
-            break;
-        }
-        for block in live {
-            blocks += usize::from(end_block(app, block, cause).await?);
-        }
-    }
-    Ok((edges, blocks))
-}
-
-/// Ends `edge` (reason `account_deleted`), reading it again when a racing request changed
-/// it. False when it had ended already.
-async fn end_edge<S: FollowsStore, D: Directory, C>(
-    app: &App<S, D, C>,
-    edge: Edge,
-    cause: &Envelope,
-) -> Result<bool, ConsumeError> {
-    let end = EdgeAction::End(EndReason::AccountDeleted);
-    let mut current = Some(edge);
-    for _ in 0..ATTEMPTS {
-        let Some(edge) = current.take() else {
-            return Ok(false);
-        };
-        let Some(next) = next_edge(Some(&edge), &edge.follower_id, &edge.followee_id, end) else {
-            return Ok(false);
-        };
-        let event = edge_event(edge.state, &next, end);
-        let event = Envelope::new(event, cause.actor.as_ref(), &cause.correlation_id);
-        let (follower, followee) = (next.follower_id.clone(), next.followee_id.clone());
-        let change = Change::Edge {
-            previous: Some(edge),
-            next,
-        };
-        match app.store.commit(&[change], &[event]).await {
-            Ok(()) => return Ok(true),
-            Err(StoreError::Conflict(store::STALE)) => {
-                current = app.store.edge(&follower, &followee).await?;
-            }
-            Err(err) => return Err(err.into()),
-        }
-    }
-    Err(ConsumeError::retry_because(
-        "a follow kept changing while its account was deleted",
-    ))
-}
-
-/// Lifts `block`, reading it again when a racing request changed it. False when it had
-/// been lifted already.
-async fn end_block<S: FollowsStore, D: Directory, C>(
-    app: &App<S, D, C>,
-    block: Block,
-    cause: &Envelope,
-) -> Result<bool, ConsumeError> {
-    let mut current = Some(block);
-    for _ in 0..ATTEMPTS {
-        let Some(block) = current.take() else {
-            return Ok(false);
-        };
-        let (blocker, blocked) = (block.blocker_id.clone(), block.blocked_id.clone());
-        let Some(next) = next_block(Some(&block), &blocker, &blocked, false) else {
-            return Ok(false);
-        };
-        let event = Envelope::new(next.event(), cause.actor.as_ref(), &cause.correlation_id);
-        let change = Change::Block {
-            previous: Some(block),
-            next,
-        };
-        match app.store.commit(&[change], &[event]).await {
-            Ok(()) => return Ok(true),
-            Err(StoreError::Conflict(store::STALE)) => {
-                current = app.store.relation(&blocker, &blocked).await?.blocking;
-            }
-            Err(err) => return Err(err.into()),
-        }
-    }
-    Err(ConsumeError::retry_because(
-        "a block kept changing while its account was deleted",
-    ))
+        Event::UserDeleted(UserDeleted { user_id, .. }) => FollowsWork::EndAccount {
+            user_id: user_id.clone(),
+        },
+        _ => return Ok(()),
+    };
+    deps.work.enqueue(&Job::new(work, &envelope)).await?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -217,7 +67,10 @@ mod tests {
         EndReason, EventType, KafkaEvent, KafkaRecord, MemoryPoisonQueue, Topic, UserRegistered,
     };
 
+    use shutter_core::UserId;
+
     use super::*;
+    use crate::model::FollowState;
     use crate::testing::{World, username, world};
 
     fn profile(w: &World, name: &str, private: bool) -> Envelope {
@@ -278,10 +131,12 @@ mod tests {
         follow(&w, "ann", "bob").await;
         // WHEN bob's profile changes but stays private THEN the request waits
         apply(&w.app, profile(&w, "bob", true)).await.unwrap();
+        w.work().await;
         assert_eq!(state(&w, "ann", "bob").await, FollowState::Requested);
         // WHEN bob turns public, delivered twice THEN ann follows him, once
         for _ in 0..2 {
             apply(&w.app, profile(&w, "bob", false)).await.unwrap();
+            w.work().await;
         }
         assert_eq!(state(&w, "ann", "bob").await, FollowState::Following);
         assert_eq!(
@@ -315,6 +170,7 @@ mod tests {
         // WHEN gone's deletion is delivered twice
         apply(&w.app, deleted(&w, "gone")).await.unwrap();
         apply(&w.app, deleted(&w, "gone")).await.unwrap();
+        w.work().await;
         // THEN its two follows ended and the block was lifted, once each
         let events: Vec<_> = w.app.store.events().split_off(before);
         let types: Vec<_> = events.iter().map(Envelope::event_type).collect();
@@ -351,20 +207,115 @@ mod tests {
         // GIVEN ann follows bob, and racing requests win every attempt to end it
         let w = world(&[("ann", false), ("bob", false)]);
         follow(&w, "ann", "bob").await;
-        w.app.store.lose_races(ATTEMPTS);
-        // WHEN ann's deletion is applied THEN the batch is retried, and nothing ended
-        assert!(matches!(
-            apply(&w.app, deleted(&w, "ann")).await,
-            Err(ConsumeError::Retry(_))
-        ));
-        assert_eq!(state(&w, "ann", "bob").await, FollowState::Following);
-        // WHEN it is delivered again THEN the follow ends
+        w.app.store.lose_races(crate::worker::ATTEMPTS);
+        // WHEN ann's deletion is applied THEN the record hands its work on
         apply(&w.app, deleted(&w, "ann")).await.unwrap();
+        // AND the chunk fails for a retry, and nothing ended
+        let failed = w
+            .app
+            .work
+            .drain(10, |job| crate::worker::chunk(&w.app, job))
+            .await;
+        assert_eq!(failed.len(), 1);
+        assert_eq!(state(&w, "ann", "bob").await, FollowState::Following);
+        // WHEN SQS delivers the message again THEN the follow ends
+        shutter_events::work::WorkQueue::send(&w.app.work, failed[0].clone())
+            .await
+            .unwrap();
+        w.work().await;
         assert_eq!(state(&w, "ann", "bob").await, FollowState::None);
         assert_eq!(
             w.events(),
             [EventType::FollowStarted, EventType::FollowEnded]
         );
+    }
+
+    #[tokio::test]
+    async fn a_deleted_account_with_more_than_a_page_ends_everything_in_several_chunks() {
+        // GIVEN gone follows three users, three follow gone, and two block gone (two items
+        // a chunk here)
+        let names: [&'static str; 9] = [
+            "gone", "aan", "bea", "cal", "dov", "eve", "fay", "gus", "hal",
+        ];
+        let w = world(&names.map(|n| (n, false)));
+        for other in ["aan", "bea", "cal"] {
+            follow(&w, "gone", other).await;
+        }
+        for other in ["dov", "eve", "fay"] {
+            follow(&w, other, "gone").await;
+        }
+        for other in ["gus", "hal"] {
+            w.app
+                .block(&w.caller(other), &username("gone"), "corr")
+                .await
+                .unwrap();
+        }
+        let before = w.app.store.events().len();
+        // WHEN gone is deleted
+        apply(&w.app, deleted(&w, "gone")).await.unwrap();
+        let mut chunks = 0;
+        let failed = w
+            .app
+            .work
+            .drain(100, |job| {
+                chunks += 1;
+                crate::worker::chunk(&w.app, job)
+            })
+            .await;
+        assert!(failed.is_empty());
+        // THEN six follows ended and two blocks were lifted, each once, over several chunks
+        let types: Vec<_> = w.app.store.events()[before..]
+            .iter()
+            .map(Envelope::event_type)
+            .collect();
+        let count = |t| types.iter().filter(|x| **x == t).count();
+        assert_eq!(count(EventType::FollowEnded), 6, "{types:?}");
+        assert_eq!(count(EventType::UserUnblocked), 2, "{types:?}");
+        assert_eq!(types.len(), 8);
+        assert!(chunks >= 5, "{chunks} chunks");
+        for other in ["aan", "bea", "cal"] {
+            assert_eq!(state(&w, "gone", other).await, FollowState::None);
+        }
+        for other in ["dov", "eve", "fay"] {
+            assert_eq!(state(&w, other, "gone").await, FollowState::None);
+        }
+    }
+
+    #[tokio::test]
+    async fn approvals_stop_when_the_account_turns_private_again() {
+        // GIVEN three requests to the private bob (two a chunk here)
+        let w = world(&[("bob", true), ("a", false), ("b", false), ("c", false)]);
+        for who in ["a", "b", "c"] {
+            follow(&w, who, "bob").await;
+        }
+        // WHEN bob turns public, and private again before the second chunk runs
+        apply(&w.app, profile(&w, "bob", false)).await.unwrap();
+        let first = w.app.work.take::<FollowsWork>();
+        assert_eq!(first.len(), 1);
+        let step = crate::worker::chunk(&w.app, first[0].clone())
+            .await
+            .unwrap();
+        apply(&w.app, profile(&w, "bob", true)).await.unwrap();
+        let shutter_events::work::Step::More(cursor) = step else {
+            panic!("a full page leaves more: {step:?}");
+        };
+        let rest = crate::worker::chunk(&w.app, first[0].next(cursor))
+            .await
+            .unwrap();
+        // THEN two were approved, and the third still waits
+        assert_eq!(rest, shutter_events::work::Step::Done);
+        let mut following = 0;
+        for who in ["a", "b", "c"] {
+            following += usize::from(state(&w, who, "bob").await == FollowState::Following);
+        }
+        assert_eq!(following, 2);
+    }
+
+    #[tokio::test]
+    async fn a_public_profile_edit_with_nothing_pending_hands_nothing_on() {
+        let w = world(&[("ann", false)]);
+        apply(&w.app, profile(&w, "ann", false)).await.unwrap();
+        assert!(w.app.work.take::<FollowsWork>().is_empty());
     }
 
     fn record(offset: i64, json: &str) -> KafkaRecord {

@@ -12,12 +12,13 @@
 //! blocker). Their `seq` lets consumers drop stale and repeated deliveries.
 //!
 //! Usernames, privacy and deleted accounts come from the service's own copy of users
-//! ([`shutter_directory`]), kept by [`consumer::DIRECTORY_EVENTS`], which also approves
-//! the pending requests of an account that turns public and ends every follow, request
-//! and block of a deleted account.
+//! ([`shutter_directory`]), kept by [`consumer::DIRECTORY_EVENTS`], which also hands on
+//! approving the pending requests of an account that turns public and ending every
+//! follow, request and block of a deleted account ([`worker`], a page a chunk).
 //!
 //! Modules: [`model`] (the rules), [`store`] (the table), [`service`] (the use cases),
-//! [`http`] (the endpoints), [`consumer`] (the events it consumes).
+//! [`http`] (the endpoints), [`consumer`] (the events it consumes), [`worker`] (the
+//! chunked work it hands on).
 
 pub mod consumer;
 mod errors;
@@ -27,10 +28,12 @@ pub mod service;
 pub mod store;
 #[cfg(test)]
 mod testing;
+pub mod worker;
 
 use shutter_core::CursorSigner;
 use shutter_directory::DynamoDirectory;
 use shutter_events::Consumer;
+use shutter_events::work::WithWork;
 use shutter_store::{ConfigError, SdkConfig, Table};
 
 use crate::store::dynamo::DynamoFollowsStore;
@@ -77,6 +80,13 @@ impl Live {
             directory: DynamoDirectory { table },
             cursors: (),
         })
+    }
+
+    /// [`Live::for_writes`] and the service's work queue (`WORK_QUEUE_URL`,
+    /// `WORK_PAGE_SIZE`): for the consumer, which hands work on, and
+    /// `follows-cascade-worker`, which does it.
+    pub async fn with_work(aws: &SdkConfig) -> Result<WithWork<LiveWrites>, ConfigError> {
+        WithWork::from_env(aws, Self::for_writes(aws).await?)
     }
 }
 

@@ -8,6 +8,7 @@ use shutter_core::validate::Username;
 use shutter_core::{CursorSigner, UserId};
 use shutter_directory::{Author, MemoryDirectory};
 use shutter_events::EventType;
+use shutter_events::work::{MemoryWorkQueue, WithWork};
 use shutter_http::Caller;
 
 use crate::App;
@@ -15,9 +16,10 @@ use crate::store::memory::MemoryFollowsStore;
 
 pub type TestApp = App<MemoryFollowsStore, MemoryDirectory>;
 
-/// An App on the memory fakes and the users it knows, by name.
+/// An App on the memory fakes, with a work queue in memory (two items a chunk), and the
+/// users it knows, by name.
 pub struct World {
-    pub app: TestApp,
+    pub app: WithWork<TestApp, MemoryWorkQueue>,
     pub ids: HashMap<&'static str, UserId>,
 }
 
@@ -37,10 +39,14 @@ pub fn world(users: &[(&'static str, bool)]) -> World {
         ids.insert(*name, id);
     }
     World {
-        app: App {
-            store: MemoryFollowsStore::default(),
-            directory,
-            cursors: CursorSigner::new(b"test key".to_vec()),
+        app: WithWork {
+            app: App {
+                store: MemoryFollowsStore::default(),
+                directory,
+                cursors: CursorSigner::new(b"test key".to_vec()),
+            },
+            work: MemoryWorkQueue::default(),
+            page: 2,
         },
         ids,
     }
@@ -70,6 +76,16 @@ impl World {
             scopes: vec!["user".to_owned(), "moderator".to_owned()],
             ..self.caller(name)
         }
+    }
+
+    /// Runs the work handed on until none is left, as `follows-cascade-worker` would.
+    pub async fn work(&self) {
+        let failed = self
+            .app
+            .work
+            .drain(10_000, |job| crate::worker::chunk(&self.app, job))
+            .await;
+        assert!(failed.is_empty(), "{failed:?}");
     }
 
     /// The types of the events committed so far, in order.

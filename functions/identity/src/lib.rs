@@ -8,8 +8,12 @@
 //! read or change another's account.
 //!
 //! It owns the identity table: credentials, account data and the uniqueness of usernames
-//! and emails are checked in the same transactions (see [`store`]). It publishes
-//! `UserRegistered`, `UserEmailChanged` and `UserDeleted` and consumes nothing.
+//! and emails are checked in the same transactions (see [`store`]). A deleted account's
+//! username is quarantined ([`model::UsernameQuarantine`]) so that nobody takes over a
+//! handle others still know. Registration answers a taken email as it answers a new one,
+//! and changing the email needs the password. It publishes `UserRegistered`,
+//! `UserEmailChanged`, `UserDeleted` and `RegistrationWithTakenEmail` and consumes
+//! nothing.
 
 pub mod errors;
 pub mod http;
@@ -23,14 +27,17 @@ use shutter_events::Consumer;
 use shutter_store::{ConfigError, SdkConfig, Table};
 
 use crate::keys::{NoTokens, RsaTokenIssuer, SigningKeys, TokenSettings, WellKnown};
+use crate::model::UsernameQuarantine;
 use crate::store::dynamo::DynamoIdentityStore;
 
 /// What every function of the service works with; generic so tests use fakes. `tokens`
-/// signs access tokens: only login and refresh have a real one.
+/// signs access tokens: only login and refresh have a real one. `quarantine` is how long
+/// a username no account holds stays unavailable.
 #[derive(Debug)]
 pub struct App<S, T = NoTokens> {
     pub store: S,
     pub tokens: T,
+    pub quarantine: UsernameQuarantine,
 }
 
 /// The deployed App of login and refresh: the identity table and the signing key.
@@ -46,6 +53,23 @@ fn identity_store(aws: &SdkConfig) -> Result<DynamoIdentityStore, ConfigError> {
     Ok(DynamoIdentityStore {
         table: Table::from_env(aws, "IDENTITY_TABLE")?,
     })
+}
+
+/// `USERNAME_QUARANTINE_DAYS` (the template's `UsernameQuarantineDays`), or the default.
+fn quarantine() -> Result<UsernameQuarantine, ConfigError> {
+    const NAME: &str = "USERNAME_QUARANTINE_DAYS";
+    match std::env::var(NAME) {
+        Err(_) => Ok(UsernameQuarantine::default()),
+        Ok(raw) => raw
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(UsernameQuarantine::days)
+            .ok_or_else(|| ConfigError::Invalid {
+                name: NAME,
+                reason: format!("{raw:?} is not a number of days from 0 to 36500"),
+            }),
+    }
 }
 
 async fn signing_keys(aws: &SdkConfig) -> Result<SigningKeys, ConfigError> {
@@ -64,6 +88,7 @@ impl Live {
                 keys,
                 settings: TokenSettings::from_env()?,
             },
+            quarantine: quarantine()?,
         })
     }
 
@@ -73,6 +98,7 @@ impl Live {
         Ok(App {
             store: identity_store(aws)?,
             tokens: NoTokens,
+            quarantine: quarantine()?,
         })
     }
 }

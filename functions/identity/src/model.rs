@@ -7,11 +7,49 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use shutter_core::UserId;
-use shutter_core::validate::{Email, Username};
-use shutter_events::{Event, UserDeleted, UserEmailChanged, UserRegistered};
+use shutter_core::validate::{Email, PasswordAttempt, Username};
+use shutter_events::{
+    Event, RegistrationWithTakenEmail, UserDeleted, UserEmailChanged, UserRegistered,
+};
 
 /// Refresh tokens and their families are kept 30 days.
 pub const REFRESH_TTL_SECONDS: i64 = 30 * 24 * 3600;
+
+/// How long a username stays unavailable once no account holds it: after its account is
+/// deleted, and after a registration that asked for it created nothing (its email was
+/// another account's). Others still know the name (mentions, links, followers), so a new
+/// owner right away could pass for the old one; and a registration that took the name
+/// whether or not it created an account does not tell who owns an email. The template's
+/// `UsernameQuarantineDays` (30 by default; longer than any service keeps a tombstone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsernameQuarantine {
+    seconds: i64,
+}
+
+impl UsernameQuarantine {
+    pub const DEFAULT_DAYS: f64 = 30.0;
+
+    /// A quarantine of `days` (fractions allowed, so tests can shorten it to seconds);
+    /// `None` unless from 0 to 100 years (NaN is in no range).
+    pub fn days(days: f64) -> Option<Self> {
+        (0.0..=36_500.0).contains(&days).then(|| Self {
+            seconds: (days * 86_400.0).round() as i64,
+        })
+    }
+
+    /// When a name released at `now` (epoch seconds) is free again.
+    pub fn free_at(self, now: i64) -> i64 {
+        now + self.seconds
+    }
+}
+
+impl Default for UsernameQuarantine {
+    fn default() -> Self {
+        Self {
+            seconds: 30 * 24 * 3600,
+        }
+    }
+}
 
 /// The roles of a newly registered account.
 const DEFAULT_ROLE: &str = "user";
@@ -129,11 +167,24 @@ impl Account {
     }
 }
 
+/// `RegistrationWithTakenEmail`: someone asked for `username` with the email of `owner`'s
+/// account, `at`.
+pub fn registration_with_taken_email(owner: &UserId, username: &Username, at: &str) -> Event {
+    Event::RegistrationWithTakenEmail(RegistrationWithTakenEmail {
+        user_id: owner.clone(),
+        attempted_username: username.to_string(),
+        at: at.to_owned(),
+    })
+}
+
 /// A change of the caller's account, as asked: absent fields stay as they are.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccountPatch {
     pub email: Option<Email>,
     pub settings: Option<SettingsPatch>,
+    /// The password, which a change of email needs (a stolen access token alone must not
+    /// move the account to another address).
+    pub current_password: Option<PasswordAttempt>,
 }
 
 // A change of some settings; absent fields stay as they are. (A plain comment: a doc
@@ -403,6 +454,7 @@ pub(crate) mod tests {
                 email_notifications: Some(true),
                 ..SettingsPatch::default()
             }),
+            current_password: None,
         };
         assert!(a.change(&same).is_empty());
 
@@ -413,6 +465,7 @@ pub(crate) mod tests {
                 language: Some(language("pt-BR")),
                 ..SettingsPatch::default()
             }),
+            current_password: None,
         };
         let change = a.change(&patch);
         let settings = change.settings.clone().unwrap();
@@ -425,6 +478,20 @@ pub(crate) mod tests {
         assert_eq!(after.settings, settings);
         assert_eq!(after.email, a.email);
         assert_eq!(after.updated_at, "2030-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn a_quarantine_is_days_from_the_release_and_may_be_shortened() {
+        assert_eq!(UsernameQuarantine::default().free_at(0), 30 * 86_400);
+        assert_eq!(
+            UsernameQuarantine::days(UsernameQuarantine::DEFAULT_DAYS),
+            Some(UsernameQuarantine::default())
+        );
+        assert_eq!(UsernameQuarantine::days(0.0).unwrap().free_at(100), 100);
+        assert_eq!(UsernameQuarantine::days(0.0001).unwrap().free_at(0), 9);
+        for bad in [-1.0, f64::NAN, f64::INFINITY, 1e9] {
+            assert_eq!(UsernameQuarantine::days(bad), None, "{bad}");
+        }
     }
 
     #[test]

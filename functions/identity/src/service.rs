@@ -8,8 +8,10 @@ use shutter_events::Envelope;
 use shutter_store::StoreError;
 
 use crate::keys::TokenIssuer;
-use crate::model::{Account, AccountPatch, FamilyId, RefreshSecret, RefreshToken};
-use crate::store::IdentityStore;
+use crate::model::{
+    Account, AccountPatch, FamilyId, RefreshSecret, RefreshToken, registration_with_taken_email,
+};
+use crate::store::{self, IdentityStore};
 use crate::{App, errors, password};
 
 /// Longer password attempts are refused before hashing (no password is this long, and
@@ -27,26 +29,88 @@ fn rejected_refresh() -> ApiError {
     ApiError::Unauthorized("the refresh token is invalid, expired or revoked")
 }
 
+/// Whether `attempt` is the password `hash` was made from; an attempt too long to be one
+/// is not hashed at all.
+fn verified(attempt: &PasswordAttempt, hash: &crate::model::PasswordHash) -> bool {
+    attempt.expose().len() <= MAX_ATTEMPT_BYTES && password::verify(attempt, hash)
+}
+
+/// What a registration did. Clients are answered alike either way, so that registering
+/// does not tell whether an email has an account.
+#[derive(Debug)]
+pub enum Registration {
+    /// The account was created, with `UserRegistered`.
+    Created(Box<Account>),
+    /// The email is another account's: nothing was created, the username is held for
+    /// the quarantine (as a created account would hold it), and
+    /// `RegistrationWithTakenEmail` is there for the owner's notice.
+    EmailTaken,
+}
+
+impl Registration {
+    /// The new account, if one was created.
+    pub fn created(self) -> Option<Account> {
+        match self {
+            Registration::Created(account) => Some(*account),
+            Registration::EmailTaken => None,
+        }
+    }
+}
+
 impl<S: IdentityStore, T> App<S, T> {
     /// Creates an account; `UserRegistered` goes out with it. Usernames and emails are
-    /// unique (case-insensitively: both are stored lower-cased).
+    /// unique (case-insensitively: both are stored lower-cased). A taken username is a 409
+    /// (usernames are public); a taken email is not told apart from a new one: nothing is
+    /// created, the username is held all the same, and `RegistrationWithTakenEmail`
+    /// records the attempt for the owner. Both ways hash the password, read the email's
+    /// owner and write once, so neither answers faster.
     pub async fn register(
         &self,
         username: Username,
         email: Email,
         password: &Password,
         correlation_id: &str,
-    ) -> Result<Account, ApiError> {
+    ) -> Result<Registration, ApiError> {
         let password_hash = password::hash(password).map_err(ApiError::internal)?;
-        let account =
-            Account::register(username, email, password_hash, &shutter_core::now_rfc3339());
-        let event = Envelope::new(account.registered(), Some(&account.user_id), correlation_id);
-        self.store
-            .create_account(&account, &event)
-            .await
-            .map_err(errors::api)?;
-        tracing::info!(user_id = %account.user_id, "user registered");
-        Ok(account)
+        let at = shutter_core::now_rfc3339();
+        let now = shutter_store::epoch_seconds();
+        let mut owner = self.store.email_owner(&email).await.map_err(errors::api)?;
+        // A second round only when the address was taken or freed between read and write.
+        for _ in 0..2 {
+            let Some(owner_id) = &owner else {
+                let account =
+                    Account::register(username.clone(), email.clone(), password_hash.clone(), &at);
+                let event =
+                    Envelope::new(account.registered(), Some(&account.user_id), correlation_id);
+                match self.store.create_account(&account, &event, now).await {
+                    Ok(()) => {
+                        tracing::info!(user_id = %account.user_id, "user registered");
+                        return Ok(Registration::Created(Box::new(account)));
+                    }
+                    Err(StoreError::Conflict(store::EMAIL)) => {
+                        owner = self.store.email_owner(&email).await.map_err(errors::api)?;
+                        continue;
+                    }
+                    Err(other) => return Err(errors::api(other)),
+                }
+            };
+            let event = Envelope::new(
+                registration_with_taken_email(owner_id, &username, &at),
+                None,
+                correlation_id,
+            );
+            self.store
+                .hold_username(&username, self.quarantine.free_at(now), now, &event)
+                .await
+                .map_err(errors::api)?;
+            tracing::warn!(user_id = %owner_id, "registration with an email in use: nothing created");
+            return Ok(Registration::EmailTaken);
+        }
+        Err(ApiError::conflict(
+            "concurrent_update",
+            "email",
+            "changed meanwhile; retry",
+        ))
     }
 
     /// Ends the session `token` belongs to, if it is the caller's. An unknown token or
@@ -77,13 +141,27 @@ impl<S: IdentityStore, T> App<S, T> {
 
     /// Applies `patch` to the caller's account: what differs is saved at once (settings
     /// and email together, or neither), with `UserEmailChanged` when the email changes.
+    /// A patch with an email needs the current password (400 on `current_password` without
+    /// it, 403 `password_mismatch` when wrong), so a stolen access token cannot move the
+    /// account; a password given with settings alone must be right too.
     pub async fn update_account(
         &self,
         caller: &UserId,
         patch: &AccountPatch,
         correlation_id: &str,
     ) -> Result<Account, ApiError> {
+        if patch.email.is_some() && patch.current_password.is_none() {
+            return Err(ApiError::invalid(
+                "current_password",
+                "is required to change the email",
+            ));
+        }
         let account = self.account_of(caller).await?;
+        if let Some(attempt) = &patch.current_password
+            && !verified(attempt, &account.password_hash)
+        {
+            return Err(ApiError::PasswordMismatch("current_password"));
+        }
         let change = account.change(patch);
         let now = shutter_core::now_rfc3339();
         let after = account.clone().changed(&change, &now);
@@ -108,7 +186,7 @@ impl<S: IdentityStore, T> App<S, T> {
         new: &Password,
     ) -> Result<(), ApiError> {
         let account = self.account_of(caller).await?;
-        if !password::verify(current, &account.password_hash) {
+        if !verified(current, &account.password_hash) {
             return Err(ApiError::PasswordMismatch("current_password"));
         }
         let new_hash = password::hash(new).map_err(ApiError::internal)?;
@@ -121,7 +199,7 @@ impl<S: IdentityStore, T> App<S, T> {
     }
 
     /// Erases the caller's account and emits `UserDeleted`, which every service that
-    /// holds the user's data consumes. The password is asked again (403
+    /// holds the user's data consumes. Its username stays unavailable for the quarantine. The password is asked again (403
     /// `password_mismatch` on `password`) so a stolen access token cannot delete an
     /// account.
     pub async fn delete_account(
@@ -131,12 +209,13 @@ impl<S: IdentityStore, T> App<S, T> {
         correlation_id: &str,
     ) -> Result<(), ApiError> {
         let account = self.account_of(caller).await?;
-        if !password::verify(password, &account.password_hash) {
+        if !verified(password, &account.password_hash) {
             return Err(ApiError::PasswordMismatch("password"));
         }
         let event = Envelope::new(account.deleted(), Some(caller), correlation_id);
+        let free_at = self.quarantine.free_at(shutter_store::epoch_seconds());
         self.store
-            .delete_account(&account, &event)
+            .delete_account(&account, &event, free_at)
             .await
             .map_err(errors::api)?;
         tracing::info!(user_id = %account.user_id, "account deleted");
@@ -243,7 +322,7 @@ mod tests {
 
     use super::*;
     use crate::keys::SigningError;
-    use crate::model::{Language, SettingsPatch};
+    use crate::model::{Language, SettingsPatch, UsernameQuarantine};
     use crate::store::memory::MemoryIdentityStore;
 
     const PASSWORD: &str = "correct horse battery";
@@ -259,6 +338,7 @@ mod tests {
         App {
             store: MemoryIdentityStore::default(),
             tokens: FakeTokens,
+            quarantine: UsernameQuarantine::default(),
         }
     }
 
@@ -292,6 +372,8 @@ mod tests {
         )
         .await
         .unwrap()
+        .created()
+        .expect("a new email creates the account")
     }
 
     async fn logged_in(app: &App<MemoryIdentityStore, FakeTokens>, name: &str) -> Session {
@@ -332,20 +414,53 @@ mod tests {
             .register(username("ALICE"), email("x@example.com"), &pw, "c")
             .await
             .unwrap_err();
-        let email_taken = app
-            .register(username("alice2"), email("ALICE@example.com"), &pw, "c")
+        let both_taken = app
+            .register(username("alice"), email("ALICE@example.com"), &pw, "c")
             .await
             .unwrap_err();
-        // THEN both are refused with their code, and nothing changed (no event either)
-        assert_eq!(
-            code(&taken),
-            (409, "username_taken".into(), Some("username".into()))
-        );
-        assert_eq!(
-            code(&email_taken),
-            (409, "email_taken".into(), Some("email".into()))
-        );
+        // THEN a taken username is refused with its code, and nothing changed (no event
+        // either)
+        for err in [&taken, &both_taken] {
+            assert_eq!(
+                code(err),
+                (409, "username_taken".into(), Some("username".into()))
+            );
+        }
         assert_eq!(app.store.contents(), before);
+
+        // WHEN only the email is taken
+        let email_taken = app
+            .register(username("alice2"), email("ALICE@example.com"), &pw, "corr2")
+            .await
+            .unwrap();
+        // THEN nothing is created: the name is held and the attempt is an event for alice
+        assert!(matches!(email_taken, Registration::EmailTaken));
+        let after = app.store.contents();
+        assert_eq!(after.accounts, before.accounts);
+        assert_eq!(
+            (&after.usernames, &after.emails),
+            (&before.usernames, &before.emails)
+        );
+        assert!(after.quarantined["alice2"] > shutter_store::epoch_seconds() + 29 * 86_400);
+        let recorded = after.events.last().unwrap();
+        let Event::RegistrationWithTakenEmail(payload) = &recorded.event else {
+            panic!("RegistrationWithTakenEmail, not {:?}", recorded.event)
+        };
+        assert_eq!(
+            (&payload.user_id, payload.attempted_username.as_str()),
+            (&alice.user_id, "alice2")
+        );
+        assert_eq!(
+            (recorded.aggregate_id.as_str(), recorded.actor.as_ref()),
+            (alice.user_id.as_str(), None)
+        );
+        assert_eq!(after.events.len(), before.events.len() + 1);
+        // AND the held name answers as a taken one, as if an account had been made
+        let held = app
+            .register(username("alice2"), email("new@example.com"), &pw, "c")
+            .await
+            .unwrap_err();
+        assert_eq!(code(&held).1, "username_taken");
     }
 
     #[tokio::test]
@@ -472,6 +587,7 @@ mod tests {
                 language: Some(Language::try_from("pt-BR".to_owned()).unwrap()),
                 ..SettingsPatch::default()
             }),
+            current_password: Some(attempt(PASSWORD)),
         };
         let after = app
             .update_account(&alice.user_id, &patch, "corr")
@@ -524,6 +640,7 @@ mod tests {
                 push_notifications: Some(false),
                 ..SettingsPatch::default()
             }),
+            current_password: Some(attempt(PASSWORD)),
         };
         let err = app
             .update_account(&alice.user_id, &patch, "c")
@@ -616,7 +733,8 @@ mod tests {
             panic!("UserDeleted")
         };
         assert_eq!(gone.username, "alice");
-        // AND her account, her session and her login are gone; her names are free again
+        // AND her account, her session and her login are gone; her email is free again,
+        // her username is quarantined
         let err = app.account_of(&alice.user_id).await.unwrap_err();
         assert_eq!(err.status(), 404);
         assert_eq!(app.refresh(&t).await.unwrap_err().status(), 401);
@@ -624,8 +742,101 @@ mod tests {
             .login(&Login::Username(username("alice")), &attempt(PASSWORD))
             .await;
         assert_eq!(login.unwrap_err().status(), 401);
-        let again = registered(&app, "alice").await;
-        assert_ne!(again.user_id, alice.user_id);
+        let pw = new_password(PASSWORD);
+        let reused = app
+            .register(username("ALICE"), email("other@example.com"), &pw, "c")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            code(&reused),
+            (409, "username_taken".into(), Some("username".into()))
+        );
+        let mail_again = app
+            .register(username("alice3"), email("alice@example.com"), &pw, "c")
+            .await
+            .unwrap();
+        assert!(matches!(mail_again, Registration::Created(_)));
+    }
+
+    #[tokio::test]
+    async fn a_quarantined_username_is_free_once_the_quarantine_ends() {
+        // GIVEN a service whose quarantine is over at once, and a deleted alice
+        let app = App {
+            quarantine: UsernameQuarantine::days(0.0).unwrap(),
+            ..app()
+        };
+        let alice = registered(&app, "alice").await;
+        app.delete_account(&alice.user_id, &attempt(PASSWORD), "c")
+            .await
+            .unwrap();
+        // WHEN someone else registers the name THEN it is theirs, with a new id
+        let pw = new_password(PASSWORD);
+        let next = app
+            .register(username("alice"), email("next@example.com"), &pw, "c")
+            .await
+            .unwrap()
+            .created()
+            .unwrap();
+        assert_ne!(next.user_id, alice.user_id);
+        let session = app
+            .login(&Login::Username(username("alice")), &attempt(PASSWORD))
+            .await;
+        assert!(
+            session
+                .unwrap()
+                .access_token
+                .contains(next.user_id.as_str())
+        );
+        assert!(app.store.contents().quarantined.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_email_change_needs_the_current_password() {
+        // GIVEN alice
+        let app = app();
+        let alice = registered(&app, "alice").await;
+        let before = app.store.contents();
+        let patch = |current_password: Option<&str>| AccountPatch {
+            email: Some(email("thief@example.com")),
+            settings: None,
+            current_password: current_password.map(attempt),
+        };
+        // WHEN the email is changed without the password, or with a wrong one
+        let missing = app
+            .update_account(&alice.user_id, &patch(None), "c")
+            .await
+            .unwrap_err();
+        let wrong = app
+            .update_account(&alice.user_id, &patch(Some("guess guess guess")), "c")
+            .await
+            .unwrap_err();
+        let huge = "x".repeat(2000);
+        let too_long = app
+            .update_account(&alice.user_id, &patch(Some(&huge)), "c")
+            .await
+            .unwrap_err();
+        // THEN 400 naming current_password, then 403 password_mismatch, nothing changed
+        assert_eq!(
+            code(&missing),
+            (400, "invalid_input".into(), Some("current_password".into()))
+        );
+        for err in [&wrong, &too_long] {
+            assert_eq!(
+                code(err),
+                (
+                    403,
+                    "password_mismatch".into(),
+                    Some("current_password".into())
+                )
+            );
+        }
+        assert_eq!(app.store.contents(), before);
+        // WHEN it is given THEN the email moves
+        let after = app
+            .update_account(&alice.user_id, &patch(Some(PASSWORD)), "c")
+            .await
+            .unwrap();
+        assert_eq!(after.email.as_str(), "thief@example.com");
     }
 
     #[tokio::test]
@@ -641,6 +852,7 @@ mod tests {
         let patch = AccountPatch {
             email: Some(email("new@example.com")),
             settings: None,
+            current_password: Some(attempt(PASSWORD)),
         };
         let patched = app.update_account(&alice.user_id, &patch, "c").await;
         assert_eq!(patched.unwrap_err().status(), 404);

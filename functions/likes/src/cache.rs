@@ -8,7 +8,7 @@
 //! meanwhile is one the same race allowed anyway. Misses are not kept, so a newly
 //! published post is likeable as soon as the directory knows it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -114,6 +114,15 @@ impl<D: Directory> Directory for CachedDirectory<D> {
     /// Not kept: a block or an unfollow takes effect as soon as the directory knows it.
     async fn access(&self, viewer: &UserId, author: &UserId) -> StoreResult<Access> {
         self.inner.access(viewer, author).await
+    }
+
+    /// Not kept either, for the same reason.
+    async fn blocked_among(
+        &self,
+        viewer: &UserId,
+        others: &[UserId],
+    ) -> StoreResult<HashSet<UserId>> {
+        self.inner.blocked_among(viewer, others).await
     }
 
     /// Passed through: the cache keeps only reads, and lags by at most [`TTL`].

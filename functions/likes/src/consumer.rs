@@ -1,23 +1,18 @@
 //! `likes-directory-events`: keeps the directory of authors and posts from the identity,
-//! profiles, posts and follows topics, and drops the likes of what is deleted. Every
-//! effect is idempotent (directory writes are, deletes are, and erasing a like is
-//! conditional on its `seq`), so Kafka's redeliveries do no harm and no marker per event
-//! is needed.
+//! profiles, posts and follows topics, and drops the likes of what is deleted. A record's
+//! own work is O(1): the directory, and the deleted account's mark (no new likes); the
+//! likes themselves, as many as there are, are erased a page a chunk by
+//! `likes-cascade-worker` ([`crate::worker`]). Every effect is idempotent (directory
+//! writes are, deletes are, and erasing a like is conditional on its `seq`), so Kafka's
+//! redeliveries and a job handed on twice do no harm and no marker per event is needed.
 
-use shutter_core::{PostId, UserId};
 use shutter_directory::Directory;
+use shutter_events::work::{Job, WithWork, WorkQueue};
 use shutter_events::{ConsumeError, Consumer, Envelope, Event, EventSet, EventType};
-use shutter_store::StoreError;
 
 use crate::App;
-use crate::model::erased;
-use crate::store::{self, LikesCleanup, LikesStore};
-
-/// Likes erased per read of the user's index.
-const ERASE_PAGE: usize = 100;
-
-/// How often one like's erasure is tried again when a racing request changed it.
-const ATTEMPTS: usize = 5;
+use crate::store::{LikesCleanup, LikesStore};
+use crate::worker::LikesWork;
 
 /// The one consumer of the service (its binary of the same name).
 pub const DIRECTORY_EVENTS: Consumer = Consumer {
@@ -31,80 +26,38 @@ pub const DIRECTORY_EVENTS: Consumer = Consumer {
 };
 
 /// One event's effects.
-pub async fn apply<S, D>(app: &App<S, D>, envelope: Envelope) -> Result<(), ConsumeError>
+pub async fn apply<S, D, Q>(
+    deps: &WithWork<App<S, D>, Q>,
+    envelope: Envelope,
+) -> Result<(), ConsumeError>
 where
     S: LikesStore + LikesCleanup,
     D: Directory,
+    Q: WorkQueue,
 {
     match &envelope.event {
         Event::UserDeleted(gone) => {
-            // First refuse new likes, then erase the ones made, then forget the author.
-            app.store.mark_gone(&gone.user_id).await?;
-            let erased = erase_likes_of(app, &gone.user_id, &envelope).await?;
-            app.directory.apply(&envelope).await?;
-            tracing::info!(event_id = %envelope.id, user_id = %gone.user_id, erased, "likes of a deleted account erased");
+            // First refuse new likes, then hand on erasing the ones made, then forget the
+            // author.
+            deps.store.mark_gone(&gone.user_id).await?;
+            let erase = LikesWork::EraseUser {
+                user_id: gone.user_id.clone(),
+            };
+            deps.work.enqueue(&Job::new(erase, &envelope)).await?;
+            deps.directory.apply(&envelope).await?;
         }
         Event::PostDeleted(post) => {
-            // First hide the post (no new likes), then drop its likes: no events, the
-            // post and its counters are gone.
-            app.directory.apply(&envelope).await?;
-            let deleted = app.store.delete_post_likes(&post.post_id).await?;
-            tracing::info!(event_id = %envelope.id, post_id = %post.post_id, deleted, "likes of a deleted post dropped");
+            // First hide the post (no new likes), then hand on dropping its likes: no
+            // events, the post and its counters are gone.
+            deps.directory.apply(&envelope).await?;
+            let drop = LikesWork::DropPost {
+                post_id: post.post_id.clone(),
+            };
+            deps.work.enqueue(&Job::new(drop, &envelope)).await?;
         }
-        _ => app.directory.apply(&envelope).await?,
+        _ => deps.directory.apply(&envelope).await?,
     }
     Ok(())
-}
-
-/// Erases every like `user_id` has, emitting `LikeRemoved` for those that held so the
-/// posts' counters drop. Returns how many likes were erased.
-async fn erase_likes_of<S, D>(
-    app: &App<S, D>,
-    user_id: &UserId,
-    cause: &Envelope,
-) -> Result<usize, ConsumeError>
-where
-    S: LikesStore + LikesCleanup,
-{
-    let mut erased = 0;
-    loop {
-        let posts = app.store.posts_liked_by(user_id, ERASE_PAGE).await?;
-        if posts.is_empty() {
-            return Ok(erased);
-        }
-        for post_id in posts {
-            if erase_like(&app.store, &post_id, user_id, cause).await? {
-                erased += 1;
-            }
-        }
-    }
-}
-
-/// Erases one like; true when it held (and `LikeRemoved` went out).
-async fn erase_like<S: LikesStore + LikesCleanup>(
-    store: &S,
-    post_id: &PostId,
-    user_id: &UserId,
-    cause: &Envelope,
-) -> Result<bool, ConsumeError> {
-    for _ in 0..ATTEMPTS {
-        let Some(current) = store.state(post_id, user_id).await? else {
-            store.forget(user_id, post_id).await?;
-            return Ok(false);
-        };
-        let event = erased(&current)
-            .map(|removed| removed.event(cause.actor.as_ref(), &cause.correlation_id));
-        match store.erase(&current, event.as_ref()).await {
-            Ok(()) => return Ok(current.liked),
-            // A racing request changed the like: read it again.
-            Err(StoreError::Conflict(store::STALE)) => continue,
-            Err(err) => return Err(err.into()),
-        }
-    }
-    // A race, not a bad record: the batch is tried again.
-    Err(ConsumeError::retry_because(format!(
-        "the like of post {post_id} by {user_id} kept changing; retry"
-    )))
 }
 
 #[cfg(test)]
@@ -117,10 +70,12 @@ mod tests {
         UserDeleted, UserRegistered,
     };
 
+    use shutter_core::{PostId, UserId};
+
     use super::*;
     use crate::model::{LikeRequest, transition};
     use crate::store::ACCOUNT_DELETED;
-    use crate::testing::{TestApp, app, like_events};
+    use crate::testing::{Deps as TestApp, deps as app, like_events, work};
 
     fn envelope(event: Event) -> Envelope {
         let actor = UserId::generate();
@@ -273,6 +228,7 @@ mod tests {
         let deleted = post_deleted(&p);
         apply(&app, deleted.clone()).await.unwrap();
         apply(&app, deleted).await.unwrap();
+        work(&app).await;
         // THEN p is hidden and its likes gone, q's stay, and nothing is emitted
         assert_eq!(app.directory.post(&p).await.unwrap(), None);
         assert_eq!(app.store.items_of_post(&p), 0);
@@ -305,6 +261,7 @@ mod tests {
         let deleted = user_deleted(&u1);
         apply(&app, deleted.clone()).await.unwrap();
         apply(&app, deleted.clone()).await.unwrap();
+        work(&app).await;
         // THEN one LikeRemoved per like that held, a redelivery adds none
         let removed: Vec<_> = like_events(&app.store).split_off(before);
         assert_eq!(
@@ -373,5 +330,80 @@ mod tests {
         );
         assert!(poison.positions().is_empty());
         assert!(app.store.events().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_deleted_users_many_likes_go_a_page_a_chunk_each_counted_down_once() {
+        // GIVEN u likes five posts (two a chunk here), and v likes the first
+        let app = app();
+        let (u, v) = (UserId::generate(), UserId::generate());
+        let posts: Vec<PostId> = (0..5).map(|_| PostId::generate()).collect();
+        for post in &posts {
+            like(&app, post, &u).await;
+        }
+        like(&app, &posts[0], &v).await;
+        let before = app.store.events().len();
+        // WHEN u's deletion is applied THEN the record hands on one job and erases nothing
+        let deleted = user_deleted(&u);
+        apply(&app, deleted.clone()).await.unwrap();
+        assert_eq!(app.store.events().len(), before);
+        // WHEN the job runs, and runs again (SQS delivered it twice)
+        let jobs = app.work.take::<LikesWork>();
+        assert_eq!(jobs.len(), 1);
+        let mut chunks = 0;
+        for _ in 0..2 {
+            app.work.enqueue(&jobs[0]).await.unwrap();
+            let failed = app
+                .work
+                .drain(100, |job| {
+                    chunks += 1;
+                    crate::worker::chunk(&app, job)
+                })
+                .await;
+            assert!(failed.is_empty());
+        }
+        // THEN each like went with one LikeRemoved, over several chunks; v's stays
+        let removed = like_events(&app.store).split_off(before);
+        assert_eq!(removed.len(), 5, "{removed:?}");
+        assert!(
+            removed
+                .iter()
+                .all(|(t, user, seq)| *t == "LikeRemoved" && *user == u && *seq == 2)
+        );
+        assert!(chunks >= 4, "{chunks} chunks");
+        assert!(app.store.posts_liked_by(&u, 10).await.unwrap().is_empty());
+        assert_eq!(
+            app.store.posts_liked_by(&v, 10).await.unwrap(),
+            [posts[0].clone()]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_deleted_posts_many_likes_are_dropped_a_page_a_chunk() {
+        // GIVEN five likes of p and one of q
+        let app = app();
+        let (p, q) = (PostId::generate(), PostId::generate());
+        let users: Vec<UserId> = (0..5).map(|_| UserId::generate()).collect();
+        for user in &users {
+            like(&app, &p, user).await;
+        }
+        like(&app, &q, &users[0]).await;
+        // WHEN p is deleted and the work runs
+        apply(&app, post_deleted(&p)).await.unwrap();
+        work(&app).await;
+        // THEN p has no like items left, q keeps its own
+        assert_eq!(app.store.items_of_post(&p), 0);
+        assert_eq!(app.store.items_of_post(&q), 2);
+        assert_eq!(app.store.posts_liked_by(&users[0], 10).await.unwrap(), [q]);
+    }
+
+    #[tokio::test]
+    async fn a_queue_outage_fails_the_record_for_a_retry() {
+        let app = app();
+        app.work.set_down(true);
+        let err = apply(&app, user_deleted(&UserId::generate()))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ConsumeError::Retry(_)), "{err}");
     }
 }

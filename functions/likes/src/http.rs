@@ -61,6 +61,7 @@ pub async fn unlike<S: LikesStore, D: Directory>(app: &App<S, D>, req: Request) 
 #[utoipa::path(
     get, path = "/v1/posts/{id}/likes", tag = "likes", security(("bearer" = ["user"])),
     summary = "Who likes a post, newest first",
+    description = "Someone who blocks you or whom you block is left out, so a page can be shorter than `limit` (even empty) while `next_cursor` says more may follow.",
     params(
         ("id" = String, Path, description = "The post id (a ULID)", pattern = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"),
         ("limit" = Option<u16>, Query, description = "Page size, 1 to 100 (default 20)", minimum = 1, maximum = 100),

@@ -3,8 +3,8 @@
 //!
 //! Which posts exist and who may see them comes from the service's own copy of authors
 //! and published posts ([`shutter_directory`]), fed by the `likes-directory-events`
-//! consumer ([`consumer::DIRECTORY_EVENTS`]), which also drops a deleted post's likes and
-//! a deleted user's likes.
+//! consumer ([`consumer::DIRECTORY_EVENTS`]), which also hands on dropping a deleted
+//! post's likes and erasing a deleted user's likes ([`worker`], a page a chunk).
 //!
 //! Every change of a (post, user) like emits `LikeAdded` or `LikeRemoved` on
 //! `shutter.likes` (keyed by the post id) through the outbox, in the same transaction as
@@ -12,7 +12,8 @@
 //!
 //! Modules: [`model`] (the like rule and its events), [`store`] (the table's ports and
 //! adapters), [`service`] (use cases), [`http`] (the endpoints), [`consumer`] (the
-//! directory consumer), [`cache`] (directory reads kept a few seconds).
+//! directory consumer), [`worker`] (the chunked work it hands on), [`cache`] (directory
+//! reads kept a few seconds).
 
 pub mod cache;
 pub mod consumer;
@@ -23,10 +24,12 @@ pub mod service;
 pub mod store;
 #[cfg(test)]
 mod testing;
+pub mod worker;
 
 use shutter_core::CursorSigner;
 use shutter_directory::DynamoDirectory;
 use shutter_events::Consumer;
+use shutter_events::work::WithWork;
 use shutter_store::{ConfigError, SdkConfig, Table};
 
 use crate::cache::CachedDirectory;
@@ -68,6 +71,13 @@ impl Live {
             store: DynamoLikesStore { table },
             cursors: None,
         })
+    }
+
+    /// [`Live::for_writes`] and the service's work queue (`WORK_QUEUE_URL`,
+    /// `WORK_PAGE_SIZE`): for the consumer, which hands work on, and
+    /// `likes-cascade-worker`, which does it.
+    pub async fn with_work(aws: &SdkConfig) -> Result<WithWork<Self>, ConfigError> {
+        WithWork::from_env(aws, Self::for_writes(aws).await?)
     }
 }
 

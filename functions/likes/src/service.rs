@@ -2,17 +2,21 @@
 //! save with the store; answer in client terms.
 
 use serde::{Deserialize, Serialize};
-use shutter_core::{ApiError, CursorSigner, PageRequest, PostId};
+use shutter_core::{ApiError, CursorSigner, PageRequest, PostId, UserId};
 use shutter_directory::{Author, Directory, PostRef, Viewer, visible_post};
 use shutter_http::Caller;
 use shutter_store::StoreError;
 
-use crate::model::{LikeRequest, LikeStatus, Liker, LikersPage, transition};
+use crate::model::{LikeRequest, LikeStatus, Liker, LikerEntry, LikersPage, transition};
 use crate::store::{self, LikesStore};
 use crate::{App, errors};
 
 /// How often a like is read and written again when a racing request changed it meanwhile.
 const MAX_ATTEMPTS: usize = 5;
+
+/// How many times a likers page reads the list to make up for entries hidden from the
+/// viewer by a block (see [`App::likers`]).
+const MAX_READS_PER_PAGE: usize = 3;
 
 /// Where a likers page resumes: the list position of the last entry shown.
 #[derive(Debug, Serialize, Deserialize)]
@@ -130,7 +134,9 @@ impl<S: LikesStore, D: Directory> App<S, D> {
 
     /// Who likes the post, newest first, if the caller may see it. Names are read fresh
     /// from the directory (they change); one who is not in it yet shows with the username
-    /// they liked under.
+    /// they liked under. Nobody who blocks the caller, or whom the caller blocks, is
+    /// listed: as the directory knows blocks, so from the moment their `UserBlocked`
+    /// reaches it (until then, for the event's lag, they still show).
     pub async fn likers(
         &self,
         caller: &Caller,
@@ -153,25 +159,10 @@ impl<S: LikesStore, D: Directory> App<S, D> {
             None => None,
         };
         self.visible(post_id, viewer(caller)).await?;
-        let limit = usize::from(page.limit);
-        let mut entries = self
-            .store
-            .likers(post_id, after.as_deref(), limit + 1)
-            .await
-            .map_err(errors::api)?;
-        let next_cursor = if entries.len() > limit {
-            entries.truncate(limit);
-            entries.last().map(|e| {
-                cursors.sign(
-                    &scope,
-                    &Position {
-                        after: e.position.clone(),
-                    },
-                )
-            })
-        } else {
-            None
-        };
+        let (entries, resume) = self
+            .unhidden_likers(&caller.user_id, post_id, after, usize::from(page.limit))
+            .await?;
+        let next_cursor = resume.map(|after| cursors.sign(&scope, &Position { after }));
         let authors = futures::future::try_join_all(
             entries.iter().map(|e| self.directory.author(&e.user_id)),
         )
@@ -194,6 +185,47 @@ impl<S: LikesStore, D: Directory> App<S, D> {
             })
             .collect();
         Ok(LikersPage { items, next_cursor })
+    }
+
+    /// Up to `limit` entries of the likers list after `after`, without those who block
+    /// `viewer` or whom `viewer` blocks, and the position to resume after when there may be
+    /// more. Hidden entries are replaced by reading on, at most [`MAX_READS_PER_PAGE`]
+    /// times: a page costs O(`limit`) reads however many are hidden, and may then be short
+    /// (its cursor resumes after the last entry read, shown or not, so it stays valid).
+    async fn unhidden_likers(
+        &self,
+        viewer: &UserId,
+        post_id: &PostId,
+        mut after: Option<String>,
+        limit: usize,
+    ) -> Result<(Vec<LikerEntry>, Option<String>), ApiError> {
+        let mut shown: Vec<LikerEntry> = Vec::with_capacity(limit);
+        let mut more = false;
+        for _ in 0..MAX_READS_PER_PAGE {
+            let want = limit - shown.len();
+            // One entry more than wanted tells whether the list goes on.
+            let mut entries = self
+                .store
+                .likers(post_id, after.as_deref(), want + 1)
+                .await
+                .map_err(errors::api)?;
+            more = entries.len() > want;
+            entries.truncate(want);
+            if let Some(last) = entries.last() {
+                after = Some(last.position.clone());
+            }
+            let users: Vec<UserId> = entries.iter().map(|e| e.user_id.clone()).collect();
+            let hidden = self
+                .directory
+                .blocked_among(viewer, &users)
+                .await
+                .map_err(errors::api)?;
+            shown.extend(entries.into_iter().filter(|e| !hidden.contains(&e.user_id)));
+            if !more || shown.len() >= limit {
+                break;
+            }
+        }
+        Ok((shown, after.filter(|_| more)))
     }
 
     fn cursors(&self) -> Result<&CursorSigner, ApiError> {
@@ -493,6 +525,104 @@ mod tests {
             .collect();
         assert_eq!(names, [("eve", "EVE"), ("bob", "bob")]);
         assert_eq!(page.next_cursor, None);
+    }
+
+    /// `blocker` blocks `blocked` (or lifts it), as the directory learns from the event.
+    async fn block(w: &World, blocker: &UserId, blocked: &UserId, holds: bool, seq: u64) {
+        let facts = shutter_events::BlockFacts {
+            blocker_id: blocker.clone(),
+            blocked_id: blocked.clone(),
+            seq,
+            at: "t".into(),
+        };
+        let event = if holds {
+            Event::UserBlocked(facts)
+        } else {
+            Event::UserUnblocked(facts)
+        };
+        w.app
+            .directory
+            .apply(&Envelope::new(event, None, "corr"))
+            .await
+            .unwrap();
+    }
+
+    /// Every liker `viewer` is shown, page by page of `limit`, and the pages' sizes.
+    async fn every_liker(w: &World, viewer: &UserId, limit: &str) -> (Vec<UserId>, Vec<usize>) {
+        let (mut ids, mut sizes, mut cursor) = (Vec::new(), Vec::new(), None::<String>);
+        loop {
+            let request = PageRequest::parse(Some(limit), cursor.as_deref()).unwrap();
+            let page = w
+                .app
+                .likers(&caller(viewer), &w.post, &request)
+                .await
+                .unwrap();
+            sizes.push(page.items.len());
+            ids.extend(page.items.into_iter().map(|l| l.user_id));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return (ids, sizes),
+            }
+        }
+    }
+
+    /// GIVEN `n` likers, a tick apart (the list orders by millisecond); newest first.
+    async fn likers_in_order(w: &World, n: usize) -> Vec<UserId> {
+        let mut users = Vec::new();
+        for _ in 0..n {
+            let u = UserId::generate();
+            w.like(&u).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            users.push(u);
+        }
+        users.reverse();
+        users
+    }
+
+    #[tokio::test]
+    async fn likers_who_block_the_viewer_or_whom_the_viewer_blocks_are_not_listed_to_them() {
+        // GIVEN four likers of a public post: dan (newest), cat, bob, eve
+        let w = world(false);
+        let likers = likers_in_order(&w, 4).await;
+        let (dan, cat, bob, eve) = (&likers[0], &likers[1], &likers[2], &likers[3]);
+        let viewer = UserId::generate();
+        // WHEN no block has reached the directory THEN the viewer sees all four (the
+        // window: a block hides from when its event is applied)
+        assert_eq!(every_liker(&w, &viewer, "20").await.0, likers);
+        // WHEN cat blocks the viewer and the viewer blocks eve
+        block(&w, cat, &viewer, true, 1).await;
+        block(&w, &viewer, eve, true, 1).await;
+        // THEN neither is listed to the viewer, whose page of 2 is filled by reading on,
+        // each liker once (the last page is empty: the first could only tell that an
+        // entry followed, not that it was hidden)
+        let (seen, sizes) = every_liker(&w, &viewer, "2").await;
+        assert_eq!(seen, [dan.clone(), bob.clone()]);
+        assert_eq!(sizes, [2, 0]);
+        // AND the author, whom nobody blocks, and cat herself still see everyone
+        assert_eq!(w.liker_ids().await, likers);
+        assert_eq!(every_liker(&w, cat, "20").await.0, likers);
+        // WHEN cat lifts her block THEN she is listed again
+        block(&w, cat, &viewer, false, 2).await;
+        assert_eq!(
+            every_liker(&w, &viewer, "1").await.0,
+            [dan.clone(), cat.clone(), bob.clone()]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_page_of_hidden_likers_costs_a_bounded_number_of_reads_and_its_cursor_goes_on() {
+        // GIVEN eight likers, the newest seven of whom block the viewer
+        let w = world(false);
+        let likers = likers_in_order(&w, 8).await;
+        let viewer = UserId::generate();
+        for (i, u) in likers.iter().take(7).enumerate() {
+            block(&w, u, &viewer, true, i as u64 + 1).await;
+        }
+        // WHEN the viewer pages by 2 THEN the first page reads at most 3 x 2 entries and
+        // comes back empty, with a cursor; the next one finds the eighth liker
+        let (seen, sizes) = every_liker(&w, &viewer, "2").await;
+        assert_eq!(seen, [likers[7].clone()]);
+        assert_eq!(sizes, [0, 1]);
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@
 use shutter_core::{CursorSigner, PostId, UserId};
 use shutter_directory::{Author, MemoryDirectory, PostRef};
 use shutter_events::Event;
+use shutter_events::work::{MemoryWorkQueue, WithWork};
 use shutter_http::Caller;
 
 use crate::App;
@@ -28,6 +29,27 @@ pub(crate) fn app() -> TestApp {
         directory: MemoryDirectory::default(),
         cursors: Some(signer()),
     }
+}
+
+/// What the consumer and the worker hold: the App, and a work queue in memory (two items
+/// a chunk, so a few likes take several).
+pub(crate) type Deps = WithWork<TestApp, MemoryWorkQueue>;
+
+pub(crate) fn deps() -> Deps {
+    WithWork {
+        app: app(),
+        work: MemoryWorkQueue::default(),
+        page: 2,
+    }
+}
+
+/// Runs the work handed on until none is left, as `likes-cascade-worker` would.
+pub(crate) async fn work(deps: &Deps) {
+    let failed = deps
+        .work
+        .drain(10_000, |job| crate::worker::chunk(deps, job))
+        .await;
+    assert!(failed.is_empty(), "{failed:?}");
 }
 
 pub(crate) fn author(id: &UserId, name: &str, private: bool) -> Author {

@@ -27,7 +27,7 @@ pub struct MediaRequest {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePost {
-    /// At most 2,200 characters; `#hashtags` and `@mentions` are picked out of it
+    /// At most 2,200 characters, 30 distinct `#hashtags` and 20 distinct `@mentions`
     #[serde(default)]
     #[schema(max_length = 2200)]
     pub caption: String,
@@ -58,6 +58,7 @@ impl CreatePost {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePost {
+    /// As on create: at most 2,200 characters, 30 hashtags and 20 mentions
     #[schema(max_length = 2200)]
     pub caption: Option<String>,
     /// A string sets it; null clears it

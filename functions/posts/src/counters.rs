@@ -3,7 +3,8 @@
 //!   `like_count`, `comment_count` and the `liked_by_me` markers, with
 //!   `PostEngagementChanged`;
 //! - authors, follows and blocks go to the directory (who may see whose posts);
-//! - `PostDeleted` removes the post's media; `UserDeleted` deletes the user's posts.
+//! - `PostDeleted` removes the post's media; `UserDeleted` hands on deleting the user's
+//!   posts, as many as there are, to `posts-cascade-worker` ([`crate::worker`]).
 //!
 //! Counters on a hot post: one post's events share a Kafka partition (keyed by post id),
 //! so one consumer sees them in order, and a batch of up to 100 becomes one BatchGetItem
@@ -16,18 +17,19 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use shutter_core::{PostId, UserId};
+use shutter_core::PostId;
 use shutter_directory::Directory;
+use shutter_events::work::{Job, WithWork, WorkQueue};
 use shutter_events::{
     Batch, ConsumeError, Consumer, EngagementChanged, Envelope, Event, EventSet, EventType,
-    PostDeleted,
 };
 use shutter_media::MediaStore;
 use shutter_store::StoreError;
 
 use crate::App;
 use crate::model::{Counter, Marker, MarkerId, media_prefix, uploads_prefix};
-use crate::store::{self, Index, MarkerWrite, PostsStore, Tally};
+use crate::store::{self, MarkerWrite, PostsStore, Tally};
+use crate::worker::PostsWork;
 
 pub const EVENTS: Consumer = Consumer {
     name: "posts-events",
@@ -116,8 +118,8 @@ const MAX_ATTEMPTS: usize = 5;
 
 /// The consumer: see the module documentation. Engagement is gathered per post and
 /// counted after the rest of the batch is applied.
-pub async fn apply<S: PostsStore, M: MediaStore, D: Directory>(
-    app: &App<S, M, D>,
+pub async fn apply<S: PostsStore, M: MediaStore, D: Directory, W: WorkQueue>(
+    deps: &WithWork<App<S, M, D>, W>,
     mut batch: Batch,
 ) -> Result<Batch, ConsumeError> {
     let mut engagement: BTreeMap<PostId, Vec<Change>> = BTreeMap::new();
@@ -130,14 +132,14 @@ pub async fn apply<S: PostsStore, M: MediaStore, D: Directory>(
                 .push(change);
             continue;
         }
-        match apply_other(app, &record.envelope).await {
+        match apply_other(deps, &record.envelope).await {
             Ok(()) => {}
             Err(ConsumeError::Poison(reason)) => batch.poison(record, reason),
             Err(retry) => return Err(retry),
         }
     }
     for (post_id, changes) in engagement {
-        count(&app.store, &post_id, changes).await?;
+        count(&deps.store, &post_id, changes).await?;
     }
     Ok(batch)
 }
@@ -204,60 +206,30 @@ async fn count<S: PostsStore>(
     Ok(())
 }
 
-async fn apply_other<S: PostsStore, M: MediaStore, D: Directory>(
-    app: &App<S, M, D>,
+async fn apply_other<S: PostsStore, M: MediaStore, D: Directory, W: WorkQueue>(
+    deps: &WithWork<App<S, M, D>, W>,
     envelope: &Envelope,
 ) -> Result<(), ConsumeError> {
-    app.directory.apply(envelope).await?;
+    deps.directory.apply(envelope).await?;
     match &envelope.event {
         Event::PostDeleted(gone) => {
             // Safe to repeat: deleting what is gone is a no-op.
-            app.media
+            deps.media
                 .delete_prefix(&media_prefix(&gone.post_id))
                 .await?;
-            app.media
+            deps.media
                 .delete_prefix(&uploads_prefix(&gone.author_id, &gone.post_id))
                 .await?;
             Ok(())
         }
-        Event::UserDeleted(gone) => delete_posts_of(&app.store, &gone.user_id, envelope).await,
-        _ => Ok(()),
-    }
-}
-
-/// Deletes every post of a deleted account, each with its `PostDeleted`.
-async fn delete_posts_of<S: PostsStore>(
-    store: &S,
-    user_id: &UserId,
-    cause: &Envelope,
-) -> Result<(), ConsumeError> {
-    let index = Index::Author(user_id.clone());
-    loop {
-        let page = store.page(&index, 25, None).await?;
-        if page.entries.is_empty() {
-            return Ok(());
-        }
-        for entry in page.entries {
-            let Some(post) = store.post(&entry.post_id).await? else {
-                // An entry without its post would be met on every pass: drop it.
-                store.drop_entry(&index, &entry.post_id).await?;
-                continue;
+        Event::UserDeleted(gone) => {
+            let work = PostsWork::DeleteAuthor {
+                user_id: gone.user_id.clone(),
             };
-            let event = Envelope::new(
-                Event::PostDeleted(PostDeleted {
-                    post_id: post.id.clone(),
-                    author_id: post.author_id.clone(),
-                    deleted_by: user_id.clone(),
-                }),
-                Some(user_id),
-                &cause.correlation_id,
-            );
-            match store.delete(&post, &event).await {
-                // Changed meanwhile (its media settled): the next pass meets it again.
-                Ok(()) | Err(StoreError::Conflict(store::STALE)) => {}
-                Err(err) => return Err(err.into()),
-            }
+            deps.work.enqueue(&Job::new(work, envelope)).await?;
+            Ok(())
         }
+        _ => Ok(()),
     }
 }
 
@@ -266,15 +238,15 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD;
-    use shutter_core::CommentId;
+    use shutter_core::{CommentId, UserId};
     use shutter_events::{
         BatchReport, CommentAdded, CommentDeleted, KafkaEvent, KafkaRecord, LikeFacts,
-        MemoryPoisonQueue, UserDeleted,
+        MemoryPoisonQueue, PostDeleted, UserDeleted,
     };
 
     use super::*;
     use crate::model::PostStatus;
-    use crate::testing::{TestApp, app, event_types, post, user};
+    use crate::testing::{Deps as TestApp, deps as app, event_types, post, user, work};
 
     fn like(user: &UserId, seq: u64) -> Change {
         Change {
@@ -544,6 +516,7 @@ mod tests {
         // WHEN ann's account is deleted (and the event delivered twice)
         consume(&app, &[&gone]).await.0.unwrap();
         consume(&app, &[&gone]).await.0.unwrap();
+        work(&app).await;
         // THEN her posts are gone, each with one PostDeleted; bob's stays
         assert_eq!(app.store.stored(&first.id), None);
         assert_eq!(app.store.stored(&second.id), None);
@@ -598,5 +571,59 @@ mod tests {
         let left: Vec<String> = app.media.objects.lock().unwrap().keys().cloned().collect();
         assert_eq!(left, vec![format!("post-media/{other}/m/display.jpg")]);
         assert!(event_types(&app).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_deleted_accounts_many_posts_go_a_page_a_chunk() {
+        // GIVEN ann has five posts (two a chunk here)
+        let app = app();
+        let ann = user(&app, "ann", false);
+        let posts: Vec<_> = (0..5)
+            .map(|_| post(&app, &ann, PostStatus::Published))
+            .collect();
+        let gone = Envelope::new(
+            Event::UserDeleted(UserDeleted {
+                user_id: ann.clone(),
+                username: "ann".into(),
+            }),
+            Some(&ann),
+            "corr-gone",
+        );
+        // WHEN her deletion is consumed THEN the batch only hands the work on
+        consume(&app, &[&gone]).await.0.unwrap();
+        assert!(event_types(&app).is_empty());
+        // WHEN the work runs THEN it takes three chunks, and each post went once
+        let mut chunks = 0;
+        let failed = app
+            .work
+            .drain(100, |job| {
+                chunks += 1;
+                crate::worker::chunk(&app, job)
+            })
+            .await;
+        assert!(failed.is_empty());
+        assert_eq!(chunks, 3);
+        for post in &posts {
+            assert_eq!(app.store.stored(&post.id), None);
+        }
+        assert_eq!(event_types(&app), vec![EventType::PostDeleted; 5]);
+    }
+
+    #[tokio::test]
+    async fn a_queue_outage_fails_the_batch_for_a_retry() {
+        let app = app();
+        let ann = user(&app, "ann", false);
+        app.work.set_down(true);
+        let gone = Envelope::new(
+            Event::UserDeleted(UserDeleted {
+                user_id: ann.clone(),
+                username: "ann".into(),
+            }),
+            Some(&ann),
+            "c",
+        );
+        let (result, queue) = consume(&app, &[&gone]).await;
+        assert!(matches!(result, Err(ConsumeError::Retry(_))), "{result:?}");
+        assert!(queue.positions().is_empty());
     }
 }

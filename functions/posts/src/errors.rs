@@ -10,6 +10,7 @@ use crate::store;
 pub(crate) fn api(err: StoreError) -> ApiError {
     shutter_http::store_error(err, |label| match label {
         store::STALE => version_conflict(),
+        store::ACCOUNT_DELETED => account_deleted(),
         store::KEY_REUSED => ApiError::conflict(
             "idempotency_key_reused",
             "Idempotency-Key",
@@ -19,6 +20,11 @@ pub(crate) fn api(err: StoreError) -> ApiError {
         // bug, answered as one.
         other => ApiError::internal(StoreError::Conflict(other)),
     })
+}
+
+/// The caller's account is deleted; its token is still valid for a while.
+pub(crate) fn account_deleted() -> ApiError {
+    ApiError::Unauthorized("the account no longer exists")
 }
 
 /// The post changed since the client read it.

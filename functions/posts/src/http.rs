@@ -52,7 +52,7 @@ fn idempotency(req: &Request) -> Result<Option<Idempotency>, ApiError> {
 #[utoipa::path(
     post, path = "/v1/posts", tag = "posts", security(("bearer" = ["user"])),
     summary = "Create a post and get its upload forms",
-    description = "The post stays `pending` until its media are uploaded and checked (real type, size; metadata stripped); then it is `published`. Send the same `Idempotency-Key` header to retry safely: the same post comes back (header `Idempotent-Replayed: true`).",
+    description = "The post stays `pending` until its media are uploaded and checked (real type, size; metadata stripped); then it is `published`. Send the same `Idempotency-Key` header to retry safely: the same post comes back (header `Idempotent-Replayed: true`). A caption has at most 30 hashtags and 20 mentions (400 naming `caption`). A deleted account's token is refused (401 `unauthorized`).",
     params(("Idempotency-Key" = Option<String>, Header, description = "1–64 of [A-Za-z0-9_-]; a retry with it returns the same post")),
     request_body(content = CreatePost, example = json!({"caption": "Sunset #beach with @alice", "location": "Lisbon", "media": [{"content_type": "image/jpeg", "size": 204800}]})),
     responses(
@@ -102,7 +102,7 @@ pub async fn get_post<S: PostsStore, M: MediaStore, D: Directory>(
 #[utoipa::path(
     patch, path = "/v1/posts/{id}", tag = "posts", security(("bearer" = ["user"])),
     summary = "Edit your post's caption or location",
-    description = "Send the `version` you read: if the post changed since, 409 `version_conflict` (read it again). Emits `PostUpdated`.",
+    description = "Send the `version` you read: if the post changed since, 409 `version_conflict` (read it again). A caption has at most 30 hashtags and 20 mentions (400 naming `caption`); a deleted account's token is refused (401 `unauthorized`). Emits `PostUpdated`.",
     params(("id" = String, Path, description = "The post id (a ULID)")),
     request_body(content = UpdatePost, example = json!({"caption": "Sunset again #beach", "version": 3})),
     responses(

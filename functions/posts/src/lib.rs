@@ -11,12 +11,14 @@
 //! Who may see a post comes from the service's own copy of authors, follows and blocks
 //! ([`shutter_directory`]), kept by `posts-events` ([`counters::EVENTS`]), which also
 //! turns likes and comments into the posts' counters (`PostEngagementChanged`), removes
-//! a deleted post's media and deletes a deleted account's posts.
+//! a deleted post's media and hands on deleting a deleted account's posts ([`worker`], a
+//! page a chunk).
 //!
 //! Modules: [`model`] (posts and their rules), [`api`] (request bodies and views),
 //! [`store`] (the table's port and adapters), [`service`] (the endpoints' use cases),
-//! [`http`] (the endpoints), [`counters`] (the Kafka consumer), [`media`] (the upload
-//! processor), [`text`] (hashtags and mentions in captions).
+//! [`http`] (the endpoints), [`counters`] (the Kafka consumer), [`worker`] (the chunked
+//! work it hands on), [`media`] (the upload processor), [`text`] (hashtags and mentions in
+//! captions).
 
 pub mod api;
 pub mod counters;
@@ -29,10 +31,12 @@ pub mod store;
 #[cfg(test)]
 mod testing;
 pub mod text;
+pub mod worker;
 
 use shutter_core::CursorSigner;
 use shutter_directory::DynamoDirectory;
 use shutter_events::Consumer;
+use shutter_events::work::WithWork;
 use shutter_media::S3MediaStore;
 use shutter_store::{ConfigError, SdkConfig, Table};
 
@@ -75,6 +79,13 @@ impl Live {
             directory: DynamoDirectory { table },
             cursors: None,
         })
+    }
+
+    /// [`Live::without_cursors`] and the service's work queue (`WORK_QUEUE_URL`,
+    /// `WORK_PAGE_SIZE`): for `posts-events`, which hands work on, and
+    /// `posts-cascade-worker`, which does it.
+    pub async fn with_work(aws: &SdkConfig) -> Result<WithWork<Self>, ConfigError> {
+        WithWork::from_env(aws, Self::without_cursors(aws).await?)
     }
 }
 

@@ -1,17 +1,18 @@
 //! `posts-media-uploaded`: S3 tells an SQS queue of each upload; this checks that the
-//! object is what was declared (real type by magic bytes, size), re-encodes images so no
-//! metadata survives (EXIF, GPS, XMP: only pixels are kept, turned upright first), writes
-//! a display size and a thumbnail, and settles the media item. When every item of a post
-//! is settled the post is published (or rejected when none is usable), with its event.
-
-use std::io::Cursor;
+//! object is what was declared (real type by magic bytes, size), sends images through the
+//! shared pipeline ([`shutter_media::images`]: refused above `MaxImagePixels` from the
+//! header alone, decoded, turned upright, re-encoded, so no metadata survives: EXIF, GPS,
+//! XMP) and writes a display size and a thumbnail, blanks the location and other metadata
+//! of videos ([`shutter_media::mp4`]), and settles the media item. When every item of a
+//! post is settled the post is published (or rejected when none is usable), with its event.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 use shutter_core::{MediaId, PostId};
 use shutter_events::{Envelope, Event};
-use shutter_media::{MediaStore, MediaType};
+use shutter_media::{MediaStore, MediaType, images};
 use shutter_store::{StoreError, StoreResult};
+
+pub use shutter_media::Refusal;
 
 use crate::App;
 use crate::model::{MediaStatus, PostStatus, max_bytes, parse_upload_key, rendition_key};
@@ -28,12 +29,9 @@ pub struct Renditions {
     pub thumbnail: Option<Vec<u8>>,
 }
 
-/// Why an upload was refused.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Refusal(pub String);
-
-/// Checks `bytes` against what was declared and makes its renditions.
-pub fn process(bytes: &[u8], declared: MediaType) -> Result<Renditions, Refusal> {
+/// Checks `bytes` against what was declared and makes its renditions; images of more
+/// than `max_pixels` are refused before they are decoded.
+pub fn process(bytes: &[u8], declared: MediaType, max_pixels: u64) -> Result<Renditions, Refusal> {
     if bytes.is_empty() || bytes.len() as u64 > max_bytes(declared) {
         return Err(Refusal(format!(
             "size {} is not within 1..={} bytes",
@@ -50,16 +48,16 @@ pub fn process(bytes: &[u8], declared: MediaType) -> Result<Renditions, Refusal>
         )));
     }
     if !declared.is_image() {
-        // Videos are stored as uploaded; transcoding and poster frames need a media
-        // service (e.g. MediaConvert), not a Lambda.
+        // Videos are stored as uploaded but for their metadata (blanked in place);
+        // transcoding and poster frames need a media service (e.g. MediaConvert), not a
+        // Lambda.
         return Ok(Renditions {
             media_type: declared,
-            display: bytes.to_vec(),
+            display: shutter_media::mp4::strip_metadata(bytes)?,
             thumbnail: None,
         });
     }
-    let image = upright_pixels(bytes, declared)
-        .map_err(|e| Refusal(format!("not a readable image: {e}")))?;
+    let image = images::decode_upright(bytes, declared, max_pixels)?;
     // WebP is re-encoded as PNG: the image crate writes lossless WebP only.
     let out_type = if declared == MediaType::Jpeg {
         MediaType::Jpeg
@@ -78,42 +76,9 @@ pub fn process(bytes: &[u8], declared: MediaType) -> Result<Renditions, Refusal>
     let thumbnail = image.thumbnail(THUMBNAIL_SIZE, THUMBNAIL_SIZE);
     Ok(Renditions {
         media_type: out_type,
-        display: encode(&display, out_type).map_err(|e| Refusal(e.to_string()))?,
-        thumbnail: Some(encode(&thumbnail, out_type).map_err(|e| Refusal(e.to_string()))?),
+        display: images::encode(&display, out_type)?,
+        thumbnail: Some(images::encode(&thumbnail, out_type)?),
     })
-}
-
-/// Decodes to pixels, applying the EXIF orientation (the only metadata worth keeping,
-/// and it is kept by rotating the pixels rather than as a tag).
-fn upright_pixels(bytes: &[u8], media_type: MediaType) -> Result<DynamicImage, image::ImageError> {
-    let format = match media_type {
-        MediaType::Jpeg => ImageFormat::Jpeg,
-        MediaType::Png => ImageFormat::Png,
-        _ => ImageFormat::WebP,
-    };
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    // Bounds decoding: a small file must not claim a gigapixel canvas.
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(12_000);
-    limits.max_image_height = Some(12_000);
-    limits.max_alloc = Some(512 * 1024 * 1024);
-    reader.limits(limits);
-    let mut decoder = reader.into_decoder()?;
-    let orientation = decoder.orientation()?;
-    let mut image = DynamicImage::from_decoder(decoder)?;
-    image.apply_orientation(orientation);
-    Ok(image)
-}
-
-fn encode(image: &DynamicImage, media_type: MediaType) -> Result<Vec<u8>, image::ImageError> {
-    let mut out = Cursor::new(Vec::new());
-    if media_type == MediaType::Jpeg {
-        let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85);
-        image.to_rgb8().write_with_encoder(encoder)?;
-    } else {
-        image.write_to(&mut out, ImageFormat::Png)?;
-    }
-    Ok(out.into_inner())
 }
 
 /// The SQS consumer: only messages that failed for a retryable reason are reported, so
@@ -170,7 +135,8 @@ pub(crate) async fn settle_upload<S: PostsStore, M: MediaStore, D>(
     let Some(bytes) = media.get(key).await? else {
         return Ok(());
     };
-    let outcome = tokio::task::block_in_place(|| process(&bytes, item.media_type));
+    let max_pixels = images::max_pixels();
+    let outcome = tokio::task::block_in_place(|| process(&bytes, item.media_type, max_pixels));
     let mut keys = (None, None);
     if let Ok(r) = &outcome {
         let display_key = rendition_key(&post_id, &media_id, "display", r.media_type);
@@ -245,6 +211,8 @@ async fn settle<S: PostsStore>(
         }
         match store.save(&before, &post, &events).await {
             Err(StoreError::Conflict(store::STALE)) => continue,
+            // The author's account is deleted: its cascade deletes the post and its media.
+            Err(StoreError::Conflict(store::ACCOUNT_DELETED)) => return Ok(()),
             other => return other,
         }
     }
@@ -255,41 +223,18 @@ async fn settle<S: PostsStore>(
 /// Test material for this crate's and the end-to-end tests.
 #[cfg(any(test, feature = "test-support"))]
 pub mod fixtures {
-    use super::*;
-
-    /// A JPEG with an EXIF block carrying GPS coordinates and orientation 6 (rotate 90°).
-    #[allow(clippy::unwrap_used)]
-    pub fn jpeg_with_gps(width: u32, height: u32) -> Vec<u8> {
-        let image = DynamicImage::ImageRgb8(image::RgbImage::from_fn(width, height, |x, _| {
-            image::Rgb([(x % 255) as u8, 100, 150])
-        }));
-        let plain = encode(&image, MediaType::Jpeg).unwrap();
-        // TIFF header (little endian), IFD0 with Orientation=6 and a GPS IFD pointer,
-        // then a GPS IFD with GPSLatitudeRef = 'N'.
-        let mut tiff: Vec<u8> = b"II*\0\x08\0\0\0".to_vec();
-        tiff.extend_from_slice(&2u16.to_le_bytes());
-        tiff.extend_from_slice(&[0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0]);
-        tiff.extend_from_slice(&[0x25, 0x88, 4, 0, 1, 0, 0, 0, 38, 0, 0, 0]);
-        tiff.extend_from_slice(&0u32.to_le_bytes());
-        tiff.extend_from_slice(&1u16.to_le_bytes());
-        tiff.extend_from_slice(&[0x01, 0x00, 2, 0, 2, 0, 0, 0, b'N', 0, 0, 0]);
-        tiff.extend_from_slice(&0u32.to_le_bytes());
-        let mut app1 = b"Exif\0\0".to_vec();
-        app1.extend_from_slice(&tiff);
-        let mut out = plain[..2].to_vec();
-        out.extend_from_slice(&[0xFF, 0xE1]);
-        out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
-        out.extend_from_slice(&app1);
-        out.extend_from_slice(&plain[2..]);
-        out
-    }
+    pub use shutter_media::images::fixtures::{black_png, jpeg_with_gps};
+    pub use shutter_media::mp4::fixtures::{LOCATION, mp4_with_location};
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::fixtures::jpeg_with_gps;
+    use std::io::Cursor;
+
+    use super::fixtures::{LOCATION, black_png, jpeg_with_gps, mp4_with_location};
     use super::*;
+    use shutter_media::images::DEFAULT_MAX_PIXELS as MAX;
 
     fn has_exif(bytes: &[u8]) -> bool {
         exif::Reader::new()
@@ -308,7 +253,7 @@ mod tests {
                 .is_some(),
             "the fixture has GPS data"
         );
-        let r = process(&upload, MediaType::Jpeg).unwrap();
+        let r = process(&upload, MediaType::Jpeg, MAX).unwrap();
         assert!(!has_exif(&r.display) && !has_exif(r.thumbnail.as_ref().unwrap()));
         let display = image::load_from_memory(&r.display).unwrap();
         // Orientation 6 turned the 1600×1200 landscape upright (1200×1600), then 1080 wide.
@@ -319,20 +264,47 @@ mod tests {
 
     #[test]
     fn a_file_that_is_not_what_it_claims_is_refused() {
-        let err = process(b"just some text, not a png at all", MediaType::Png).unwrap_err();
+        let err = process(b"just some text, not a png at all", MediaType::Png, MAX).unwrap_err();
         assert!(err.0.contains("declared image/png"), "{err:?}");
         let jpeg = jpeg_with_gps(10, 10);
-        assert!(process(&jpeg, MediaType::Png).is_err());
+        assert!(process(&jpeg, MediaType::Png, MAX).is_err());
         // Right magic bytes, broken body.
         let mut broken = b"\x89PNG\r\n\x1a\n".to_vec();
         broken.extend_from_slice(&[0; 64]);
         assert!(
-            process(&broken, MediaType::Png)
+            process(&broken, MediaType::Png, MAX)
                 .unwrap_err()
                 .0
                 .contains("not a readable image")
         );
-        assert!(process(&[], MediaType::Png).is_err());
+        assert!(process(&[], MediaType::Png, MAX).is_err());
+    }
+
+    #[test]
+    fn a_huge_canvas_is_refused_before_it_is_decoded() {
+        let bomb = black_png(20_000, 20_000);
+        let err = process(&bomb, MediaType::Png, MAX).unwrap_err();
+        assert!(err.0.contains("more than the 50000000 accepted"), "{err:?}");
+        // The cap is the deployment's.
+        let small = black_png(100, 100);
+        assert!(process(&small, MediaType::Png, 10_000).is_ok());
+        assert!(process(&small, MediaType::Png, 9_999).is_err());
+    }
+
+    #[test]
+    fn videos_lose_their_location_and_keep_their_frames() {
+        let upload = mp4_with_location();
+        let r = process(&upload, MediaType::Mp4, MAX).unwrap();
+        let has = |bytes: &[u8], needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+        assert!(has(&upload, LOCATION.as_bytes()));
+        assert!(!has(&r.display, LOCATION.as_bytes()) && !has(&r.display, b"\xA9xyz"));
+        assert_eq!(r.display.len(), upload.len());
+        assert!(has(&r.display, b"frame-data-frame-data-"));
+        assert_eq!((r.media_type, r.thumbnail), (MediaType::Mp4, None));
+        // A file that only starts like an MP4 is refused.
+        let mut polyglot = upload;
+        polyglot.extend_from_slice(b"<html><script>alert(1)</script>");
+        assert!(process(&polyglot, MediaType::Mp4, MAX).is_err());
     }
 
     /// GIVEN a pending post of ann's with one JPEG declared.

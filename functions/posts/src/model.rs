@@ -3,6 +3,7 @@
 //! markers its counters are kept from. Pure: no I/O.
 
 use serde::{Deserialize, Serialize};
+use shutter_core::validate::check_tag_counts;
 use shutter_core::{CommentId, MediaId, PostId, UserId};
 use shutter_events::{MediaFacts, PostFacts};
 use shutter_media::MediaType;
@@ -271,11 +272,19 @@ fn check_text(field: &str, text: &str, max: usize) -> Result<(), Invalid> {
     if text.chars().any(|c| c.is_control() && c != '\n') {
         return Err(Invalid::new(field, "must not contain control characters"));
     }
-    Ok(())
+    // Bidirectional overrides and other invisible format characters spoof text.
+    shutter_core::validate::check_format_chars(text).map_err(|why| Invalid::new(field, why))
 }
 
+/// A caption: bounded, plain, and with at most 30 hashtags and 20 mentions (each hashtag
+/// is an entry of the tag index, each mention a lookup).
 pub fn check_caption(caption: &str) -> Result<(), Invalid> {
-    check_text("caption", caption, MAX_CAPTION_CHARS)
+    check_text("caption", caption, MAX_CAPTION_CHARS)?;
+    check_tag_counts(
+        crate::text::hashtags(caption).len(),
+        crate::text::mentions(caption).len(),
+    )
+    .map_err(|why| Invalid::new("caption", why))
 }
 
 pub fn check_location(location: Option<&str>) -> Result<(), Invalid> {
@@ -402,6 +411,31 @@ mod tests {
         assert!(check_caption("line\nbreak").is_ok());
         assert!(check_caption("bell\u{7}").is_err());
         assert!(check_location(Some("  ")).is_err());
+    }
+
+    #[test]
+    fn captions_have_at_most_30_hashtags_and_20_mentions() {
+        let tags = |n: usize| {
+            (0..n)
+                .map(|i| format!("#t{i}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let names = |n: usize| {
+            (0..n)
+                .map(|i| format!("@user{i}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert!(check_caption(&format!("{} {}", tags(30), names(20))).is_ok());
+        // The same tag many times is one tag.
+        assert!(check_caption(&"#same ".repeat(100)).is_ok());
+        let err = check_caption(&tags(31)).unwrap_err();
+        assert_eq!(err.field, "caption");
+        assert!(err.reason.contains("30 hashtags"), "{}", err.reason);
+        let err = check_caption(&names(21)).unwrap_err();
+        assert_eq!(err.field, "caption");
+        assert!(err.reason.contains("20 users"), "{}", err.reason);
     }
 
     #[test]

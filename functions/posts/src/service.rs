@@ -5,20 +5,24 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use shutter_core::validate::Username;
+use shutter_core::validate::{MAX_MENTIONS, Username};
 use shutter_core::{ApiError, CursorSigner, MediaId, PageRequest, PostId, UserId};
 use shutter_directory::{Author, Directory, Viewer, may_see};
 use shutter_events::{Envelope, Event, PostDeleted};
 use shutter_http::Caller;
 use shutter_media::MediaStore;
+use shutter_store::StoreError;
 
 use crate::api::{AuthorView, CreatedPost, MediaUpload, MediaView, PostPage, PostView, UpdatePost};
 use crate::model::{
     Media, MediaStatus, Mention, NewPost, Post, PostStatus, check_caption, check_location,
     max_bytes,
 };
-use crate::store::{Idempotency, Index, PostsStore, Stored};
+use crate::store::{self, Idempotency, Index, PostsStore, Stored};
 use crate::{App, errors, text};
+
+/// How often a delete reads the post again when it changed meanwhile.
+const DELETE_ATTEMPTS: usize = 8;
 
 /// A created post, and whether it is the one an earlier request with the same
 /// `Idempotency-Key` made.
@@ -51,6 +55,7 @@ impl<S: PostsStore, M: MediaStore, D: Directory> App<S, M, D> {
         idempotency: Option<Idempotency>,
         correlation_id: &str,
     ) -> Result<Created, ApiError> {
+        self.refuse_deleted(caller).await?;
         let id = PostId::generate();
         let media = new
             .media
@@ -129,6 +134,7 @@ impl<S: PostsStore, M: MediaStore, D: Directory> App<S, M, D> {
         patch: UpdatePost,
         correlation_id: &str,
     ) -> Result<PostView, ApiError> {
+        self.refuse_deleted(caller).await?;
         let (before, author) = self.visible(id, caller).await?;
         if !before.editable_by(&caller.user_id) {
             return Err(ApiError::Forbidden);
@@ -163,27 +169,52 @@ impl<S: PostsStore, M: MediaStore, D: Directory> App<S, M, D> {
     }
 
     /// Deletes a post of the caller's, or any post for staff; its `PostDeleted` takes
-    /// its media, likes and comments with it.
+    /// its media, likes and comments with it. A post that changes meanwhile (its media
+    /// settling, an edit) is read again and deleted as it is then: the caller asked for
+    /// the post gone, whatever its version.
     pub async fn delete(
         &self,
         caller: &Caller,
         id: &PostId,
         correlation_id: &str,
     ) -> Result<(), ApiError> {
-        let (post, _) = self.visible(id, caller).await?;
-        if !post.deletable_by(&caller.user_id, caller.is_staff()) {
-            return Err(ApiError::Forbidden);
+        for _ in 0..DELETE_ATTEMPTS {
+            let (post, _) = self.visible(id, caller).await?;
+            if !post.deletable_by(&caller.user_id, caller.is_staff()) {
+                return Err(ApiError::Forbidden);
+            }
+            let event = Envelope::new(
+                Event::PostDeleted(PostDeleted {
+                    post_id: post.id.clone(),
+                    author_id: post.author_id.clone(),
+                    deleted_by: caller.user_id.clone(),
+                }),
+                Some(&caller.user_id),
+                correlation_id,
+            );
+            match self.store.delete(&post, &event).await {
+                Err(StoreError::Conflict(store::STALE)) => continue,
+                other => return other.map_err(errors::api),
+            }
         }
-        let event = Envelope::new(
-            Event::PostDeleted(PostDeleted {
-                post_id: post.id.clone(),
-                author_id: post.author_id.clone(),
-                deleted_by: caller.user_id.clone(),
-            }),
-            Some(&caller.user_id),
-            correlation_id,
-        );
-        self.store.delete(&post, &event).await.map_err(errors::api)
+        Err(errors::version_conflict())
+    }
+
+    /// 401 for a deleted account's still-valid token, once this service's directory
+    /// holds the account's tombstone (its `UserDeleted` arrived). Before that, the store
+    /// lets its writes through and the deletion cascade, which runs after the tombstone
+    /// is written, erases them; after it, the store's transactions refuse them too, so a
+    /// write racing the tombstone is either erased or refused.
+    async fn refuse_deleted(&self, caller: &Caller) -> Result<(), ApiError> {
+        let deleted = self
+            .directory
+            .account_deleted(&caller.user_id)
+            .await
+            .map_err(errors::api)?;
+        if deleted {
+            return Err(errors::account_deleted());
+        }
+        Ok(())
     }
 
     /// A user's posts, newest first: every status for the user themself, published ones
@@ -253,6 +284,8 @@ impl<S: PostsStore, M: MediaStore, D: Directory> App<S, M, D> {
             .filter(|e| !published_only || e.status.is_none_or(|s| s == PostStatus::Published))
             .map(|e| e.post_id)
             .collect();
+        // A hashtag's entries may name posts that lost the tag or are gone (see
+        // [`crate::store`]): the post decides.
         let posts = self
             .store
             .posts(&ids)
@@ -260,6 +293,10 @@ impl<S: PostsStore, M: MediaStore, D: Directory> App<S, M, D> {
             .map_err(errors::api)?
             .into_iter()
             .filter(|p| !published_only || p.status == PostStatus::Published)
+            .filter(|p| match &index {
+                Index::Tag(tag) => p.hashtags.contains(tag),
+                Index::Author(author) => p.author_id == *author,
+            })
             .collect();
         Ok(PostPage {
             items: self.views(posts, caller).await?,
@@ -307,16 +344,24 @@ impl<S: PostsStore, M: MediaStore, D: Directory> App<S, M, D> {
         }
     }
 
-    /// The users a caption mentions who exist; other `@words` stay plain text.
+    /// The users a caption mentions who exist, in order, each once; other `@words` stay
+    /// plain text. One batch of lookups for them all (a checked caption has at most 20).
     async fn resolve_mentions(&self, caption: &str) -> Result<Vec<Mention>, ApiError> {
-        let mut found = Vec::new();
-        for username in text::mentions(caption) {
-            let author = self
-                .directory
-                .author_by_username(&username)
-                .await
-                .map_err(errors::api)?;
-            if let Some(author) = author {
+        let names: Vec<String> = text::mentions(caption)
+            .into_iter()
+            .take(MAX_MENTIONS)
+            .collect();
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let authors = self
+            .directory
+            .authors_by_username(&names)
+            .await
+            .map_err(errors::api)?;
+        let mut found: Vec<Mention> = Vec::with_capacity(authors.len());
+        for author in authors {
+            if !found.iter().any(|m| m.user_id == author.user_id) {
                 found.push(Mention {
                     user_id: author.user_id,
                     username: author.username,
@@ -585,6 +630,113 @@ mod tests {
         // THEN the count stays
         assert_eq!(edited.like_count, 1);
         assert_eq!(app.store.stored(&post.id).unwrap().like_count, 1);
+    }
+
+    fn user_deleted(user: &UserId) -> Envelope {
+        Envelope::new(
+            Event::UserDeleted(shutter_events::UserDeleted {
+                user_id: user.clone(),
+                username: "ann".into(),
+            }),
+            Some(user),
+            "c",
+        )
+    }
+
+    #[tokio::test]
+    async fn a_deleted_accounts_token_creates_and_edits_nothing() {
+        let app = app();
+        let ann = user(&app, "ann", false);
+        let mine = post(&app, &ann, PostStatus::Published);
+        let before = app.store.events().len();
+        // GIVEN ann's account is deleted and the directory holds its tombstone
+        app.directory.apply(&user_deleted(&ann)).await.unwrap();
+        // WHEN her still-valid token creates and edits
+        let err = app
+            .create(&caller(&ann, false), new_post(), None, "c")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.status(), err.problem().code.as_str()),
+            (401, "unauthorized")
+        );
+        let patch = UpdatePost {
+            caption: Some("still here".into()),
+            location: None,
+            version: mine.version,
+        };
+        let err = app
+            .update(&caller(&ann, false), &mine.id, patch, "c")
+            .await
+            .unwrap_err();
+        // THEN both are refused and nothing is written
+        assert_eq!(err.status(), 401);
+        assert_eq!(app.store.count(), 1);
+        assert_eq!(app.store.stored(&mine.id).unwrap().caption, mine.caption);
+        assert_eq!(app.store.events().len(), before);
+    }
+
+    #[tokio::test]
+    async fn a_write_racing_the_tombstone_is_refused_by_the_store() {
+        let app = app();
+        let ann = user(&app, "ann", false);
+        // GIVEN the directory had not seen the deletion when the request was checked,
+        // but the transaction meets the tombstone
+        app.store.account_deleted(&ann);
+        let err = app
+            .create(&caller(&ann, false), new_post(), None, "c")
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 401);
+        assert_eq!(app.store.count(), 0);
+        assert!(app.store.events().is_empty());
+    }
+
+    #[tokio::test]
+    async fn mentions_are_looked_up_together_and_each_user_once() {
+        let app = app();
+        let (ann, bob) = (user(&app, "ann", false), user(&app, "bob", false));
+        let new = NewPost {
+            caption: "@bob @nobody @ann @BOB".into(),
+            ..new_post()
+        };
+        let created = app
+            .create(&caller(&ann, false), new, None, "c")
+            .await
+            .unwrap();
+        let ids: Vec<UserId> = created
+            .post
+            .post
+            .mentions
+            .iter()
+            .map(|m| m.user_id.clone())
+            .collect();
+        assert_eq!(ids, vec![bob, ann]);
+    }
+
+    #[tokio::test]
+    async fn a_hashtag_lists_only_posts_that_still_have_it() {
+        let app = app();
+        let ann = user(&app, "ann", false);
+        let mut tagged = post(&app, &ann, PostStatus::Published);
+        // GIVEN an entry under #beach left behind by a clean-up that failed
+        tagged.hashtags = vec!["sea".into()];
+        tagged.caption = "#sea".into();
+        app.store.insert(tagged.clone());
+        assert_eq!(app.store.tagged("beach"), vec![tagged.id.clone()]);
+        // WHEN #beach is listed THEN the post is not shown there, but under #sea
+        let page = PageRequest::parse(None, None).unwrap();
+        let listed = app
+            .posts_by_hashtag(&caller(&ann, false), "beach".into(), page)
+            .await
+            .unwrap();
+        assert!(listed.items.is_empty());
+        let page = PageRequest::parse(None, None).unwrap();
+        let listed = app
+            .posts_by_hashtag(&caller(&ann, false), "sea".into(), page)
+            .await
+            .unwrap();
+        assert_eq!(listed.items.len(), 1);
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@
 
 use shutter_core::{CursorSigner, MediaId, PostId, UserId};
 use shutter_directory::{Author, Directory, MemoryDirectory};
+use shutter_events::work::{MemoryWorkQueue, WithWork};
 use shutter_events::{EdgeFacts, Envelope, Event, EventType};
 use shutter_http::lambda_http::{Body, Request, Response};
 use shutter_http::test_support::api_request;
@@ -23,6 +24,27 @@ pub(crate) fn app() -> TestApp {
         directory: MemoryDirectory::default(),
         cursors: Some(CursorSigner::new(b"test key".to_vec())),
     }
+}
+
+/// What the consumer and the worker hold: the App, and a work queue in memory (two items
+/// a chunk, so a few posts take several).
+pub(crate) type Deps = WithWork<TestApp, MemoryWorkQueue>;
+
+pub(crate) fn deps() -> Deps {
+    WithWork {
+        app: app(),
+        work: MemoryWorkQueue::default(),
+        page: 2,
+    }
+}
+
+/// Runs the work handed on until none is left, as `posts-cascade-worker` would.
+pub(crate) async fn work(deps: &Deps) {
+    let failed = deps
+        .work
+        .drain(10_000, |job| crate::worker::chunk(deps, job))
+        .await;
+    assert!(failed.is_empty(), "{failed:?}");
 }
 
 /// GIVEN a user the directory knows as `name`, with a public or private account.

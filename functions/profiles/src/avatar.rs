@@ -1,7 +1,16 @@
 //! `profiles-avatar-uploaded`: verifies uploaded avatars (S3 notifications through SQS). A
-//! real jpeg, png or webp of at most 5 MB under its uploader's own prefix becomes their
-//! avatar, with `AvatarChanged`, and the previous avatar is deleted; anything else is
-//! deleted. Redelivered notifications change nothing.
+//! jpeg, png or webp of at most 5 MB under its uploader's own prefix goes through the
+//! image pipeline every stored image takes ([`shutter_media::images`]): its real type must
+//! be the declared one, its size in pixels at most `MaxImagePixels` (read from the header,
+//! before decoding), its pixels must decode; they are turned upright, scaled to at most
+//! [`AVATAR_MAX_SIDE`] and encoded afresh. The clean file replaces the upload at the same
+//! key and becomes its owner's avatar, with `AvatarChanged`, and the previous avatar is
+//! deleted. What was uploaded (EXIF with GPS, a polyglot's hidden bytes) is never served;
+//! anything refused is deleted and the avatar stays as it was. Redelivered notifications
+//! change nothing.
+//!
+//! The clean file is written as Shutter's own ([`Origin::Shutter`]): S3 announces that
+//! write too, and its notification finds the object done, so it is not processed again.
 //!
 //! An SQS consumer, not a Kafka one: no [`shutter_events::Consumer`]. A message that fails
 //! is reported alone as a batch item failure, so the rest of the batch is not replayed;
@@ -10,15 +19,45 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use shutter_events::ConsumeError;
-use shutter_media::MediaStore;
+use shutter_media::{MediaStore, ObjectInfo, Origin, Refusal, images};
 use shutter_store::StoreError;
 
 use crate::App;
-use crate::model::{AvatarChange, AvatarKey, Uploaded};
+use crate::model::{AvatarChange, AvatarKey, ImageType, Uploaded, avatar_size_allowed};
 use crate::store::{self, ProfilesStore};
 
 /// How often an avatar is read and saved again when the profile changed meanwhile.
 const ATTEMPTS: usize = 5;
+
+/// The longest side of a stored avatar, in pixels: avatars are shown small, so more is
+/// only bytes to serve.
+pub const AVATAR_MAX_SIDE: u32 = 1080;
+
+/// A client's upload (`info` as S3 describes it, and its `bytes`) as a clean avatar of the
+/// type it declared, or why it is refused.
+pub fn clean_avatar(
+    info: &ObjectInfo,
+    bytes: &[u8],
+    max_pixels: u64,
+) -> Result<(ImageType, Vec<u8>), Refusal> {
+    let read = ObjectInfo {
+        size: bytes.len() as u64,
+        content_type: info.content_type.clone(),
+    };
+    let uploaded = Uploaded::new(&read, &bytes[..bytes.len().min(16)]);
+    let declared = match uploaded.declared {
+        Some(declared) if uploaded.is_valid_avatar() => declared,
+        _ => {
+            return Err(Refusal(format!(
+                "not an avatar: {} bytes, declared {:?}, sniffed {:?}",
+                uploaded.size, uploaded.declared, uploaded.sniffed
+            )));
+        }
+    };
+    let image = images::decode_upright(bytes, declared, max_pixels)?;
+    let image = images::fit_within(&image, AVATAR_MAX_SIDE);
+    Ok((declared, images::encode(&image, declared)?))
+}
 
 /// Handles one SQS batch of S3 notifications.
 pub async fn avatar_uploaded<S: ProfilesStore, M: MediaStore>(
@@ -58,13 +97,11 @@ async fn verify<S: ProfilesStore, M: MediaStore>(
         return Ok(app.media.delete(key).await?);
     };
     // Deleted meanwhile (a newer upload replaced it, or a redelivery): nothing to do.
-    let Some(info) = app.media.head(key).await? else {
+    let Some((info, origin)) = app.media.head_with_origin(key).await? else {
         return Ok(());
     };
-    let uploaded = Uploaded::new(&info, &app.media.first_bytes(key, 16).await?);
-    if !uploaded.is_valid_avatar() {
-        tracing::info!(key, size = uploaded.size, declared = ?uploaded.declared, sniffed = ?uploaded.sniffed, "avatar rejected and deleted");
-        return Ok(app.media.delete(key).await?);
+    if origin == Origin::Upload && !clean(app, key, &info).await? {
+        return Ok(());
     }
     for _ in 0..ATTEMPTS {
         let Some(previous) = app.store.by_id(avatar.user_id()).await? else {
@@ -101,6 +138,34 @@ async fn verify<S: ProfilesStore, M: MediaStore>(
     )))
 }
 
+/// Replaces the client's upload at `key` with its clean re-encoding, written as Shutter's
+/// own; false when it was refused (and deleted) or is gone.
+async fn clean<S, M: MediaStore>(
+    app: &App<S, M>,
+    key: &str,
+    info: &ObjectInfo,
+) -> Result<bool, ConsumeError> {
+    let refused = |why: String| async move {
+        tracing::info!(key, why, "avatar rejected and deleted");
+        app.media.delete(key).await.map(|()| false)
+    };
+    // Larger than an avatar may be: refused unread.
+    if !avatar_size_allowed(info.size) {
+        return Ok(refused(format!("{} bytes", info.size)).await?);
+    }
+    let Some(bytes) = app.media.get(key).await? else {
+        return Ok(false);
+    };
+    let max_pixels = images::max_pixels();
+    match tokio::task::block_in_place(|| clean_avatar(info, &bytes, max_pixels)) {
+        Ok((image_type, clean)) => {
+            app.media.put(key, image_type, clean).await?;
+            Ok(true)
+        }
+        Err(Refusal(why)) => Ok(refused(why).await?),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -113,6 +178,7 @@ mod tests {
     use shutter_core::{EventId, UserId};
     use shutter_events::{Envelope, Event, EventType};
     use shutter_media::MemoryMedia;
+    use shutter_media::images::fixtures::{black_png, jpeg_with_gps};
     use shutter_store::StoreResult;
 
     use super::*;
@@ -120,7 +186,10 @@ mod tests {
     use crate::store::memory::MemoryProfilesStore;
     use crate::testing::{app, register};
 
-    const PNG: &[u8] = b"\x89PNG\r\n\x1a\nrest";
+    /// A real 4 × 3 PNG.
+    fn png() -> Vec<u8> {
+        black_png(4, 3)
+    }
 
     fn s3_message(id: &str, key: &str) -> SqsMessage {
         let mut m = SqsMessage::default();
@@ -148,13 +217,13 @@ mod tests {
         format!("avatars/{}/{file}", p.user_id)
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread")]
     async fn real_images_become_avatars_and_fakes_are_deleted() {
         let app = app();
         let alice = register(&app, "alice").await;
         let good = avatar(&alice, "01B.png");
         let fake = avatar(&alice, "01C.png");
-        app.media.upload(&good, "image/png", PNG.to_vec());
+        app.media.upload(&good, "image/png", png());
         app.media
             .upload(&fake, "image/png", b"just some text".to_vec());
         let event = sqs(&[&good, &fake]);
@@ -186,7 +255,72 @@ mod tests {
         assert!(app.media.objects.lock().unwrap().contains_key(&good));
     }
 
-    #[tokio::test]
+    fn stored(app: &crate::testing::TestApp, key: &str) -> Option<(String, Vec<u8>)> {
+        app.media.objects.lock().unwrap().get(key).cloned()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_avatar_is_stored_re_encoded_upright_and_without_its_metadata() {
+        // GIVEN alice uploads a 1600 × 1200 JPEG with GPS in its EXIF, orientation 6
+        let app = app();
+        let alice = register(&app, "alice").await;
+        let key = avatar(&alice, "01B.jpg");
+        let upload = jpeg_with_gps(1600, 1200);
+        app.media.upload(&key, "image/jpeg", upload.clone());
+        // WHEN it is verified
+        let resp = avatar_uploaded(&app, &sqs(&[&key])).await;
+        assert!(resp.batch_item_failures.is_empty());
+        // THEN the stored avatar is a fresh JPEG, upright, at most 1080 px, with no EXIF
+        let (content_type, bytes) = stored(&app, &key).unwrap();
+        assert_eq!(content_type, "image/jpeg");
+        assert_ne!(bytes, upload);
+        assert!(!bytes.windows(4).any(|w| w == b"Exif"), "no EXIF block");
+        let image = images::decode_upright(&bytes, ImageType::Jpeg, u64::MAX).unwrap();
+        assert_eq!((image.width(), image.height()), (810, 1080));
+        let now = app.store.by_id(&alice.user_id).await.unwrap().unwrap();
+        assert_eq!(now.avatar_key.as_deref(), Some(key.as_str()));
+        // AND the notification of that write finds it done: nothing is encoded again
+        let events = app.store.events().len();
+        avatar_uploaded(&app, &sqs(&[&key])).await;
+        assert_eq!(stored(&app, &key).unwrap().1, bytes);
+        assert_eq!(app.store.events().len(), events);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_decompression_bomb_is_refused_unread_and_deleted() {
+        // GIVEN alice's avatar, then an upload claiming 20,000 × 20,000 pixels
+        let app = app();
+        let alice = register(&app, "alice").await;
+        let first = avatar(&alice, "01A.png");
+        app.media.upload(&first, "image/png", png());
+        avatar_uploaded(&app, &sqs(&[&first])).await;
+        let events = app.store.events().len();
+        let bomb = avatar(&alice, "01B.png");
+        app.media
+            .upload(&bomb, "image/png", black_png(20_000, 20_000));
+        // WHEN it is verified THEN it is deleted and the avatar stays as it was
+        let resp = avatar_uploaded(&app, &sqs(&[&bomb])).await;
+        assert!(resp.batch_item_failures.is_empty());
+        assert!(stored(&app, &bomb).is_none());
+        let now = app.store.by_id(&alice.user_id).await.unwrap().unwrap();
+        assert_eq!(now.avatar_key.as_deref(), Some(first.as_str()));
+        assert_eq!(app.store.events().len(), events);
+        // AND a type it is not, or a polyglot's tail, never reaches the store either
+        let jpeg_as_png = avatar(&alice, "01C.png");
+        app.media
+            .upload(&jpeg_as_png, "image/png", jpeg_with_gps(8, 8));
+        avatar_uploaded(&app, &sqs(&[&jpeg_as_png])).await;
+        assert!(stored(&app, &jpeg_as_png).is_none());
+        let polyglot = avatar(&alice, "01D.png");
+        let mut bytes = png();
+        bytes.extend_from_slice(b"<script>alert(1)</script>");
+        app.media.upload(&polyglot, "image/png", bytes);
+        avatar_uploaded(&app, &sqs(&[&polyglot])).await;
+        let (_, kept) = stored(&app, &polyglot).unwrap();
+        assert!(!kept.windows(7).any(|w| w == b"<script"));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
     async fn a_newer_upload_replaces_the_avatar_and_a_late_older_one_is_discarded() {
         // GIVEN alice's avatar 01B
         let app = app();
@@ -197,7 +331,7 @@ mod tests {
             avatar(&alice, "01C.png"),
         );
         for key in [&a, &b, &c] {
-            app.media.upload(key, "image/png", PNG.to_vec());
+            app.media.upload(key, "image/png", png());
         }
         avatar_uploaded(&app, &sqs(&[&b])).await;
         // WHEN 01C arrives, then a late notification of 01A
@@ -210,13 +344,13 @@ mod tests {
         assert_eq!(app.store.events().len(), 2);
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread")]
     async fn uploads_outside_a_profile_are_deleted() {
         let app = app();
         let stranger = UserId::generate();
         let nobody = format!("avatars/{stranger}/01.png");
         for key in ["avatars/x.png", "elsewhere/a/b.png", nobody.as_str()] {
-            app.media.upload(key, "image/png", PNG.to_vec());
+            app.media.upload(key, "image/png", png());
         }
         let resp =
             avatar_uploaded(&app, &sqs(&["avatars/x.png", "elsewhere/a/b.png", &nobody])).await;
@@ -302,11 +436,11 @@ mod tests {
             .await
             .unwrap();
         let key = avatar(&alice, "01B.png");
-        app.media.upload(&key, "image/png", PNG.to_vec());
+        app.media.upload(&key, "image/png", png());
         (app, alice, key)
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread")]
     async fn a_profile_edited_meanwhile_gets_the_avatar_and_keeps_the_edit() {
         // GIVEN an edit of alice's profile races the avatar's first save
         let (app, alice, key) = racing_app(1).await;
@@ -320,7 +454,7 @@ mod tests {
         assert_eq!(app.store.inner.events().len(), 2);
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread")]
     async fn a_profile_that_keeps_changing_is_retried_not_poisoned() {
         // GIVEN edits race every save
         let (app, alice, key) = racing_app(usize::MAX).await;

@@ -107,6 +107,7 @@ mod tests {
 
     use super::*;
     use crate::docs::{POSTS_INDEX, USERS_INDEX, UserDoc};
+    use crate::store::EdgeSide;
     use crate::store::memory::CannedSearch;
     use serde_json::{Value, json};
     use shutter_core::UserId;
@@ -166,7 +167,7 @@ mod tests {
         );
         s.users.insert(UserId::trusted("A"), user("A", false));
         s.users.insert(UserId::trusted("P"), user("P", true));
-        s.relations.hidden.insert(UserId::trusted("B"));
+        s.add_edges(EdgeSide::Blocking, [UserId::trusted("B")]);
         app(s)
     }
 
@@ -314,7 +315,8 @@ mod tests {
     #[tokio::test]
     async fn followers_see_a_private_authors_posts() {
         let mut s = store(vec![post_hit("p2", "P", 2)]);
-        s.search.relations.following.insert(UserId::trusted("P"));
+        s.search
+            .add_edges(EdgeSide::Following, [UserId::trusted("P")]);
         let (_, page) = body(search_posts(&s, get("/v1/search/posts", &[("q", "c")])).await).await;
         assert_eq!(page["items"].as_array().unwrap().len(), 1);
     }
@@ -358,7 +360,7 @@ mod tests {
     #[tokio::test]
     async fn users_are_found_by_prefix_without_the_blocked() {
         let mut s = CannedSearch::default();
-        s.relations.hidden.insert(UserId::trusted("B"));
+        s.add_edges(EdgeSide::Blocking, [UserId::trusted("B")]);
         let doc = |id: &str| json!({"_id": id, "_source": user(id, id == "P")});
         s.responses.insert(
             USERS_INDEX.into(),

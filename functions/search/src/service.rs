@@ -2,6 +2,11 @@
 //! builds its query ([`crate::query`]) and reads the answer; posts found are checked again
 //! on their authors' documents, read fresh, so a privacy change or a block that has not
 //! reached every post document yet still hides them.
+//!
+//! Blocks are read completely, both ways, page by page ([`EdgeSide`]), and apart from
+//! follows: someone who follows thousands cannot push a block out of what is read. A
+//! viewer with more than [`MAX_BLOCKS`] one way, or a read that fails, fails the search
+//! (a 500) rather than search without them.
 
 use std::collections::HashSet;
 
@@ -16,7 +21,7 @@ use crate::docs::{POSTS_INDEX, USERS_INDEX, UserDoc};
 use crate::errors::api;
 use crate::model::{HashtagPrefix, QueryText, Relations, Viewer};
 use crate::query::{self, PostsPosition};
-use crate::store::SearchIndex;
+use crate::store::{EdgeSide, SearchIndex};
 
 /// Authors whose name matches a posts query that join its results.
 const AUTHOR_MATCHES: usize = 20;
@@ -106,11 +111,78 @@ fn anyone(caller: &Caller) -> Viewer {
     }
 }
 
+/// Edges read per request.
+const EDGE_PAGE: usize = 1_000;
+/// The most blocks read each way. A viewer with more cannot search (500, logged): a
+/// search that left one out would show a blocker to the blocked.
+pub const MAX_BLOCKS: usize = 10_000;
+/// The most follows read. Past them, the private accounts followed are searched as by a
+/// non-follower: their posts are left out, nothing more is shown.
+pub const MAX_FOLLOWING: usize = 10_000;
+
+/// A viewer whose blocks are too many to be read and applied.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the viewer has more than {} blocks one way: searching would leave some out",
+    MAX_BLOCKS
+)]
+struct TooManyBlocks;
+
+/// Every edge of `viewer` on `side`, paged until done or past `cap`: the users, and
+/// whether that was all of them.
+async fn all_edges<S: SearchIndex>(
+    search: &S,
+    viewer: &UserId,
+    side: EdgeSide,
+    cap: usize,
+) -> Result<(HashSet<UserId>, bool), ApiError> {
+    let mut users = HashSet::new();
+    let mut after: Option<UserId> = None;
+    let mut read = 0;
+    // One more than the cap is read, to tell "exactly the cap" from "more".
+    while read <= cap {
+        let size = EDGE_PAGE.min(cap + 1 - read);
+        let page = search
+            .edge_page(viewer, side, after.as_ref(), size)
+            .await
+            .map_err(api)?;
+        read += page.len();
+        let done = page.len() < size;
+        after = page.last().cloned();
+        users.extend(page);
+        if done {
+            return Ok((users, true));
+        }
+    }
+    Ok((users, false))
+}
+
+/// The viewer's blocks both ways, read completely, and their follows (up to
+/// [`MAX_FOLLOWING`]). Any failure to read fails the search: nothing is searched with
+/// blocks left out.
+async fn relations<S: SearchIndex>(search: &S, viewer: &UserId) -> Result<Relations, ApiError> {
+    let ((blocking, all_blocking), (blocked_by, all_blocked_by), (following, all_following)) = futures::try_join!(
+        all_edges(search, viewer, EdgeSide::Blocking, MAX_BLOCKS),
+        all_edges(search, viewer, EdgeSide::BlockedBy, MAX_BLOCKS),
+        all_edges(search, viewer, EdgeSide::Following, MAX_FOLLOWING),
+    )?;
+    if !(all_blocking && all_blocked_by) {
+        return Err(ApiError::internal(TooManyBlocks));
+    }
+    if !all_following {
+        tracing::warn!(viewer = %viewer, cap = MAX_FOLLOWING, "follows past the cap: their private posts are left out");
+    }
+    Ok(Relations {
+        hidden: blocking.into_iter().chain(blocked_by).collect(),
+        following,
+    })
+}
+
 impl<S: SearchIndex, C: Sync> App<S, C> {
     /// The caller with their blocks and follows.
     async fn viewer(&self, caller: &Caller) -> Result<Viewer, ApiError> {
         Ok(Viewer {
-            relations: self.search.relations(&caller.user_id).await.map_err(api)?,
+            relations: relations(&self.search, &caller.user_id).await?,
             ..anyone(caller)
         })
     }
@@ -334,7 +406,7 @@ mod tests {
         ] {
             s.users.insert(UserId::trusted(u.user_id.clone()), u);
         }
-        s.relations.hidden.insert(UserId::trusted("B"));
+        s.add_edges(EdgeSide::Blocking, [UserId::trusted("B")]);
         let app = app(s);
         let page = PageRequest::parse(None, None).unwrap();
         // WHEN a moderator searches
@@ -423,6 +495,140 @@ mod tests {
             ]
         );
         assert_eq!(app.search.sent()[0].1["size"], 2);
+    }
+
+    /// `n` user ids that sort before "B..." (so an unordered read of a few thousand
+    /// edges could well stop before the block).
+    fn many(prefix: &str, n: usize) -> Vec<UserId> {
+        (0..n)
+            .map(|i| UserId::trusted(format!("{prefix}{i:06}")))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn more_than_5000_follows_cannot_push_a_block_out_of_a_search() {
+        // GIVEN a viewer who follows 6,000 users and whom B blocks; B's post and profile
+        let mut s = CannedSearch::default();
+        s.add_edges(EdgeSide::Following, many("A", 6_000));
+        s.add_edges(EdgeSide::BlockedBy, [UserId::trusted("B")]);
+        s.users
+            .insert(UserId::trusted("B"), user("B", false, false));
+        let doc = |u: UserDoc| json!({"_id": u.user_id.clone(), "_source": u});
+        s.responses.insert(
+            USERS_INDEX.into(),
+            json!({"hits": {"hits": [doc(user("B", false, false))]}}),
+        );
+        s.responses.insert(
+            POSTS_INDEX.into(),
+            json!({"hits": {"hits": [post_hit("p1", "B")]}}),
+        );
+        let app = app(s);
+        let page = PageRequest::parse(None, None).unwrap();
+        // WHEN the viewer searches posts and users
+        let posts = app
+            .search_posts(&caller("user"), &q("b"), &page)
+            .await
+            .unwrap();
+        let users = app.search_users(&caller("user"), &q("b"), 5).await.unwrap();
+        // THEN neither B's post nor B is shown, and every query left B out
+        assert!(posts.items.is_empty());
+        assert!(users.items.is_empty());
+        let sent = app.search.sent();
+        let posts_query = sent.iter().find(|(i, _)| i == POSTS_INDEX).unwrap();
+        assert_eq!(
+            posts_query.1["query"]["bool"]["must_not"][0],
+            json!({"terms": {"author_id": ["B"]}})
+        );
+        let private_allowed = &posts_query.1["query"]["bool"]["filter"][1]["bool"]["should"][1];
+        assert_eq!(
+            private_allowed["terms"]["author_id"]
+                .as_array()
+                .unwrap()
+                .len(),
+            6_001,
+            "all 6,000 follows, and the viewer"
+        );
+        // AND the edges were read a page at a time: per search, one page each way of
+        // blocks and seven of follows (the last one short)
+        assert_eq!(
+            app.search.edge_pages.load(Ordering::Relaxed),
+            2 * (1 + 1 + 7)
+        );
+    }
+
+    #[tokio::test]
+    async fn more_blocks_than_can_be_read_or_a_failed_read_fail_the_search_closed() {
+        // GIVEN a viewer blocked by exactly MAX_BLOCKS users: searches work
+        let mut s = CannedSearch::default();
+        s.add_edges(EdgeSide::BlockedBy, many("A", MAX_BLOCKS));
+        let app = App {
+            search: s,
+            cursors: (),
+        };
+        let users = app.search_users(&caller("user"), &q("a"), 5).await.unwrap();
+        assert!(users.items.is_empty());
+        let sent = app.search.sent();
+        assert_eq!(
+            sent[0].1["query"]["bool"]["must_not"][0]["terms"]["user_id"]
+                .as_array()
+                .unwrap()
+                .len(),
+            MAX_BLOCKS
+        );
+        // WHEN one more blocks them THEN a search is a 500 and nothing was searched
+        let mut s = CannedSearch::default();
+        s.add_edges(EdgeSide::Blocking, many("A", MAX_BLOCKS + 1));
+        let app = App {
+            search: s,
+            cursors: (),
+        };
+        let err = app
+            .search_users(&caller("user"), &q("a"), 5)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 500);
+        let tag = HashtagPrefix::parse(&q("#a")).unwrap();
+        let err = app
+            .search_hashtags(&caller("moderator"), &tag, 5)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.status(),
+            500,
+            "staff too: blocks hide from them as well"
+        );
+        assert!(app.search.sent().is_empty());
+        // WHEN the edges cannot be read THEN likewise
+        let s = CannedSearch::default();
+        s.edges_down.store(true, Ordering::Relaxed);
+        let app = App {
+            search: s,
+            cursors: (),
+        };
+        let err = app
+            .search_users(&caller("user"), &q("a"), 5)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 500);
+        assert!(app.search.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn follows_past_their_cap_still_search_and_blocks_still_hide() {
+        // GIVEN a viewer who follows more than MAX_FOLLOWING users and blocks B
+        let mut s = CannedSearch::default();
+        s.add_edges(EdgeSide::Following, many("A", MAX_FOLLOWING + 5));
+        s.add_edges(EdgeSide::Blocking, [UserId::trusted("B")]);
+        let app = App {
+            search: s,
+            cursors: (),
+        };
+        // WHEN they search THEN it answers, with B left out
+        app.search_users(&caller("user"), &q("a"), 5).await.unwrap();
+        assert_eq!(
+            app.search.sent()[0].1["query"]["bool"]["must_not"][0],
+            json!({"terms": {"user_id": ["B"]}})
+        );
     }
 
     #[tokio::test]

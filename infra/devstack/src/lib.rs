@@ -24,6 +24,7 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use mappings::Delivery;
 use runtime::Function;
 pub use runtime::{InvokeError, LogSink};
 use template::{FunctionSpec, REGION, Template};
@@ -64,6 +65,9 @@ pub struct DevstackConfig {
     /// Services already running elsewhere (LocalStack, Redpanda, OpenSearch from
     /// `infra/docker-compose.yml`) to use instead of starting moto, tansu or osmem-server.
     pub external: ExternalServices,
+    /// How the event source mappings deliver batches; `None` reads `DEVSTACK_DELIVERY`
+    /// ([`Delivery::ENV`]) when the stack starts.
+    pub delivery: Option<Delivery>,
 }
 
 /// Endpoints of services the devstack uses rather than starts; `None` starts its own.
@@ -105,6 +109,7 @@ impl DevstackConfig {
             max_instances: 4,
             function_log_format: None,
             external: ExternalServices::default(),
+            delivery: None,
         }
     }
 
@@ -172,6 +177,10 @@ pub async fn sdk_config(moto_url: &str) -> aws_config::SdkConfig {
 impl Devstack {
     pub async fn start(config: DevstackConfig) -> Result<Self, Error> {
         let started = Instant::now();
+        let delivery = match config.delivery {
+            Some(d) => d,
+            None => Delivery::from_env().map_err(Error::Service)?,
+        };
         let progress_on = config.progress;
         let progress = move |msg: &str| {
             if progress_on {
@@ -338,7 +347,11 @@ impl Devstack {
             &moto_json,
             &kafka,
             &stop,
+            delivery,
         )?);
+        if delivery != Delivery::default() {
+            progress(&format!("event source mappings deliver {delivery}"));
+        }
         progress(&format!("logs in {}", logs.display()));
         Ok(Self {
             base_url,
@@ -368,6 +381,21 @@ impl Devstack {
     /// The local Kafka bootstrap server (tansu).
     pub fn kafka_bootstrap(&self) -> &str {
         &self.kafka
+    }
+
+    /// The process id of the Kafka broker the devstack started (tansu), for fault tests
+    /// that stop and resume it; `None` when Kafka is external.
+    pub fn broker_pid(&self) -> Option<u32> {
+        self.services.iter().find(|s| s.name == "tansu")?;
+        services::tansu_pid(self.workdir.path())
+    }
+
+    /// How many invocations of `function` (a logical id of the template) have ended so
+    /// far, whatever their outcome: tests wait on it to know a mapping is at work.
+    pub fn invocations(&self, function: &str) -> u64 {
+        self.functions
+            .get(function)
+            .map_or(0, |f| f.completed_invocations())
     }
 
     /// The local OpenSearch endpoint (osmem-server).

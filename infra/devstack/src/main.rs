@@ -40,6 +40,11 @@ struct Args {
     /// Use this OpenSearch URL instead of starting osmem-server.
     #[arg(long, value_name = "URL")]
     opensearch_url: Option<String>,
+    /// How event source mappings deliver batches: once, twice (each batch again at once),
+    /// reorder (a Kafka batch's partitions in a random order), or twice,reorder. Default:
+    /// $DEVSTACK_DELIVERY, else once.
+    #[arg(long, value_name = "MODE", value_parser = devstack::Delivery::parse)]
+    delivery: Option<devstack::Delivery>,
 }
 
 const DEMO_USERS: [&str; 3] = ["alice", "bob", "carol"];
@@ -75,6 +80,7 @@ async fn main() -> std::process::ExitCode {
         opensearch: args.opensearch_url,
     };
     config.progress = true;
+    config.delivery = args.delivery;
     if let Some(t) = args.template {
         config.template = t;
     }

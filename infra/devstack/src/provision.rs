@@ -443,10 +443,22 @@ async fn topics(cx: &Context<'_>) -> Result<(), Error> {
         .iter()
         .map(|t| NewTopic::new(t, 3, TopicReplication::Fixed(1)))
         .collect();
+    let created = create_topics(&admin, &new).await;
+    // Destroying a client joins its threads, which may wait on the broker: not here.
+    let _ = std::thread::Builder::new()
+        .name("kafka-admin-drop".into())
+        .spawn(move || drop(admin));
+    created
+}
+
+async fn create_topics(
+    admin: &AdminClient<DefaultClientContext>,
+    new: &[NewTopic<'_>],
+) -> Result<(), Error> {
     let start = Instant::now();
     loop {
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        match admin.create_topics(&new, &opts).await {
+        match admin.create_topics(new, &opts).await {
             Ok(results) => {
                 for r in results {
                     if let Err((topic, code)) = r

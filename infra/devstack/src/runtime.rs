@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -71,6 +71,7 @@ pub struct Function {
     instances: std::sync::Mutex<HashMap<usize, CancellationToken>>,
     idle: AtomicUsize,
     counter: AtomicUsize,
+    completed: AtomicU64,
     max_instances: usize,
     logs: LogSink,
     stop: CancellationToken,
@@ -102,10 +103,16 @@ impl Function {
             instances: Default::default(),
             idle: AtomicUsize::new(0),
             counter: AtomicUsize::new(0),
+            completed: AtomicU64::new(0),
             max_instances: max_instances.max(1),
             logs,
             stop,
         })
+    }
+
+    /// Invocations that ended so far, whatever their outcome.
+    pub fn completed_invocations(&self) -> u64 {
+        self.completed.load(Ordering::SeqCst)
     }
 
     fn instance_count(&self) -> usize {
@@ -159,11 +166,13 @@ impl Function {
         // The function's timeout runs from when an environment takes the event (see
         // `next`); this bound only stops a caller waiting forever for a free environment.
         let limit = Duration::from_secs(self.spec.timeout_s) + Duration::from_secs(60);
-        match tokio::time::timeout(limit, answer).await {
+        let result = match tokio::time::timeout(limit, answer).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(InvokeError::Stopped),
             Err(_) => Err(InvokeError::Timeout(self.spec.timeout_s)),
-        }
+        };
+        self.completed.fetch_add(1, Ordering::SeqCst);
+        result
     }
 
     /// Cuts an invocation off at the function's timeout: the caller gets the timeout and

@@ -153,9 +153,22 @@ pub async fn start_moto(log_dir: &Path) -> Result<Service, Error> {
     })
 }
 
+/// Where the shell that runs tansu writes tansu's process id, in its data directory.
+const TANSU_PID_FILE: &str = "tansu.pid";
+
+/// The process id of the tansu started in `data_dir`.
+pub fn tansu_pid(data_dir: &Path) -> Option<u32> {
+    std::fs::read_to_string(data_dir.join(TANSU_PID_FILE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// tansu, the local Kafka, on its SQLite engine in `data_dir` (its in-memory engine loses
 /// the rest of a batch when a consumer resumes inside it). tansu does not watch its
-/// parent, so a shell runs it and stops it when its standard input closes.
+/// parent, so a shell runs it and stops it when its standard input closes; the shell
+/// writes tansu's pid to `tansu.pid` there ([`tansu_pid`]).
 pub async fn start_tansu(log_dir: &Path, data_dir: &Path) -> Result<Service, Error> {
     let port = free_port()?;
     std::fs::create_dir_all(data_dir.join("data"))
@@ -164,7 +177,7 @@ pub async fn start_tansu(log_dir: &Path, data_dir: &Path) -> Result<Service, Err
     let mut child = Command::new("sh")
         .args([
             "-c",
-            "\"$0\" \"$@\" </dev/null & pid=$!; cat >/dev/null; kill $pid 2>/dev/null; wait $pid",
+            "\"$0\" \"$@\" </dev/null & pid=$!; echo $pid >tansu.pid; cat >/dev/null; kill $pid 2>/dev/null; wait $pid",
         ])
         .arg(tansu_binary())
         .args([

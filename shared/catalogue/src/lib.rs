@@ -192,6 +192,10 @@ catalogue! {
     UserEmailChanged(UserEmailChanged) on Identity, version 1, key user_id;
     /// An account was deleted: every service erases what it holds of the user.
     UserDeleted(UserDeleted) on Identity, version 1, key user_id;
+    /// Someone tried to register with the email of an existing account. The registration
+    /// was answered as any other (so it does not reveal the account) and created nothing;
+    /// the account's owner is to be told by email.
+    RegistrationWithTakenEmail(RegistrationWithTakenEmail) on Identity, version 1, key user_id;
     /// A profile's public fields changed (display name, bio, privacy).
     ProfileUpdated(ProfileFacts) on Profiles, version 1, key user_id;
     /// A profile's avatar was replaced by a verified upload.
@@ -297,7 +301,7 @@ mod tests {
             assert!(!t.description().is_empty());
             assert!(t.version() >= 1);
         }
-        assert_eq!(EventType::ALL.len(), 23);
+        assert_eq!(EventType::ALL.len(), 24);
         assert!(EventType::ALL.len() < 64, "EventSet is a u64 bitmask");
         assert_eq!(EventType::parse("PostPublishedd"), None);
     }

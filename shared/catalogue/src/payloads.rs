@@ -31,6 +31,18 @@ pub struct UserDeleted {
     pub username: String,
 }
 
+/// `RegistrationWithTakenEmail`: a registration named the email of the account
+/// `user_id`; nothing was created. For the message that tells the owner (the address
+/// itself stays in the identity service).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RegistrationWithTakenEmail {
+    pub user_id: UserId,
+    /// The username the registration asked for.
+    pub attempted_username: String,
+    /// RFC 3339
+    pub at: String,
+}
+
 // ---------------------------------------------------------------- profiles
 
 /// `ProfileUpdated` and `AvatarChanged`: a profile's public fields after the change.

@@ -62,6 +62,30 @@ fn strip_position(msg: &str) -> String {
     msg.split(" at line ").next().unwrap_or(msg).to_owned()
 }
 
+/// At most this many distinct hashtags in one caption or comment: each is an entry of
+/// a tag index, so an unbounded number is a lever for denial of service.
+pub const MAX_HASHTAGS: usize = 30;
+/// At most this many distinct mentions in one caption or comment: each is a lookup and
+/// a notification.
+pub const MAX_MENTIONS: usize = 20;
+
+/// Refuses text with more than [`MAX_HASHTAGS`] distinct hashtags or [`MAX_MENTIONS`]
+/// distinct mentions (as the caller's parser counts them): why, for a 400 naming the
+/// field.
+pub fn check_tag_counts(hashtags: usize, mentions: usize) -> Result<(), String> {
+    if hashtags > MAX_HASHTAGS {
+        return Err(format!(
+            "may have at most {MAX_HASHTAGS} hashtags (has {hashtags})"
+        ));
+    }
+    if mentions > MAX_MENTIONS {
+        return Err(format!(
+            "may mention at most {MAX_MENTIONS} users (has {mentions})"
+        ));
+    }
+    Ok(())
+}
+
 macro_rules! newtype {
     ($(#[$doc:meta])* $name:ident, $check:expr) => {
         $(#[$doc])*
@@ -141,6 +165,101 @@ newtype!(
     }
 );
 
+/// Whether `c` is a Unicode format character (general category Cf, Unicode 16): invisible
+/// characters that change how the text around them is shown. Listed by hand so that the
+/// rule does not move with a dependency's tables.
+fn is_format_char(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
+}
+
+/// A character that a joiner may stand between: visible, not a space or another format
+/// character.
+fn joinable(c: Option<char>) -> bool {
+    c.is_some_and(|c| !c.is_whitespace() && !c.is_control() && !is_format_char(c))
+}
+
+/// The first format character that user text may not hold, if any. Text spoofing works
+/// through them: a bidirectional override (U+202E) or isolate shows `moc.elgoog` as
+/// `google.com` and reorders a caption around a link; marks (U+200E/F, U+061C), zero-width
+/// spaces and the word joiner hide characters inside names; tag characters smuggle
+/// invisible ASCII. Two kinds are kept because languages and emoji need them, and only
+/// where they have that meaning:
+/// - the zero-width joiner and non-joiner (U+200D, U+200C) between two visible
+///   characters: emoji sequences (👩‍💻) and Indic and Persian writing use them; at an
+///   edge, doubled or next to a space they only hide;
+/// - tag characters in an emoji tag sequence: U+1F3F4 (🏴), then tags U+E0020–U+E007E,
+///   closed by U+E007F (the flags of England, Scotland and Wales).
+pub fn refused_format_char(text: &str) -> Option<char> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\u{1F3F4}' {
+            // An emoji tag sequence: skip its tags when it is closed.
+            let run = chars[i + 1..]
+                .iter()
+                .take_while(|t| ('\u{E0020}'..='\u{E007E}').contains(*t))
+                .count();
+            if run > 0 && chars.get(i + 1 + run) == Some(&'\u{E007F}') {
+                i += run + 2;
+                continue;
+            }
+        } else if c == '\u{200C}' || c == '\u{200D}' {
+            let before = i.checked_sub(1).and_then(|j| chars.get(j)).copied();
+            if !(joinable(before) && joinable(chars.get(i + 1).copied())) {
+                return Some(c);
+            }
+        } else if is_format_char(c) {
+            return Some(c);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Refuses text that holds a format character [`refused_format_char`] refuses: why, for a
+/// 400 naming the field. Display names, bios, captions, locations and comments use it.
+pub fn check_format_chars(text: &str) -> Result<(), String> {
+    match refused_format_char(text) {
+        Some(c) => Err(format!(
+            "may not contain invisible formatting characters such as U+{:04X} (bidirectional overrides, zero-width characters)",
+            u32::from(c)
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The format characters the schemas' patterns exclude outright (JSON Schema patterns
+/// cannot say "between two visible characters"; the API's own check is exact).
+macro_rules! refused_format_class {
+    () => {
+        "\\u00ad\\u0600-\\u0605\\u061c\\u06dd\\u070f\\u0890\\u0891\\u08e2\\u180e\\u200b\\u200e\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u206f\\ufeff\\ufff9-\\ufffb"
+    };
+}
+
 /// A new password: 10-128 characters. It cannot be printed (its `Debug` hides it) nor
 /// serialised (it has no `Serialize`), so it never reaches a log line or a response; the
 /// only way to its text is [`Password::expose`], for the hasher.
@@ -205,6 +324,7 @@ newtype!(
         if v.chars().count() > 50 || v.chars().any(char::is_control) {
             return Err("must be at most 50 characters without control characters".into());
         }
+        check_format_chars(&v)?;
         Ok(v)
     }
 );
@@ -220,6 +340,7 @@ newtype!(
         if v.chars().any(|c| c.is_control() && c != '\n') {
             return Err("may not contain control characters".into());
         }
+        check_format_chars(&v)?;
         Ok(v)
     }
 );
@@ -294,18 +415,26 @@ string_schema!(
 );
 string_schema!(
     DisplayName,
-    "At most 50 characters, no control characters",
+    "At most 50 characters, no control characters and no invisible formatting characters (bidirectional overrides and marks, zero-width spaces; a zero-width joiner only between two visible characters)",
     None,
     50,
-    Some("^[^\\x00-\\x1f\\x7f-\\x9f]*$"),
+    Some(concat!(
+        "^[^\\x00-\\x1f\\x7f-\\x9f",
+        refused_format_class!(),
+        "]*$"
+    )),
     None
 );
 string_schema!(
     Bio,
-    "At most 150 characters; newlines allowed",
+    "At most 150 characters; newlines allowed; no invisible formatting characters (bidirectional overrides and marks, zero-width spaces; a zero-width joiner only between two visible characters)",
     None,
     150,
-    Some("^[^\\x00-\\x09\\x0b-\\x1f\\x7f-\\x9f]*$"),
+    Some(concat!(
+        "^[^\\x00-\\x09\\x0b-\\x1f\\x7f-\\x9f",
+        refused_format_class!(),
+        "]*$"
+    )),
     None
 );
 string_schema!(
@@ -472,6 +601,21 @@ mod tests {
     }
 
     #[test]
+    fn hashtags_and_mentions_are_capped() {
+        assert!(check_tag_counts(MAX_HASHTAGS, MAX_MENTIONS).is_ok());
+        assert!(
+            check_tag_counts(MAX_HASHTAGS + 1, 0)
+                .unwrap_err()
+                .contains("hashtags")
+        );
+        assert!(
+            check_tag_counts(0, MAX_MENTIONS + 1)
+                .unwrap_err()
+                .contains("mention")
+        );
+    }
+
+    #[test]
     fn body_errors_name_the_field() {
         let err = parse_json_body::<Register>(
             br#"{"username":"ab","email":"a@b.co","password":"0123456789"}"#,
@@ -511,5 +655,54 @@ mod tests {
         let l: Login = serde_json::from_str("\"alice@x.io\"").unwrap();
         assert!(matches!(l, Login::Email(_)));
         assert!(serde_json::from_str::<Login>("\"a\"").is_err());
+    }
+
+    #[test]
+    fn format_characters_that_spoof_text_are_refused() {
+        // GIVEN bidirectional overrides, isolates, marks, zero-width spaces, a BOM, a soft
+        // hyphen, tag characters outside a flag, and joiners where they join nothing
+        for (text, refused) in [
+            ("gnp.\u{202E}exe", '\u{202E}'),
+            ("\u{202A}left", '\u{202A}'),
+            ("a\u{2066}b\u{2069}", '\u{2066}'),
+            ("admin\u{200E}", '\u{200E}'),
+            ("\u{200F}x", '\u{200F}'),
+            ("x\u{061C}y", '\u{061C}'),
+            ("al\u{200B}ice", '\u{200B}'),
+            ("\u{FEFF}bob", '\u{FEFF}'),
+            ("bo\u{00AD}b", '\u{00AD}'),
+            ("a\u{2060}b", '\u{2060}'),
+            ("hi\u{E0041}\u{E0042}", '\u{E0041}'),
+            ("\u{1F3F4}\u{E0067}\u{E0062}", '\u{E0067}'),
+            ("\u{200D}alice", '\u{200D}'),
+            ("alice\u{200D}", '\u{200D}'),
+            ("a\u{200D}\u{200D}b", '\u{200D}'),
+            ("a \u{200C}b", '\u{200C}'),
+        ] {
+            // THEN the first refused one is named, and every text type refuses it
+            assert_eq!(refused_format_char(text), Some(refused), "{text:?}");
+            assert!(check_format_chars(text).unwrap_err().contains("U+"));
+            assert!(DisplayName::try_from(text.to_owned()).is_err(), "{text:?}");
+            assert!(Bio::try_from(text.to_owned()).is_err(), "{text:?}");
+        }
+        // GIVEN what languages and emoji need: joiners between visible characters, flag
+        // tag sequences, and ordinary text in any script
+        for text in [
+            "Ana Lúcia",
+            "👩\u{200D}💻 dev",
+            "❤\u{FE0F}\u{200D}🔥",
+            "🏳\u{FE0F}\u{200D}🌈",
+            "\u{1F3F4}\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F} fan",
+            "می\u{200C}خواهم",
+            "क्\u{200D}ष",
+            "שלום עולם",
+            "مرحبا",
+            "line one\nline two",
+            "",
+        ] {
+            // THEN they pass
+            assert_eq!(refused_format_char(text), None, "{text:?}");
+            assert!(Bio::try_from(text.to_owned()).is_ok(), "{text:?}");
+        }
     }
 }

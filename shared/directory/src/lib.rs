@@ -9,7 +9,7 @@
 //! post or author leaves a tombstone, so a late or redelivered publish cannot bring it
 //! back; a pair's follow or block changes only to a higher `seq`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -89,6 +89,40 @@ pub trait Directory: Send + Sync {
     async fn post(&self, post_id: &PostId) -> StoreResult<Option<PostRef>>;
     /// Whether `viewer` follows `author`, and whether either blocks the other.
     async fn access(&self, viewer: &UserId, author: &UserId) -> StoreResult<Access>;
+    /// Which of `others` block `viewer` or are blocked by them: for lists filtered per
+    /// entry, in one batch of reads (the default asks [`Directory::access`] once each).
+    async fn blocked_among(
+        &self,
+        viewer: &UserId,
+        others: &[UserId],
+    ) -> StoreResult<HashSet<UserId>> {
+        let mut blocked = HashSet::new();
+        for other in others {
+            if other != viewer && self.access(viewer, other).await?.blocked {
+                blocked.insert(other.clone());
+            }
+        }
+        Ok(blocked)
+    }
+    /// The authors of those of `usernames` who exist (the others are left out), for the
+    /// mentions of a text: in batches of reads (the default asks
+    /// [`Directory::author_by_username`] once each).
+    async fn authors_by_username(&self, usernames: &[String]) -> StoreResult<Vec<Author>> {
+        let mut found = Vec::new();
+        for username in usernames {
+            if let Some(author) = self.author_by_username(username).await? {
+                found.push(author);
+            }
+        }
+        Ok(found)
+    }
+    /// Whether `user_id`'s account is deleted as far as this directory knows (it holds
+    /// the account's tombstone): a deleted account's still-valid token is refused with
+    /// it. An account the directory does not know (yet) is not deleted. The default
+    /// knows no tombstones.
+    async fn account_deleted(&self, _user_id: &UserId) -> StoreResult<bool> {
+        Ok(false)
+    }
     /// Applies one event of [`EVENTS`]; others change nothing. Idempotent.
     async fn apply(&self, event: &Envelope) -> StoreResult<()>;
 }
@@ -277,6 +311,22 @@ impl DynamoDirectory {
         applied(self.table.write(write).await)
     }
 
+    /// Points `author`'s username at them, unless their account is deleted (their author
+    /// item is a tombstone), so a late or redelivered event of a deleted account cannot
+    /// take the name back from its next owner. An older tombstone of the name itself (as
+    /// deletions left them before they were keyed by user) is overwritten.
+    async fn point_username(&self, author: &Author) -> StoreResult<()> {
+        let mut entry = to_item(&UsernameEntry {
+            user_id: author.user_id.clone(),
+        })?;
+        entry.extend(shutter_store::key(username_pk(&author.username), SK));
+        let writes = vec![
+            account_alive(&author.user_id, "tombstone"),
+            Write::put(entry),
+        ];
+        applied(self.table.transact(writes).await)
+    }
+
     async fn tombstone(&self, pk: &str) -> StoreResult<()> {
         let mut item = shutter_store::key(pk, SK);
         item.insert("deleted".to_owned(), AttributeValue::Bool(true));
@@ -316,27 +366,65 @@ impl Directory for DynamoDirectory {
         self.live(&post_pk(post_id)).await
     }
 
+    /// Two batches of reads whatever the number: the usernames' entries, then their
+    /// authors (tombstones of either left out), in the order of `usernames`.
+    async fn authors_by_username(&self, usernames: &[String]) -> StoreResult<Vec<Author>> {
+        use std::collections::BTreeSet;
+        let live = |item: &shutter_store::Item| !shutter_store::bool_attr(item, "deleted");
+        // Each key once: DynamoDB refuses a batch that names a key twice.
+        let names: BTreeSet<String> = usernames.iter().map(|u| username_pk(u)).collect();
+        let entries = self
+            .table
+            .batch_get(names.iter().map(|pk| shutter_store::key(pk, SK)).collect())
+            .await?;
+        let mut user_of: HashMap<String, UserId> = HashMap::new();
+        for item in entries.into_iter().filter(live) {
+            let pk = shutter_store::string_attr(&item, "pk").map(str::to_owned);
+            let entry: UsernameEntry = shutter_store::from_item(item)?;
+            if let Some(pk) = pk {
+                user_of.insert(pk, entry.user_id);
+            }
+        }
+        let ids: BTreeSet<String> = user_of.values().map(|id| author_pk(id)).collect();
+        let mut authors: HashMap<UserId, Author> = HashMap::new();
+        let items = self
+            .table
+            .batch_get(ids.iter().map(|pk| shutter_store::key(pk, SK)).collect())
+            .await?;
+        for item in items.into_iter().filter(live) {
+            let author: Author = shutter_store::from_item(item)?;
+            authors.insert(author.user_id.clone(), author);
+        }
+        Ok(usernames
+            .iter()
+            .filter_map(|u| user_of.get(&username_pk(u)))
+            .filter_map(|id| authors.get(id).cloned())
+            .collect())
+    }
+
+    async fn account_deleted(&self, user_id: &UserId) -> StoreResult<bool> {
+        let item = self.table.get_item(&author_pk(user_id), SK).await?;
+        Ok(item.is_some_and(|item| shutter_store::bool_attr(&item, "deleted")))
+    }
+
     async fn apply(&self, event: &Envelope) -> StoreResult<()> {
         match change_of(&event.event) {
             Change::AuthorRegistered(author) => {
-                let entry = UsernameEntry {
-                    user_id: author.user_id.clone(),
-                };
-                self.put(&username_pk(&author.username), &entry, false)
-                    .await?;
+                self.point_username(&author).await?;
                 self.put(&author_pk(&author.user_id), &author, true).await
             }
             Change::AuthorUpdated(author) => {
-                let entry = UsernameEntry {
-                    user_id: author.user_id.clone(),
-                };
-                self.put(&username_pk(&author.username), &entry, false)
-                    .await?;
+                self.point_username(&author).await?;
                 self.put(&author_pk(&author.user_id), &author, false).await
             }
             Change::AuthorDeleted { user_id, username } => {
                 self.tombstone(&author_pk(&user_id)).await?;
-                self.tombstone(&username_pk(&username)).await
+                // The tombstone is the user's, not the name's: the name's entry goes only
+                // while it is still this user's, and its next owner is found at once.
+                let release = Write::delete(shutter_store::key(username_pk(&username), SK))
+                    .when("moved", "user_id = :id")
+                    .value(":id", AttributeValue::S(user_id.to_string()));
+                applied(self.table.write(release).await)
             }
             Change::PostPublished(post) => self.put(&post_pk(&post.post_id), &post, false).await,
             Change::PostDeleted(post_id) => self.tombstone(&post_pk(&post_id)).await,
@@ -380,6 +468,34 @@ impl Directory for DynamoDirectory {
             follows: holding.contains(&keys[0].as_str()),
             blocked: holding.contains(&keys[1].as_str()) || holding.contains(&keys[2].as_str()),
         })
+    }
+
+    /// Two keys per distinct other user (a block each way), read in batches of 100.
+    async fn blocked_among(
+        &self,
+        viewer: &UserId,
+        others: &[UserId],
+    ) -> StoreResult<HashSet<UserId>> {
+        let mut by_key: HashMap<String, &UserId> = HashMap::new();
+        for other in others.iter().filter(|o| *o != viewer) {
+            by_key.insert(pair_pk(PairKind::Block, viewer, other), other);
+            by_key.insert(pair_pk(PairKind::Block, other, viewer), other);
+        }
+        if by_key.is_empty() {
+            return Ok(HashSet::new());
+        }
+        // Each key once: DynamoDB refuses a batch that names a key twice.
+        let to_read = by_key.keys().map(|pk| shutter_store::key(pk, SK)).collect();
+        let (items, _) = self
+            .table
+            .batch_get_counted(to_read, Consistency::Eventual)
+            .await?;
+        Ok(items
+            .iter()
+            .filter(|item| shutter_store::bool_attr(item, "holds"))
+            .filter_map(|item| shutter_store::string_attr(item, "pk"))
+            .filter_map(|pk| by_key.get(pk).map(|other| (*other).clone()))
+            .collect())
     }
 }
 
@@ -449,6 +565,11 @@ impl Directory for MemoryDirectory {
             .flatten())
     }
 
+    async fn account_deleted(&self, user_id: &UserId) -> StoreResult<bool> {
+        let authors = self.authors.lock().map_err(poisoned)?;
+        Ok(matches!(authors.get(user_id), Some(None)))
+    }
+
     async fn apply(&self, event: &Envelope) -> StoreResult<()> {
         let mut authors = self.authors.lock().map_err(poisoned)?;
         let mut posts = self.posts.lock().map_err(poisoned)?;
@@ -502,6 +623,24 @@ impl Directory for MemoryDirectory {
             blocked: holds(PairKind::Block, viewer, author)
                 || holds(PairKind::Block, author, viewer),
         })
+    }
+
+    async fn blocked_among(
+        &self,
+        viewer: &UserId,
+        others: &[UserId],
+    ) -> StoreResult<HashSet<UserId>> {
+        let pairs = self.pairs.lock().map_err(poisoned)?;
+        let holds = |from: &UserId, to: &UserId| {
+            pairs
+                .get(&(PairKind::Block, from.clone(), to.clone()))
+                .is_some_and(|p| p.0)
+        };
+        Ok(others
+            .iter()
+            .filter(|o| *o != viewer && (holds(viewer, o) || holds(o, viewer)))
+            .cloned()
+            .collect())
     }
 }
 
@@ -712,6 +851,59 @@ mod tests {
         .unwrap();
         dir.apply(&registered(&ann, "ann")).await.unwrap();
         assert_eq!(dir.author(&ann).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn blocked_among_names_the_users_blocked_either_way_as_far_as_the_events_say() {
+        // GIVEN ann, who blocks bob and is blocked by cat; dan, a block lifted since
+        let (ann, bob, cat, _) = ids();
+        let dan = UserId::generate();
+        let dir = MemoryDirectory::default();
+        let block = |from: &UserId, to: &UserId, holds: bool, seq: u64| {
+            let b = BlockFacts {
+                blocker_id: from.clone(),
+                blocked_id: to.clone(),
+                seq,
+                at: "t".into(),
+            };
+            env(if holds {
+                Event::UserBlocked(b)
+            } else {
+                Event::UserUnblocked(b)
+            })
+        };
+        let everyone = [ann.clone(), bob.clone(), cat.clone(), dan.clone()];
+        // WHEN no block event has arrived yet THEN nobody is hidden (the window)
+        assert!(dir.blocked_among(&ann, &everyone).await.unwrap().is_empty());
+        dir.apply(&block(&ann, &bob, true, 1)).await.unwrap();
+        dir.apply(&block(&cat, &ann, true, 1)).await.unwrap();
+        dir.apply(&block(&dan, &ann, true, 1)).await.unwrap();
+        dir.apply(&block(&dan, &ann, false, 2)).await.unwrap();
+        // THEN both directions count, a lifted block does not, and ann is not her own
+        let hidden = dir.blocked_among(&ann, &everyone).await.unwrap();
+        assert_eq!(hidden, HashSet::from([bob.clone(), cat.clone()]));
+        // AND the default, one access read per user, agrees
+        struct PerUser<'a>(&'a MemoryDirectory);
+        #[async_trait]
+        impl Directory for PerUser<'_> {
+            async fn author(&self, u: &UserId) -> StoreResult<Option<Author>> {
+                self.0.author(u).await
+            }
+            async fn author_by_username(&self, n: &str) -> StoreResult<Option<Author>> {
+                self.0.author_by_username(n).await
+            }
+            async fn post(&self, p: &PostId) -> StoreResult<Option<PostRef>> {
+                self.0.post(p).await
+            }
+            async fn access(&self, v: &UserId, a: &UserId) -> StoreResult<Access> {
+                self.0.access(v, a).await
+            }
+            async fn apply(&self, e: &Envelope) -> StoreResult<()> {
+                self.0.apply(e).await
+            }
+        }
+        let default = PerUser(&dir).blocked_among(&ann, &everyone).await.unwrap();
+        assert_eq!(default, hidden);
     }
 
     #[test]

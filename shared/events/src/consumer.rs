@@ -1,14 +1,22 @@
 //! How every MSK consumer runs: decode each record with the catalogue, skip what the
 //! consumer does not handle (and count event types this build does not know), apply the
 //! rest, send what can never be applied to the dead-letter queue with the reason, and
-//! fail the batch on anything retryable (Lambda then retries it; effects are idempotent,
-//! so replays do no harm).
+//! answer Lambda with the records to retry.
+//!
+//! Order matters only within a partition (one aggregate's events share one), so a
+//! retryable failure stops its own partition and no other: the record and every later
+//! one of its partition are reported in a Kafka partial batch response
+//! (`ReportBatchItemFailures`), and Lambda resumes that partition from there while the
+//! rest of the batch counts as done. Effects are idempotent, so the redelivery of what a
+//! retry covers again does no harm. Consumers that merge the whole batch
+//! ([`run_batch_consumer`]) fail it as a whole instead, and Lambda bisects it.
 
 use std::future::Future;
 
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
 use shutter_store::{Cause, ConfigError, SdkConfig, StoreError};
 
 use crate::{Consumer, DecodeError, Decoded, Envelope, KafkaEvent, KafkaRecord};
@@ -133,13 +141,57 @@ pub struct Record {
     /// `topic-partition@offset`, for logs and failure reports.
     pub position: String,
     pub envelope: Envelope,
+    /// The `topic-partition` key of the MSK event, and the record's offset in it.
+    partition: String,
+    offset: i64,
 }
 
 #[derive(Debug)]
 struct Poisoned {
+    partition: String,
+    offset: i64,
     position: String,
     reason: String,
     record: String,
+}
+
+/// Lambda's partial batch response for a Kafka event source
+/// (`{"batchItemFailures": [{"itemIdentifier": {"partition": "topic-2", "offset": 42}}]}`):
+/// the records to deliver again. Lambda resumes each named partition from the lowest
+/// offset named in it; every other record of the batch is done.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchResponse {
+    pub batch_item_failures: Vec<ItemFailure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemFailure {
+    pub item_identifier: ItemIdentifier,
+}
+
+/// A record of a Kafka event: its `topic-partition` key and its offset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemIdentifier {
+    pub partition: String,
+    pub offset: i64,
+}
+
+impl BatchResponse {
+    /// True when every record is done.
+    pub fn is_success(&self) -> bool {
+        self.batch_item_failures.is_empty()
+    }
+
+    fn fail(&mut self, partition: &str, offset: i64) {
+        self.batch_item_failures.push(ItemFailure {
+            item_identifier: ItemIdentifier {
+                partition: partition.to_owned(),
+                offset,
+            },
+        });
+    }
 }
 
 /// What a batch came to, logged once per invocation.
@@ -176,13 +228,20 @@ impl Batch {
         let mut partitions: Vec<_> = event.records.iter().collect();
         partitions.sort_by(|a, b| a.0.cmp(b.0));
         for (partition, records) in partitions {
+            let mut records: Vec<&KafkaRecord> = records.iter().collect();
+            records.sort_by_key(|r| r.offset);
             for record in records {
                 let position = format!("{partition}@{}", record.offset);
                 match decode_record(record) {
                     Ok(Decoded::Known(envelope))
                         if consumer.handles.contains(envelope.event_type()) =>
                     {
-                        batch.records.push(Record { position, envelope });
+                        batch.records.push(Record {
+                            position,
+                            envelope,
+                            partition: partition.clone(),
+                            offset: record.offset,
+                        });
                     }
                     Ok(Decoded::Known(_)) => batch.report.ignored += 1,
                     Ok(Decoded::Unknown(unknown)) => {
@@ -190,6 +249,8 @@ impl Batch {
                         batch.report.unknown += 1;
                     }
                     Err(err) => batch.poisoned.push(Poisoned {
+                        partition: partition.clone(),
+                        offset: record.offset,
                         position,
                         reason: err.to_string(),
                         record: record.value.clone().unwrap_or_default(),
@@ -210,6 +271,8 @@ impl Batch {
     /// finishes.
     pub fn poison(&mut self, record: &Record, reason: impl std::fmt::Display) {
         self.poisoned.push(Poisoned {
+            partition: record.partition.clone(),
+            offset: record.offset,
             position: record.position.clone(),
             reason: reason.to_string(),
             record: record.envelope.to_json().unwrap_or_default(),
@@ -218,15 +281,43 @@ impl Batch {
 
     /// Sends what was given up to `queue` and logs the batch's counts.
     pub async fn finish<Q: PoisonQueue + ?Sized>(
-        mut self,
+        self,
         consumer: &Consumer,
         queue: &Q,
     ) -> Result<BatchReport, ConsumeError> {
-        for p in &self.poisoned {
-            tracing::error!(consumer = consumer.name, position = %p.position, reason = %p.reason, "poison record sent to the DLQ");
-            queue.send(&p.position, &p.reason, &p.record).await?;
+        let (report, retry) = self
+            .finish_partially(consumer, queue, Retries::default())
+            .await;
+        match retry.first_cause {
+            Some(cause) => Err(ConsumeError::Retry(cause)),
+            None => Ok(report),
         }
-        self.report.poisoned = self.poisoned.len();
+    }
+
+    /// Sends what was given up to `queue`, except records that `retry` delivers again
+    /// (at or after their partition's first retried offset); a record the queue does not
+    /// take is retried too, from its offset (a later one of its partition already sent
+    /// is sent again then: the queue's readers deduplicate by event id).
+    async fn finish_partially<Q: PoisonQueue + ?Sized>(
+        mut self,
+        consumer: &Consumer,
+        queue: &Q,
+        mut retry: Retries,
+    ) -> (BatchReport, Retries) {
+        let mut sent = 0;
+        for p in &self.poisoned {
+            if retry.covers(&p.partition, p.offset) {
+                continue;
+            }
+            tracing::error!(consumer = consumer.name, position = %p.position, reason = %p.reason, "poison record sent to the DLQ");
+            if let Err(err) = queue.send(&p.position, &p.reason, &p.record).await {
+                tracing::warn!(consumer = consumer.name, position = %p.position, error = %err, "the DLQ did not take a poison record; its partition is retried from it");
+                retry.from(&p.partition, p.offset, Box::new(err));
+                continue;
+            }
+            sent += 1;
+        }
+        self.report.poisoned = sent;
         let r = self.report;
         tracing::info!(
             consumer = consumer.name,
@@ -234,9 +325,52 @@ impl Batch {
             ignored = r.ignored,
             skipped_unknown = r.unknown,
             poisoned = r.poisoned,
+            retried_partitions = retry.first.len(),
             "batch consumed"
         );
-        Ok(r)
+        (r, retry)
+    }
+}
+
+/// The partitions to deliver again, each from its first record that must be retried.
+#[derive(Debug, Default)]
+struct Retries {
+    first: std::collections::BTreeMap<String, i64>,
+    first_cause: Option<Cause>,
+}
+
+impl Retries {
+    fn covers(&self, partition: &str, offset: i64) -> bool {
+        self.first
+            .get(partition)
+            .is_some_and(|&first| offset >= first)
+    }
+
+    fn from(&mut self, partition: &str, offset: i64, cause: Cause) {
+        let first = self.first.entry(partition.to_owned()).or_insert(offset);
+        *first = (*first).min(offset);
+        self.first_cause.get_or_insert(cause);
+    }
+
+    /// The response naming, in each retried partition, its first retried record and
+    /// every later one of the batch: Lambda resumes the partition at the lowest.
+    fn response(&self, event: &KafkaEvent) -> BatchResponse {
+        let mut response = BatchResponse::default();
+        for (partition, &first) in &self.first {
+            let mut offsets: Vec<i64> = event
+                .records
+                .get(partition)
+                .into_iter()
+                .flatten()
+                .map(|r| r.offset)
+                .filter(|&o| o >= first)
+                .collect();
+            offsets.sort_unstable();
+            for offset in offsets {
+                response.fail(partition, offset);
+            }
+        }
+        response
     }
 }
 
@@ -250,35 +384,76 @@ fn decode_record(record: &KafkaRecord) -> Result<Decoded, DecodeError> {
 
 /// Applies every record of `event` that `consumer` handles, in partition order, with
 /// `apply`. A record that does not decode, or whose effect is poison, goes to `queue`; a
-/// retryable failure stops and fails the whole batch.
+/// retryable failure stops its partition (the rest of it is not applied) and fails the
+/// batch once every other partition is applied.
 pub async fn consume<Q, F, Fut>(
     consumer: &Consumer,
     event: &KafkaEvent,
     queue: &Q,
-    mut apply: F,
+    apply: F,
 ) -> Result<BatchReport, ConsumeError>
 where
     Q: PoisonQueue + ?Sized,
     F: FnMut(Envelope) -> Fut,
     Fut: Future<Output = Result<(), ConsumeError>>,
 {
+    let (report, retry) = apply_partitions(consumer, event, queue, apply).await;
+    match retry.first_cause {
+        Some(cause) => Err(ConsumeError::Retry(cause)),
+        None => Ok(report),
+    }
+}
+
+/// [`consume`] as Lambda sees it: the records to retry as a partial batch response.
+pub async fn consume_partially<Q, F, Fut>(
+    consumer: &Consumer,
+    event: &KafkaEvent,
+    queue: &Q,
+    apply: F,
+) -> (BatchReport, BatchResponse)
+where
+    Q: PoisonQueue + ?Sized,
+    F: FnMut(Envelope) -> Fut,
+    Fut: Future<Output = Result<(), ConsumeError>>,
+{
+    let (report, retry) = apply_partitions(consumer, event, queue, apply).await;
+    (report, retry.response(event))
+}
+
+async fn apply_partitions<Q, F, Fut>(
+    consumer: &Consumer,
+    event: &KafkaEvent,
+    queue: &Q,
+    mut apply: F,
+) -> (BatchReport, Retries)
+where
+    Q: PoisonQueue + ?Sized,
+    F: FnMut(Envelope) -> Fut,
+    Fut: Future<Output = Result<(), ConsumeError>>,
+{
     let mut batch = Batch::decode(consumer, event);
+    let mut retry = Retries::default();
     for record in std::mem::take(&mut batch.records) {
+        if retry.covers(&record.partition, record.offset) {
+            // Behind a record that must be retried: its partition resumes there.
+            continue;
+        }
         match apply(record.envelope.clone()).await {
             Ok(()) => {}
             Err(ConsumeError::Retry(cause)) => {
-                tracing::warn!(consumer = consumer.name, position = %record.position, event_id = %record.envelope.id, error = %cause, "batch failed; Lambda retries it");
-                return Err(ConsumeError::Retry(cause));
+                tracing::warn!(consumer = consumer.name, position = %record.position, event_id = %record.envelope.id, error = %cause, "record failed; its partition is retried from it");
+                retry.from(&record.partition, record.offset, cause);
             }
             Err(ConsumeError::Poison(reason)) => batch.poison(&record, reason),
         }
     }
-    batch.finish(consumer, queue).await
+    batch.finish_partially(consumer, queue, retry).await
 }
 
 /// Runs a consumer on the Lambda runtime: logs set up, its dependencies built once per
 /// cold start by `build` (with the dead-letter queue of `EVENTS_DLQ_URL`), then each MSK
-/// event's records applied one by one with `apply`.
+/// event's records applied one by one with `apply`, and the records to retry answered as
+/// a partial batch response (the mapping has `ReportBatchItemFailures`).
 pub async fn run_consumer<D, B, F, Fut>(
     consumer: &'static Consumer,
     build: B,
@@ -298,12 +473,11 @@ where
     let apply = &apply;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<KafkaEvent>| async move {
-            consume(consumer, &event.payload, queue, |envelope| {
+            let (_, response) = consume_partially(consumer, &event.payload, queue, |envelope| {
                 apply(deps, envelope)
             })
-            .await
-            .map(|_| ())
-            .map_err(lambda_runtime::Error::from)
+            .await;
+            Ok::<_, lambda_runtime::Error>(response)
         },
     ))
     .await
@@ -311,7 +485,9 @@ where
 
 /// [`run_consumer`] for consumers that work on the whole batch at once (to merge many
 /// records into one write): `apply` gets the decoded batch, gives up records with
-/// [`Batch::poison`], and hands it back to be finished.
+/// [`Batch::poison`], and hands it back to be finished. A retryable failure fails the
+/// invocation (Lambda bisects the batch); a poison record the DLQ does not take is
+/// answered as a partial batch failure, from it.
 pub async fn run_batch_consumer<D, B, F, Fut>(
     consumer: &'static Consumer,
     build: B,
@@ -333,11 +509,10 @@ where
         move |event: lambda_runtime::LambdaEvent<KafkaEvent>| async move {
             let batch = Batch::decode(consumer, &event.payload);
             let batch = apply(deps, batch).await?;
-            batch
-                .finish(consumer, queue)
-                .await
-                .map(|_| ())
-                .map_err(lambda_runtime::Error::from)
+            let (_, retry) = batch
+                .finish_partially(consumer, queue, Retries::default())
+                .await;
+            Ok::<_, lambda_runtime::Error>(retry.response(&event.payload))
         },
     ))
     .await
@@ -531,6 +706,154 @@ mod tests {
         .await;
         assert!(matches!(result, Err(ConsumeError::Retry(_))));
         assert!(queue.positions().is_empty());
+    }
+
+    fn offsets(response: &BatchResponse) -> Vec<(String, i64)> {
+        response
+            .batch_item_failures
+            .iter()
+            .map(|f| {
+                (
+                    f.item_identifier.partition.clone(),
+                    f.item_identifier.offset,
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_retry_stops_its_own_partition_and_is_answered_with_the_rest_of_it() {
+        // GIVEN two partitions; in t-0 the second record fails for now, and a poison
+        // record and a good one come after it; t-1 has a good record and a poison one.
+        let (ok1, retry, after, late_poison) = (
+            user_deleted(),
+            user_deleted(),
+            user_deleted(),
+            user_deleted(),
+        );
+        let (ok2, poison) = (user_deleted(), user_deleted());
+        let event = kafka(vec![
+            ("t-0", record(1, b64(&ok1.to_json().unwrap()))),
+            ("t-0", record(2, b64(&retry.to_json().unwrap()))),
+            ("t-0", record(3, b64(&after.to_json().unwrap()))),
+            ("t-0", record(4, b64(&late_poison.to_json().unwrap()))),
+            ("t-0", record(5, Some("%%%".into()))),
+            ("t-1", record(8, b64(&ok2.to_json().unwrap()))),
+            ("t-1", record(9, b64(&poison.to_json().unwrap()))),
+        ]);
+        let queue = MemoryPoisonQueue::default();
+        let mut applied = Vec::new();
+        // WHEN it is consumed
+        let (report, response) = consume_partially(&TEST_CONSUMER, &event, &queue, |env| {
+            applied.push(env.id.clone());
+            let result = if env.id == retry.id {
+                Err(ConsumeError::retry_because("throttled"))
+            } else if env.id == poison.id || env.id == late_poison.id {
+                Err(ConsumeError::poison("cannot apply"))
+            } else {
+                Ok(())
+            };
+            async move { result }
+        })
+        .await;
+        // THEN t-0 stops at the failure, t-1 is applied in full
+        assert_eq!(applied, vec![ok1.id, retry.id, ok2.id, poison.id]);
+        // AND the failed record and every later one of t-0 are to be retried
+        assert_eq!(
+            offsets(&response),
+            vec![
+                ("t-0".to_owned(), 2),
+                ("t-0".to_owned(), 3),
+                ("t-0".to_owned(), 4),
+                ("t-0".to_owned(), 5)
+            ]
+        );
+        // AND only what is done goes to the DLQ: not t-0's records that come back
+        assert_eq!(queue.positions(), vec!["t-1@9"]);
+        assert_eq!(report.poisoned, 1);
+    }
+
+    #[tokio::test]
+    async fn consume_applies_the_other_partitions_and_still_fails_the_batch() {
+        let (fails, other) = (user_deleted(), user_deleted());
+        let event = kafka(vec![
+            ("t-0", record(1, b64(&fails.to_json().unwrap()))),
+            ("t-1", record(1, b64(&other.to_json().unwrap()))),
+        ]);
+        let queue = MemoryPoisonQueue::default();
+        let mut applied = Vec::new();
+        let result = consume(&TEST_CONSUMER, &event, &queue, |env| {
+            applied.push(env.id.clone());
+            let fail = env.id == fails.id;
+            async move {
+                if fail {
+                    Err(ConsumeError::from(StoreError::Unavailable("down".into())))
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .await;
+        assert!(matches!(result, Err(ConsumeError::Retry(_))));
+        assert_eq!(applied, vec![fails.id, other.id]);
+    }
+
+    #[tokio::test]
+    async fn a_clean_batch_answers_no_failures() {
+        let event = kafka(vec![
+            ("t-0", record(1, b64(&user_deleted().to_json().unwrap()))),
+            ("t-0", record(2, Some("%%%".into()))),
+        ]);
+        let queue = MemoryPoisonQueue::default();
+        let (report, response) =
+            consume_partially(&TEST_CONSUMER, &event, &queue, |_| async { Ok(()) }).await;
+        assert!(response.is_success());
+        assert_eq!(
+            serde_json::to_value(&response).unwrap(),
+            serde_json::json!({"batchItemFailures": []})
+        );
+        assert_eq!((report.handled, report.poisoned), (1, 1));
+    }
+
+    /// A dead-letter queue that is down.
+    struct DownQueue;
+
+    #[async_trait]
+    impl PoisonQueue for DownQueue {
+        async fn send(&self, _: &str, _: &str, _: &str) -> Result<(), QueueError> {
+            Err(QueueError("unreachable".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_poison_record_the_dlq_does_not_take_is_retried_from_it() {
+        let event = kafka(vec![
+            ("t-0", record(1, b64(&user_deleted().to_json().unwrap()))),
+            ("t-0", record(2, Some("%%%".into()))),
+            ("t-0", record(3, b64(&user_deleted().to_json().unwrap()))),
+            ("t-1", record(4, b64(&user_deleted().to_json().unwrap()))),
+        ]);
+        let (report, response) =
+            consume_partially(&TEST_CONSUMER, &event, &DownQueue, |_| async { Ok(()) }).await;
+        assert_eq!(
+            offsets(&response),
+            vec![("t-0".to_owned(), 2), ("t-0".to_owned(), 3)]
+        );
+        assert_eq!(report.poisoned, 0);
+        let finished = Batch::decode(&TEST_CONSUMER, &event)
+            .finish(&TEST_CONSUMER, &DownQueue)
+            .await;
+        assert!(matches!(finished, Err(ConsumeError::Retry(_))));
+    }
+
+    #[test]
+    fn the_response_is_lambdas_kafka_partial_batch_response() {
+        let mut response = BatchResponse::default();
+        response.fail("shutter.follows-2", 42);
+        assert_eq!(
+            serde_json::to_value(&response).unwrap(),
+            serde_json::json!({"batchItemFailures": [{"itemIdentifier": {"partition": "shutter.follows-2", "offset": 42}}]})
+        );
     }
 
     #[test]

@@ -89,6 +89,14 @@ pub enum PublishError {
     Setup(String),
 }
 
+/// A record read back from a topic by [`KafkaPublisher::fetch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedRecord {
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+}
+
 /// A long-lived producer: build it once per cold start. It connects on first use, so a
 /// cold start does not fail while the brokers are briefly unreachable.
 pub struct KafkaPublisher {
@@ -151,6 +159,49 @@ impl KafkaPublisher {
             .produce(vec![record], Compression::NoCompression)
             .await?;
         Ok(())
+    }
+
+    /// The records of `topic`'s `partition` from offset `first` to `last` (both included),
+    /// as (offset, key, value): to replay a batch that a consumer's mapping gave up on.
+    /// Records that the broker no longer keeps are simply not there.
+    pub async fn fetch(
+        &self,
+        topic: &str,
+        partition: i32,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<FetchedRecord>, PublishError> {
+        let client = self.client().await?;
+        let partition = client
+            .partition_client(topic, partition, UnknownTopicHandling::Error)
+            .await?;
+        let mut out = Vec::new();
+        let mut next = first;
+        while next <= last {
+            let (records, _high_watermark) = tokio::time::timeout(
+                DELIVERY_TIMEOUT,
+                partition.fetch_records(next, 1..4_000_000, 1_000),
+            )
+            .await
+            .map_err(|_| PublishError::Timeout(DELIVERY_TIMEOUT))??;
+            let Some(after) = records.iter().map(|r| r.offset).max() else {
+                break;
+            };
+            out.extend(
+                records
+                    .into_iter()
+                    .filter(|r| (first..=last).contains(&r.offset))
+                    .map(|r| FetchedRecord {
+                        offset: r.offset,
+                        key: r.record.key,
+                        value: r.record.value,
+                    }),
+            );
+            next = after + 1;
+        }
+        out.sort_by_key(|r| r.offset);
+        out.dedup_by_key(|r| r.offset);
+        Ok(out)
     }
 
     /// Creates a topic; `Ok(false)` when it already exists (whatever its partitions).

@@ -2,7 +2,9 @@
 //! client declares), browser-style POST uploads signed with SigV4 so clients send bytes
 //! straight to S3 and S3 itself refuses a wrong type or size, and the S3 adapter the
 //! services read, write and delete objects with. moto does not enforce POST policies, so
-//! consumers check uploaded objects again (size and real type).
+//! consumers check uploaded objects again (size and real type). Nothing a client uploads is
+//! stored as it came: images go through [`images`] (decoded under a pixel cap, turned
+//! upright, re-encoded) and videos through [`mp4`] (location and other metadata blanked).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -20,6 +22,8 @@ use shutter_store::StoreError;
 use time::OffsetDateTime;
 use time::macros::format_description;
 
+pub mod images;
+pub mod mp4;
 pub mod s3;
 
 pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(10 * 60);
@@ -30,6 +34,32 @@ const VIEW_URL_TTL: Duration = Duration::from_secs(60 * 60);
 /// after 14 days (template.yaml): an upload nobody verified. [`MediaStore::mark_verified`]
 /// removes it from an upload that is kept where it was uploaded.
 pub const UNVERIFIED_UPLOAD_TAGGING: &str = "<Tagging><TagSet><Tag><Key>shutter-upload</Key><Value>unverified</Value></Tag></TagSet></Tagging>";
+
+/// Why an upload was refused: a sentence the post's media item or the log keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal(pub String);
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The user metadata [`MediaStore::put`] writes on every object (`x-amz-meta-shutter-origin`):
+/// the object was written by Shutter, not uploaded by a client. A client cannot forge it:
+/// S3 refuses a POST upload with a form field its signed policy does not name, and the
+/// policies ([`post_policy`]) name no `x-amz-meta-*` field.
+const ORIGIN_HEADER: &str = "x-amz-meta-shutter-origin";
+const ORIGIN_SHUTTER: &str = "shutter";
+
+/// Who wrote an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A client, through an upload form: not checked yet.
+    Upload,
+    /// Shutter itself ([`MediaStore::put`]): a processed file.
+    Shutter,
+}
 
 /// The media types Shutter stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -177,9 +207,13 @@ pub trait MediaStore: Send + Sync {
         max_bytes: u64,
     ) -> Result<UploadForm, StoreError>;
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError>;
+    /// [`MediaStore::head`] and who wrote the object, in one request.
+    async fn head_with_origin(&self, key: &str)
+    -> Result<Option<(ObjectInfo, Origin)>, StoreError>;
     async fn first_bytes(&self, key: &str, n: u64) -> Result<Vec<u8>, StoreError>;
     /// The whole object, or `None` when it is gone.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Writes an object as Shutter's own ([`Origin::Shutter`]), with no tags.
     async fn put(&self, key: &str, media_type: MediaType, bytes: Vec<u8>)
     -> Result<(), StoreError>;
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
@@ -341,14 +375,28 @@ impl MediaStore for S3MediaStore {
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        Ok(self.head_with_origin(key).await?.map(|(info, _)| info))
+    }
+
+    async fn head_with_origin(
+        &self,
+        key: &str,
+    ) -> Result<Option<(ObjectInfo, Origin)>, StoreError> {
         let reply = self
             .object_call("head", http::Method::HEAD, key, &[], Bytes::new())
             .await?;
         match reply.status {
-            200 => Ok(Some(ObjectInfo {
-                size: reply.content_length().unwrap_or(0),
-                content_type: reply.content_type().map(str::to_owned),
-            })),
+            200 => {
+                let origin = match reply.headers.get(ORIGIN_HEADER) {
+                    Some(v) if v == ORIGIN_SHUTTER => Origin::Shutter,
+                    _ => Origin::Upload,
+                };
+                let info = ObjectInfo {
+                    size: reply.content_length().unwrap_or(0),
+                    content_type: reply.content_type().map(str::to_owned),
+                };
+                Ok(Some((info, origin)))
+            }
             404 => Ok(None),
             _ => Err(reply.into_error("head")),
         }
@@ -393,7 +441,10 @@ impl MediaStore for S3MediaStore {
                 "put",
                 http::Method::PUT,
                 key,
-                &[("content-type", media_type.mime())],
+                &[
+                    ("content-type", media_type.mime()),
+                    (ORIGIN_HEADER, ORIGIN_SHUTTER),
+                ],
                 bytes.into(),
             )
             .await?;
@@ -525,6 +576,8 @@ pub struct MemoryMedia {
     pub objects: Mutex<Objects>,
     /// The keys [`MediaStore::mark_verified`] was called for (their uploads kept).
     pub verified: Mutex<std::collections::BTreeSet<String>>,
+    /// The keys last written by [`MediaStore::put`] ([`Origin::Shutter`]).
+    pub written: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl MemoryMedia {
@@ -539,6 +592,17 @@ impl MemoryMedia {
         if let Ok(mut objects) = self.objects() {
             objects.insert(key.to_owned(), (content_type.to_owned(), bytes));
         }
+        if let Ok(mut written) = self.written() {
+            written.remove(key);
+        }
+    }
+
+    fn written(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, std::collections::BTreeSet<String>>, StoreError> {
+        self.written
+            .lock()
+            .map_err(|_| StoreError::unavailable(std::io::Error::other("poisoned lock")))
     }
 }
 
@@ -568,6 +632,17 @@ impl MediaStore for MemoryMedia {
             content_type: Some(ct.clone()),
         }))
     }
+    async fn head_with_origin(
+        &self,
+        key: &str,
+    ) -> Result<Option<(ObjectInfo, Origin)>, StoreError> {
+        let origin = if self.written()?.contains(key) {
+            Origin::Shutter
+        } else {
+            Origin::Upload
+        };
+        Ok(self.head(key).await?.map(|info| (info, origin)))
+    }
     async fn first_bytes(&self, key: &str, n: u64) -> Result<Vec<u8>, StoreError> {
         Ok(self
             .objects()?
@@ -586,10 +661,12 @@ impl MediaStore for MemoryMedia {
     ) -> Result<(), StoreError> {
         self.objects()?
             .insert(key.to_owned(), (media_type.mime().to_owned(), bytes));
+        self.written()?.insert(key.to_owned());
         Ok(())
     }
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.objects()?.remove(key);
+        self.written()?.remove(key);
         Ok(())
     }
     async fn delete_prefix(&self, prefix: &str) -> Result<(), StoreError> {

@@ -5,8 +5,9 @@
 //!
 //! `cargo build --workspace --bins && cargo run -p shutter-e2e --bin feed-bench`
 //!
-//! It calls the feed's own consumer and handler in-process on the devstack's tables, and
-//! counts requests in the feed's store. Times are moto's (one request at a time, in
+//! It calls the feed's own consumer, its fan-out worker (the work queue in memory, the
+//! template's default page of 100 followers a chunk) and handler in-process on the
+//! devstack's tables, and counts requests in the feed's store. Times are moto's (one request at a time, in
 //! Python); the request counts carry over to AWS.
 
 use std::time::Instant;
@@ -15,10 +16,11 @@ use futures::StreamExt;
 use shutter_core::{CursorSigner, PostId, UserId};
 use shutter_directory::{Directory, DynamoDirectory};
 use shutter_e2e::TestApp;
+use shutter_events::work::{DEFAULT_PAGE, MemoryWorkQueue, WithWork};
 use shutter_events::{Envelope, Event, PostFacts, UserRegistered};
 use shutter_feed::model::{Entry, FanOut, PostCopy};
 use shutter_feed::store::DynamoFeedStore;
-use shutter_feed::{App, Timelines, fanout, http};
+use shutter_feed::{App, Timelines, fanout, http, worker};
 use shutter_store::dynamodb::types::{PutRequest, WriteRequest};
 use shutter_store::{Table, n, s};
 
@@ -97,19 +99,32 @@ async fn register(dir: &DynamoDirectory, user: &UserId) {
     dir.apply(&event).await.expect("directory write");
 }
 
-/// The consumer's dependencies on the bench's store (clones share its request count).
-fn timelines(
-    store: &DynamoFeedStore,
-    dir: &DynamoDirectory,
-    celebrity_followers: i64,
-) -> Timelines<DynamoFeedStore, DynamoDirectory> {
-    Timelines {
-        store: store.clone(),
-        directory: dir.clone(),
-        settings: FanOut {
-            celebrity_followers,
+type Feed = WithWork<Timelines<DynamoFeedStore, DynamoDirectory>, MemoryWorkQueue>;
+
+/// The consumer's and worker's dependencies on the bench's store (clones share its
+/// request count).
+fn timelines(store: &DynamoFeedStore, dir: &DynamoDirectory, celebrity_followers: i64) -> Feed {
+    WithWork {
+        app: Timelines {
+            store: store.clone(),
+            directory: dir.clone(),
+            settings: FanOut {
+                celebrity_followers,
+            },
         },
+        work: MemoryWorkQueue::default(),
+        page: DEFAULT_PAGE,
     }
+}
+
+/// One event through the consumer, then the work it handed on through the worker.
+async fn apply(feed: &Feed, event: Envelope) {
+    fanout::apply(feed, event).await.expect("consumed");
+    let failed = feed
+        .work
+        .drain(usize::MAX, |job| worker::chunk(feed, job))
+        .await;
+    assert!(failed.is_empty(), "{failed:?}");
 }
 
 #[tokio::main]
@@ -128,8 +143,18 @@ async fn main() {
     let ordinary = timelines(&store, &dir, i64::MAX);
     for followers in [10usize, 100, 1_000, 10_000] {
         let author = UserId::generate();
+        // Each follower listed, and its follow marker (what a fan-out checks after writing).
         let mut items: Vec<_> = (0..followers)
-            .map(|_| item(format!("FOLLOWERS#{author}"), shutter_core::new_id()))
+            .flat_map(|_| {
+                let follower = shutter_core::new_id();
+                let mut marker = item(format!("FEDGE#{follower}#{author}"), "EDGE".to_owned());
+                marker.insert("seq".to_owned(), n(1));
+                marker.insert(
+                    "holds".to_owned(),
+                    shutter_store::dynamodb::types::AttributeValue::Bool(true),
+                );
+                [item(format!("FOLLOWERS#{author}"), follower), marker]
+            })
             .collect();
         let mut meta = item(format!("AUTHOR#{author}"), "META".to_owned());
         meta.insert("follower_count".to_owned(), n(followers));
@@ -138,9 +163,7 @@ async fn main() {
         let post = PostId::generate();
         let before = store.requests();
         let started = Instant::now();
-        fanout::apply(&ordinary, published(&post, &author))
-            .await
-            .expect("fan-out");
+        apply(&ordinary, published(&post, &author)).await;
         let elapsed = started.elapsed();
         let requests = store.requests() - before;
         println!(
@@ -158,12 +181,11 @@ async fn main() {
     );
     put_all(&table, vec![meta]).await;
     let before = store.requests();
-    fanout::apply(
+    apply(
         &timelines(&store, &dir, 10_000),
         published(&PostId::generate(), &celebrity),
     )
-    .await
-    .expect("celebrity post");
+    .await;
     println!(
         "a celebrity's post (10,000 followers, merged at read time): {} requests",
         store.requests() - before

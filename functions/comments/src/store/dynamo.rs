@@ -13,7 +13,8 @@ use shutter_store::{
 };
 
 use super::{
-    ALREADY_LIKED, COMMENT_EXISTS, COMMENT_GONE, CommentsReader, CommentsStore, NOT_LIKED,
+    ACCOUNT_DELETED, ALREADY_LIKED, COMMENT_EXISTS, COMMENT_GONE, Claimed, CommentsReader,
+    CommentsStore, IDEMPOTENCY_TTL_SECONDS, Idempotency, IdempotencyKeys, KEY_REUSED, NOT_LIKED,
     PARENT_GONE, TOMBSTONE_TTL_SECONDS, sort_key,
 };
 use crate::model::Comment;
@@ -42,6 +43,13 @@ fn authored_sk(comment_id: &str) -> String {
 fn liked_sk(comment_id: &str) -> String {
     format!("L#{comment_id}")
 }
+fn idempotency_pk(author: &str, key: &str) -> String {
+    format!("IDEMPOTENCY#{author}#{key}")
+}
+const IDEMPOTENCY_SK: &str = "IDEMPOTENCY";
+/// Adapter-internal: the key was claimed before (resolved into a replay or
+/// [`KEY_REUSED`] before it leaves the adapter).
+const KEY_USED: &str = "idempotency_key_used";
 
 fn av<T: serde::Serialize>(v: &T) -> StoreResult<AttributeValue> {
     shutter_store::serde_dynamo::to_attribute_value(v).map_err(StoreError::corrupt)
@@ -80,6 +88,29 @@ fn ids_after(items: Vec<Item>, prefix: &str) -> Vec<CommentId> {
 }
 
 impl DynamoCommentsStore {
+    /// Up to `limit` ids of one of a user's indexes (`prefix` `C#` or `L#`), in id order,
+    /// after `after`.
+    async fn user_index(
+        &self,
+        user_id: &UserId,
+        prefix: &str,
+        after: Option<&CommentId>,
+        limit: usize,
+    ) -> StoreResult<Vec<CommentId>> {
+        // Beyond the prefix itself (or the last id read): the index's items, then any of
+        // the next prefix's, which are cut off.
+        let start = format!("{prefix}{}", after.map_or("", CommentId::as_str));
+        let query = Query::partition(user_pk(user_id))
+            .after(Some(start.as_str()))
+            .limit(limit);
+        let items = self.table.query(&query).await?;
+        let ours = items
+            .into_iter()
+            .take_while(|item| string_attr(item, "sk").is_some_and(|sk| sk.starts_with(prefix)))
+            .collect();
+        Ok(ids_after(ours, prefix))
+    }
+
     /// The keys of every like of comment `id`.
     async fn like_keys(&self, id: &str) -> StoreResult<Vec<Item>> {
         let pk = lookup_pk(id);
@@ -160,14 +191,22 @@ impl CommentsReader for DynamoCommentsStore {
             .collect()
     }
 
-    async fn by_author(&self, user_id: &UserId) -> StoreResult<Vec<CommentId>> {
-        let query = Query::partition(user_pk(user_id)).prefix("C#");
-        Ok(ids_after(self.table.query_all(&query).await?, "C#"))
+    async fn by_author(
+        &self,
+        user_id: &UserId,
+        after: Option<&CommentId>,
+        limit: usize,
+    ) -> StoreResult<Vec<CommentId>> {
+        self.user_index(user_id, "C#", after, limit).await
     }
 
-    async fn liked_comments(&self, user_id: &UserId) -> StoreResult<Vec<CommentId>> {
-        let query = Query::partition(user_pk(user_id)).prefix("L#");
-        Ok(ids_after(self.table.query_all(&query).await?, "L#"))
+    async fn liked_comments(
+        &self,
+        user_id: &UserId,
+        after: Option<&CommentId>,
+        limit: usize,
+    ) -> StoreResult<Vec<CommentId>> {
+        self.user_index(user_id, "L#", after, limit).await
     }
 }
 
@@ -184,6 +223,7 @@ impl CommentsStore for DynamoCommentsStore {
         let mut writes = vec![
             Write::put(lookup).if_absent(COMMENT_EXISTS),
             Write::put(comment_item(c)?).if_absent(COMMENT_EXISTS),
+            shutter_directory::account_alive(&c.author.id, ACCOUNT_DELETED),
             Write::put(by_author),
             outbox_write(event)?,
         ];
@@ -212,8 +252,9 @@ impl CommentsStore for DynamoCommentsStore {
         .value(":mentions", av(&updated.mentions)?)
         .value(":at", av(&updated.edited_at.clone().unwrap_or_default())?)
         .value(":author", s(updated.author.id.as_str()));
+        let alive = shutter_directory::account_alive(&updated.author.id, ACCOUNT_DELETED);
         self.table
-            .transact(vec![update, outbox_write(event)?])
+            .transact(vec![update, alive, outbox_write(event)?])
             .await
     }
 
@@ -264,20 +305,17 @@ impl CommentsStore for DynamoCommentsStore {
         self.table.transact(writes).await
     }
 
-    async fn forget_likes(&self, user_id: &UserId) -> StoreResult<()> {
-        let keys = self
-            .liked_comments(user_id)
-            .await?
-            .iter()
-            .map(|id| key(user_pk(user_id), liked_sk(id)))
-            .collect();
-        self.table.batch_delete(keys).await
+    async fn forget_like(&self, user_id: &UserId, id: &CommentId) -> StoreResult<()> {
+        self.table
+            .write(Write::delete(key(user_pk(user_id), liked_sk(id))))
+            .await
     }
 
-    async fn purge_post(&self, post_id: &PostId) -> StoreResult<usize> {
+    async fn purge_post(&self, post_id: &PostId, limit: usize) -> StoreResult<usize> {
+        // What is erased is gone: each call takes the first comments left.
         let comments: Vec<Comment> = self
             .table
-            .query_all(&Query::partition(post_pk(post_id)).prefix("C#"))
+            .query(&Query::partition(post_pk(post_id)).prefix("C#").limit(limit))
             .await?
             .into_iter()
             .map(from_item)
@@ -292,5 +330,46 @@ impl CommentsStore for DynamoCommentsStore {
         keys.extend(comments.iter().map(|c| key(post_pk(post_id), sort_key(c))));
         self.table.batch_delete(keys).await?;
         Ok(comments.len())
+    }
+}
+
+#[async_trait]
+impl IdempotencyKeys for DynamoCommentsStore {
+    async fn claim(
+        &self,
+        author: &UserId,
+        idempotency: &Idempotency,
+        comment: &Comment,
+    ) -> StoreResult<Claimed> {
+        let pk = idempotency_pk(author, &idempotency.key);
+        let mut item = key(&pk, IDEMPOTENCY_SK);
+        item.insert("request_hash".to_owned(), s(&idempotency.request_hash));
+        let accepted = serde_json::to_string(comment).map_err(StoreError::corrupt)?;
+        item.insert("comment".to_owned(), s(accepted));
+        item.insert(
+            "ttl".to_owned(),
+            n(shutter_store::epoch_seconds() + IDEMPOTENCY_TTL_SECONDS),
+        );
+        match self.table.write(Write::put(item).if_absent(KEY_USED)).await {
+            Ok(()) => return Ok(Claimed::New),
+            Err(StoreError::Conflict(KEY_USED)) => {}
+            Err(err) => return Err(err),
+        }
+        #[derive(Deserialize)]
+        struct Used {
+            request_hash: String,
+            comment: String,
+        }
+        let used: Used = self
+            .table
+            .get(&pk, IDEMPOTENCY_SK)
+            .await?
+            // Its TTL ran out between the two requests: rare enough to be retried.
+            .ok_or_else(|| StoreError::Unavailable("the idempotency item vanished".into()))?;
+        if used.request_hash != idempotency.request_hash {
+            return Err(StoreError::Conflict(KEY_REUSED));
+        }
+        let first = serde_json::from_str(&used.comment).map_err(StoreError::corrupt)?;
+        Ok(Claimed::Replayed(Box::new(first)))
     }
 }

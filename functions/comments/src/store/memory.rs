@@ -10,8 +10,8 @@ use shutter_events::Envelope;
 use shutter_store::{StoreError, StoreResult};
 
 use super::{
-    ALREADY_LIKED, COMMENT_EXISTS, COMMENT_GONE, CommentsReader, CommentsStore, NOT_LIKED,
-    PARENT_GONE, sort_key,
+    ACCOUNT_DELETED, ALREADY_LIKED, COMMENT_EXISTS, COMMENT_GONE, Claimed, CommentsReader,
+    CommentsStore, Idempotency, IdempotencyKeys, KEY_REUSED, NOT_LIKED, PARENT_GONE, sort_key,
 };
 use crate::model::Comment;
 
@@ -33,10 +33,22 @@ struct State {
     events: Vec<Envelope>,
     /// Every call fails as unavailable storage would (for retry tests).
     unavailable: bool,
+    /// Deleted accounts (the directory's tombstones, as the transactions check them).
+    gone: HashSet<UserId>,
+    /// (author, key) -> (request hash, the comment accepted).
+    keys: HashMap<(UserId, String), (String, Comment)>,
 }
 
 fn at(c: &Comment) -> At {
     (c.post_id.clone(), sort_key(c))
+}
+
+/// Up to `limit` of `ids`, in id order, after `after`.
+fn page_of(mut ids: Vec<CommentId>, after: Option<&CommentId>, limit: usize) -> Vec<CommentId> {
+    ids.sort();
+    ids.retain(|id| after.is_none_or(|a| id > a));
+    ids.truncate(limit);
+    ids
 }
 
 impl MemoryCommentsStore {
@@ -69,6 +81,12 @@ impl MemoryCommentsStore {
     /// Makes every call fail as unavailable (true) or work again (false).
     pub fn set_unavailable(&self, unavailable: bool) {
         self.peek().unavailable = unavailable;
+    }
+
+    /// Marks `user`'s account deleted, as its tombstone in the directory would (test
+    /// set-up).
+    pub fn account_deleted(&self, user: &UserId) {
+        self.peek().gone.insert(user.clone());
     }
 
     /// Stores a comment directly (test set-up), without an event.
@@ -137,24 +155,36 @@ impl CommentsReader for MemoryCommentsStore {
             .collect())
     }
 
-    async fn by_author(&self, user_id: &UserId) -> StoreResult<Vec<CommentId>> {
-        Ok(self
+    async fn by_author(
+        &self,
+        user_id: &UserId,
+        after: Option<&CommentId>,
+        limit: usize,
+    ) -> StoreResult<Vec<CommentId>> {
+        let ids = self
             .state()?
             .comments
             .values()
             .filter(|c| c.author.id == *user_id)
             .map(|c| c.id.clone())
-            .collect())
+            .collect();
+        Ok(page_of(ids, after, limit))
     }
 
-    async fn liked_comments(&self, user_id: &UserId) -> StoreResult<Vec<CommentId>> {
-        Ok(self
+    async fn liked_comments(
+        &self,
+        user_id: &UserId,
+        after: Option<&CommentId>,
+        limit: usize,
+    ) -> StoreResult<Vec<CommentId>> {
+        let ids = self
             .state()?
             .likes
             .iter()
             .filter(|(_, u)| u == user_id)
             .map(|(c, _)| c.clone())
-            .collect())
+            .collect();
+        Ok(page_of(ids, after, limit))
     }
 }
 
@@ -164,6 +194,9 @@ impl CommentsStore for MemoryCommentsStore {
         let mut st = self.state()?;
         if st.lookups.contains_key(&c.id) {
             return Err(StoreError::Conflict(COMMENT_EXISTS));
+        }
+        if st.gone.contains(&c.author.id) {
+            return Err(StoreError::Conflict(ACCOUNT_DELETED));
         }
         if let Some(parent) = &c.reply_to {
             let alive =
@@ -180,11 +213,15 @@ impl CommentsStore for MemoryCommentsStore {
 
     async fn edit(&self, updated: &Comment, event: &Envelope) -> StoreResult<()> {
         let mut st = self.state()?;
+        let gone = st.gone.contains(&updated.author.id);
         let current = st
             .comments
             .get_mut(&at(updated))
             .filter(|current| current.author.id == updated.author.id)
             .ok_or(StoreError::Conflict(COMMENT_GONE))?;
+        if gone {
+            return Err(StoreError::Conflict(ACCOUNT_DELETED));
+        }
         current.text = updated.text.clone();
         current.hashtags = updated.hashtags.clone();
         current.mentions = updated.mentions.clone();
@@ -234,24 +271,50 @@ impl CommentsStore for MemoryCommentsStore {
         Ok(())
     }
 
-    async fn forget_likes(&self, user_id: &UserId) -> StoreResult<()> {
-        self.state()?.likes.retain(|(_, u)| u != user_id);
+    async fn forget_like(&self, user_id: &UserId, id: &CommentId) -> StoreResult<()> {
+        self.state()?.likes.remove(&(id.clone(), user_id.clone()));
         Ok(())
     }
 
-    async fn purge_post(&self, post_id: &PostId) -> StoreResult<usize> {
+    async fn purge_post(&self, post_id: &PostId, limit: usize) -> StoreResult<usize> {
         let mut st = self.state()?;
-        let gone: Vec<CommentId> = st
+        let gone: Vec<(At, CommentId)> = st
             .comments
             .iter()
             .filter(|((post, _), _)| post == post_id)
-            .map(|(_, c)| c.id.clone())
+            .take(limit)
+            .map(|(at, c)| (at.clone(), c.id.clone()))
             .collect();
-        st.comments.retain(|(post, _), _| post != post_id);
-        for id in &gone {
+        for (at, id) in &gone {
+            st.comments.remove(at);
             st.lookups.remove(id);
         }
+        let gone: Vec<CommentId> = gone.into_iter().map(|(_, id)| id).collect();
         st.likes.retain(|(id, _)| !gone.contains(id));
         Ok(gone.len())
+    }
+}
+
+#[async_trait]
+impl IdempotencyKeys for MemoryCommentsStore {
+    async fn claim(
+        &self,
+        author: &UserId,
+        idempotency: &Idempotency,
+        comment: &Comment,
+    ) -> StoreResult<Claimed> {
+        let mut st = self.state()?;
+        let slot = (author.clone(), idempotency.key.clone());
+        match st.keys.get(&slot) {
+            Some((hash, first)) if *hash == idempotency.request_hash => {
+                Ok(Claimed::Replayed(Box::new(first.clone())))
+            }
+            Some(_) => Err(StoreError::Conflict(KEY_REUSED)),
+            None => {
+                st.keys
+                    .insert(slot, (idempotency.request_hash.clone(), comment.clone()));
+                Ok(Claimed::New)
+            }
+        }
     }
 }

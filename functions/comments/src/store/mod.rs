@@ -10,6 +10,8 @@
 //! - `COMMENT#<id>` / `LIKE#<user>` a like of the comment;
 //! - `USER#<author>` / `C#<id>` the author's comments, `USER#<user>` / `L#<id>` the
 //!   comments a user likes (both for `UserDeleted`);
+//! - `IDEMPOTENCY#<author>#<key>` / `IDEMPOTENCY` the comment a create with that
+//!   `Idempotency-Key` accepted and a hash of its request (kept a day);
 //! - `DIR#...` the directory's copy of authors and posts (`shutter-directory`);
 //! - `OUTBOX#<event id>` / `OUTBOX` this service's events.
 
@@ -36,6 +38,44 @@ pub const COMMENT_GONE: &str = "comment_gone";
 pub const ALREADY_LIKED: &str = "already_liked";
 /// Conflict: the user does not like the comment.
 pub const NOT_LIKED: &str = "not_liked";
+/// Conflict: the author's account is deleted (the directory holds its tombstone): a
+/// still-valid token of a deleted account writes and edits no comment.
+pub const ACCOUNT_DELETED: &str = "account_deleted";
+/// Conflict: the `Idempotency-Key` was used before for a different request.
+pub const KEY_REUSED: &str = "idempotency_key_reused";
+
+/// Idempotency keys are honoured for a day.
+pub const IDEMPOTENCY_TTL_SECONDS: i64 = 24 * 3600;
+
+/// A create's `Idempotency-Key` and a hash of its request (the post and the body).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    pub key: String,
+    pub request_hash: String,
+}
+
+/// What claiming an idempotency key found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claimed {
+    /// The key is new: the comment is the one it accepts.
+    New,
+    /// The key was used before, for this same request: the comment it accepted then.
+    Replayed(Box<Comment>),
+}
+
+/// The one write of `comments-create`: its idempotency keys.
+#[async_trait]
+pub trait IdempotencyKeys: Send + Sync {
+    /// Records `comment` as the one `author`'s `idempotency` key accepts, unless the key
+    /// was used: then the comment it accepted, when the request hash is the same.
+    /// Conflict: [`KEY_REUSED`] when it is not.
+    async fn claim(
+        &self,
+        author: &UserId,
+        idempotency: &Idempotency,
+        comment: &Comment,
+    ) -> StoreResult<Claimed>;
+}
 
 /// A deleted comment's tombstone outlives any redelivery of its write (SQS keeps a
 /// message 4 days by default, at most 14).
@@ -72,20 +112,32 @@ pub trait CommentsReader: Send + Sync {
     ) -> StoreResult<HashSet<CommentId>>;
     /// The replies of a top-level comment.
     async fn replies(&self, parent: &Comment) -> StoreResult<Vec<Comment>>;
-    /// The ids of the comments `user_id` wrote.
-    async fn by_author(&self, user_id: &UserId) -> StoreResult<Vec<CommentId>>;
-    /// The ids of the comments `user_id` likes (some may be deleted since).
-    async fn liked_comments(&self, user_id: &UserId) -> StoreResult<Vec<CommentId>>;
+    /// Up to `limit` ids of the comments `user_id` wrote, in id order, after `after`.
+    async fn by_author(
+        &self,
+        user_id: &UserId,
+        after: Option<&CommentId>,
+        limit: usize,
+    ) -> StoreResult<Vec<CommentId>>;
+    /// Up to `limit` ids of the comments `user_id` likes (some may be deleted since), in
+    /// id order, after `after`.
+    async fn liked_comments(
+        &self,
+        user_id: &UserId,
+        after: Option<&CommentId>,
+        limit: usize,
+    ) -> StoreResult<Vec<CommentId>>;
 }
 
 /// Everything else: the writes, each with its event in the same transaction.
 #[async_trait]
 pub trait CommentsStore: CommentsReader {
     /// Writes a new comment and its event. Conflicts: [`COMMENT_EXISTS`] (nothing
-    /// changed), [`PARENT_GONE`] (a reply whose parent is gone: nothing written).
+    /// changed), [`ACCOUNT_DELETED`] (its author's account is deleted: nothing written),
+    /// [`PARENT_GONE`] (a reply whose parent is gone: nothing written).
     async fn insert(&self, comment: &Comment, event: &Envelope) -> StoreResult<()>;
     /// Saves the text, hashtags, mentions and `edited_at` of `updated` with `event`.
-    /// Conflict: [`COMMENT_GONE`] (gone, or no longer its author's).
+    /// Conflicts: [`COMMENT_GONE`] (gone, or no longer its author's), [`ACCOUNT_DELETED`].
     async fn edit(&self, updated: &Comment, event: &Envelope) -> StoreResult<()>;
     /// Deletes one comment (leaving its tombstone) with its event, then its likes.
     /// Conflict: [`COMMENT_GONE`] (deleted already: nothing changed).
@@ -101,9 +153,10 @@ pub trait CommentsStore: CommentsReader {
         user_id: &UserId,
         event: &Envelope,
     ) -> StoreResult<()>;
-    /// Forgets which comments `user_id` liked (after their likes were taken back).
-    async fn forget_likes(&self, user_id: &UserId) -> StoreResult<()>;
-    /// Erases every comment of a deleted post (no events: the post is gone); how many.
-    /// Idempotent.
-    async fn purge_post(&self, post_id: &PostId) -> StoreResult<usize>;
+    /// Forgets that `user_id` liked comment `id` (a like that cannot be taken back: the
+    /// comment is gone).
+    async fn forget_like(&self, user_id: &UserId, id: &CommentId) -> StoreResult<()>;
+    /// Erases up to `limit` comments of a deleted post (no events: the post is gone);
+    /// how many: 0 when none is left. Idempotent.
+    async fn purge_post(&self, post_id: &PostId, limit: usize) -> StoreResult<usize>;
 }

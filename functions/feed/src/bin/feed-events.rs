@@ -6,5 +6,5 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     use shutter_feed::{LiveTimelines, fanout};
-    shutter_events::run_consumer(&fanout::EVENTS, LiveTimelines::from_env, fanout::apply).await
+    shutter_events::run_consumer(&fanout::EVENTS, LiveTimelines::with_work, fanout::apply).await
 }

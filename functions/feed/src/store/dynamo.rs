@@ -6,7 +6,7 @@
 //! - `RECENT#<author>` / `<published at>#<post id>`: the author's posts, newest first:
 //!   what a new follower gets backfilled with and what a celebrity's followers merge in;
 //! - `POST#<id>` / `POST`: the feed's copy of a published post (caption, media, counts),
-//!   or its tombstone (`deleted`);
+//!   or its tombstone (`deleted`, with the `position` its entries had);
 //! - `FEDGE#<follower>#<followee>` / `EDGE`: the newest applied follow change (`seq`,
 //!   `holds`), so follow events apply once and in order;
 //! - `FOLLOWERS#<author>` / `<follower>`: whom to fan an ordinary author's posts out to;
@@ -20,6 +20,7 @@
 //! Every request to DynamoDB is counted ([`DynamoFeedStore::requests`]), so the fan-out
 //! and read benchmarks can print requests per operation.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -320,6 +321,26 @@ impl FeedStore for DynamoFeedStore {
         self.get(&edge_key(follower, followee)).await
     }
 
+    async fn following(&self, author: &UserId, users: &[UserId]) -> StoreResult<HashSet<UserId>> {
+        let keys = users.iter().map(|u| edge_key(u, author)).collect();
+        let (items, requests) = self
+            .table
+            .batch_get_counted(keys, Consistency::Strong)
+            .await?;
+        self.count(requests);
+        let suffix = format!("#{author}");
+        Ok(items
+            .iter()
+            .filter(|item| bool_attr(item, "holds"))
+            .filter_map(|item| {
+                string_attr(item, "pk")?
+                    .strip_prefix("FEDGE#")?
+                    .strip_suffix(&suffix)
+                    .map(UserId::trusted)
+            })
+            .collect())
+    }
+
     async fn set_edge(
         &self,
         follower: &UserId,
@@ -407,13 +428,41 @@ impl FeedStore for DynamoFeedStore {
         }
     }
 
-    async fn tombstone_post(&self, post_id: &PostId, author_id: &UserId) -> StoreResult<()> {
+    async fn tombstone_post(
+        &self,
+        post_id: &PostId,
+        author_id: &UserId,
+        entry: Option<&Entry>,
+    ) -> StoreResult<()> {
         let mut item = post_key(post_id);
         item.insert("post_id".to_owned(), s(post_id.as_str()));
         item.insert("author_id".to_owned(), s(author_id.as_str()));
         item.insert("deleted".to_owned(), AttributeValue::Bool(true));
+        if let Some(entry) = entry {
+            item.insert("position".to_owned(), s(&entry.position));
+        }
         item.insert("ttl".to_owned(), ttl(TOMBSTONE_TTL_SECONDS));
         self.write(Write::put(item)).await
+    }
+
+    async fn deleted_entry(&self, post_id: &PostId) -> StoreResult<Option<Entry>> {
+        let Some(item) = self.get_item(&post_key(post_id)).await? else {
+            return Ok(None);
+        };
+        if !bool_attr(&item, "deleted") {
+            return Ok(None);
+        }
+        let (Some(position), Some(author)) = (
+            string_attr(&item, "position"),
+            string_attr(&item, "author_id"),
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(Entry {
+            position: position.to_owned(),
+            post_id: post_id.clone(),
+            author_id: UserId::trusted(author),
+        }))
     }
 
     async fn add_engagement(

@@ -26,11 +26,15 @@ struct State {
     recent: HashMap<UserId, Entries>,
     /// `None`: a tombstone.
     posts: HashMap<PostId, Option<PostCopy>>,
+    /// The entries tombstones keep.
+    deleted_entries: HashMap<PostId, Entry>,
     edges: HashMap<(UserId, UserId), PairMarker>,
     followers: HashMap<UserId, BTreeSet<UserId>>,
     celebrities: HashMap<UserId, BTreeSet<UserId>>,
     meta: HashMap<UserId, AuthorMeta>,
     liked: HashMap<(UserId, PostId), PairMarker>,
+    /// Follower lists as read before a change (tests of races).
+    frozen_followers: HashMap<UserId, BTreeSet<UserId>>,
     processed: HashSet<(String, EventId)>,
     authors: HashMap<UserId, Author>,
 }
@@ -71,6 +75,15 @@ impl MemoryFeedStore {
     pub fn add_author(&self, author: Author) {
         if let Ok(mut state) = self.state.lock() {
             state.authors.insert(author.user_id.clone(), author);
+        }
+    }
+
+    /// From now on, reading `author`'s followers answers the list as it is now, as a
+    /// reader that raced later follow changes would see it (test set-up).
+    pub fn freeze_followers(&self, author: &UserId) {
+        if let Ok(mut state) = self.state.lock() {
+            let now = state.followers.get(author).cloned().unwrap_or_default();
+            state.frozen_followers.insert(author.clone(), now);
         }
     }
 
@@ -187,10 +200,12 @@ impl FeedStore for MemoryFeedStore {
         after: Option<&UserId>,
         limit: usize,
     ) -> StoreResult<Vec<UserId>> {
-        Ok(self
-            .state()?
-            .followers
+        let state = self.state()?;
+        let list = state
+            .frozen_followers
             .get(author)
+            .or_else(|| state.followers.get(author));
+        Ok(list
             .into_iter()
             .flatten()
             .filter(|f| after.is_none_or(|a| *f > a))
@@ -209,6 +224,20 @@ impl FeedStore for MemoryFeedStore {
             .edges
             .get(&(follower.clone(), followee.clone()))
             .copied())
+    }
+
+    async fn following(&self, author: &UserId, users: &[UserId]) -> StoreResult<HashSet<UserId>> {
+        let state = self.state()?;
+        Ok(users
+            .iter()
+            .filter(|u| {
+                state
+                    .edges
+                    .get(&((*u).clone(), author.clone()))
+                    .is_some_and(|m| m.holds)
+            })
+            .cloned()
+            .collect())
     }
 
     async fn set_edge(
@@ -307,9 +336,27 @@ impl FeedStore for MemoryFeedStore {
         Ok(self.state()?.posts.get(post_id).cloned().flatten())
     }
 
-    async fn tombstone_post(&self, post_id: &PostId, _author_id: &UserId) -> StoreResult<()> {
-        self.state()?.posts.insert(post_id.clone(), None);
+    async fn tombstone_post(
+        &self,
+        post_id: &PostId,
+        _author_id: &UserId,
+        entry: Option<&Entry>,
+    ) -> StoreResult<()> {
+        let mut state = self.state()?;
+        state.posts.insert(post_id.clone(), None);
+        match entry {
+            Some(entry) => state.deleted_entries.insert(post_id.clone(), entry.clone()),
+            None => state.deleted_entries.remove(post_id),
+        };
         Ok(())
+    }
+
+    async fn deleted_entry(&self, post_id: &PostId) -> StoreResult<Option<Entry>> {
+        let state = self.state()?;
+        Ok(match state.posts.get(post_id) {
+            Some(None) => state.deleted_entries.get(post_id).cloned(),
+            _ => None,
+        })
     }
 
     async fn add_engagement(

@@ -92,6 +92,9 @@ pub trait FeedStore: FeedReader {
     ) -> StoreResult<Vec<UserId>>;
     async fn author_meta(&self, author: &UserId) -> StoreResult<AuthorMeta>;
     async fn edge(&self, follower: &UserId, followee: &UserId) -> StoreResult<Option<PairMarker>>;
+    /// Which of `users` follow `author` now (their follow markers hold), read strongly
+    /// consistent: what a fan-out checks after writing, so an unfollow that raced it wins.
+    async fn following(&self, author: &UserId, users: &[UserId]) -> StoreResult<HashSet<UserId>>;
     /// Moves a follow marker from `previous` to `next`, with what that change does
     /// ([`crate::model::follow_change`]): the follower-list entry, the followee's follower
     /// count and, for a `celebrity` followee, the follower's celebrity list, all at once.
@@ -117,8 +120,17 @@ pub trait FeedStore: FeedReader {
     /// The live copy of a post: none when it is unknown or deleted.
     async fn post(&self, post_id: &PostId) -> StoreResult<Option<PostCopy>>;
     /// Replaces the copy with a tombstone that outlives redeliveries, so late events
-    /// cannot revive the post.
-    async fn tombstone_post(&self, post_id: &PostId, author_id: &UserId) -> StoreResult<()>;
+    /// cannot revive the post. It keeps the post's `entry`, when it had one, so a retried
+    /// deletion still knows which entries to take out.
+    async fn tombstone_post(
+        &self,
+        post_id: &PostId,
+        author_id: &UserId,
+        entry: Option<&Entry>,
+    ) -> StoreResult<()>;
+    /// The entry a deleted post's tombstone keeps: none when the post is unknown, live, or
+    /// was deleted before it was published here.
+    async fn deleted_entry(&self, post_id: &PostId) -> StoreResult<Option<Entry>>;
     /// Adds an engagement event's deltas to the post copy, once per event id and
     /// `consumer`. Conflicts: [`PROCESSED`], [`POST_GONE`].
     async fn add_engagement(

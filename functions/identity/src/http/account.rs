@@ -54,12 +54,14 @@ pub async fn me<S: IdentityStore, T>(app: &App<S, T>, req: Request) -> ApiResult
     json(StatusCode::OK, &AccountView::from(&account))
 }
 
-/// What to change; absent or null fields stay as they are.
+/// What to change; absent or null fields stay as they are. `email` needs `current_password`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AccountPatch {
     email: Option<Email>,
     settings: Option<SettingsPatch>,
+    #[schema(value_type = Option<String>)]
+    current_password: Option<PasswordAttempt>,
 }
 
 impl From<AccountPatch> for crate::model::AccountPatch {
@@ -67,18 +69,22 @@ impl From<AccountPatch> for crate::model::AccountPatch {
         Self {
             email: patch.email,
             settings: patch.settings,
+            current_password: patch.current_password,
         }
     }
 }
 
-/// `PATCH /v1/users/me` {email?, settings?} -> 200 with the account. Absent or null
-/// fields are unchanged, so an empty patch changes nothing.
+/// `PATCH /v1/users/me` {email?, settings?, current_password?} -> 200 with the account.
+/// Absent or null fields are unchanged, so an empty patch changes nothing. An email
+/// change needs the current password, so a stolen access token cannot move the account.
 #[utoipa::path(
     patch, path = "/v1/users/me", tag = "users", security(("bearer" = ["user"])),
     summary = "Change your email or settings",
-    request_body(content = AccountPatch, example = json!({"settings": {"language": "pt-BR", "push_notifications": false}})),
+    description = "A patch with `email` needs `current_password` (400 naming it when absent, 403 `password_mismatch` when wrong; nothing changes either way).",
+    request_body(content = AccountPatch, example = json!({"email": "new@example.com", "current_password": "correct horse battery", "settings": {"language": "pt-BR", "push_notifications": false}})),
     responses(
         (status = 200, description = "The account after the change", body = AccountView<'static>),
+        (status = 403, description = "`password_mismatch`: `current_password` is wrong", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`email_taken`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The account no longer exists", body = Problem, content_type = "application/problem+json"),
     )
@@ -160,6 +166,7 @@ mod tests {
         let app = App {
             store: MemoryIdentityStore::default(),
             tokens: NoTokens,
+            quarantine: Default::default(),
         };
         let account = app
             .register(
@@ -169,6 +176,8 @@ mod tests {
                 "c",
             )
             .await
+            .unwrap()
+            .created()
             .unwrap();
         (app, account)
     }
@@ -209,7 +218,7 @@ mod tests {
             as_user(
                 &alice,
                 "PATCH",
-                r#"{"email":"New@Example.com","settings":{"language":"pt-BR"}}"#,
+                r#"{"email":"New@Example.com","current_password":"correct horse battery","settings":{"language":"pt-BR"}}"#,
             ),
         )
         .await
@@ -238,6 +247,11 @@ mod tests {
             (r#"{"settings":{"theme":"dark"}}"#, "settings.theme"),
             (r#"{"email":"nope"}"#, "email"),
             (r#"{"roles":["admin"]}"#, "roles"),
+            (r#"{"email":"other@example.com"}"#, "current_password"),
+            (
+                r#"{"email":"other@example.com","current_password":7}"#,
+                "current_password",
+            ),
         ] {
             let err = update_me(&app, as_user(&alice, "PATCH", bad))
                 .await
@@ -323,6 +337,31 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn an_email_change_with_a_wrong_password_is_refused_and_changes_nothing() {
+        let (app, alice) = with_user("alice").await;
+        let before = app.store.contents();
+        for wrong in [
+            r#"{"email":"thief@example.com","current_password":"not the password"}"#,
+            r#"{"email":"thief@example.com","current_password":"not the password","settings":{"language":"fr"}}"#,
+            r#"{"settings":{"language":"fr"},"current_password":"not the password"}"#,
+        ] {
+            let err = update_me(&app, as_user(&alice, "PATCH", wrong))
+                .await
+                .unwrap_err();
+            assert_eq!(
+                (
+                    err.status(),
+                    err.problem().code.as_str(),
+                    err.problem().field.as_deref()
+                ),
+                (403, "password_mismatch", Some("current_password")),
+                "{wrong}"
+            );
+        }
+        assert_eq!(app.store.contents(), before);
+    }
+
     #[test]
     fn request_bodies_never_print_their_secrets() {
         let change: PasswordChange = serde_json::from_str(
@@ -331,7 +370,15 @@ mod tests {
         .unwrap();
         let delete: DeleteConfirmation =
             serde_json::from_str(r#"{"password":"hunter2-old-one"}"#).unwrap();
-        for printed in [format!("{change:?}"), format!("{delete:?}")] {
+        let patch: AccountPatch = serde_json::from_str(
+            r#"{"email":"a@example.com","current_password":"hunter2-old-one"}"#,
+        )
+        .unwrap();
+        for printed in [
+            format!("{change:?}"),
+            format!("{delete:?}"),
+            format!("{patch:?}"),
+        ] {
             assert!(!printed.contains("hunter2"), "{printed}");
         }
     }

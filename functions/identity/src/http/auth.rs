@@ -28,43 +28,42 @@ struct RegisterBody {
     password: Password,
 }
 
+// The answer to every registration that got past validation and the username: the same
+// whether the email was new or another account's, so it holds only what was sent (as
+// stored, lower-cased). The account's id comes with login (the access token's `sub`) and
+// `GET /v1/users/me`.
 #[derive(Debug, Serialize, ToSchema)]
-struct RegisteredUser<'a> {
-    id: &'a str,
+struct RegistrationAccepted<'a> {
     username: &'a str,
     email: &'a str,
-    created_at: &'a str,
 }
 
-/// `POST /v1/auth/register` -> 201 with the new user.
+/// `POST /v1/auth/register` -> 202, the same answer whether the email was new or not.
 #[utoipa::path(
     post, path = "/v1/auth/register", tag = "auth", security(()),
     summary = "Register a user",
-    description = "Usernames and emails are unique, case-insensitively. The profile follows through `UserRegistered`.",
+    description = "Usernames and emails are unique, case-insensitively. A taken username is a 409 (usernames are public). A taken email is not revealed: the answer is the same 202 as for a new one, but nothing is created (the address's owner will be told by email); a new email's account exists at once, so the next step is to log in. The profile follows through `UserRegistered`. A deleted account's username stays taken for a quarantine (30 days by default).",
     request_body(content = RegisterBody, example = json!({"username": "alice", "email": "alice@example.com", "password": "correct horse battery"})),
     responses(
-        (status = 201, description = "The new user", body = RegisteredUser<'static>),
-        (status = 409, description = "`username_taken` or `email_taken`", body = Problem, content_type = "application/problem+json"),
+        (status = 202, description = "Accepted (the same whether or not the email already had an account): log in with the username or email and the password", body = RegistrationAccepted<'static>),
+        (status = 409, description = "`username_taken`: an account has the username, or had it lately", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip_all)]
 pub async fn register<S: IdentityStore, T>(app: &App<S, T>, req: Request) -> ApiResult {
     let body: RegisterBody = req.json()?;
-    let account = app
-        .register(
-            body.username,
-            body.email,
-            &body.password,
-            &req.correlation_id(),
-        )
-        .await?;
+    app.register(
+        body.username.clone(),
+        body.email.clone(),
+        &body.password,
+        &req.correlation_id(),
+    )
+    .await?;
     json(
-        StatusCode::CREATED,
-        &RegisteredUser {
-            id: &account.user_id,
-            username: account.username.as_str(),
-            email: account.email.as_str(),
-            created_at: &account.created_at,
+        StatusCode::ACCEPTED,
+        &RegistrationAccepted {
+            username: body.username.as_str(),
+            email: body.email.as_str(),
         },
     )
 }
@@ -222,6 +221,7 @@ mod tests {
         App {
             store: MemoryIdentityStore::default(),
             tokens: FakeTokens,
+            quarantine: Default::default(),
         }
     }
 
@@ -241,7 +241,7 @@ mod tests {
             None,
         );
         let resp = register(app, req).await.unwrap();
-        assert_eq!(resp.status(), 201);
+        assert_eq!(resp.status(), 202);
         body(&resp)
     }
 
@@ -254,14 +254,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn register_answers_the_new_user_lower_cased() {
+    async fn register_answers_what_was_sent_lower_cased_and_nothing_more() {
         let app = app();
         let user = registered(&app, "Alice").await;
-        assert_eq!(user["username"], "alice");
-        assert_eq!(user["email"], "alice@example.com");
-        assert!(user["id"].as_str().is_some_and(|id| id.len() == 26));
-        assert!(user["created_at"].is_string());
-        assert!(user.get("password").is_none() && user.get("password_hash").is_none());
+        assert_eq!(
+            user,
+            serde_json::json!({"username": "alice", "email": "alice@example.com"})
+        );
+        assert!(app.store.contents().usernames.contains_key("alice"));
         let dup = post(
             r#"{"username":"ALICE","email":"x@example.com","password":"correct horse battery"}"#,
             None,
@@ -271,6 +271,36 @@ mod tests {
             (err.status(), err.problem().code.as_str()),
             (409, "username_taken")
         );
+    }
+
+    #[tokio::test]
+    async fn a_taken_email_is_answered_as_a_new_one_and_creates_nothing() {
+        // GIVEN alice
+        let app = app();
+        registered(&app, "alice").await;
+        let before = app.store.contents();
+        // WHEN someone registers another name with her email, in another case
+        let req = post(
+            r#"{"username":"Mallory","email":"ALICE@example.com","password":"another long one"}"#,
+            None,
+        );
+        let resp = register(&app, req).await.unwrap();
+        // THEN the answer is a new registration's: the same status and the same shape
+        assert_eq!(resp.status(), 202);
+        assert_eq!(
+            body(&resp),
+            serde_json::json!({"username": "mallory", "email": "alice@example.com"})
+        );
+        // AND no account was made; only the name is held and the attempt recorded
+        let after = app.store.contents();
+        assert_eq!(
+            (after.accounts.len(), after.emails.len()),
+            (before.accounts.len(), before.emails.len())
+        );
+        assert!(!after.usernames.contains_key("mallory"));
+        assert!(after.quarantined.contains_key("mallory"));
+        let mallory = logged_in(&app, "mallory").await.unwrap_err();
+        assert_eq!(mallory.status(), 401);
     }
 
     #[tokio::test]
@@ -353,7 +383,7 @@ mod tests {
     #[tokio::test]
     async fn refresh_and_logout_take_the_token_from_the_body() {
         let app = app();
-        let eve = registered(&app, "eve").await;
+        registered(&app, "eve").await;
         let t = logged_in(&app, "eve").await.unwrap()["refresh_token"]
             .as_str()
             .unwrap()
@@ -366,9 +396,10 @@ mod tests {
 
         let anonymous = post(&format!(r#"{{"refresh_token":"{t2}"}}"#), None);
         assert_eq!(logout(&app, anonymous).await.unwrap_err().status(), 401);
+        let eve_id = app.store.contents().usernames["eve"].clone();
         let as_eve = post(
             &format!(r#"{{"refresh_token":"{t2}"}}"#),
-            Some((eve["id"].as_str().unwrap(), "eve", "user")),
+            Some((eve_id.as_str(), "eve", "user")),
         );
         assert_eq!(logout(&app, as_eve).await.unwrap().status(), 204);
         let again = post(&format!(r#"{{"refresh_token":"{t2}"}}"#), None);

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use serde::Deserialize;
 use shutter_core::UserId;
-use shutter_core::validate::Login;
+use shutter_core::validate::{Email, Login, Username};
 use shutter_events::{Envelope, outbox_write};
 use shutter_store::{
     AttributeValue, Item, StoreError, StoreResult, Table, Write, key, n, s, to_item,
@@ -78,6 +78,30 @@ fn pointer(key: Item, user_id: &UserId, label: &'static str) -> Write {
     Write::put(item).if_absent(label)
 }
 
+/// A claim of `username` for `user_id`, unless an account holds it or its quarantine lasts
+/// past `now`.
+fn username_claim(username: &str, user_id: &UserId, now: i64) -> Write {
+    let item = keyed(
+        HashMap::from([("user_id".to_owned(), s(user_id.as_str()))]),
+        username_key(username),
+    );
+    Write::put(item)
+        .when(USERNAME, "attribute_not_exists(pk) OR free_at <= :now")
+        .value(":now", n(now))
+}
+
+/// `username` held for no account until `free_at`: it expires (DynamoDB TTL) then, but
+/// the conditions read `free_at`, as TTL deletes late.
+fn username_quarantine(username: &str, free_at: i64) -> Item {
+    keyed(
+        HashMap::from([
+            ("free_at".to_owned(), n(free_at)),
+            ("ttl".to_owned(), n(free_at)),
+        ]),
+        username_key(username),
+    )
+}
+
 /// A refresh token's item; it expires (DynamoDB TTL) with the token.
 fn refresh_item(token: &RefreshToken) -> StoreResult<Item> {
     let mut item = keyed(to_item(token)?, refresh_key(&token.token_hash));
@@ -96,32 +120,55 @@ fn settings_value(change: &AccountChange) -> StoreResult<Option<AttributeValue>>
 }
 
 impl DynamoIdentityStore {
-    /// The user id a uniqueness item points at.
+    /// The user id a uniqueness item points at (none for a quarantined username).
     async fn user_id_at(&self, pk: &str, sk: &str) -> StoreResult<Option<UserId>> {
         #[derive(Deserialize)]
         struct Pointer {
-            user_id: UserId,
+            #[serde(default)]
+            user_id: Option<UserId>,
         }
-        Ok(self.table.get::<Pointer>(pk, sk).await?.map(|p| p.user_id))
+        Ok(self
+            .table
+            .get::<Pointer>(pk, sk)
+            .await?
+            .and_then(|p| p.user_id))
     }
 }
 
 #[async_trait]
 impl IdentityStore for DynamoIdentityStore {
-    async fn create_account(&self, account: &Account, event: &Envelope) -> StoreResult<()> {
+    async fn create_account(
+        &self,
+        account: &Account,
+        event: &Envelope,
+        now: i64,
+    ) -> StoreResult<()> {
         // In this order: a taken username is reported before a taken email.
         let writes = vec![
-            pointer(
-                username_key(account.username.as_str()),
-                &account.user_id,
-                USERNAME,
-            ),
+            username_claim(account.username.as_str(), &account.user_id, now),
             pointer(email_key(account.email.as_str()), &account.user_id, EMAIL),
             Write::put(keyed(to_item(account)?, account_key(&account.user_id)))
                 .if_absent(ACCOUNT_EXISTS),
             outbox_write(event)?,
         ];
         self.table.transact(writes).await
+    }
+
+    async fn hold_username(
+        &self,
+        username: &Username,
+        free_at: i64,
+        now: i64,
+        event: &Envelope,
+    ) -> StoreResult<()> {
+        let hold = Write::put(username_quarantine(username.as_str(), free_at))
+            .when(USERNAME, "attribute_not_exists(pk) OR free_at <= :now")
+            .value(":now", n(now));
+        self.table.transact(vec![hold, outbox_write(event)?]).await
+    }
+
+    async fn email_owner(&self, email: &Email) -> StoreResult<Option<UserId>> {
+        self.user_id_at(&email_pk(email.as_str()), "EMAIL").await
     }
 
     async fn account(&self, user_id: &UserId) -> StoreResult<Option<Account>> {
@@ -232,10 +279,12 @@ impl IdentityStore for DynamoIdentityStore {
         } else {
             "SET email = :new, updated_at = :now"
         };
+        // The password too: the change was allowed by the password as read.
         let mut update = Write::update(account_key(&account.user_id), expression)
-            .when(EMAIL_CHANGED, "email = :old")
+            .when(EMAIL_CHANGED, "email = :old AND password_hash = :hash")
             .value(":new", s(new_email.as_str()))
             .value(":old", s(account.email.as_str()))
+            .value(":hash", s(account.password_hash.as_str()))
             .value(":now", s(at));
         if let Some(settings) = settings {
             update = update.value(":settings", settings);
@@ -270,10 +319,15 @@ impl IdentityStore for DynamoIdentityStore {
         self.table.write(update).await
     }
 
-    async fn delete_account(&self, account: &Account, event: &Envelope) -> StoreResult<()> {
+    async fn delete_account(
+        &self,
+        account: &Account,
+        event: &Envelope,
+        free_at: i64,
+    ) -> StoreResult<()> {
         let writes = vec![
             Write::delete(account_key(&account.user_id)),
-            Write::delete(username_key(account.username.as_str())),
+            Write::put(username_quarantine(account.username.as_str(), free_at)),
             Write::delete(email_key(account.email.as_str())),
             outbox_write(event)?,
         ];

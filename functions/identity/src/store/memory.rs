@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use shutter_core::UserId;
-use shutter_core::validate::Login;
+use shutter_core::validate::{Email, Login, Username};
 use shutter_events::Envelope;
 use shutter_store::{StoreError, StoreResult};
 
@@ -30,12 +30,25 @@ pub struct Contents {
     pub accounts: HashMap<UserId, Account>,
     /// Uniqueness items: username -> user id.
     pub usernames: HashMap<String, UserId>,
+    /// Usernames no account holds, unavailable until then (epoch seconds).
+    pub quarantined: HashMap<String, i64>,
     /// Uniqueness items: email -> user id.
     pub emails: HashMap<String, UserId>,
     pub tokens: HashMap<TokenHash, RefreshToken>,
     /// Family -> revoked.
     pub families: HashMap<FamilyId, bool>,
     pub events: Vec<Envelope>,
+}
+
+impl Contents {
+    /// An account holds `username`, or its quarantine lasts past `now`.
+    fn username_taken(&self, username: &str, now: i64) -> bool {
+        self.usernames.contains_key(username)
+            || self
+                .quarantined
+                .get(username)
+                .is_some_and(|free_at| *free_at > now)
+    }
 }
 
 impl MemoryIdentityStore {
@@ -62,9 +75,14 @@ impl MemoryIdentityStore {
 
 #[async_trait]
 impl IdentityStore for MemoryIdentityStore {
-    async fn create_account(&self, account: &Account, event: &Envelope) -> StoreResult<()> {
+    async fn create_account(
+        &self,
+        account: &Account,
+        event: &Envelope,
+        now: i64,
+    ) -> StoreResult<()> {
         let mut st = self.state();
-        if st.usernames.contains_key(account.username.as_str()) {
+        if st.username_taken(account.username.as_str(), now) {
             return Err(StoreError::Conflict(USERNAME));
         }
         if st.emails.contains_key(account.email.as_str()) {
@@ -73,6 +91,7 @@ impl IdentityStore for MemoryIdentityStore {
         if st.accounts.contains_key(&account.user_id) {
             return Err(StoreError::Conflict(ACCOUNT_EXISTS));
         }
+        st.quarantined.remove(account.username.as_str());
         st.usernames
             .insert(account.username.to_string(), account.user_id.clone());
         st.emails
@@ -80,6 +99,26 @@ impl IdentityStore for MemoryIdentityStore {
         st.accounts.insert(account.user_id.clone(), account.clone());
         st.events.push(event.clone());
         Ok(())
+    }
+
+    async fn hold_username(
+        &self,
+        username: &Username,
+        free_at: i64,
+        now: i64,
+        event: &Envelope,
+    ) -> StoreResult<()> {
+        let mut st = self.state();
+        if st.username_taken(username.as_str(), now) {
+            return Err(StoreError::Conflict(USERNAME));
+        }
+        st.quarantined.insert(username.to_string(), free_at);
+        st.events.push(event.clone());
+        Ok(())
+    }
+
+    async fn email_owner(&self, email: &Email) -> StoreResult<Option<UserId>> {
+        Ok(self.state().emails.get(email.as_str()).cloned())
     }
 
     async fn account(&self, user_id: &UserId) -> StoreResult<Option<Account>> {
@@ -161,10 +200,9 @@ impl IdentityStore for MemoryIdentityStore {
             if st.emails.contains_key(new_email.as_str()) {
                 return Err(StoreError::Conflict(EMAIL));
             }
-            let unchanged = st
-                .accounts
-                .get(&account.user_id)
-                .is_some_and(|a| a.email == account.email);
+            let unchanged = st.accounts.get(&account.user_id).is_some_and(|a| {
+                a.email == account.email && a.password_hash == account.password_hash
+            });
             if !unchanged {
                 return Err(StoreError::Conflict(EMAIL_CHANGED));
             }
@@ -199,10 +237,16 @@ impl IdentityStore for MemoryIdentityStore {
         Ok(())
     }
 
-    async fn delete_account(&self, account: &Account, event: &Envelope) -> StoreResult<()> {
+    async fn delete_account(
+        &self,
+        account: &Account,
+        event: &Envelope,
+        free_at: i64,
+    ) -> StoreResult<()> {
         let mut st = self.state();
         st.accounts.remove(&account.user_id);
         st.usernames.remove(account.username.as_str());
+        st.quarantined.insert(account.username.to_string(), free_at);
         st.emails.remove(account.email.as_str());
         st.events.push(event.clone());
         Ok(())

@@ -4,7 +4,10 @@
 //! Layout (one table, `pk`/`sk`), known only to the DynamoDB adapter:
 //! - `USER#<id>` / `ACCOUNT`: the [`Account`]
 //! - `USERNAME#<name>` / `USERNAME` and `EMAIL#<email>` / `EMAIL`: uniqueness items
-//!   (lower-cased, so uniqueness is case-insensitive) that point at the user id
+//!   (lower-cased, so uniqueness is case-insensitive) that point at the user id; a
+//!   username no account holds any more (deleted, or asked for by a registration that
+//!   created nothing) keeps its item without a user id until `free_at` (epoch seconds;
+//!   also its `ttl`): quarantined, it is taken for registration and leads to no account
 //! - `REFRESH#<sha256>` / `REFRESH`: a [`RefreshToken`]; `FAMILY#<id>` / `FAMILY`: its family
 //! - `OUTBOX#<event id>` / `OUTBOX`: events, written in the same transaction as the change
 //!
@@ -13,7 +16,7 @@
 
 use async_trait::async_trait;
 use shutter_core::UserId;
-use shutter_core::validate::Login;
+use shutter_core::validate::{Email, Login, Username};
 use shutter_events::Envelope;
 use shutter_store::StoreResult;
 
@@ -22,7 +25,7 @@ use crate::model::{Account, AccountChange, FamilyId, PasswordHash, RefreshToken,
 pub mod dynamo;
 pub mod memory;
 
-/// The username is another account's.
+/// The username is another account's, or quarantined.
 pub const USERNAME: &str = "username";
 /// The email is another account's.
 pub const EMAIL: &str = "email";
@@ -30,7 +33,7 @@ pub const EMAIL: &str = "email";
 pub const ACCOUNT_EXISTS: &str = "account_exists";
 /// The account is gone.
 pub const NO_ACCOUNT: &str = "no_account";
-/// The account's email changed since it was read (or the account is gone).
+/// The account's email or password changed since it was read (or the account is gone).
 pub const EMAIL_CHANGED: &str = "email_changed";
 /// The account's password changed since it was read (or the account is gone).
 pub const PASSWORD_CHANGED: &str = "password_changed";
@@ -46,9 +49,26 @@ pub const EPOCH_MOVED: &str = "epoch_moved";
 
 #[async_trait]
 pub trait IdentityStore: Send + Sync {
-    /// Creates the account, its uniqueness items and `event`. Conflicts: USERNAME, EMAIL,
+    /// Creates the account, its uniqueness items and `event`, unless the username is
+    /// held or quarantined past `now` (epoch seconds). Conflicts: USERNAME, EMAIL,
     /// ACCOUNT_EXISTS.
-    async fn create_account(&self, account: &Account, event: &Envelope) -> StoreResult<()>;
+    async fn create_account(
+        &self,
+        account: &Account,
+        event: &Envelope,
+        now: i64,
+    ) -> StoreResult<()>;
+    /// Holds `username` (for no account) until `free_at`, with `event`, unless an account
+    /// holds it or it is quarantined past `now`. Conflict: USERNAME.
+    async fn hold_username(
+        &self,
+        username: &Username,
+        free_at: i64,
+        now: i64,
+        event: &Envelope,
+    ) -> StoreResult<()>;
+    /// The account that has `email`, if any.
+    async fn email_owner(&self, email: &Email) -> StoreResult<Option<UserId>>;
     async fn account(&self, user_id: &UserId) -> StoreResult<Option<Account>>;
     async fn account_by_login(&self, login: &Login) -> StoreResult<Option<Account>>;
 
@@ -65,8 +85,8 @@ pub trait IdentityStore: Send + Sync {
 
     /// Applies `change` to `account` as of `at`, with `events`. A settings-only change
     /// needs the account (conflict NO_ACCOUNT); an email change takes the new address's
-    /// uniqueness item (EMAIL), needs the account's email unchanged since it was read
-    /// (EMAIL_CHANGED), and frees the old address. All of it or nothing.
+    /// uniqueness item (EMAIL), needs the account's email and password unchanged since
+    /// it was read (EMAIL_CHANGED), and frees the old address. All of it or nothing.
     async fn change_account(
         &self,
         account: &Account,
@@ -83,7 +103,13 @@ pub trait IdentityStore: Send + Sync {
         new_hash: &PasswordHash,
         at: &str,
     ) -> StoreResult<()>;
-    /// Erases the account and its uniqueness items with `event`. Refresh tokens of a
-    /// deleted account die with it: `rotate` checks the account item.
-    async fn delete_account(&self, account: &Account, event: &Envelope) -> StoreResult<()>;
+    /// Erases the account and its email's uniqueness item with `event`, and quarantines
+    /// its username until `free_at`. Refresh tokens of a deleted account die with it:
+    /// `rotate` checks the account item.
+    async fn delete_account(
+        &self,
+        account: &Account,
+        event: &Envelope,
+        free_at: i64,
+    ) -> StoreResult<()>;
 }

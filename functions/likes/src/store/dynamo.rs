@@ -208,33 +208,32 @@ impl LikesCleanup for DynamoLikesStore {
             .await
     }
 
-    async fn delete_post_likes(&self, post_id: &PostId) -> StoreResult<usize> {
-        let mut deleted = 0;
+    async fn delete_post_likes(&self, post_id: &PostId, limit: usize) -> StoreResult<usize> {
         let partitions =
             std::iter::once(post_pk(post_id)).chain((0..LIST_SHARDS).map(|n| list_pk(post_id, n)));
         for pk in partitions {
-            // Page by page: a popular post's likes do not fit in memory at once.
-            let query = Query::partition(pk.as_str());
-            let mut start = None;
-            loop {
-                let (items, next) = self.table.query_from(&query, start).await?;
-                let mut keys = Vec::with_capacity(items.len() * 2);
-                for item in &items {
-                    let sk = text(item, "sk")?;
-                    // A state item has its user's index item to go with it.
-                    if let Some(user_id) = sk.strip_prefix(STATE_PREFIX) {
-                        keys.push(index_key(user_id, post_id));
-                    }
-                    keys.push(key(pk.as_str(), sk));
-                }
-                deleted += keys.len();
-                self.table.batch_delete(keys).await?;
-                match next {
-                    Some(k) => start = Some(k),
-                    None => break,
-                }
+            // One page of the first partition that has any left: what is deleted is gone,
+            // so the next call starts from the top again.
+            let items = self
+                .table
+                .query(&Query::partition(pk.as_str()).limit(limit))
+                .await?;
+            if items.is_empty() {
+                continue;
             }
+            let mut keys = Vec::with_capacity(items.len() * 2);
+            for item in &items {
+                let sk = text(item, "sk")?;
+                // A state item has its user's index item to go with it.
+                if let Some(user_id) = sk.strip_prefix(STATE_PREFIX) {
+                    keys.push(index_key(user_id, post_id));
+                }
+                keys.push(key(pk.as_str(), sk));
+            }
+            let deleted = keys.len();
+            self.table.batch_delete(keys).await?;
+            return Ok(deleted);
         }
-        Ok(deleted)
+        Ok(0)
     }
 }

@@ -176,12 +176,36 @@ impl LikesCleanup for MemoryLikesStore {
         Ok(())
     }
 
-    async fn delete_post_likes(&self, post_id: &PostId) -> StoreResult<usize> {
+    async fn delete_post_likes(&self, post_id: &PostId, limit: usize) -> StoreResult<usize> {
         let mut st = self.state()?;
-        let before = st.likes.len() + st.entries.len() + st.index.len();
-        st.likes.retain(|(p, _), _| p != post_id);
-        st.entries.retain(|(p, _), _| p != post_id);
-        st.index.retain(|(_, p)| p != post_id);
-        Ok(before - (st.likes.len() + st.entries.len() + st.index.len()))
+        // Up to `limit` states (each with its index item), then up to `limit` entries.
+        let states: Vec<(PostId, UserId)> = st
+            .likes
+            .keys()
+            .filter(|(p, _)| p == post_id)
+            .take(limit)
+            .cloned()
+            .collect();
+        let mut deleted = 0;
+        for (post, user) in states {
+            st.likes.remove(&(post.clone(), user.clone()));
+            st.index.remove(&(user, post));
+            deleted += 2;
+        }
+        if deleted > 0 {
+            return Ok(deleted);
+        }
+        let entries: Vec<(PostId, String)> = st
+            .entries
+            .keys()
+            .filter(|(p, _)| p == post_id)
+            .take(limit)
+            .cloned()
+            .collect();
+        for key in entries {
+            st.entries.remove(&key);
+            deleted += 1;
+        }
+        Ok(deleted)
     }
 }

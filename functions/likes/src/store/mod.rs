@@ -86,6 +86,7 @@ pub trait LikesCleanup: Send + Sync {
     async fn erase(&self, current: &LikeState, event: Option<&Envelope>) -> StoreResult<()>;
     /// Removes a `posts_liked_by` index item that has no state behind it.
     async fn forget(&self, user_id: &UserId, post_id: &PostId) -> StoreResult<()>;
-    /// Deletes every like of the post; returns how many items went.
-    async fn delete_post_likes(&self, post_id: &PostId) -> StoreResult<usize>;
+    /// Deletes up to `limit` likes of the post (with their index items, or likers-list
+    /// entries); returns how many items went: 0 when none is left.
+    async fn delete_post_likes(&self, post_id: &PostId, limit: usize) -> StoreResult<usize>;
 }

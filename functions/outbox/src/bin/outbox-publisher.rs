@@ -4,6 +4,6 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    use shutter_outbox::{kafka, publisher};
-    shutter_events::run_function(kafka, publisher::on_stream).await
+    use shutter_outbox::{Relay, publisher};
+    shutter_events::run_function(Relay::from_env, publisher::on_stream).await
 }

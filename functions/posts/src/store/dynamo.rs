@@ -13,8 +13,8 @@ use shutter_store::{
 };
 
 use super::{
-    Idempotency, Index, IndexEntry, IndexPage, KEY_REUSED, MARKER_CHANGED, POST_GONE, PostsStore,
-    STALE, Stored, Tally,
+    ACCOUNT_DELETED, Idempotency, Index, IndexEntry, IndexPage, KEY_REUSED, MARKER_CHANGED,
+    POST_GONE, PostsStore, STALE, Stored, Tally,
 };
 use crate::model::{Marker, MarkerId, Post, PostStatus};
 
@@ -101,11 +101,16 @@ fn author_entry(post: &Post) -> Write {
     Write::put(item)
 }
 
-fn tag_entry(tag: &str, post: &Post) -> Write {
+/// The entry of `post` under `tag`: the same item however often it is written.
+fn tag_entry(tag: &str, post: &Post) -> Item {
     let mut item = key(tag_pk(tag), post_pk(&post.id));
     item.insert("post_id".to_owned(), s(post.id.as_str()));
     item.insert("author_id".to_owned(), s(post.author_id.as_str()));
-    Write::put(item)
+    item
+}
+
+fn tag_key(tag: &str, post: &PostId) -> Item {
+    key(tag_pk(tag), post_pk(post))
 }
 
 /// The hashtags a post is listed under: a hashtag lists published posts only.
@@ -125,6 +130,26 @@ fn with_events(mut writes: Vec<Write>, events: &[&Envelope]) -> StoreResult<Vec<
 }
 
 impl DynamoPostsStore {
+    /// Puts the entries of `post` under `tags`, in batches: writing one again changes
+    /// nothing.
+    async fn put_tags(&self, post: &Post, tags: &BTreeSet<&str>) -> StoreResult<()> {
+        let items = tags.iter().map(|tag| tag_entry(tag, post)).collect();
+        self.table.batch_put(items).await
+    }
+
+    /// Deletes the entries of `post` under `tags`, in batches: deleting what is not there
+    /// succeeds.
+    async fn delete_tags<'a>(
+        &self,
+        post: &PostId,
+        tags: impl IntoIterator<Item = &'a str>,
+    ) -> StoreResult<()> {
+        // Each key once: DynamoDB refuses a batch that names a key twice.
+        let tags: BTreeSet<&str> = tags.into_iter().collect();
+        let keys = tags.into_iter().map(|tag| tag_key(tag, post)).collect();
+        self.table.batch_delete(keys).await
+    }
+
     /// After a create lost to an existing key: the first post, when the request is the
     /// same.
     async fn replay(&self, author: &UserId, idempotency: &Idempotency) -> StoreResult<Stored> {
@@ -169,7 +194,11 @@ impl PostsStore for DynamoPostsStore {
         event: &Envelope,
         idempotency: Option<&Idempotency>,
     ) -> StoreResult<Stored> {
-        let mut writes = Vec::new();
+        // First: a deleted account is told so whatever else fails.
+        let mut writes = vec![shutter_directory::account_alive(
+            &post.author_id,
+            ACCOUNT_DELETED,
+        )];
         if let Some(i) = idempotency {
             let mut item = key(idempotency_pk(&post.author_id, &i.key), "IDEMPOTENCY");
             item.insert("post_id".to_owned(), s(post.id.as_str()));
@@ -191,37 +220,56 @@ impl PostsStore for DynamoPostsStore {
     }
 
     async fn save(&self, before: &Post, after: &Post, events: &[Envelope]) -> StoreResult<()> {
+        let (old, new) = (listed_tags(before), listed_tags(after));
+        // Every entry the post will have, before it has it (all of them, not only the new
+        // ones: a save also mends an index a failed step left short).
+        self.put_tags(after, &new).await?;
         let mut writes = vec![
             post_update(after)?
                 .when(STALE, "version = :v")
                 .value(":v", n(before.version)),
+            shutter_directory::account_alive(&after.author_id, ACCOUNT_DELETED),
         ];
         if before.status != after.status {
             writes.push(author_entry(after));
         }
-        let (old, new) = (listed_tags(before), listed_tags(after));
-        for gone in old.difference(&new) {
-            writes.push(Write::delete(key(tag_pk(gone), post_pk(&after.id))));
-        }
-        for added in new.difference(&old) {
-            writes.push(tag_entry(added, after));
-        }
         let writes = with_events(writes, &events.iter().collect::<Vec<_>>())?;
-        self.table.transact(writes).await
+        self.table.transact(writes).await?;
+        // The entries it lost, once it lost them. The change is made: a failure here
+        // leaves entries the hashtag lists do not show (they check the post).
+        if let Err(err) = self
+            .delete_tags(&after.id, old.difference(&new).copied())
+            .await
+        {
+            tracing::warn!(post_id = %after.id, error = %err, "hashtag entries of a saved post left behind");
+        }
+        Ok(())
     }
 
     async fn delete(&self, post: &Post, event: &Envelope) -> StoreResult<()> {
-        let mut writes = vec![
+        // Every entry the post may have (whatever its status, however many: an index
+        // left half-written is deleted all the same), before the post: a failure leaves
+        // the post in place for the delete to be retried whole.
+        self.delete_tags(&post.id, post.hashtags.iter().map(String::as_str))
+            .await?;
+        let writes = vec![
             Write::delete(key(post_pk(&post.id), POST_SK))
                 .when(STALE, "version = :v")
                 .value(":v", n(post.version)),
             Write::delete(key(author_pk(&post.author_id), post_pk(&post.id))),
         ];
-        for tag in listed_tags(post) {
-            writes.push(Write::delete(key(tag_pk(tag), post_pk(&post.id))));
-        }
         let writes = with_events(writes, &[event])?;
-        self.table.transact(writes).await
+        match self.table.transact(writes).await {
+            // Changed meanwhile (STALE): the caller reads it again and deletes that.
+            Err(err) if !matches!(err, StoreError::Conflict(STALE)) => {
+                // The post stays until a retry: list it under its hashtags again.
+                if let Err(restore) = self.put_tags(post, &listed_tags(post)).await {
+                    tracing::warn!(post_id = %post.id, error = %restore, "hashtag entries of an undeleted post not restored");
+                }
+                Err(err)
+            }
+            other => other,
+        }
     }
 
     async fn page(
@@ -230,12 +278,19 @@ impl PostsStore for DynamoPostsStore {
         limit: usize,
         after: Option<&str>,
     ) -> StoreResult<IndexPage> {
+        // An author's list is read strongly: the deletion cascade pages it after the
+        // account's tombstone, and must meet every post committed before the tombstone
+        // (a post created in the last moment of a deleted account's token).
+        let consistency = match index {
+            Index::Author(_) => Consistency::Strong,
+            Index::Tag(_) => Consistency::Eventual,
+        };
         // One more than asked tells whether a next page exists.
         let query = Query::partition(index_pk(index))
             .after(after)
             .newest_first()
             .limit(limit + 1)
-            .consistency(Consistency::Eventual);
+            .consistency(consistency);
         let mut items = self.table.query(&query).await?;
         let more = items.len() > limit;
         items.truncate(limit);

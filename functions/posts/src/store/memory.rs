@@ -11,8 +11,8 @@ use shutter_events::Envelope;
 use shutter_store::{StoreError, StoreResult};
 
 use super::{
-    Idempotency, Index, IndexEntry, IndexPage, KEY_REUSED, MARKER_CHANGED, POST_GONE, PostsStore,
-    STALE, Stored, Tally,
+    ACCOUNT_DELETED, Idempotency, Index, IndexEntry, IndexPage, KEY_REUSED, MARKER_CHANGED,
+    POST_GONE, PostsStore, STALE, Stored, Tally,
 };
 use crate::model::{Marker, MarkerId, Post, PostStatus};
 
@@ -26,6 +26,8 @@ struct State {
     idempotency: HashMap<(UserId, String), (PostId, String)>,
     markers: HashMap<(PostId, MarkerId), Marker>,
     events: Vec<Envelope>,
+    /// Deleted accounts (the directory's tombstones, as the transactions check them).
+    gone: HashSet<UserId>,
 }
 
 impl State {
@@ -82,6 +84,14 @@ impl MemoryPostsStore {
         }
     }
 
+    /// Marks `user`'s account deleted, as its tombstone in the directory would (test
+    /// set-up).
+    pub fn account_deleted(&self, user: &UserId) {
+        if let Ok(mut state) = self.state.lock() {
+            state.gone.insert(user.clone());
+        }
+    }
+
     /// The post as stored now.
     pub fn stored(&self, id: &PostId) -> Option<Post> {
         self.state.lock().ok()?.posts.get(id).cloned()
@@ -131,6 +141,9 @@ impl PostsStore for MemoryPostsStore {
         idempotency: Option<&Idempotency>,
     ) -> StoreResult<Stored> {
         let mut state = self.state()?;
+        if state.gone.contains(&post.author_id) {
+            return Err(StoreError::Conflict(ACCOUNT_DELETED));
+        }
         if let Some(i) = idempotency {
             let slot = (post.author_id.clone(), i.key.clone());
             if let Some((first, hash)) = state.idempotency.get(&slot) {
@@ -154,6 +167,9 @@ impl PostsStore for MemoryPostsStore {
         let mut state = self.state()?;
         if state.stale(before) {
             return Err(StoreError::Conflict(STALE));
+        }
+        if state.gone.contains(&after.author_id) {
+            return Err(StoreError::Conflict(ACCOUNT_DELETED));
         }
         let (old, new) = (State::tags_of(before), State::tags_of(after));
         for gone in old.difference(&new) {
@@ -188,8 +204,8 @@ impl PostsStore for MemoryPostsStore {
         if let Some(listed) = state.authors.get_mut(&post.author_id) {
             listed.remove(&post.id);
         }
-        for tag in State::tags_of(post) {
-            if let Some(listed) = state.tags.get_mut(&tag) {
+        for tag in &post.hashtags {
+            if let Some(listed) = state.tags.get_mut(tag) {
                 listed.remove(&post.id);
             }
         }

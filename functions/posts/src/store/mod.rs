@@ -7,14 +7,23 @@
 //!   [`crate::counters`]), so `liked_by_me` and the counters come from this service's own
 //!   table;
 //! - `AUTHOR#<user>` / `POST#<id>`: the author's posts, newest first (ids are ULIDs);
-//! - `TAG#<tag>` / `POST#<id>`: published posts by hashtag;
+//! - `TAG#<tag>` / `POST#<id>`: published posts by hashtag (an index the lists check
+//!   against the post: see below);
 //! - `IDEMPOTENCY#<user>#<key>` / `IDEMPOTENCY`: the post a create with that
 //!   `Idempotency-Key` made (kept a day);
 //! - `DIR#...`: the directory of authors ([`shutter_directory`]); `OUTBOX#...`: events.
 //!
 //! Every change of a post is one transaction: the post (conditional on the version it
-//! was read at), its index items and its outbox events, so lists and events never
-//! disagree with the post.
+//! was read at), its author list entry and its outbox events, so that list and the
+//! events never disagree with the post. The hashtag entries are not in it: a post may
+//! have had hundreds of hashtags (before captions were capped), and a transaction holds
+//! at most 100 items. They are written apart, in batches, by deterministic keys, so that
+//! writing them again or deleting what is gone changes nothing, and in an order that
+//! leaves nothing visible wrong when a step fails: a save puts every entry the post will
+//! have *before* its transaction and deletes those it lost *after* it; a delete removes
+//! every entry of the post's hashtags *before* its transaction, so a failed delete is
+//! retried whole. An entry may thus name a post that no longer has that hashtag or is
+//! gone (a failed clean-up): the hashtag list shows only published posts that have it.
 
 pub mod dynamo;
 pub mod memory;
@@ -36,6 +45,9 @@ pub const KEY_REUSED: &str = "idempotency_key_reused";
 pub const MARKER_CHANGED: &str = "marker_changed";
 /// Conflict: the post a tally counts for is gone.
 pub const POST_GONE: &str = "post_gone";
+/// Conflict: the author's account is deleted (the directory holds its tombstone): a
+/// still-valid token of a deleted account creates and edits nothing.
+pub const ACCOUNT_DELETED: &str = "account_deleted";
 
 /// A create's `Idempotency-Key` and a hash of its request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,7 +117,8 @@ pub trait PostsStore: Send + Sync {
 
     /// Stores a new post with its `PostCreated`. With an idempotency key, a second create
     /// with the same key and request hash stores nothing and answers the first post.
-    /// Conflict: [`KEY_REUSED`] when the key was used for another request.
+    /// Conflicts: [`ACCOUNT_DELETED`] (checked first), [`KEY_REUSED`] when the key was
+    /// used for another request.
     async fn create(
         &self,
         post: &Post,
@@ -114,12 +127,14 @@ pub trait PostsStore: Send + Sync {
     ) -> StoreResult<Stored>;
 
     /// Replaces `before` with `after`, with `events`; the lists follow the status and
-    /// the hashtags (a hashtag lists published posts only). Conflict: [`STALE`] unless
-    /// the stored version is still `before`'s.
+    /// the hashtags (a hashtag lists published posts only). Conflicts: [`STALE`] unless
+    /// the stored version is still `before`'s; [`ACCOUNT_DELETED`] when the author's
+    /// account is deleted.
     async fn save(&self, before: &Post, after: &Post, events: &[Envelope]) -> StoreResult<()>;
 
-    /// Deletes the post and its list entries, with its `PostDeleted`. Conflict: [`STALE`]
-    /// unless the stored version is still `post`'s.
+    /// Deletes the post and its list entries, with its `PostDeleted`, whatever the
+    /// number of its hashtags. Conflict: [`STALE`] unless the stored version is still
+    /// `post`'s (its hashtag entries may be gone then: delete it again, read again).
     async fn delete(&self, post: &Post, event: &Envelope) -> StoreResult<()>;
 
     /// Up to `limit` entries of `index`, newest first, after the position `after`.

@@ -523,6 +523,13 @@ fn sample(t: EventType) -> Event {
         EventType::FollowEnded => Event::FollowEnded(edge("a", "b", 1)),
         EventType::UserBlocked => Event::UserBlocked(block),
         EventType::UserUnblocked => Event::UserUnblocked(block),
+        EventType::RegistrationWithTakenEmail => {
+            Event::RegistrationWithTakenEmail(shutter_events::RegistrationWithTakenEmail {
+                user_id: uid("a"),
+                attempted_username: "ann".into(),
+                at: "t".into(),
+            })
+        }
     }
 }
 

@@ -3,18 +3,17 @@
 //! versioning rules (external versions, `if_seq_no`, `create`), failures injected per
 //! document id or for the whole cluster, and a count of bulk requests.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use serde_json::Value;
 use shutter_core::UserId;
 
-use super::{BulkOp, IndexStore, ItemResult, SearchIndex, Stored, Version};
+use super::{BulkOp, EdgeSide, IndexStore, ItemResult, SearchIndex, Stored, Version};
 use crate::client::SearchError;
 use crate::docs::{POSTS_INDEX, RELATIONS_INDEX, UserDoc};
-use crate::model::Relations;
 
 fn down() -> SearchError {
     SearchError::Unavailable("the fake cluster is down".into())
@@ -24,10 +23,16 @@ fn poisoned() -> SearchError {
     SearchError::Malformed("poisoned lock".into())
 }
 
-/// A [`SearchIndex`] that answers canned responses and keeps the bodies it was sent.
+/// A [`SearchIndex`] that answers canned responses and keeps the bodies it was sent; the
+/// viewer's edges are paged as OpenSearch pages them (by id, after the last one).
 #[derive(Debug, Default)]
 pub struct CannedSearch {
-    pub relations: Relations,
+    /// The viewer's edges on each side.
+    pub edges: HashMap<EdgeSide, BTreeSet<UserId>>,
+    /// How many pages of edges were asked for.
+    pub edge_pages: AtomicUsize,
+    /// Reads of edges fail as an unreachable cluster would (searches still answer).
+    pub edges_down: AtomicBool,
     /// Index -> the response every search of it gets.
     pub responses: HashMap<String, Value>,
     pub users: HashMap<UserId, UserDoc>,
@@ -48,13 +53,36 @@ impl CannedSearch {
         }
         Ok(())
     }
+
+    /// Adds edges of the viewer on `side`.
+    pub fn add_edges(&mut self, side: EdgeSide, users: impl IntoIterator<Item = UserId>) {
+        self.edges.entry(side).or_default().extend(users);
+    }
 }
 
 #[async_trait]
 impl SearchIndex for CannedSearch {
-    async fn relations(&self, _viewer: &UserId) -> Result<Relations, SearchError> {
+    async fn edge_page(
+        &self,
+        _viewer: &UserId,
+        side: EdgeSide,
+        after: Option<&UserId>,
+        size: usize,
+    ) -> Result<Vec<UserId>, SearchError> {
         self.check()?;
-        Ok(self.relations.clone())
+        if self.edges_down.load(Ordering::Relaxed) {
+            return Err(down());
+        }
+        self.edge_pages.fetch_add(1, Ordering::Relaxed);
+        let Some(users) = self.edges.get(&side) else {
+            return Ok(Vec::new());
+        };
+        Ok(users
+            .iter()
+            .filter(|u| after.is_none_or(|a| *u > a))
+            .take(size)
+            .cloned()
+            .collect())
     }
 
     async fn search(&self, index: &str, body: &Value) -> Result<Value, SearchError> {

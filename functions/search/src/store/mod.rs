@@ -14,16 +14,35 @@ use shutter_core::UserId;
 
 use crate::client::SearchError;
 use crate::docs::UserDoc;
-use crate::model::Relations;
 
 pub mod memory;
 pub mod opensearch;
 
+/// Which of a viewer's edges in the relations index, seen from the viewer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EdgeSide {
+    /// Users the viewer blocks.
+    Blocking,
+    /// Users who block the viewer.
+    BlockedBy,
+    /// Users the viewer follows (approved).
+    Following,
+}
+
 /// What the search endpoints need of OpenSearch.
 #[async_trait]
 pub trait SearchIndex: Send + Sync {
-    /// The viewer's blocks (both ways) and approved follows.
-    async fn relations(&self, viewer: &UserId) -> Result<Relations, SearchError>;
+    /// Up to `size` of the other users of `viewer`'s active edges on `side`, in id order,
+    /// after `after`: pages that [`crate::service`] reads until done, so no edge is left
+    /// out however many the viewer has. An answer that does not read as a page is an
+    /// error, never an empty page.
+    async fn edge_page(
+        &self,
+        viewer: &UserId,
+        side: EdgeSide,
+        after: Option<&UserId>,
+        size: usize,
+    ) -> Result<Vec<UserId>, SearchError>;
     /// A `_search` of `index` with `body` (built by [`crate::query`], from values only).
     async fn search(&self, index: &str, body: &Value) -> Result<Value, SearchError>;
     /// User documents by id, tombstones included (missing ones are left out).

@@ -8,13 +8,9 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 use shutter_core::UserId;
 
-use super::{BulkOp, IndexAdmin, IndexStore, ItemResult, SearchIndex, Stored, Version};
+use super::{BulkOp, EdgeSide, IndexAdmin, IndexStore, ItemResult, SearchIndex, Stored, Version};
 use crate::client::{OpenSearch, SearchError};
 use crate::docs::{POSTS_INDEX, RELATIONS_INDEX, USERS_INDEX, UserDoc};
-use crate::model::Relations;
-
-/// The most edges of one viewer read per search (blocks both ways and approved follows).
-const MAX_RELATIONS: usize = 5_000;
 
 fn stored_of(doc: &Value) -> Option<Stored> {
     if doc["found"].as_bool() != Some(true) {
@@ -177,20 +173,14 @@ impl IndexStore for OpenSearch {
 
 #[async_trait]
 impl SearchIndex for OpenSearch {
-    async fn relations(&self, viewer: &UserId) -> Result<Relations, SearchError> {
-        let viewer = viewer.as_str();
-        let body = json!({
-            "size": MAX_RELATIONS,
-            "query": {"bool": {
-                "filter": [{"term": {"active": true}}],
-                "should": [
-                    {"bool": {"filter": [{"term": {"kind": "block"}}, {"term": {"a": viewer}}]}},
-                    {"bool": {"filter": [{"term": {"kind": "block"}}, {"term": {"b": viewer}}]}},
-                    {"bool": {"filter": [{"term": {"kind": "follow"}}, {"term": {"a": viewer}}]}}
-                ],
-                "minimum_should_match": 1
-            }}
-        });
+    async fn edge_page(
+        &self,
+        viewer: &UserId,
+        side: EdgeSide,
+        after: Option<&UserId>,
+        size: usize,
+    ) -> Result<Vec<UserId>, SearchError> {
+        let body = edge_page_query(viewer, side, after, size);
         let out = self
             .call(
                 http::Method::POST,
@@ -198,22 +188,7 @@ impl SearchIndex for OpenSearch {
                 Some(&body),
             )
             .await?;
-        let mut relations = Relations::default();
-        for hit in out["hits"]["hits"].as_array().into_iter().flatten() {
-            let s = &hit["_source"];
-            let (Some(kind), Some(a), Some(b)) =
-                (s["kind"].as_str(), s["a"].as_str(), s["b"].as_str())
-            else {
-                continue;
-            };
-            match kind {
-                "block" if a == viewer => relations.hidden.insert(UserId::trusted(b)),
-                "block" => relations.hidden.insert(UserId::trusted(a)),
-                "follow" => relations.following.insert(UserId::trusted(b)),
-                _ => false,
-            };
-        }
-        Ok(relations)
+        edge_page_answer(&out, side)
     }
 
     async fn search(&self, index: &str, body: &Value) -> Result<Value, SearchError> {
@@ -270,6 +245,52 @@ impl IndexAdmin for OpenSearch {
     }
 }
 
+/// The viewer's field, the other user's field and the kind of the edges on `side`.
+fn edge_fields(side: EdgeSide) -> (&'static str, &'static str, &'static str) {
+    match side {
+        EdgeSide::Blocking => ("a", "b", "block"),
+        EdgeSide::BlockedBy => ("b", "a", "block"),
+        EdgeSide::Following => ("a", "b", "follow"),
+    }
+}
+
+/// One page of the viewer's active edges on `side`, sorted by the other user's id (unique
+/// per viewer and kind), resumed with `search_after`.
+fn edge_page_query(viewer: &UserId, side: EdgeSide, after: Option<&UserId>, size: usize) -> Value {
+    let (me, other, kind) = edge_fields(side);
+    let mut body = json!({
+        "size": size,
+        "track_total_hits": false,
+        "query": {"bool": {"filter": [
+            {"term": {"kind": kind}},
+            {"term": {me: viewer.as_str()}},
+            {"term": {"active": true}}
+        ]}},
+        "sort": [{other: "asc"}]
+    });
+    if let Some(after) = after {
+        body["search_after"] = json!([after.as_str()]);
+    }
+    body
+}
+
+/// The other users of a page of edges. An answer without a hits array, or a hit without
+/// the other user, is malformed: read as "no edges", it would let a block through.
+fn edge_page_answer(out: &Value, side: EdgeSide) -> Result<Vec<UserId>, SearchError> {
+    let (_, other, _) = edge_fields(side);
+    let hits = out["hits"]["hits"]
+        .as_array()
+        .ok_or_else(|| SearchError::Malformed("an edges page without hits".into()))?;
+    hits.iter()
+        .map(|hit| {
+            hit["_source"][other]
+                .as_str()
+                .map(UserId::trusted)
+                .ok_or_else(|| SearchError::Malformed(format!("an edge without `{other}`")))
+        })
+        .collect()
+}
+
 /// The action line and, but for deletes, the source line of one bulk operation.
 fn ndjson(op: &BulkOp) -> Vec<Value> {
     match op {
@@ -307,7 +328,43 @@ fn ndjson(op: &BulkOp) -> Vec<Value> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn edge_pages_are_sorted_by_the_other_user_and_malformed_answers_are_errors() {
+        let (viewer, after) = (UserId::trusted("V"), UserId::trusted("X"));
+        let body = edge_page_query(&viewer, EdgeSide::BlockedBy, Some(&after), 7);
+        assert_eq!(body["size"], 7);
+        assert_eq!(body["sort"], json!([{"a": "asc"}]));
+        assert_eq!(body["search_after"], json!(["X"]));
+        assert_eq!(
+            body["query"]["bool"]["filter"],
+            json!([{"term": {"kind": "block"}}, {"term": {"b": "V"}}, {"term": {"active": true}}])
+        );
+        let first = edge_page_query(&viewer, EdgeSide::Following, None, 3);
+        assert_eq!(first.get("search_after"), None);
+        assert_eq!(
+            first["query"]["bool"]["filter"][0],
+            json!({"term": {"kind": "follow"}})
+        );
+        // Answers: the other users; anything else fails rather than read as no edges.
+        let page = json!({"hits": {"hits": [{"_source": {"a": "B1", "b": "V"}}]}});
+        assert_eq!(
+            edge_page_answer(&page, EdgeSide::BlockedBy).unwrap(),
+            [UserId::trusted("B1")]
+        );
+        for bad in [
+            json!({}),
+            json!({"hits": {}}),
+            json!({"hits": {"hits": [{"_source": {"b": "V"}}]}}),
+        ] {
+            assert!(
+                edge_page_answer(&bad, EdgeSide::BlockedBy).is_err(),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn bulk_lines_carry_the_versioning_of_each_operation() {

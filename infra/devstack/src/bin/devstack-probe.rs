@@ -6,7 +6,8 @@
 //!   `/crash` exits the process; `/hold` answers after 500 ms with its environment's name.
 //! - SQS: a message whose body starts with `fail` is reported in `batchItemFailures`.
 //! - DynamoDB Streams: a record whose `pk` starts with `FAIL` fails the whole batch.
-//! - Kafka: a record whose value starts with `fail` fails the whole batch.
+//! - Kafka: a record whose value starts with `fail` fails the whole batch; one whose
+//!   value starts with `retry` is reported in `batchItemFailures` (partition and offset).
 
 use std::io::Write;
 
@@ -49,23 +50,25 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
     }
     if payload["eventSource"] == "aws:kafka" {
         let mut values = Vec::new();
-        for records in payload["records"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(_, r)| r)
-        {
+        let mut failures = Vec::new();
+        for (partition, records) in payload["records"].as_object().into_iter().flatten() {
             for r in records.as_array().into_iter().flatten() {
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(r["value"].as_str().unwrap_or_default())?;
-                values.push(String::from_utf8_lossy(&bytes).into_owned());
+                let value = String::from_utf8_lossy(&bytes).into_owned();
+                if value.starts_with("retry") {
+                    failures.push(
+                        json!({"itemIdentifier": {"partition": partition, "offset": r["offset"]}}),
+                    );
+                }
+                values.push(value);
             }
         }
         record("kafka", &values);
         if values.iter().any(|v| v.starts_with("fail")) {
             return Err("a kafka record asked to fail".into());
         }
-        return Ok(Value::Null);
+        return Ok(json!({ "batchItemFailures": failures }));
     }
     let records = payload["Records"].as_array().cloned().unwrap_or_default();
     if records

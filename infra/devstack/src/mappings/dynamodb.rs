@@ -146,7 +146,7 @@ async fn deliver(source: &Source, arn: &str, shard: &str, records: Vec<Value>) {
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        let result = source.function.invoke(&json!({ "Records": batch })).await;
+        let result = source.invoke(&json!({ "Records": batch })).await;
         let retry_from = match result {
             Err(InvokeError::Stopped) => return,
             Ok(response) if source.reports_item_failures() => match failed_items(&response) {
@@ -170,7 +170,7 @@ async fn deliver(source: &Source, arn: &str, shard: &str, records: Vec<Value>) {
             Ok(_) => return,
             Err(e) => {
                 tracing::warn!("{}: batch of {} failed: {e}", source.name(), batch.len());
-                if source.props["BisectBatchOnFunctionError"] == json!(true) && batch.len() > 1 {
+                if super::flag(&source.props["BisectBatchOnFunctionError"]) && batch.len() > 1 {
                     let right = batch.split_off(batch.len() / 2);
                     Box::pin(deliver(source, arn, shard, batch)).await;
                     Box::pin(deliver(source, arn, shard, right)).await;

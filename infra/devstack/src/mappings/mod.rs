@@ -5,6 +5,7 @@
 mod dynamodb;
 pub mod filter;
 mod msk;
+mod schedule;
 mod sqs;
 
 use std::sync::Arc;
@@ -20,6 +21,58 @@ use crate::provision::Provisioned;
 use crate::runtime::Function;
 use crate::template::{ACCOUNT, REGION};
 
+/// How the mappings deliver batches: as Lambda usually does, or with the redeliveries
+/// and reorderings its contract allows (at least once; order kept only within a Kafka
+/// partition or a stream's item), so the suites show that no consumer relies on luck.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// Every invocation of every mapping is made twice in a row, with the same batch.
+    pub twice: bool,
+    /// A Kafka batch's partitions go to the function one by one in a random order (each
+    /// partition's records in order); an SQS batch's messages are shuffled.
+    pub reorder: bool,
+}
+
+impl Delivery {
+    /// The environment variable that sets it: `once` (or unset), `twice`, `reorder`, or
+    /// both as `twice,reorder`.
+    pub const ENV: &'static str = "DEVSTACK_DELIVERY";
+
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let mut delivery = Self::default();
+        for word in value.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            match word {
+                "once" => {}
+                "twice" => delivery.twice = true,
+                "reorder" => delivery.reorder = true,
+                other => {
+                    return Err(format!(
+                        "{}={value}: {other:?} is none of once, twice, reorder",
+                        Self::ENV
+                    ));
+                }
+            }
+        }
+        Ok(delivery)
+    }
+
+    /// From [`Delivery::ENV`]; unset is `once`.
+    pub fn from_env() -> Result<Self, String> {
+        Self::parse(&std::env::var(Self::ENV).unwrap_or_default())
+    }
+}
+
+impl std::fmt::Display for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match (self.twice, self.reorder) {
+            (false, false) => "once",
+            (true, false) => "twice",
+            (false, true) => "reorder",
+            (true, true) => "twice,reorder",
+        })
+    }
+}
+
 /// What every poller needs.
 #[derive(Clone)]
 pub struct Source {
@@ -31,11 +84,14 @@ pub struct Source {
     /// The `OnFailure` destination's queue URL.
     pub on_failure: Option<String>,
     pub filters: filter::Filters,
+    pub delivery: Delivery,
 }
 
 impl Source {
     fn batch_size(&self, default: u64) -> usize {
-        self.props["BatchSize"].as_u64().unwrap_or(default) as usize
+        integer(&self.props["BatchSize"])
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(default) as usize
     }
 
     fn reports_item_failures(&self) -> bool {
@@ -46,11 +102,21 @@ impl Source {
 
     /// -1 (the default) retries until the records expire, which locally means forever.
     fn max_retries(&self) -> i64 {
-        self.props["MaximumRetryAttempts"].as_i64().unwrap_or(-1)
+        integer(&self.props["MaximumRetryAttempts"]).unwrap_or(-1)
     }
 
     fn name(&self) -> String {
         format!("{}.{}", self.function.spec.name, self.event_name)
+    }
+
+    /// Invokes the function with a batch; under [`Delivery::twice`] a second time right
+    /// after, whose answer is the one the mapping acts on.
+    async fn invoke(&self, event: &Value) -> Result<Value, crate::InvokeError> {
+        let first = self.function.invoke(event).await;
+        if !self.delivery.twice || first == Err(crate::InvokeError::Stopped) {
+            return first;
+        }
+        self.function.invoke(event).await
     }
 
     /// Sleeps for the backoff of the `attempt`th retry; false when stopping.
@@ -114,6 +180,7 @@ pub fn start_all(
     moto: &MotoJson,
     kafka_bootstrap: &str,
     stop: &CancellationToken,
+    delivery: Delivery,
 ) -> Result<Vec<JoinHandle<()>>, Error> {
     let mut tasks = Vec::new();
     for function in functions {
@@ -135,6 +202,7 @@ pub fn start_all(
                 stop: stop.child_token(),
                 on_failure,
                 filters: filter::Filters::from_props(props).map_err(Error::Template)?,
+                delivery,
             };
             tasks.push(match ty.as_str() {
                 "DynamoDB" => tokio::spawn(dynamodb::run(source)),
@@ -147,7 +215,21 @@ pub fn start_all(
             });
         }
     }
+    tasks.extend(schedule::start_all(functions, stop)?);
     Ok(tasks)
+}
+
+/// A number property: a number, or a string when it comes from a template parameter
+/// (parameters are strings).
+fn integer(v: &Value) -> Option<i64> {
+    v.as_i64().or_else(|| v.as_str()?.trim().parse().ok())
+}
+
+/// A boolean property, written as a boolean or (from a parameter) as a string.
+fn flag(v: &Value) -> bool {
+    v.as_bool()
+        .or_else(|| v.as_str()?.trim().parse().ok())
+        .unwrap_or(false)
 }
 
 /// The ids a partial batch response names as failed, or `None` for a clean success.
@@ -174,6 +256,18 @@ fn failed_items(response: &Value) -> Option<Result<Vec<String>, ()>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delivery_modes_parse_from_the_environment_value() {
+        assert_eq!(Delivery::parse(""), Ok(Delivery::default()));
+        assert_eq!(Delivery::parse("once"), Ok(Delivery::default()));
+        let twice = Delivery::parse("twice").unwrap();
+        assert!(twice.twice && !twice.reorder);
+        let both = Delivery::parse("twice, reorder").unwrap();
+        assert!(both.twice && both.reorder);
+        assert_eq!(both.to_string(), "twice,reorder");
+        assert!(Delivery::parse("thrice").is_err());
+    }
 
     #[test]
     fn partial_batch_responses() {

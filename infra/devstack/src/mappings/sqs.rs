@@ -41,11 +41,12 @@ pub async fn run(source: Source, arn: String, url: String) {
         if matching.is_empty() {
             continue;
         }
-        let done: Vec<Value> = match source
-            .function
-            .invoke(&json!({ "Records": matching }))
-            .await
-        {
+        let mut matching = matching;
+        if source.delivery.reorder {
+            // A standard queue promises no order.
+            rand::seq::SliceRandom::shuffle(matching.as_mut_slice(), &mut rand::thread_rng());
+        }
+        let done: Vec<Value> = match source.invoke(&json!({ "Records": matching })).await {
             Err(InvokeError::Stopped) => return,
             Err(e) => {
                 tracing::warn!("{}: batch of {} failed: {e}", source.name(), matching.len());
