@@ -125,6 +125,11 @@ impl<D: Directory> Directory for CachedDirectory<D> {
         self.inner.blocked_among(viewer, others).await
     }
 
+    /// Not kept: a deletion refuses writes at once, whatever the reuse window.
+    async fn account_deleted(&self, user_id: &UserId) -> StoreResult<bool> {
+        self.inner.account_deleted(user_id).await
+    }
+
     /// Passed through: the cache keeps only reads, and lags by at most [`TTL`].
     async fn apply(&self, event: &Envelope) -> StoreResult<()> {
         self.inner.apply(event).await

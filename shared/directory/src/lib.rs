@@ -118,11 +118,9 @@ pub trait Directory: Send + Sync {
     }
     /// Whether `user_id`'s account is deleted as far as this directory knows (it holds
     /// the account's tombstone): a deleted account's still-valid token is refused with
-    /// it. An account the directory does not know (yet) is not deleted. The default
-    /// knows no tombstones.
-    async fn account_deleted(&self, _user_id: &UserId) -> StoreResult<bool> {
-        Ok(false)
-    }
+    /// it. An account the directory does not know (yet) is not deleted. No default: one
+    /// that answered "not deleted" would let a wrapper that forgot it fail open.
+    async fn account_deleted(&self, user_id: &UserId) -> StoreResult<bool>;
     /// Applies one event of [`EVENTS`]; others change nothing. Idempotent.
     async fn apply(&self, event: &Envelope) -> StoreResult<()>;
 }
@@ -897,6 +895,9 @@ mod tests {
             }
             async fn access(&self, v: &UserId, a: &UserId) -> StoreResult<Access> {
                 self.0.access(v, a).await
+            }
+            async fn account_deleted(&self, u: &UserId) -> StoreResult<bool> {
+                self.0.account_deleted(u).await
             }
             async fn apply(&self, e: &Envelope) -> StoreResult<()> {
                 self.0.apply(e).await
