@@ -86,7 +86,8 @@ fn idempotency(req: &Request, post_id: &PostId) -> Result<Option<Idempotency>, A
     responses(
         (status = 202, description = "Accepted; stored moments later", body = CommentView),
         (status = 404, description = "No such post, or not visible to you", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json")
+        (status = 409, description = "The Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many comments this hour (`comments`); nothing was accepted", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a retry can pass"), ("RateLimit-Policy" = String, description = "This route's limits, each `\"name-window\";q=quota;w=seconds` (IETF RateLimit fields; on every answer of the route)"), ("RateLimit" = String, description = "What remains of each limit and when it resets, `\"name-window\";r=remaining;t=seconds`")))
     )
 )]
 pub async fn create_comment<S, D, Q, C>(app: &App<S, D, Q, C>, req: Request) -> ApiResult
@@ -209,11 +210,12 @@ where
 #[utoipa::path(
     post, path = "/v1/comments/{id}/like", tag = "comments", security(("bearer" = ["user"])),
     summary = "Like a comment",
-    description = "Idempotent: liking twice counts once. Emits `CommentLikeAdded` when it changes something.",
+    description = "Idempotent: liking twice counts once. Emits `CommentLikeAdded` when it changes something. A deleted account's token is refused (401 `unauthorized`).",
     params(("id" = String, Path, description = "The comment's id (a ULID)", pattern = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$")),
     responses(
         (status = 204, description = "You like it"),
-        (status = 404, description = "No such comment, or its post is not visible to you", body = Problem, content_type = "application/problem+json")
+        (status = 404, description = "No such comment, or its post is not visible to you", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many likes and unlikes this hour (`likes`); nothing changed", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a retry can pass"), ("RateLimit-Policy" = String, description = "This route's limits, each `\"name-window\";q=quota;w=seconds` (IETF RateLimit fields; on every answer of the route)"), ("RateLimit" = String, description = "What remains of each limit and when it resets, `\"name-window\";r=remaining;t=seconds`")))
     )
 )]
 pub async fn like_comment<S, D, Q, C>(app: &App<S, D, Q, C>, req: Request) -> ApiResult
@@ -235,7 +237,8 @@ where
     params(("id" = String, Path, description = "The comment's id (a ULID)", pattern = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$")),
     responses(
         (status = 204, description = "You do not like it"),
-        (status = 404, description = "No such comment", body = Problem, content_type = "application/problem+json")
+        (status = 404, description = "No such comment", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many likes and unlikes this hour (`likes`); nothing changed", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a retry can pass"), ("RateLimit-Policy" = String, description = "This route's limits, each `\"name-window\";q=quota;w=seconds` (IETF RateLimit fields; on every answer of the route)"), ("RateLimit" = String, description = "What remains of each limit and when it resets, `\"name-window\";r=remaining;t=seconds`")))
     )
 )]
 pub async fn unlike_comment<S, D, Q, C>(app: &App<S, D, Q, C>, req: Request) -> ApiResult

@@ -70,13 +70,14 @@ impl utoipa::PartialSchema for CommentText {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .description(Some(
-                "1-2,200 characters, not only blanks; newlines allowed, other control characters not. `#hashtags` (at most 30) and `@mentions` (at most 20) are picked out of it.",
-            ))
+            .description(Some(format!(
+                "1-2,200 characters, not only blanks; {}. `#hashtags` (at most 30) and `@mentions` (at most 20) are picked out of it.",
+                shutter_core::validate::REFUSED_TEXT_CHARS
+            )))
             .min_length(Some(1))
             .max_length(Some(MAX_TEXT_CHARS))
             .pattern(Some(
-                "^[^\\x00-\\x09\\x0b-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x09\\x0b-\\x1f\\x7f-\\x9f]*$",
+                shutter_core::validate::NON_BLANK_MULTILINE_TEXT_PATTERN,
             ))
             .into()
     }

@@ -377,13 +377,16 @@ impl<S: CommentsStore, D: Directory, Q, C> App<S, D, Q, C> {
         Ok(n)
     }
 
-    /// `caller` likes a comment on a post they may see; liking twice counts once.
+    /// `caller` likes a comment on a post they may see; liking twice counts once. A
+    /// deleted account's token likes nothing (401; the store's guard refuses one that
+    /// races the tombstone, which the deletion cascade would not find later).
     pub async fn like(
         &self,
         caller: &Caller,
         id: &CommentId,
         correlation_id: &str,
     ) -> Result<(), ApiError> {
+        refuse_deleted(&self.directory, caller).await?;
         let comment = self.existing(id).await?;
         // A comment on a post the caller may not see is not revealed to exist.
         visible_post(&self.directory, &comment.post_id, viewer(caller))

@@ -70,6 +70,8 @@ pub(crate) fn world() -> World {
             display_name: w.name.to_owned(),
             private: false,
             avatar_key: None,
+            version: 0,
+            private_since: None,
         });
     }
     let post = PostId::generate();
@@ -171,6 +173,8 @@ impl World {
                 display_name: "ann".into(),
                 private: true,
                 avatar_key: None,
+                version: 0,
+                private_since: None,
             }),
             Some(&self.ann.id),
             "c",

@@ -254,6 +254,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_deleted_accounts_token_likes_no_comment() {
+        let w = world();
+        let bobs = w.comment(&w.bob, "like me", None).await;
+        let events = w.app.store.events().len();
+        // GIVEN carol's account is deleted: her tombstone is in the store, and later in
+        // the directory too
+        w.app.store.account_deleted(&w.carol.id);
+        // WHEN her still-valid token likes bob's comment, in the window before the
+        // directory knows, and after THEN each is a 401, and nothing is counted
+        for _ in 0..2 {
+            let err = w
+                .app
+                .like(&w.carol.caller(), &bobs.id, "c")
+                .await
+                .unwrap_err();
+            assert_eq!(
+                (err.status(), err.problem().code.as_str()),
+                (401, "unauthorized")
+            );
+            shutter_directory::Directory::apply(&w.app.directory, &user_deleted(&w.carol))
+                .await
+                .unwrap();
+        }
+        assert_eq!(w.app.store.comments()[0].like_count, 0);
+        assert_eq!(w.app.store.events().len(), events);
+    }
+
+    #[tokio::test]
     async fn a_comment_accepted_before_the_tombstone_and_written_after_is_dropped() {
         let w = world();
         let write = queued(&w, "in the window", None).await;

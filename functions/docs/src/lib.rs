@@ -76,43 +76,63 @@ pub const INITIALIZER_JS: &str = r##"window.onload = function () {
 /// What the function serves, made once per cold start.
 #[derive(Debug)]
 pub struct Docs {
-    /// The document without `servers`, serialised: `{"openapi":...}`.
-    document: String,
+    /// The document as given.
+    source: &'static str,
+    /// The document without `servers`, serialised: `{"openapi":...}`; made on first use.
+    document: std::sync::OnceLock<String>,
 }
 
 impl Docs {
-    /// The checked-in document; no AWS call.
+    /// The checked-in document; no AWS call. It is parsed and prepared on the first
+    /// request for it, not at init: parsing its 200 KB took milliseconds of every cold
+    /// start, Swagger UI's files do not need it, and a unit test checks it is valid.
     pub async fn from_env(_aws: &SdkConfig) -> Result<Self, ConfigError> {
-        Self::new(OPENAPI)
+        Ok(Self {
+            source: OPENAPI,
+            document: std::sync::OnceLock::new(),
+        })
     }
 
-    pub fn new(document: &str) -> Result<Self, ConfigError> {
-        let invalid = |reason: String| ConfigError::Invalid {
-            name: "docs/openapi.json",
-            reason,
-        };
-        let mut doc: Map<String, Value> =
-            serde_json::from_str(document).map_err(|e| invalid(e.to_string()))?;
-        doc.remove("servers");
-        if doc.is_empty() {
-            return Err(invalid("an empty document".into()));
-        }
-        let document = serde_json::to_string(&doc).map_err(|e| invalid(e.to_string()))?;
-        Ok(Self { document })
+    /// `document`, checked and prepared now.
+    pub fn new(document: &'static str) -> Result<Self, ConfigError> {
+        let prepared = prepare(document)?;
+        Ok(Self {
+            source: document,
+            document: std::sync::OnceLock::from(prepared),
+        })
     }
 
     /// The document, its `servers` the one at `server_url` when there is one.
     pub fn document(&self, server_url: Option<&str>) -> String {
+        let document = self.document.get_or_init(|| {
+            // Only the checked-in document is deferred, and a unit test parses it.
+            prepare(self.source).unwrap_or_else(|_| self.source.trim().to_owned())
+        });
         match server_url {
             // `document` is a non-empty object: `{` and at least one member follow.
             Some(url) => format!(
                 "{{\"servers\":[{{\"url\":{}}}],{}",
                 Value::String(url.to_owned()),
-                &self.document[1..]
+                &document[1..]
             ),
-            None => self.document.clone(),
+            None => document.clone(),
         }
     }
+}
+
+/// `document` without `servers`, serialised.
+fn prepare(document: &str) -> Result<String, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        name: "docs/openapi.json",
+        reason,
+    };
+    let mut doc: Map<String, Value> =
+        serde_json::from_str(document).map_err(|e| invalid(e.to_string()))?;
+    doc.remove("servers");
+    if doc.is_empty() {
+        return Err(invalid("an empty document".into()));
+    }
+    serde_json::to_string(&doc).map_err(|e| invalid(e.to_string()))
 }
 
 /// `GET /openapi.json`, `GET /docs` and `GET /docs/{proxy+}`.
@@ -356,6 +376,16 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn the_deployed_function_prepares_the_checked_in_document_on_first_use() {
+        let deferred = Docs::from_env(&SdkConfig::builder().build()).await.unwrap();
+        assert!(deferred.document.get().is_none(), "nothing parsed at init");
+        assert_eq!(
+            deferred.document(Some("https://x")),
+            Docs::new(OPENAPI).unwrap().document(Some("https://x"))
+        );
+    }
+
     #[test]
     fn the_document_is_the_checked_in_one_whatever_servers_it_had() {
         let with_servers = r#"{"openapi":"3.1.0","servers":[{"url":"https://old"}],"paths":{}}"#;
@@ -367,6 +397,7 @@ mod tests {
         assert_eq!(doc["openapi"], "3.1.0");
         assert!(Docs::new("not json").is_err());
         assert!(Docs::new("{}").is_err());
+
         // The checked-in document lists API operations only, not the docs' own routes.
         let checked_in: Value = serde_json::from_str(OPENAPI).unwrap();
         for own in ["/openapi.json", "/docs", "/docs/{proxy+}"] {

@@ -25,7 +25,11 @@ fn cursor_scope(viewer: &UserId) -> String {
 
 impl<S: FeedReader, M: MediaStore> App<S, M> {
     /// A page of `viewer`'s feed, newest first. Posts deleted since they reached the
-    /// timeline, and posts of deleted accounts, are left out (a page may be short).
+    /// timeline, posts of deleted accounts, and a private account's posts unless the
+    /// viewer follows it are left out (a page may be short). The last is read-time
+    /// filtering on this service's copies: a post fanned out while they were stale (a
+    /// follow of the window before a privacy change arrived, a fan-out racing an unfollow)
+    /// is not shown once they are up to date, whether or not its entry was taken out yet.
     pub async fn feed(&self, viewer: &UserId, page: PageRequest) -> Result<FeedPage, ApiError> {
         let scope = cursor_scope(viewer);
         let before = match &page.cursor {
@@ -66,6 +70,12 @@ impl<S: FeedReader, M: MediaStore> App<S, M> {
             ) else {
                 continue;
             };
+            if author.private
+                && author.user_id != *viewer
+                && !found.followed.contains(&author.user_id)
+            {
+                continue;
+            }
             let liked = found.liked.contains(&post.post_id);
             items.push(self.shown(post, author, liked).await?);
         }
@@ -163,6 +173,8 @@ mod tests {
             display_name: name.to_uppercase(),
             private: false,
             avatar_key: avatar.map(str::to_owned),
+            version: 0,
+            private_since: None,
         });
         id
     }
@@ -345,6 +357,50 @@ mod tests {
             assert_eq!(err.status(), 400, "{err}");
             assert_eq!(err.problem().field.as_deref(), Some("cursor"));
         }
+    }
+
+    #[tokio::test]
+    async fn a_private_authors_posts_show_to_their_followers_only_whatever_the_timeline_holds() {
+        // GIVEN ann turned private; her post reached bob's and cat's timelines while the
+        // feed still had her public (bob's follow stands, cat's ended since)
+        let app = app();
+        let bob = author(&app, "bob", None);
+        let cat = author(&app, "cat", None);
+        let ann = UserId::generate();
+        app.store.add_author(Author {
+            user_id: ann.clone(),
+            username: "ann".into(),
+            display_name: "ANN".into(),
+            private: true,
+            avatar_key: None,
+            version: 2,
+            private_since: Some("2026-11-25T10:00:00.000Z".into()),
+        });
+        let window = post(&app, &ann, 1).await;
+        for (who, holds) in [(&bob, true), (&cat, false)] {
+            let marker = PairMarker { seq: 1, holds };
+            app.store
+                .set_edge(who, &ann, None, marker, false)
+                .await
+                .unwrap();
+        }
+        for who in [&bob, &cat, &ann] {
+            app.store
+                .add_to_timelines(std::slice::from_ref(who), std::slice::from_ref(&window))
+                .await
+                .unwrap();
+        }
+        // WHEN each reads their feed THEN her follower and she see it; cat does not
+        let seen = |feed: FeedPage| ids(&feed) == [window.post_id.clone()];
+        assert!(seen(app.feed(&bob, page(20, None)).await.unwrap()));
+        assert!(seen(app.feed(&ann, page(20, None)).await.unwrap()));
+        assert!(
+            app.feed(&cat, page(20, None))
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
     }
 
     #[tokio::test]

@@ -1,6 +1,8 @@
 //! `follows-directory-events`: keeps the directory of users from the identity and profiles
 //! topics; when an account turns public, approves its pending requests (a public account
-//! has none); when an account is deleted, ends all its follows, requests and blocks with
+//! has none); when an account turns private, turns the follows that started on their own
+//! after the switch (decided on the stale copy before the event arrived) back into
+//! requests; when an account is deleted, ends all its follows, requests and blocks with
 //! their events (so the other services' counters, feeds and indexes follow).
 //!
 //! A record's own work is the directory's write; the approvals and the endings, which grow
@@ -22,7 +24,7 @@ use crate::worker::FollowsWork;
 pub const DIRECTORY_EVENTS: Consumer = Consumer {
     name: "follows-directory-events",
     handles: shutter_directory::USER_EVENTS,
-    summary: "Keeps the follows service's copy of users; approves the pending requests of an account that turns public; ends every follow, request and block of a deleted account.",
+    summary: "Keeps the follows service's copy of users; approves the pending requests of an account that turns public; turns the follows that started after an account turned private (before the event arrived) back into requests; ends every follow, request and block of a deleted account.",
 };
 
 /// One event's effects.
@@ -33,21 +35,10 @@ pub async fn apply<S: FollowsStore, D: Directory, C, Q: WorkQueue>(
     // The tombstone first: from then on no new follow or block of the account commits.
     deps.directory.apply(&envelope).await?;
     let work = match &envelope.event {
-        // A public account has no requests: turning public approves those pending (a
-        // profile edit of a public account, with none pending, hands nothing on).
-        Event::ProfileUpdated(ProfileFacts {
-            user_id,
-            private: false,
-            ..
-        }) => {
-            let pending = deps.store.list(List::Requests, user_id, None, 1).await?;
-            if pending.is_empty() {
-                return Ok(());
-            }
-            FollowsWork::ApprovePending {
-                user_id: user_id.clone(),
-            }
-        }
+        Event::ProfileUpdated(facts) => match privacy_work(deps, facts).await? {
+            Some(work) => work,
+            None => return Ok(()),
+        },
         Event::UserDeleted(UserDeleted { user_id, .. }) => FollowsWork::EndAccount {
             user_id: user_id.clone(),
         },
@@ -55,6 +46,41 @@ pub async fn apply<S: FollowsStore, D: Directory, C, Q: WorkQueue>(
     };
     deps.work.enqueue(&Job::new(work, &envelope)).await?;
     Ok(())
+}
+
+/// What a profile's privacy, as the directory now holds it, hands on. The directory's
+/// copy decides, not the event's: a redelivered or late older event changed nothing
+/// there (it keeps the newest version), so it must not act either.
+///
+/// - A public account has no requests: turning public approves those pending (a profile
+///   edit of a public account, with none pending, hands nothing on).
+/// - A private account has no follow that started on its own after it turned private:
+///   those this service let start on its stale copy (the event had not arrived yet) go
+///   back to requests. The newest follower tells whether there are any.
+async fn privacy_work<S: FollowsStore, D: Directory, C, Q>(
+    deps: &WithWork<App<S, D, C>, Q>,
+    facts: &ProfileFacts,
+) -> Result<Option<FollowsWork>, ConsumeError> {
+    let Some(author) = deps.directory.author(&facts.user_id).await? else {
+        return Ok(None);
+    };
+    if author.version > facts.version {
+        return Ok(None);
+    }
+    let user_id = author.user_id;
+    if !author.private {
+        let pending = deps.store.list(List::Requests, &user_id, None, 1).await?;
+        return Ok((!pending.is_empty()).then_some(FollowsWork::ApprovePending { user_id }));
+    }
+    let Some(private_since) = author.private_since else {
+        return Ok(None);
+    };
+    let newest = deps.store.list(List::Followers, &user_id, None, 1).await?;
+    let since_switch = newest.first().is_some_and(|e| e.at >= private_since);
+    Ok(since_switch.then_some(FollowsWork::WindowFollows {
+        user_id,
+        private_since,
+    }))
 }
 
 #[cfg(test)]
@@ -74,6 +100,17 @@ mod tests {
     use crate::testing::{World, username, world};
 
     fn profile(w: &World, name: &str, private: bool) -> Envelope {
+        versioned(w, name, private, 0, None)
+    }
+
+    /// `name`'s profile at `version`, private since `since` if private.
+    fn versioned(
+        w: &World,
+        name: &str,
+        private: bool,
+        version: u64,
+        since: Option<&str>,
+    ) -> Envelope {
         let user = w.id(name);
         Envelope::new(
             Event::ProfileUpdated(ProfileFacts {
@@ -82,10 +119,146 @@ mod tests {
                 display_name: name.to_uppercase(),
                 private,
                 avatar_key: None,
+                version,
+                private_since: since.map(str::to_owned),
             }),
             Some(&user),
             "corr",
         )
+    }
+
+    /// Now, a few milliseconds after anything before and before anything after.
+    fn a_moment() -> String {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let now = shutter_core::now_rfc3339();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        now
+    }
+
+    async fn list(w: &World, list: List, owner: &str) -> Vec<UserId> {
+        let entries = w
+            .app
+            .store
+            .list(list, &w.id(owner), None, 100)
+            .await
+            .unwrap();
+        entries.into_iter().map(|e| e.user_id).collect()
+    }
+
+    #[tokio::test]
+    async fn follows_that_started_after_the_switch_become_requests_when_the_event_arrives() {
+        // GIVEN ann followed bob; bob turned private at `switch`; before the event reached
+        // this service, cat and dan followed him (the stale copy said public)
+        let w = world(&[
+            ("ann", false),
+            ("bob", false),
+            ("cat", false),
+            ("dan", false),
+        ]);
+        follow(&w, "ann", "bob").await;
+        let switch = a_moment();
+        follow(&w, "cat", "bob").await;
+        follow(&w, "dan", "bob").await;
+        assert_eq!(state(&w, "cat", "bob").await, FollowState::Following);
+        let before = w.app.store.events().len();
+        // WHEN the event arrives, twice (a redelivery), with a chunk of two
+        for _ in 0..2 {
+            apply(&w.app, versioned(&w, "bob", true, 1, Some(&switch)))
+                .await
+                .unwrap();
+            w.work().await;
+        }
+        // THEN cat's and dan's follows are pending requests, ann's follow stands
+        assert_eq!(state(&w, "ann", "bob").await, FollowState::Following);
+        assert_eq!(state(&w, "cat", "bob").await, FollowState::Requested);
+        assert_eq!(state(&w, "dan", "bob").await, FollowState::Requested);
+        assert_eq!(list(&w, List::Followers, "bob").await, [w.id("ann")]);
+        let mut requests = list(&w, List::Requests, "bob").await;
+        requests.sort();
+        let mut expected = vec![w.id("cat"), w.id("dan")];
+        expected.sort();
+        assert_eq!(requests, expected);
+        assert!(list(&w, List::Following, "cat").await.is_empty());
+        // AND each went back once: FollowEnded (awaits approval) then FollowRequested,
+        // caused by bob
+        let events: Vec<Envelope> = w.app.store.events().split_off(before);
+        let types: Vec<_> = events.iter().map(Envelope::event_type).collect();
+        assert_eq!(
+            types,
+            [
+                EventType::FollowEnded,
+                EventType::FollowRequested,
+                EventType::FollowEnded,
+                EventType::FollowRequested
+            ]
+        );
+        for event in &events {
+            assert_eq!(event.actor, Some(w.id("bob")));
+            if let Event::FollowEnded(ended) = &event.event {
+                assert_eq!(ended.reason, Some(EndReason::AwaitsApproval));
+            }
+        }
+        // AND bob may approve them as any request
+        w.app
+            .approve(&w.caller("bob"), &w.id("cat"), "corr")
+            .await
+            .unwrap();
+        assert_eq!(state(&w, "cat", "bob").await, FollowState::Following);
+        // AND a later profile edit of the still private bob takes nothing back
+        apply(&w.app, versioned(&w, "bob", true, 2, Some(&switch)))
+            .await
+            .unwrap();
+        w.work().await;
+        assert_eq!(state(&w, "cat", "bob").await, FollowState::Following);
+    }
+
+    #[tokio::test]
+    async fn a_late_older_privacy_event_takes_nothing_back() {
+        // GIVEN bob turned private (version 1), then public again (version 2), and cat
+        // followed him while public
+        let w = world(&[("bob", false), ("cat", false)]);
+        let switch = a_moment();
+        let private = versioned(&w, "bob", true, 1, Some(&switch));
+        apply(&w.app, private.clone()).await.unwrap();
+        apply(&w.app, versioned(&w, "bob", false, 2, None))
+            .await
+            .unwrap();
+        w.work().await;
+        follow(&w, "cat", "bob").await;
+        // WHEN the private version is delivered again (a reordered redelivery)
+        apply(&w.app, private).await.unwrap();
+        w.work().await;
+        // THEN cat still follows, and nothing else happened
+        assert_eq!(state(&w, "cat", "bob").await, FollowState::Following);
+        assert_eq!(w.events(), [EventType::FollowStarted]);
+        assert!(
+            !w.app
+                .directory
+                .author(&w.id("bob"))
+                .await
+                .unwrap()
+                .unwrap()
+                .private
+        );
+    }
+
+    #[tokio::test]
+    async fn a_window_job_stops_when_the_account_turned_public_meanwhile() {
+        // GIVEN cat followed bob after he turned private, and the job was handed on
+        let w = world(&[("bob", false), ("cat", false)]);
+        let switch = a_moment();
+        follow(&w, "cat", "bob").await;
+        apply(&w.app, versioned(&w, "bob", true, 1, Some(&switch)))
+            .await
+            .unwrap();
+        // WHEN bob turns public before the job runs
+        apply(&w.app, versioned(&w, "bob", false, 2, None))
+            .await
+            .unwrap();
+        w.work().await;
+        // THEN the follow stands: a public account takes every follow
+        assert_eq!(state(&w, "cat", "bob").await, FollowState::Following);
+        assert_eq!(w.events(), [EventType::FollowStarted]);
     }
 
     fn deleted(w: &World, name: &str) -> Envelope {

@@ -35,13 +35,14 @@ const REQUEST_ID_PARAM: &str = "The request's id: the requester's user id (a ULI
 #[utoipa::path(
     put, path = "/v1/users/{username}/follow", tag = "follows", security(("bearer" = ["user"])),
     summary = "Follow a user (a request, if their account is private)",
-    description = "Idempotent: following someone you follow, or have asked to, changes nothing. Emits `FollowStarted` (public account) or `FollowRequested` (private account).",
+    description = "Idempotent: following someone you follow, or have asked to, changes nothing. Emits `FollowStarted` (public account) or `FollowRequested` (private account). A deleted account's token is refused (401 `unauthorized`).",
     params(("username" = String, Path, description = USERNAME_PARAM)),
     responses(
         (status = 200, description = "Where you stand now: `following` or `requested`", body = FollowStatus, example = json!({"user_id": "01JD0000000000000000B0B002", "username": "bob", "state": "following"})),
         (status = 400, description = "`invalid`: not a username, or your own", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user (or one who blocks you)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`blocked`: you block this user; or `concurrent_update`: retry", body = Problem, content_type = "application/problem+json")
+        (status = 409, description = "`blocked`: you block this user; or `concurrent_update`: retry", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many follows and unfollows this hour or day (`follows`); nothing changed", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a retry can pass"), ("RateLimit-Policy" = String, description = "This route's limits, each `\"name-window\";q=quota;w=seconds` (IETF RateLimit fields; on every answer of the route)"), ("RateLimit" = String, description = "What remains of each limit and when it resets, `\"name-window\";r=remaining;t=seconds`")))
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -67,7 +68,8 @@ pub async fn follow<S: FollowsStore, D: Directory, C>(
         (status = 200, description = "You neither follow nor ask to follow the user", body = FollowStatus, example = json!({"user_id": "01JD0000000000000000B0B002", "username": "bob", "state": "none"})),
         (status = 400, description = "`invalid`: not a username, or your own", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`concurrent_update`: retry", body = Problem, content_type = "application/problem+json")
+        (status = 409, description = "`concurrent_update`: retry", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many follows and unfollows this hour or day (`follows`); nothing changed", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a retry can pass"), ("RateLimit-Policy" = String, description = "This route's limits, each `\"name-window\";q=quota;w=seconds` (IETF RateLimit fields; on every answer of the route)"), ("RateLimit" = String, description = "What remains of each limit and when it resets, `\"name-window\";r=remaining;t=seconds`")))
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -137,7 +139,7 @@ pub async fn decline<S: FollowsStore, D: Directory, C>(
 #[utoipa::path(
     put, path = "/v1/users/{username}/block", tag = "follows", security(("bearer" = ["user"])),
     summary = "Block a user",
-    description = "Idempotent. Ends follows and requests both ways (emitting their `FollowEnded` / `FollowRequestCancelled` with reason `blocked`) and emits `UserBlocked`. Neither of you sees the other's profile lists, posts, comments or search results, and neither can follow the other until you unblock.",
+    description = "Idempotent. Ends follows and requests both ways (emitting their `FollowEnded` / `FollowRequestCancelled` with reason `blocked`) and emits `UserBlocked`. Neither of you sees the other's profile lists, posts, comments or search results, and neither can follow the other until you unblock. A deleted account's token is refused (401 `unauthorized`).",
     params(("username" = String, Path, description = USERNAME_PARAM)),
     responses(
         (status = 200, description = "You block the user", body = BlockStatus, example = json!({"user_id": "01JD0000000000000000B0B002", "username": "bob", "blocked": true})),

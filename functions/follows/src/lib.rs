@@ -13,8 +13,10 @@
 //!
 //! Usernames, privacy and deleted accounts come from the service's own copy of users
 //! ([`shutter_directory`]), kept by [`consumer::DIRECTORY_EVENTS`], which also hands on
-//! approving the pending requests of an account that turns public and ending every
-//! follow, request and block of a deleted account ([`worker`], a page a chunk).
+//! approving the pending requests of an account that turns public, turning back into
+//! requests the follows that started after an account turned private (while this copy
+//! still said public), and ending every follow, request and block of a deleted account
+//! ([`worker`], a page a chunk).
 //!
 //! Modules: [`model`] (the rules), [`store`] (the table), [`service`] (the use cases),
 //! [`http`] (the endpoints), [`consumer`] (the events it consumes), [`worker`] (the

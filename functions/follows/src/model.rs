@@ -37,6 +37,12 @@ pub struct Edge {
     /// sort by time).
     #[serde(default)]
     pub entry: Option<String>,
+    /// A `following` edge the followee approved (a request they answered). One that
+    /// started on its own (the account was public as far as this service knew, or turned
+    /// public and took its requests) is not: if the account had in fact turned private
+    /// before it started, it goes back to a request ([`started_on_stale_privacy`]).
+    #[serde(default)]
+    pub approved: bool,
 }
 
 /// What a request asks of an edge.
@@ -46,6 +52,8 @@ pub enum EdgeAction {
     Follow { private: bool },
     /// The followee approves a pending request.
     Approve,
+    /// An account that turned public takes a pending request (nobody approved it).
+    TakeAsPublic,
     /// End the edge, whatever it is.
     End(EndReason),
 }
@@ -63,7 +71,9 @@ pub fn next_edge(
     let next = match (state, action) {
         (FollowState::None, EdgeAction::Follow { private: true }) => FollowState::Requested,
         (FollowState::None, EdgeAction::Follow { private: false }) => FollowState::Following,
-        (FollowState::Requested, EdgeAction::Approve) => FollowState::Following,
+        (FollowState::Requested, EdgeAction::Approve | EdgeAction::TakeAsPublic) => {
+            FollowState::Following
+        }
         (FollowState::Requested | FollowState::Following, EdgeAction::End(_)) => FollowState::None,
         _ => return None,
     };
@@ -77,7 +87,37 @@ pub fn next_edge(
         seq: current.map_or(0, |c| c.seq) + 1,
         entry: (next != FollowState::None).then_some(entry),
         since,
+        approved: next == FollowState::Following && action == EdgeAction::Approve,
     })
+}
+
+/// Whether `edge` is a follow that started on its own at or after `private_since`, when
+/// the followee's account had already turned private: it was decided on a stale copy of
+/// the privacy (the profile event had not reached this service yet). A follow that
+/// started before, or that the followee approved, stands. Times are RFC 3339 with three
+/// fraction digits, so they compare as strings.
+pub fn started_on_stale_privacy(edge: &Edge, private_since: &str) -> bool {
+    edge.state == FollowState::Following && !edge.approved && edge.since.as_str() >= private_since
+}
+
+/// Such a follow as the pending request it should have been, and the two events of the
+/// move: `FollowEnded` (reason `awaits_approval`, `seq` + 1), then `FollowRequested`
+/// (`seq` + 2), so every consumer that counts, lists or shows follows undoes the follow
+/// once and in `seq` order. `None` unless `edge` is a follow.
+pub fn back_to_request(edge: &Edge) -> Option<(Edge, [Event; 2])> {
+    if edge.state != FollowState::Following {
+        return None;
+    }
+    let (follower, followee) = (&edge.follower_id, &edge.followee_id);
+    let end = EdgeAction::End(EndReason::AwaitsApproval);
+    let ended = next_edge(Some(edge), follower, followee, end)?;
+    let ask = EdgeAction::Follow { private: true };
+    let requested = next_edge(Some(&ended), follower, followee, ask)?;
+    let events = [
+        edge_event(edge.state, &ended, end),
+        edge_event(ended.state, &requested, ask),
+    ];
+    Some((requested, events))
 }
 
 /// The event reporting the move from `previous` to `next` made by `action`. Its payload
@@ -91,7 +131,7 @@ pub fn edge_event(previous: FollowState, next: &Edge, action: EdgeAction) -> Eve
         at: next.since.clone(),
         reason: match action {
             EdgeAction::End(reason) => Some(reason),
-            EdgeAction::Follow { .. } | EdgeAction::Approve => None,
+            EdgeAction::Follow { .. } | EdgeAction::Approve | EdgeAction::TakeAsPublic => None,
         },
     };
     match (previous, next.state) {
@@ -387,5 +427,46 @@ mod tests {
         // A lifted block is no block.
         rel.blocking = next_block(rel.blocking.as_ref(), &a, &b, false);
         assert!(!rel.blocked_either_way());
+    }
+
+    #[test]
+    fn a_follow_that_started_on_its_own_after_the_switch_goes_back_to_a_request() {
+        let (a, b) = pair();
+        // GIVEN a followed b on its own at `since`, and b's account turned private
+        let follow = next_edge(None, &a, &b, follow(false)).unwrap();
+        let before = "2000-01-01T00:00:00.000Z";
+        let after = "2999-01-01T00:00:00.000Z";
+        // THEN it was decided on stale privacy if it started at or after the switch
+        assert!(started_on_stale_privacy(&follow, before));
+        assert!(started_on_stale_privacy(&follow, &follow.since));
+        assert!(!started_on_stale_privacy(&follow, after), "started before");
+        // AND a follow b approved, or a request, stands
+        let asked = next_edge(None, &a, &b, EdgeAction::Follow { private: true }).unwrap();
+        assert!(!started_on_stale_privacy(&asked, before));
+        let approved = next_edge(Some(&asked), &a, &b, EdgeAction::Approve).unwrap();
+        assert!(approved.approved);
+        assert!(!started_on_stale_privacy(&approved, before));
+        // AND one an account that turned public took was nobody's approval
+        let taken = next_edge(Some(&asked), &a, &b, EdgeAction::TakeAsPublic).unwrap();
+        assert!(started_on_stale_privacy(&taken, before));
+        // WHEN it goes back THEN it ends (seq + 1) and is requested (seq + 2), in order
+        let (request, [ended, requested]) = back_to_request(&follow).unwrap();
+        assert_eq!((request.state, request.seq), (FollowState::Requested, 3));
+        assert!(request.entry.is_some() && !request.approved);
+        assert_ne!(request.entry, follow.entry);
+        let Event::FollowEnded(end) = &ended else {
+            panic!("{ended:?}")
+        };
+        assert_eq!((end.seq, end.reason), (2, Some(EndReason::AwaitsApproval)));
+        let Event::FollowRequested(ask) = &requested else {
+            panic!("{requested:?}")
+        };
+        assert_eq!(
+            (ask.seq, ask.reason, ask.at.clone()),
+            (3, None, request.since.clone())
+        );
+        assert_eq!(requested.event_type(), EventType::FollowRequested);
+        // AND only a follow goes back
+        assert!(back_to_request(&asked).is_none());
     }
 }

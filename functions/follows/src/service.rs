@@ -116,8 +116,10 @@ impl<S: FollowsStore, D: Directory, C> App<S, D, C> {
     }
 
     /// The user named `username`: never the caller (400), and one who does not exist is a
-    /// 404. Whether either blocks the other is each use case's decision.
+    /// 404; a deleted caller is a 401. Whether either blocks the other is each use case's
+    /// decision.
     async fn other_user(&self, caller: &Caller, username: &Username) -> Result<Author, ApiError> {
+        self.refuse_deleted(caller).await?;
         let user = self
             .directory
             .author_by_username(username.as_str())
@@ -131,6 +133,21 @@ impl<S: FollowsStore, D: Directory, C> App<S, D, C> {
             ));
         }
         Ok(user)
+    }
+
+    /// 401 for a deleted account's still-valid token, once this service's directory holds
+    /// its tombstone, as the posts, comments and likes services answer. (A follow racing
+    /// the tombstone is refused by the store's guard, or ended by the deletion cascade.)
+    async fn refuse_deleted(&self, caller: &Caller) -> Result<(), ApiError> {
+        if self
+            .directory
+            .account_deleted(&caller.user_id)
+            .await
+            .map_err(errors::api)?
+        {
+            return Err(ApiError::Unauthorized("the account no longer exists"));
+        }
+        Ok(())
     }
 
     /// Moves the caller's edge to `user` by `action`, deciding again on what a racing
@@ -198,6 +215,7 @@ impl<S: FollowsStore, D: Directory, C> App<S, D, C> {
         action: EdgeAction,
         correlation_id: &str,
     ) -> Result<FollowStatus, ApiError> {
+        self.refuse_deleted(caller).await?;
         let missing = || ApiError::NotFound("follow request");
         for _ in 0..MAX_ATTEMPTS {
             let edge = self
@@ -843,6 +861,36 @@ mod tests {
         ));
         assert!(w.events().is_empty());
         assert_eq!(w.state("ann", "bob").await, FollowState::None);
+    }
+
+    #[tokio::test]
+    async fn a_deleted_accounts_token_follows_blocks_and_approves_nothing() {
+        let w = world(&[("ann", false), ("bob", true), ("cat", false)]);
+        // GIVEN cat asked to follow bob, then bob's account is deleted (his token is
+        // still valid) and this service's directory holds his tombstone
+        w.follow("cat", "bob").await.unwrap();
+        let before = w.events();
+        let deleted = Envelope::new(
+            Event::UserDeleted(shutter_events::UserDeleted {
+                user_id: w.id("bob"),
+                username: "bob".into(),
+            }),
+            Some(&w.id("bob")),
+            "corr",
+        );
+        w.app.directory.apply(&deleted).await.unwrap();
+        // WHEN his token follows, blocks or approves THEN each is a 401, nothing changes
+        let refusals = [
+            w.follow("bob", "ann").await.map(|_| ()),
+            w.block("bob", "ann", true).await.map(|_| ()),
+            w.answer("bob", "cat", true).await.map(|_| ()),
+        ];
+        for refused in refusals {
+            assert_eq!(refused.unwrap_err().status(), 401);
+        }
+        assert_eq!(w.events(), before);
+        assert_eq!(w.state("bob", "ann").await, FollowState::None);
+        assert_eq!(w.state("cat", "bob").await, FollowState::Requested);
     }
 
     #[tokio::test]

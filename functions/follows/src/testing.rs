@@ -35,6 +35,8 @@ pub fn world(users: &[(&'static str, bool)]) -> World {
             display_name: name.to_uppercase(),
             private: *private,
             avatar_key: None,
+            version: 0,
+            private_since: None,
         });
         ids.insert(*name, id);
     }

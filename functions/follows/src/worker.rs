@@ -11,6 +11,12 @@
 //!   of the requests list a chunk (the cursor is the list position). A chunk first reads
 //!   the account in the directory: if it turned private again, or went, the rest waits for
 //!   the next change.
+//! - **Window follows**: the follows that started on their own after an account turned
+//!   private, while this service still had it as public (the profile event had not
+//!   arrived), go back to pending requests, a page of the followers list a chunk, newest
+//!   first, until the follows that started before the switch. A chunk first reads the
+//!   account in the directory: if it turned public again (which takes requests) or
+//!   private anew, this job's rule no longer holds and it stops.
 //!
 //! Every change is conditional on the edge's or block's `seq`, so a chunk done twice
 //! changes nothing the second time, and a racing request wins or is decided again.
@@ -24,7 +30,8 @@ use shutter_store::StoreError;
 
 use crate::App;
 use crate::model::{
-    Block, Edge, EdgeAction, EndReason, FollowState, edge_event, next_block, next_edge,
+    Block, Edge, EdgeAction, EndReason, FollowState, back_to_request, edge_event, next_block,
+    next_edge, started_on_stale_privacy,
 };
 use crate::store::{self, Change, FollowsStore, List};
 
@@ -44,6 +51,12 @@ pub enum FollowsWork {
     EndAccount { user_id: UserId },
     /// Approve every pending request to an account that turned public.
     ApprovePending { user_id: UserId },
+    /// Turn back into pending requests the follows of `user_id` that started on their own
+    /// at or after `private_since`, when the account turned private.
+    WindowFollows {
+        user_id: UserId,
+        private_since: String,
+    },
 }
 
 impl Work for FollowsWork {
@@ -51,12 +64,15 @@ impl Work for FollowsWork {
         match self {
             Self::EndAccount { .. } => "end_account",
             Self::ApprovePending { .. } => "approve_pending",
+            Self::WindowFollows { .. } => "window_follows",
         }
     }
 
     fn subject(&self) -> &str {
         match self {
-            Self::EndAccount { user_id } | Self::ApprovePending { user_id } => user_id.as_str(),
+            Self::EndAccount { user_id }
+            | Self::ApprovePending { user_id }
+            | Self::WindowFollows { user_id, .. } => user_id.as_str(),
         }
     }
 }
@@ -88,6 +104,18 @@ pub async fn chunk<S: FollowsStore, D: Directory, C, Q>(
                 correlation_id: &job.correlation_id,
             };
             approve_pending(app, user_id, job.cursor.as_deref(), deps.page, &cause).await
+        }
+        FollowsWork::WindowFollows {
+            user_id,
+            private_since,
+        } => {
+            // The account's privacy decides: its events are its own.
+            let cause = Cause {
+                actor: Some(user_id),
+                correlation_id: &job.correlation_id,
+            };
+            let after = job.cursor.as_deref();
+            window_follows(app, user_id, private_since, after, deps.page, &cause).await
         }
     }
 }
@@ -232,10 +260,11 @@ async fn approve_pending<S: FollowsStore, D: Directory, C>(
         else {
             continue;
         };
-        let Some(next) = next_edge(Some(&edge), &entry.user_id, user, EdgeAction::Approve) else {
+        let take = EdgeAction::TakeAsPublic;
+        let Some(next) = next_edge(Some(&edge), &entry.user_id, user, take) else {
             continue;
         };
-        let event = edge_event(edge.state, &next, EdgeAction::Approve);
+        let event = edge_event(edge.state, &next, take);
         let event = Envelope::new(event, cause.actor, cause.correlation_id);
         let change = Change::Edge {
             previous: Some(edge),
@@ -252,6 +281,69 @@ async fn approve_pending<S: FollowsStore, D: Directory, C>(
     }
     Ok(match requests.last() {
         Some(last) if requests.len() >= page => Step::More(Some(last.position.clone())),
+        _ => Step::Done,
+    })
+}
+
+/// One page of `user`'s followers, newest first, each follow that started on its own at or
+/// after `private_since` turned back into a pending request with its two events, while
+/// the account is still private since then. Stops at the first follow older than the
+/// switch: the rest started before it. A follow that a racing change ended (an unfollow,
+/// a block, a deletion) is left to that change.
+async fn window_follows<S: FollowsStore, D: Directory, C>(
+    app: &App<S, D, C>,
+    user: &UserId,
+    private_since: &str,
+    after: Option<&str>,
+    page: usize,
+    cause: &Cause<'_>,
+) -> Result<Step, ConsumeError> {
+    let still = app.directory.author(user).await?.is_some_and(|author| {
+        author.private && author.private_since.as_deref() == Some(private_since)
+    });
+    if !still {
+        return Ok(Step::Done);
+    }
+    let followers = app.store.list(List::Followers, user, after, page).await?;
+    let mut requested = 0;
+    let mut older = false;
+    for entry in &followers {
+        if entry.at.as_str() < private_since {
+            older = true;
+            break;
+        }
+        let Some(edge) = app
+            .store
+            .edge(&entry.user_id, user)
+            .await?
+            .filter(|e| started_on_stale_privacy(e, private_since))
+        else {
+            continue;
+        };
+        let Some((next, events)) = back_to_request(&edge) else {
+            continue;
+        };
+        let events = events.map(|e| Envelope::new(e, cause.actor, cause.correlation_id));
+        let change = Change::Edge {
+            previous: Some(edge),
+            next,
+        };
+        match app.store.commit(&[change], &events).await {
+            Ok(()) => requested += 1,
+            Err(StoreError::Conflict(store::STALE | store::BLOCKED | store::ACCOUNT_DELETED)) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    if requested > 0 {
+        tracing::info!(
+            %user,
+            requested,
+            private_since,
+            "follows of the privacy window are requests again"
+        );
+    }
+    Ok(match followers.last() {
+        Some(last) if !older && followers.len() >= page => Step::More(Some(last.position.clone())),
         _ => Step::Done,
     })
 }

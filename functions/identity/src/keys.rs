@@ -189,6 +189,48 @@ pub struct WellKnown {
 pub struct RsaTokenIssuer {
     pub keys: SigningKeys,
     pub settings: TokenSettings,
+    /// Accounts that are admins by configuration, whatever their stored roles.
+    pub admins: AdminUsernames,
+}
+
+/// The usernames that hold the `admin` role by configuration (`ADMIN_USERNAMES`, the
+/// template's comma-separated `AdminUsernames`): the first admins, who grant every other
+/// staff role (`shutter-moderation`). Their tokens carry the `admin` scope from the first
+/// one signed (login, then every refresh); taking the role away means taking the name out
+/// of the parameter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdminUsernames(Vec<String>);
+
+impl AdminUsernames {
+    /// Comma-separated usernames; blanks are ignored, case is not significant (usernames
+    /// are stored lower-cased).
+    pub fn parse(raw: &str) -> Self {
+        Self(
+            raw.split(',')
+                .map(|u| u.trim().to_lowercase())
+                .filter(|u| !u.is_empty())
+                .collect(),
+        )
+    }
+
+    /// `ADMIN_USERNAMES`, or nobody.
+    pub fn from_env() -> Self {
+        Self::parse(&std::env::var("ADMIN_USERNAMES").unwrap_or_default())
+    }
+
+    pub fn contains(&self, username: &str) -> bool {
+        self.0.iter().any(|u| u.eq_ignore_ascii_case(username))
+    }
+
+    /// The `scope` claim of `account`: its roles, and `admin` if it is named here.
+    pub fn scope_of(&self, account: &Account) -> String {
+        let scope = account.scope();
+        if self.contains(account.username.as_str()) && !account.roles.iter().any(|r| r == "admin") {
+            format!("{scope} admin")
+        } else {
+            scope
+        }
+    }
 }
 
 impl TokenIssuer for RsaTokenIssuer {
@@ -199,7 +241,7 @@ impl TokenIssuer for RsaTokenIssuer {
             aud: self.settings.audience.clone(),
             sub: account.user_id.to_string(),
             username: account.username.to_string(),
-            scope: account.scope(),
+            scope: self.admins.scope_of(account),
             jti: shutter_core::new_id(),
             iat: now,
             nbf: now,
@@ -246,6 +288,7 @@ pub(crate) mod tests {
                 issuer: "https://id.test".into(),
                 audience: "shutter-api".into(),
             },
+            admins: AdminUsernames::default(),
         };
         let account = crate::model::tests::account("alice");
         let token = issuer.issue(&account).unwrap();
@@ -266,6 +309,22 @@ pub(crate) mod tests {
         assert_eq!(claims.sub, account.user_id);
         assert_eq!(claims.scope, "user");
         assert_eq!(claims.exp - claims.iat, 900);
+    }
+
+    #[test]
+    fn a_configured_admin_gets_the_admin_scope_once_and_others_keep_their_roles() {
+        // GIVEN AdminUsernames naming alice (in another case, with blanks)
+        let admins = AdminUsernames::parse(" Alice , ,root");
+        let mut alice = crate::model::tests::account("alice");
+        let bob = crate::model::tests::account("bob");
+        // THEN alice's scope adds admin, bob's is his roles
+        assert_eq!(admins.scope_of(&alice), "user admin");
+        assert_eq!(admins.scope_of(&bob), "user");
+        // AND an admin role already granted is not repeated
+        alice.roles.push("admin".into());
+        assert_eq!(admins.scope_of(&alice), "user admin");
+        assert_eq!(AdminUsernames::parse("").scope_of(&alice), "user admin");
+        assert_eq!(AdminUsernames::default().scope_of(&bob), "user");
     }
 
     #[test]

@@ -14,8 +14,12 @@
 //! and changing the email needs the password. It publishes `UserRegistered`,
 //! `UserEmailChanged`, `UserDeleted` and `RegistrationWithTakenEmail` and consumes
 //! nothing.
+//!
+//! It also keeps each account's latest data export ([`export`]); the export routes and
+//! the worker that builds the archive are `shutter-exports`'s.
 
 pub mod errors;
+pub mod export;
 pub mod http;
 pub mod keys;
 pub mod model;
@@ -26,7 +30,9 @@ pub mod store;
 use shutter_events::Consumer;
 use shutter_store::{ConfigError, SdkConfig, Table};
 
-use crate::keys::{NoTokens, RsaTokenIssuer, SigningKeys, TokenSettings, WellKnown};
+use crate::keys::{
+    AdminUsernames, NoTokens, RsaTokenIssuer, SigningKeys, TokenSettings, WellKnown,
+};
 use crate::model::UsernameQuarantine;
 use crate::store::dynamo::DynamoIdentityStore;
 
@@ -87,6 +93,7 @@ impl Live {
             tokens: RsaTokenIssuer {
                 keys,
                 settings: TokenSettings::from_env()?,
+                admins: AdminUsernames::from_env(),
             },
             quarantine: quarantine()?,
         })

@@ -40,15 +40,20 @@ pub fn verify(attempt: &PasswordAttempt, stored: &PasswordHash) -> bool {
     })
 }
 
-/// Spends the same time as a real check, so a login for a missing user is not faster.
-pub fn verify_against_dummy(attempt: &PasswordAttempt) {
+/// A hash made like every stored one (same algorithm and costs), checked against when
+/// there is no account: made once per process, on the first login for a missing user.
+fn dummy_hash() -> &'static PasswordHash {
     static DUMMY: OnceLock<PasswordHash> = OnceLock::new();
-    let dummy = DUMMY.get_or_init(|| {
+    DUMMY.get_or_init(|| {
         let pw = Password::try_from("dummy-password-for-timing".to_owned())
             .unwrap_or_else(|_| unreachable!());
         hash(&pw).unwrap_or_else(|_| PasswordHash::new(String::new()))
-    });
-    let _ = verify(attempt, dummy);
+    })
+}
+
+/// Spends the same time as a real check, so a login for a missing user is not faster.
+pub fn verify_against_dummy(attempt: &PasswordAttempt) {
+    let _ = verify(attempt, dummy_hash());
 }
 
 #[cfg(test)]
@@ -71,5 +76,27 @@ mod tests {
             &PasswordHash::new("not a hash".to_owned())
         ));
         assert_ne!(h, hash(&pw).unwrap(), "salted");
+    }
+
+    #[test]
+    fn the_dummy_hash_costs_what_a_stored_one_does() {
+        // A login for a missing user checks against the dummy: the same algorithm,
+        // version, memory, passes and output length as a real hash is the same work.
+        let shape = |h: &PasswordHash| {
+            let parsed = password_hash::PasswordHash::new(h.as_str()).unwrap();
+            (
+                parsed.algorithm.to_string(),
+                parsed.version,
+                parsed.params.to_string(),
+                parsed.hash.map(|o| o.len()),
+            )
+        };
+        let real = hash(&Password::try_from("correct horse battery".to_owned()).unwrap()).unwrap();
+        assert_eq!(shape(dummy_hash()), shape(&real));
+        assert!(
+            dummy_hash()
+                .as_str()
+                .starts_with("$argon2id$v=19$m=19456,t=2,p=1$")
+        );
     }
 }

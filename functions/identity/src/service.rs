@@ -223,6 +223,27 @@ impl<S: IdentityStore, T> App<S, T> {
     }
 }
 
+impl<S: IdentityStore, T> App<S, T> {
+    /// Whom a login's password check is counted against (the template's password-check
+    /// limits): the account its login names, so its username and its email count
+    /// together, or the login itself when no account has it, so an unknown login is
+    /// limited as a known one is.
+    pub async fn password_check_key(&self, login: &Login) -> Result<String, ApiError> {
+        let account = self
+            .store
+            .account_by_login(login)
+            .await
+            .map_err(errors::api)?;
+        Ok(match account {
+            Some(account) => account.user_id.as_str().to_owned(),
+            None => match login {
+                Login::Username(u) => format!("login:{}", u.as_str()),
+                Login::Email(e) => format!("login:{}", e.as_str()),
+            },
+        })
+    }
+}
+
 impl<S: IdentityStore, T: TokenIssuer> App<S, T> {
     /// A new session for `login` and `password`. Whether the user exists or the password
     /// is wrong, the answer (and the time it takes) is the same.
@@ -502,6 +523,39 @@ mod tests {
         assert_eq!(no_user.problem(), huge.problem());
         assert_eq!(code(&no_user).0, 401);
         assert_eq!(app.store.contents().tokens.len(), sessions);
+    }
+
+    #[tokio::test]
+    async fn a_login_for_a_missing_user_takes_as_long_as_a_wrong_password() {
+        // GIVEN bob, and a first failed login of each kind (the dummy hash is made once)
+        let app = app();
+        registered(&app, "bob").await;
+        let try_login = |name: &'static str| {
+            let app = &app;
+            async move {
+                let started = std::time::Instant::now();
+                let failed = app
+                    .login(
+                        &Login::Username(username(name)),
+                        &attempt("wrong password!"),
+                    )
+                    .await;
+                assert_eq!(failed.unwrap_err().status(), 401);
+                started.elapsed()
+            }
+        };
+        try_login("nobody").await;
+        // WHEN each fails three times (the fastest of each: the least disturbed by other
+        // work on the machine)
+        let (mut wrong, mut missing) = (std::time::Duration::MAX, std::time::Duration::MAX);
+        for _ in 0..3 {
+            wrong = wrong.min(try_login("bob").await);
+            missing = missing.min(try_login("nobody").await);
+        }
+        // THEN both ran argon2 once: neither is twice the other (no hash would make the
+        // missing user's a hundred times faster)
+        let ratio = missing.as_secs_f64() / wrong.as_secs_f64();
+        assert!((0.5..2.0).contains(&ratio), "{missing:?} against {wrong:?}");
     }
 
     #[tokio::test]

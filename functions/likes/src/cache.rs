@@ -149,6 +149,8 @@ mod tests {
             display_name: "Ann".into(),
             private,
             avatar_key: None,
+            version: 0,
+            private_since: None,
         }
     }
 

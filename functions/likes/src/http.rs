@@ -26,7 +26,8 @@ fn post_id(req: &Request) -> Result<PostId, ApiError> {
     responses(
         (status = 200, description = "You like the post", body = LikeStatus, example = json!({"post_id": "01JD0000000000000000PST001", "liked": true})),
         (status = 404, description = "No such published post, or one you may not see", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`concurrent_update`: the like kept changing meanwhile; retry", body = Problem, content_type = "application/problem+json")
+        (status = 409, description = "`concurrent_update`: the like kept changing meanwhile; retry", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many likes and unlikes this hour (`likes`); nothing changed", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a retry can pass"), ("RateLimit-Policy" = String, description = "This route's limits, each `\"name-window\";q=quota;w=seconds` (IETF RateLimit fields; on every answer of the route)"), ("RateLimit" = String, description = "What remains of each limit and when it resets, `\"name-window\";r=remaining;t=seconds`")))
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -46,7 +47,8 @@ pub async fn like<S: LikesStore, D: Directory>(app: &App<S, D>, req: Request) ->
     responses(
         (status = 200, description = "You do not like the post", body = LikeStatus, example = json!({"post_id": "01JD0000000000000000PST001", "liked": false})),
         (status = 404, description = "No such published post, or one you may not see", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`concurrent_update`: the like kept changing meanwhile; retry", body = Problem, content_type = "application/problem+json")
+        (status = 409, description = "`concurrent_update`: the like kept changing meanwhile; retry", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many likes and unlikes this hour (`likes`); nothing changed", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a retry can pass"), ("RateLimit-Policy" = String, description = "This route's limits, each `\"name-window\";q=quota;w=seconds` (IETF RateLimit fields; on every answer of the route)"), ("RateLimit" = String, description = "What remains of each limit and when it resets, `\"name-window\";r=remaining;t=seconds`")))
     )
 )]
 #[tracing::instrument(skip_all)]

@@ -59,6 +59,8 @@ pub(crate) fn author(id: &UserId, name: &str, private: bool) -> Author {
         display_name: name.to_uppercase(),
         private,
         avatar_key: None,
+        version: 0,
+        private_since: None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! The outbox as the publisher and the sweeper see it, across every service table: the
 //! items still pending (the sparse `OutboxPending` index), and marking one published.
-//! The DynamoDB adapter queries the index directly (shutter-store's `Query` reads a
-//! table's own key only); the memory fake keeps the same rules for unit tests.
+//! The DynamoDB adapter queries the index through shutter-store's `Query`; the memory
+//! fake keeps the same rules for unit tests.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -9,7 +9,7 @@ use shutter_events::OutboxMessage;
 use shutter_events::outbox::{
     PENDING_ATTRIBUTE, PENDING_INDEX, PUBLISHED_LABEL, WRITTEN_AT_ATTRIBUTE, mark_published,
 };
-use shutter_store::{Item, SdkConfig, StoreError, StoreResult, Table, n, s};
+use shutter_store::{Item, Query, SdkConfig, SortKeys, StoreError, StoreResult, Table, n};
 
 /// A pending outbox item as the sweeper reads it.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,34 +77,25 @@ impl OutboxStore for DynamoOutbox {
         before: i64,
         limit: usize,
     ) -> StoreResult<Vec<PendingItem>> {
+        let table = Table {
+            client: self.client.clone(),
+            name: table.to_owned(),
+        };
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
         while items.len() < limit {
-            let page = i32::try_from(limit - items.len()).unwrap_or(i32::MAX);
-            let out = self
-                .client
-                .query()
-                .table_name(table)
-                .index_name(PENDING_INDEX)
-                .key_condition_expression("#shard = :shard AND #at < :before")
-                .expression_attribute_names("#shard", PENDING_ATTRIBUTE)
-                .expression_attribute_names("#at", WRITTEN_AT_ATTRIBUTE)
-                .expression_attribute_values(":shard", s(shard))
-                .expression_attribute_values(":before", n(before))
-                .scan_index_forward(true)
-                .limit(page)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| {
-                    StoreError::Unavailable(
-                        aws_sdk_dynamodb::error::DisplayErrorContext(e)
-                            .to_string()
-                            .into(),
-                    )
-                })?;
-            items.extend(out.items.unwrap_or_default().iter().map(|i| read(table, i)));
-            start = out.last_evaluated_key.filter(|k| !k.is_empty());
+            // Oldest first, up to what is still wanted: the sweeper publishes in order.
+            let query = Query::index(
+                shard,
+                PENDING_INDEX,
+                PENDING_ATTRIBUTE,
+                WRITTEN_AT_ATTRIBUTE,
+            )
+            .sort_keys(SortKeys::Below(n(before)))
+            .limit(limit - items.len());
+            let (page, next) = table.query_from(&query, start).await?;
+            items.extend(page.iter().map(|i| read(&table.name, i)));
+            start = next;
             if start.is_none() {
                 break;
             }

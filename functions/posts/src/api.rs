@@ -27,12 +27,25 @@ pub struct MediaRequest {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePost {
-    /// At most 2,200 characters, 30 distinct `#hashtags` and 20 distinct `@mentions`
+    /// At most 2,200 characters, 30 distinct `#hashtags` and 20 distinct `@mentions`.
+    /// No control characters but newline, and no invisible formatting characters (Unicode
+    /// category Cf: bidirectional overrides, embeddings, isolates and marks, zero-width
+    /// spaces, word joiners, the byte-order mark; a zero-width joiner or non-joiner only
+    /// between two visible characters, tag characters only in an emoji flag): 400
+    /// `invalid_input` naming the field.
     #[serde(default)]
-    #[schema(max_length = 2200)]
+    #[schema(
+        max_length = 2200,
+        pattern = r"^[^\x00-\x09\x0b-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$"
+    )]
     pub caption: String,
+    /// At most 100 characters, not only blanks; as the caption, no control or invisible
+    /// formatting characters
     #[serde(default)]
-    #[schema(max_length = 100)]
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\x00-\x09\x0b-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*[^\s\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb][^\x00-\x09\x0b-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$"
+    )]
     pub location: Option<String>,
     /// 1 to 10 items
     #[schema(min_items = 1, max_items = 10)]
@@ -58,12 +71,19 @@ impl CreatePost {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePost {
-    /// As on create: at most 2,200 characters, 30 hashtags and 20 mentions
-    #[schema(max_length = 2200)]
+    /// As on create: at most 2,200 characters, 30 hashtags and 20 mentions; no control
+    /// characters but newline, and no invisible formatting characters (bidirectional
+    /// overrides, isolates and marks, zero-width spaces and other Unicode format
+    /// characters): 400 `invalid_input` naming the field.
+    #[schema(
+        max_length = 2200,
+        pattern = r"^[^\x00-\x09\x0b-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$"
+    )]
     pub caption: Option<String>,
-    /// A string sets it; null clears it
+    /// A string sets it; null clears it. As on create: not only blanks, no control or
+    /// invisible formatting characters
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(max_length = 100, value_type = Option<String>)]
+    #[schema(max_length = 100, value_type = Option<String>, pattern = r"^[^\x00-\x09\x0b-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*[^\s\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb][^\x00-\x09\x0b-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]*$")]
     pub location: Option<Option<String>>,
     /// The post's `version` as you read it: 409 if it changed since
     #[serde(deserialize_with = "shutter_core::validate::whole_number")]
@@ -170,5 +190,25 @@ mod tests {
         let p: UpdatePost = serde_json::from_str(r#"{"version": 2}"#).unwrap();
         assert_eq!(p.location, None);
         assert!(serde_json::from_str::<UpdatePost>(r#"{"version": 2, "extra": 1}"#).is_err());
+    }
+
+    #[test]
+    fn the_schemas_refuse_what_the_checks_refuse() {
+        // The attributes need literals: they must be the shared patterns, word for word.
+        use shutter_core::validate::{MULTILINE_TEXT_PATTERN, NON_BLANK_MULTILINE_TEXT_PATTERN};
+        for schema in [
+            <CreatePost as utoipa::PartialSchema>::schema(),
+            <UpdatePost as utoipa::PartialSchema>::schema(),
+        ] {
+            let schema = serde_json::to_value(schema).unwrap();
+            let field = |name: &str| schema["properties"][name].clone();
+            assert_eq!(field("caption")["pattern"], MULTILINE_TEXT_PATTERN);
+            assert_eq!(
+                field("location")["pattern"],
+                NON_BLANK_MULTILINE_TEXT_PATTERN
+            );
+            let said = field("caption")["description"].to_string();
+            assert!(said.contains("bidirectional overrides"), "{said}");
+        }
     }
 }

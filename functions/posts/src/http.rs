@@ -57,7 +57,8 @@ fn idempotency(req: &Request) -> Result<Option<Idempotency>, ApiError> {
     request_body(content = CreatePost, example = json!({"caption": "Sunset #beach with @alice", "location": "Lisbon", "media": [{"content_type": "image/jpeg", "size": 204800}]})),
     responses(
         (status = 201, description = "The pending post and its upload forms", body = CreatedPost),
-        (status = 409, description = "The Idempotency-Key was used for a different request, or its post has been deleted", body = Problem, content_type = "application/problem+json")
+        (status = 409, description = "The Idempotency-Key was used for a different request, or its post has been deleted", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many posts this hour or day (`posts`), or too many media bytes today (`media_bytes`); nothing was created", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a retry can pass"), ("RateLimit-Policy" = String, description = "This route's limits, each `\"name-window\";q=quota;w=seconds` (IETF RateLimit fields; on every answer of the route)"), ("RateLimit" = String, description = "What remains of each limit and when it resets, `\"name-window\";r=remaining;t=seconds`")))
     )
 )]
 #[tracing::instrument(skip_all)]

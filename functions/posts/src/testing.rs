@@ -56,6 +56,8 @@ pub(crate) fn user(app: &TestApp, name: &str, private: bool) -> UserId {
         display_name: name.to_uppercase(),
         private,
         avatar_key: None,
+        version: 0,
+        private_since: None,
     });
     id
 }

@@ -107,6 +107,21 @@ impl AvatarRequest {
     }
 }
 
+/// How an avatar upload form is counted by its rate limits: the media bytes it allows,
+/// which is [`MAX_AVATAR_BYTES`] whatever size is declared (the form caps it there).
+pub async fn avatar_rate_scope<D>(
+    _: &'static D,
+    _: Vec<u8>,
+) -> Result<shutter_ratelimit::Scope, ApiError> {
+    Ok(shutter_ratelimit::Scope::Count {
+        user: None,
+        costs: vec![(
+            shutter_ratelimit::http::MEDIA_BYTES.to_owned(),
+            MAX_AVATAR_BYTES,
+        )],
+    })
+}
+
 /// `POST /v1/profiles/me/avatar` {content_type, size} -> 201 with a pre-signed POST form.
 /// The avatar changes once the upload is verified (see [`crate::avatar`]).
 #[utoipa::path(
@@ -114,7 +129,7 @@ impl AvatarRequest {
     summary = "Get a pre-signed S3 form to upload your avatar",
     description = "Send `upload.fields` plus a `file` part as multipart/form-data to `upload.url`. The avatar changes once the upload is verified (real type and size).",
     request_body(content = AvatarRequest, example = json!({"content_type": "image/png", "size": 20480})),
-    responses((status = 201, description = "The upload form", body = AvatarUpload))
+    responses((status = 201, description = "The upload form", body = AvatarUpload), (status = 429, description = "`rate_limited`: your upload forms of the day allow too many bytes (`media_bytes`: an avatar form counts 5 MB); nothing changed", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a retry can pass"), ("RateLimit-Policy" = String, description = "This route's limits, each `\"name-window\";q=quota;w=seconds` (IETF RateLimit fields; on every answer of the route)"), ("RateLimit" = String, description = "What remains of each limit and when it resets, `\"name-window\";r=remaining;t=seconds`"))))
 )]
 #[tracing::instrument(skip_all)]
 pub async fn avatar_upload<S, M: MediaStore>(app: &App<S, M>, req: Request) -> ApiResult {

@@ -25,6 +25,15 @@ pub struct Profile {
     pub post_count: u64,
     pub created_at: String,
     pub updated_at: String,
+    /// Grows by one on every saved change; the profile events carry it, so consumers keep
+    /// the newest copy whatever order the events arrive in.
+    #[serde(default)]
+    pub version: u64,
+    /// While private: when the account turned private (RFC 3339). The profile events
+    /// carry it, so services that decided on the public copy in the meantime can tell
+    /// which decisions were stale (docs/services.md, "Privacy changes").
+    #[serde(default)]
+    pub private_since: Option<String>,
 }
 
 impl Profile {
@@ -43,6 +52,8 @@ impl Profile {
             post_count: 0,
             created_at: created_at.to_owned(),
             updated_at: created_at.to_owned(),
+            version: 0,
+            private_since: None,
         }
     }
 
@@ -54,6 +65,8 @@ impl Profile {
             display_name: self.display_name.to_string(),
             private: self.private,
             avatar_key: self.avatar_key.clone(),
+            version: self.version,
+            private_since: self.private_since.clone().filter(|_| self.private),
         }
     }
 
@@ -64,6 +77,14 @@ impl Profile {
         patch.apply(&mut next);
         (next != *self).then(|| Profile {
             updated_at: at.to_owned(),
+            version: self.version + 1,
+            // Turning private starts the time from which a stale "public" decision is
+            // undone; staying private keeps it; turning public ends it.
+            private_since: match (self.private, next.private) {
+                (false, true) => Some(at.to_owned()),
+                (true, true) => self.private_since.clone(),
+                (_, false) => None,
+            },
             ..next
         })
     }
@@ -92,6 +113,7 @@ impl Profile {
         Profile {
             avatar_key: Some(key.as_str().to_owned()),
             updated_at: at.to_owned(),
+            version: self.version + 1,
             ..self.clone()
         }
     }
@@ -460,6 +482,38 @@ mod tests {
             (&edited.bio, &edited.created_at),
             (&alice.bio, &alice.created_at)
         );
+    }
+
+    #[test]
+    fn each_edit_counts_a_version_and_turning_private_stamps_when() {
+        // GIVEN a new, public profile (version 0)
+        let alice = profile("alice");
+        let patch = |private| ProfilePatch {
+            private: Some(private),
+            ..ProfilePatch::default()
+        };
+        let bio = ProfilePatch {
+            bio: Some(Bio::try_from("clouds".to_owned()).unwrap()),
+            ..ProfilePatch::default()
+        };
+        // WHEN it turns private THEN the event says since when, with the next version
+        let private = alice.edited(&patch(true), "t1").unwrap();
+        assert_eq!(
+            (private.version, private.private_since.as_deref()),
+            (1, Some("t1"))
+        );
+        assert_eq!(private.facts().private_since.as_deref(), Some("t1"));
+        assert_eq!(private.facts().version, 1);
+        // WHEN a private profile is edited otherwise THEN it stays private since then
+        let edited = private.edited(&bio, "t2").unwrap();
+        assert_eq!(
+            (edited.version, edited.private_since.as_deref()),
+            (2, Some("t1"))
+        );
+        // WHEN it turns public THEN there is no "since" any more
+        let public = edited.edited(&patch(false), "t3").unwrap();
+        assert_eq!((public.version, public.private_since.as_deref()), (3, None));
+        assert_eq!(public.facts().private_since, None);
     }
 
     #[test]

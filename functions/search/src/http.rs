@@ -41,7 +41,8 @@ fn limit(req: &Request) -> Result<u16, ApiError> {
     ),
     responses(
         (status = 200, description = "A page of posts", body = PostHitsPage),
-        (status = 400, description = "`q`, `limit` or `cursor` is invalid (named in `field`)", body = Problem, content_type = "application/problem+json")
+        (status = 400, description = "`q`, `limit` or `cursor` is invalid (named in `field`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many searches this minute (`searches`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a retry can pass"), ("RateLimit-Policy" = String, description = "This route's limits, each `\"name-window\";q=quota;w=seconds` (IETF RateLimit fields; on every answer of the route)"), ("RateLimit" = String, description = "What remains of each limit and when it resets, `\"name-window\";r=remaining;t=seconds`")))
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -64,7 +65,8 @@ pub async fn search_posts<S: SearchIndex>(app: &App<S, CursorSigner>, req: Reque
     ),
     responses(
         (status = 200, description = "The best matches", body = UserHitsPage),
-        (status = 400, description = "`q` or `limit` is invalid (named in `field`)", body = Problem, content_type = "application/problem+json")
+        (status = 400, description = "`q` or `limit` is invalid (named in `field`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many searches this minute (`searches`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a retry can pass"), ("RateLimit-Policy" = String, description = "This route's limits, each `\"name-window\";q=quota;w=seconds` (IETF RateLimit fields; on every answer of the route)"), ("RateLimit" = String, description = "What remains of each limit and when it resets, `\"name-window\";r=remaining;t=seconds`")))
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -87,7 +89,8 @@ pub async fn search_users<S: SearchIndex, C: Sync>(app: &App<S, C>, req: Request
     ),
     responses(
         (status = 200, description = "The most used matching hashtags", body = HashtagHitsPage),
-        (status = 400, description = "`q` or `limit` is invalid (named in `field`)", body = Problem, content_type = "application/problem+json")
+        (status = 400, description = "`q` or `limit` is invalid (named in `field`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many searches this minute (`searches`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a retry can pass"), ("RateLimit-Policy" = String, description = "This route's limits, each `\"name-window\";q=quota;w=seconds` (IETF RateLimit fields; on every answer of the route)"), ("RateLimit" = String, description = "What remains of each limit and when it resets, `\"name-window\";r=remaining;t=seconds`")))
     )
 )]
 #[tracing::instrument(skip_all)]

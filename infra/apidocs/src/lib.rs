@@ -32,6 +32,7 @@ pub fn consumers() -> Vec<&'static Consumer> {
         shutter_follows::CONSUMERS,
         shutter_feed::CONSUMERS,
         shutter_search::CONSUMERS,
+        shutter_moderation::CONSUMERS,
     ]
     .concat()
 }

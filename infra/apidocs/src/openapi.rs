@@ -31,6 +31,8 @@ use utoipa::{Modify, OpenApi};
         shutter_identity::http::account::update_me,
         shutter_identity::http::account::change_password,
         shutter_identity::http::account::delete_me,
+        shutter_exports::http::start,
+        shutter_exports::http::status,
         shutter_profiles::http::get_profile,
         shutter_profiles::http::get_my_profile,
         shutter_profiles::http::update_profile,
@@ -63,6 +65,11 @@ use utoipa::{Modify, OpenApi};
         shutter_search::http::search_posts,
         shutter_search::http::search_users,
         shutter_search::http::search_hashtags,
+        shutter_moderation::http::report,
+        shutter_moderation::http::reports,
+        shutter_moderation::http::modlog,
+        shutter_moderation::http::grant_role,
+        shutter_moderation::http::revoke_role,
     ),
     components(schemas(shutter_core::Problem)),
     modifiers(&Conventions),
@@ -76,6 +83,7 @@ use utoipa::{Modify, OpenApi};
         (name = "follows", description = "Following users, follow requests to private accounts, and blocks"),
         (name = "feed", description = "Your home feed"),
         (name = "search", description = "Searching posts, users and hashtags (what you may see only)"),
+        (name = "moderation", description = "Reports, the report queue, staff roles and the modlog (`/v1/admin/` needs a staff scope)"),
     )
 )]
 struct ApiDoc;

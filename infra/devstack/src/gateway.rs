@@ -108,6 +108,39 @@ impl Route {
     }
 }
 
+#[cfg(test)]
+mod throttle_tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_lets_a_burst_through_then_its_rate() {
+        let t = Throttle::new(ThrottleSettings {
+            rate: 1.0,
+            burst: 3.0,
+        });
+        assert!((0..3).all(|_| t.admit()));
+        assert!(!t.admit());
+        std::thread::sleep(Duration::from_millis(1100));
+        assert!(t.admit());
+        assert!(!t.admit());
+    }
+
+    #[test]
+    fn settings_are_read_as_the_template_resolves_them() {
+        let s = ThrottleSettings::from_props(
+            &json!({"ThrottlingRateLimit": "20", "ThrottlingBurstLimit": 40}),
+        );
+        assert_eq!(
+            s,
+            Some(ThrottleSettings {
+                rate: 20.0,
+                burst: 40.0
+            })
+        );
+        assert_eq!(ThrottleSettings::from_props(&Value::Null), None);
+    }
+}
+
 fn decode(s: &str) -> String {
     percent_encoding::percent_decode_str(s)
         .decode_utf8_lossy()
@@ -125,13 +158,23 @@ pub fn from_template(
     let mut authorizers = HashMap::new();
     let mut defaults = HashMap::new();
     let mut cors = None;
+    let mut default_throttle = None;
+    let mut route_throttles = HashMap::new();
     for (id, raw) in template.resources_of("AWS::Serverless::HttpApi") {
         // Only what the local gateway enforces: the rest (access logs, stages, domains)
         // names resources that have no local stand-in.
         let props = json!({
             "Auth": resolver.resolve(&raw["Auth"])?,
             "CorsConfiguration": resolver.resolve(&raw["CorsConfiguration"])?,
+            "DefaultRouteSettings": resolver.resolve(&raw["DefaultRouteSettings"])?,
+            "RouteSettings": resolver.resolve(&raw["RouteSettings"])?,
         });
+        default_throttle = ThrottleSettings::from_props(&props["DefaultRouteSettings"]);
+        for (key, settings) in props["RouteSettings"].as_object().into_iter().flatten() {
+            if let Some(t) = ThrottleSettings::from_props(settings) {
+                route_throttles.insert(key.clone(), t);
+            }
+        }
         for (name, auth) in props["Auth"]["Authorizers"]
             .as_object()
             .into_iter()
@@ -193,12 +236,88 @@ pub fn from_template(
             routes.push(Route::new(method, path, &f.name, authorizer, scopes));
         }
     }
+    // One bucket per route, as API Gateway keeps them: the route's own settings, else the
+    // stage's default.
+    let throttles = routes
+        .iter()
+        .filter_map(|r| {
+            let key = r.route_key();
+            let settings = route_throttles.get(&key).copied().or(default_throttle)?;
+            Some((key, Throttle::new(settings)))
+        })
+        .collect();
     Ok(Gateway {
         routes,
         authorizers,
         functions,
         cors,
+        throttles,
     })
+}
+
+/// A route's throttle as the template sets it (`ThrottlingRateLimit` requests a second,
+/// `ThrottlingBurstLimit` at once).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ThrottleSettings {
+    pub rate: f64,
+    pub burst: f64,
+}
+
+impl ThrottleSettings {
+    fn from_props(p: &Value) -> Option<Self> {
+        let number = |k: &str| match &p[k] {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        };
+        match (
+            number("ThrottlingRateLimit"),
+            number("ThrottlingBurstLimit"),
+        ) {
+            (None, None) => None,
+            (rate, burst) => Some(Self {
+                rate: rate.unwrap_or(f64::INFINITY),
+                burst: burst.unwrap_or(f64::INFINITY),
+            }),
+        }
+    }
+}
+
+/// API Gateway's throttle of one route: a token bucket holding at most `burst` tokens,
+/// refilled at `rate` a second; a request takes one or is refused 429 before any
+/// authorizer or function runs.
+#[derive(Debug)]
+pub struct Throttle {
+    settings: ThrottleSettings,
+    /// (tokens, when they were counted)
+    bucket: std::sync::Mutex<(f64, Instant)>,
+}
+
+impl Throttle {
+    pub fn new(settings: ThrottleSettings) -> Self {
+        Self {
+            settings,
+            bucket: std::sync::Mutex::new((settings.burst, Instant::now())),
+        }
+    }
+
+    /// Takes a token if there is one.
+    pub fn admit(&self) -> bool {
+        let Ok(mut bucket) = self.bucket.lock() else {
+            return true;
+        };
+        let (tokens, at) = *bucket;
+        let now = Instant::now();
+        let refilled = (tokens + now.duration_since(at).as_secs_f64() * self.settings.rate)
+            .min(self.settings.burst);
+        if refilled >= 1.0 {
+            *bucket = (refilled - 1.0, now);
+            true
+        } else {
+            *bucket = (refilled, now);
+            false
+        }
+    }
 }
 
 /// The HttpApi's CORS configuration; API Gateway answers preflights itself.
@@ -344,21 +463,29 @@ impl JwtAuthorizer {
         {
             return Err(Denied::Unauthorized("issued in the future".into()));
         }
-        if !scopes.is_empty() {
-            let granted: Vec<String> = match claims.get("scope").or_else(|| claims.get("scp")) {
-                Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect(),
-                _ => Vec::new(),
-            };
-            if !scopes.iter().any(|s| granted.contains(s)) {
-                return Err(Denied::Forbidden);
-            }
+        if !scopes_allow(&claims, scopes) {
+            return Err(Denied::Forbidden);
         }
         Ok(claims)
     }
+}
+
+/// Whether a token's `scope` (space-separated) or `scp` (an array) grants a route whose
+/// `AuthorizationScopes` are `scopes`: as API Gateway does, ANY one of them suffices (a
+/// route listing `[moderator, admin]` admits either); a route without scopes admits all.
+fn scopes_allow(claims: &Map<String, Value>, scopes: &[String]) -> bool {
+    if scopes.is_empty() {
+        return true;
+    }
+    let granted: Vec<String> = match claims.get("scope").or_else(|| claims.get("scp")) {
+        Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    };
+    scopes.iter().any(|s| granted.contains(s))
 }
 
 /// Claims as API Gateway hands them to the function: every value a string, arrays as
@@ -395,6 +522,8 @@ pub struct Gateway {
     pub authorizers: HashMap<String, JwtAuthorizer>,
     pub functions: HashMap<String, Arc<Function>>,
     pub cors: Option<Cors>,
+    /// Each route's throttle, by route key (`POST /v1/auth/login`).
+    pub throttles: HashMap<String, Throttle>,
 }
 
 fn plain(status: StatusCode, body: Value, extra: &[(&str, String)]) -> Response {
@@ -511,6 +640,17 @@ async fn serve(gw: &Gateway, req: Request, request_id: &str) -> Response {
             &[("allow", allowed.join(", "))],
         );
     };
+
+    // Throttled before the authorizer, as API Gateway does.
+    if let Some(throttle) = gw.throttles.get(&route.route_key())
+        && !throttle.admit()
+    {
+        return plain(
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({"message": "Too Many Requests"}),
+            &[],
+        );
+    }
 
     let mut authorizer_context = Value::Null;
     if let Some(name) = &route.authorizer {
@@ -772,6 +912,28 @@ mod tests {
         let r = Route::new("ANY", "/files/{proxy+}", "F", None, vec![]);
         assert_eq!(r.matches("/files/a/b/c").unwrap().1["proxy"], "a/b/c");
         assert!(r.matches("/files").is_none());
+    }
+
+    #[test]
+    fn a_route_with_several_scopes_admits_a_token_with_any_of_them() {
+        let staff = ["moderator".to_owned(), "admin".to_owned()];
+        let claims = |v: Value| v.as_object().cloned().unwrap_or_default();
+        assert!(scopes_allow(
+            &claims(json!({"scope": "user moderator"})),
+            &staff
+        ));
+        assert!(scopes_allow(&claims(json!({"scope": "admin"})), &staff));
+        assert!(scopes_allow(
+            &claims(json!({"scp": ["user", "admin"]})),
+            &staff
+        ));
+        assert!(!scopes_allow(&claims(json!({"scope": "user"})), &staff));
+        assert!(!scopes_allow(
+            &claims(json!({"scope": "moderators"})),
+            &staff
+        ));
+        assert!(!scopes_allow(&claims(json!({})), &staff));
+        assert!(scopes_allow(&claims(json!({})), &[]));
     }
 
     #[test]

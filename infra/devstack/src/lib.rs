@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use mappings::Delivery;
-use runtime::Function;
+pub use runtime::Function;
 pub use runtime::{InvokeError, LogSink};
 use template::{FunctionSpec, REGION, Template};
 
@@ -48,7 +48,7 @@ pub enum Error {
 pub struct DevstackConfig {
     /// The SAM template to run.
     pub template: PathBuf,
-    /// Where the functions' binaries are (`$CARGO_TARGET_DIR/debug`).
+    /// Where the functions' binaries are (`$CARGO_TARGET_DIR/debug`, or `DEVSTACK_BIN_DIR`).
     pub bin_dir: PathBuf,
     /// The gateway's port; 0 picks a free one.
     pub port: u16,
@@ -101,7 +101,10 @@ impl DevstackConfig {
             .unwrap_or_else(|| root.join("target"));
         Self {
             template: root.join("template.yaml"),
-            bin_dir: target.join("debug"),
+            // `DEVSTACK_BIN_DIR` runs other builds, e.g. `$CARGO_TARGET_DIR/release`.
+            bin_dir: std::env::var_os("DEVSTACK_BIN_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| target.join("debug")),
             port: 0,
             parameters: HashMap::new(),
             function_logs: LogSink::Stderr,
@@ -118,12 +121,41 @@ impl DevstackConfig {
     pub fn for_tests() -> Self {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let root = root.canonicalize().unwrap_or(root);
-        Self {
+        let mut config = Self {
             function_logs: LogSink::Dir(PathBuf::new()),
             ..Self::for_workspace(&root)
-        }
+        };
+        config.parameters.extend(
+            UNLIMITED_FOR_TESTS
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned())),
+        );
+        config
     }
 }
+
+/// The rate limits and route throttles raised out of reach, as [`DevstackConfig::for_tests`]
+/// sets them: suites register many users from one loopback address and post, like and
+/// log in far faster than any person. A story about a limit lowers its own again.
+pub const UNLIMITED_FOR_TESTS: [(&str, &str); 17] = [
+    ("PostsPerHour", "1000000"),
+    ("PostsPerDay", "1000000"),
+    ("CommentsPerHour", "1000000"),
+    ("LikesPerHour", "1000000"),
+    ("FollowsPerHour", "1000000"),
+    ("FollowsPerDay", "1000000"),
+    ("SearchesPerMinute", "1000000"),
+    ("MediaBytesPerDay", "1000000000000000"),
+    ("RegistrationsPerAddressPerHour", "1000000"),
+    ("PasswordChecksPerAccount", "1000000"),
+    ("PasswordChecksPerAddress", "1000000"),
+    ("PasswordCheckWindowSeconds", "900"),
+    ("PasswordCheckBackoffTiers", "1"),
+    ("ApiThrottleRate", "1000000"),
+    ("ApiThrottleBurst", "1000000"),
+    ("AuthThrottleRate", "1000000"),
+    ("AuthThrottleBurst", "1000000"),
+];
 
 /// A running local Shutter. Dropping it kills everything it started; [`Devstack::stop`]
 /// does so gracefully.
@@ -281,7 +313,14 @@ impl Devstack {
                 spec.clone(),
                 binary,
                 env,
-                config.max_instances,
+                // As Lambda does, a function's reserved concurrency caps its environments
+                // (more invocations wait for one, as throttled asynchronous ones are
+                // retried).
+                spec.reserved_concurrency.map_or(config.max_instances, |r| {
+                    config
+                        .max_instances
+                        .min(usize::try_from(r).unwrap_or(usize::MAX))
+                }),
                 function_logs.clone(),
                 stop.child_token(),
             );
@@ -474,6 +513,11 @@ impl Devstack {
     /// How many functions it runs.
     pub fn function_count(&self) -> usize {
         self.functions.len()
+    }
+
+    /// The functions it runs, by name.
+    pub fn functions(&self) -> &HashMap<String, Arc<Function>> {
+        &self.functions
     }
 
     /// DynamoDB requests served so far, by operation (`PutItem`, `TransactWriteItems`, ...),

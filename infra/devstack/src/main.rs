@@ -45,6 +45,18 @@ struct Args {
     /// $DEVSTACK_DELIVERY, else once.
     #[arg(long, value_name = "MODE", value_parser = devstack::Delivery::parse)]
     delivery: Option<devstack::Delivery>,
+    /// A template parameter's value (repeatable), e.g.
+    /// `--parameter RegistrationsPerAddressPerHour=1000` to register many users from
+    /// this one loopback address.
+    #[arg(long = "parameter", value_name = "NAME=VALUE", value_parser = parameter)]
+    parameters: Vec<(String, String)>,
+}
+
+fn parameter(raw: &str) -> Result<(String, String), String> {
+    raw.split_once('=')
+        .filter(|(name, _)| !name.trim().is_empty())
+        .map(|(name, value)| (name.trim().to_owned(), value.to_owned()))
+        .ok_or_else(|| format!("{raw:?}: expected NAME=VALUE"))
 }
 
 const DEMO_USERS: [&str; 3] = ["alice", "bob", "carol"];
@@ -81,6 +93,7 @@ async fn main() -> std::process::ExitCode {
     };
     config.progress = true;
     config.delivery = args.delivery;
+    config.parameters.extend(args.parameters);
     if let Some(t) = args.template {
         config.template = t;
     }

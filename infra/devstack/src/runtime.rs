@@ -72,6 +72,8 @@ pub struct Function {
     idle: AtomicUsize,
     counter: AtomicUsize,
     completed: AtomicU64,
+    /// The last event an environment took: what `coldstart-bench` replays to cold starts.
+    last_payload: std::sync::Mutex<Option<Bytes>>,
     max_instances: usize,
     logs: LogSink,
     stop: CancellationToken,
@@ -104,6 +106,7 @@ impl Function {
             idle: AtomicUsize::new(0),
             counter: AtomicUsize::new(0),
             completed: AtomicU64::new(0),
+            last_payload: Default::default(),
             max_instances: max_instances.max(1),
             logs,
             stop,
@@ -113,6 +116,17 @@ impl Function {
     /// Invocations that ended so far, whatever their outcome.
     pub fn completed_invocations(&self) -> u64 {
         self.completed.load(Ordering::SeqCst)
+    }
+
+    /// The binary and the environment each execution environment starts with (without
+    /// `AWS_LAMBDA_RUNTIME_API`), for tools that start it themselves (`coldstart-bench`).
+    pub fn launch(&self) -> (&std::path::Path, &[(String, String)]) {
+        (&self.binary, &self.env)
+    }
+
+    /// The event the function was last given, if any.
+    pub fn last_payload(&self) -> Option<Bytes> {
+        self.last_payload.lock().ok().and_then(|p| p.clone())
     }
 
     fn instance_count(&self) -> usize {
@@ -245,7 +259,15 @@ impl Function {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        // Registered before the process exists, so that its first `next` finds it alive.
+        if let Ok(mut m) = self.instances.lock() {
+            m.insert(instance, token.clone());
+        }
         let mut child = cmd.spawn().map_err(|e| {
+            token.cancel();
+            if let Ok(mut m) = self.instances.lock() {
+                m.remove(&instance);
+            }
             format!(
                 "cannot start {} ({}): {e}. Build the functions first: cargo build --workspace --bins",
                 self.spec.name,
@@ -254,9 +276,6 @@ impl Function {
         })?;
         self.forward_logs(child.stdout.take(), child.stderr.take())
             .await;
-        if let Ok(mut m) = self.instances.lock() {
-            m.insert(instance, token.clone());
-        }
         let function = self.clone();
         tokio::spawn(async move {
             let status = tokio::select! {
@@ -355,25 +374,64 @@ fn now_ms() -> u128 {
         .unwrap_or(0)
 }
 
+/// Counts an environment as idle while it waits in `next`, however the wait ends: an
+/// environment that dies while waiting must stop counting, or `invoke` would wait for it
+/// instead of starting another (and after a kill of every environment, nothing would run).
+struct Idle<'a>(&'a AtomicUsize);
+
+impl<'a> Idle<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Idle<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 async fn next(State(env): State<Env>) -> Response {
     let f = &env.function;
-    f.idle.fetch_add(1, Ordering::SeqCst);
+    // Cancelled when the environment's process exits: a dead environment takes no event
+    // (it would be lost with it until the function's timeout).
+    let Some(alive) = f
+        .instances
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&env.instance).cloned())
+    else {
+        return StatusCode::GONE.into_response();
+    };
     let pending = {
-        let mut rx = f.next.lock().await;
+        let _idle = Idle::new(&f.idle);
+        let mut rx = tokio::select! {
+            biased;
+            () = alive.cancelled() => return StatusCode::GONE.into_response(),
+            rx = f.next.lock() => rx,
+        };
         loop {
-            match rx.recv().await {
-                // The caller gave up (timed out) before any environment took it.
-                Some(p) if p.reply.is_closed() => continue,
-                other => break other,
+            tokio::select! {
+                biased;
+                () = alive.cancelled() => break None,
+                // (recv is cancel safe: an event not taken stays queued for another)
+                received = rx.recv() => match received {
+                    // The caller gave up (timed out) before any environment took it.
+                    Some(p) if p.reply.is_closed() => continue,
+                    other => break other,
+                },
             }
         }
     };
-    f.idle.fetch_sub(1, Ordering::SeqCst);
     let Some(pending) = pending else {
         return StatusCode::GONE.into_response();
     };
     if let Ok(mut m) = f.inflight.lock() {
         m.insert(pending.id.clone(), (env.instance, pending.reply));
+    }
+    if let Ok(mut last) = f.last_payload.lock() {
+        *last = Some(pending.payload.clone());
     }
     f.start_deadline(pending.id.clone());
     let deadline = now_ms() + u128::from(f.spec.timeout_s) * 1000;

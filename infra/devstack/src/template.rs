@@ -366,6 +366,8 @@ pub struct FunctionSpec {
     pub binary: String,
     pub memory_mb: u64,
     pub timeout_s: u64,
+    /// `ReservedConcurrentExecutions`: at most this many environments at once.
+    pub reserved_concurrency: Option<u64>,
     pub environment: BTreeMap<String, String>,
     pub log_format: Option<String>,
     /// (event name, event type, resolved properties)
@@ -411,6 +413,9 @@ impl FunctionSpec {
             binary,
             memory_mb: props["MemorySize"].as_u64().unwrap_or(128),
             timeout_s: props["Timeout"].as_u64().unwrap_or(3),
+            reserved_concurrency: props["ReservedConcurrentExecutions"]
+                .as_u64()
+                .or_else(|| props["ReservedConcurrentExecutions"].as_str()?.parse().ok()),
             environment,
             log_format: props["LoggingConfig"]["LogFormat"]
                 .as_str()

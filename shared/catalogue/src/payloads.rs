@@ -54,6 +54,15 @@ pub struct ProfileFacts {
     pub private: bool,
     /// The avatar's stored object, if the user has one.
     pub avatar_key: Option<String>,
+    /// Grows by one on every change of the profile: consumers keep the highest, so a
+    /// redelivered older event changes nothing. 0 from a producer that did not count.
+    #[serde(default)]
+    pub version: u64,
+    /// While the account is private: when it turned private (RFC 3339). A follow that
+    /// started on its own at or after it was decided on a stale copy of the privacy, and
+    /// goes back to a pending request when this event arrives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_since: Option<String>,
 }
 
 // ---------------------------------------------------------------- posts
@@ -187,6 +196,10 @@ pub enum EndReason {
     Blocked,
     /// One of the two deleted their account.
     AccountDeleted,
+    /// The followee's account had turned private before the follow started (it was
+    /// decided on a stale copy of the privacy): the follow goes back to a pending request,
+    /// which a `FollowRequested` with the next `seq` reports.
+    AwaitsApproval,
 }
 
 /// `FollowRequested`, `FollowRequestCancelled`, `FollowStarted` and `FollowEnded`: a

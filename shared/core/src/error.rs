@@ -18,6 +18,15 @@ pub struct Problem {
     pub field: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// On a 429 `rate_limited`: the name of the limit reached (`likes`, `posts`...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
+    /// On a 429 `rate_limited`: the limit's window, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_seconds: Option<u64>,
+    /// On a 429 `rate_limited`: seconds until a retry can succeed (as `Retry-After`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
 }
 
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
@@ -52,6 +61,14 @@ pub enum ApiError {
     /// a client never mistakes it for an expired token (401) or malformed input (400).
     #[error("{0} is not the account's password")]
     PasswordMismatch(&'static str),
+    /// Too many requests of one kind (`limit`, counted over `window_seconds`): the request
+    /// was refused before it changed anything; a retry after `retry_after` seconds can pass.
+    #[error("rate limit {limit} reached")]
+    RateLimited {
+        limit: String,
+        window_seconds: u64,
+        retry_after: u64,
+    },
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -86,6 +103,7 @@ impl ApiError {
             Self::Conflict { .. } => 409,
             Self::PayloadTooLarge => 413,
             Self::UnsupportedMediaType => 415,
+            Self::RateLimited { .. } => 429,
             Self::Internal(_) => 500,
         }
     }
@@ -103,6 +121,7 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict { code, .. } => code,
+            Self::RateLimited { .. } => "rate_limited",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -134,12 +153,20 @@ impl ApiError {
             Self::NotFound(what) => (Some(format!("{what} not found")), None),
             Self::MethodNotAllowed => (None, None),
             Self::Conflict { field, detail, .. } => (Some(detail.clone()), field.clone()),
+            Self::RateLimited {
+                limit, retry_after, ..
+            } => (
+                Some(format!(
+                    "too many requests: limit {limit} reached; retry in {retry_after} s"
+                )),
+                None,
+            ),
             Self::Internal(_) => (
                 Some("an internal error occurred; quote the request id".to_owned()),
                 None,
             ),
         };
-        Problem {
+        let mut problem = Problem {
             type_uri: format!(
                 "https://shutter.dev/problems/{}",
                 self.code().replace('_', "-")
@@ -150,7 +177,21 @@ impl ApiError {
             detail,
             field,
             request_id: None,
+            limit: None,
+            window_seconds: None,
+            retry_after: None,
+        };
+        if let Self::RateLimited {
+            limit,
+            window_seconds,
+            retry_after,
+        } = self
+        {
+            problem.limit = Some(limit.clone());
+            problem.window_seconds = Some(*window_seconds);
+            problem.retry_after = Some(*retry_after);
         }
+        problem
     }
 
     /// True when a caller should retry (used by consumers to tell transient from poison).
@@ -179,6 +220,21 @@ mod tests {
         assert_eq!(p.field.as_deref(), Some("username"));
         assert_eq!(p.code, "invalid_input");
         assert_eq!(p.title, "Bad Request");
+    }
+
+    #[test]
+    fn rate_limits_say_which_limit_and_when_to_retry() {
+        let p = ApiError::RateLimited {
+            limit: "likes".to_owned(),
+            window_seconds: 3600,
+            retry_after: 42,
+        }
+        .problem();
+        assert_eq!((p.status, p.code.as_str()), (429, "rate_limited"));
+        assert_eq!(
+            (p.limit.as_deref(), p.window_seconds, p.retry_after),
+            (Some("likes"), Some(3600), Some(42))
+        );
     }
 
     #[test]

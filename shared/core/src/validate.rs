@@ -260,6 +260,29 @@ macro_rules! refused_format_class {
     };
 }
 
+/// What free text refuses, in words, for the schemas of captions, locations and
+/// comments (display names and bios say it in their own terms).
+pub const REFUSED_TEXT_CHARS: &str = "no control characters but newline, and no invisible formatting characters (Unicode category Cf: bidirectional overrides, embeddings, isolates and marks, zero-width spaces, word joiners, the byte-order mark; a zero-width joiner or non-joiner only between two visible characters, tag characters only in an emoji flag); a refused character is a 400 `invalid_input` naming the field";
+
+/// The pattern of free text that may hold newlines: no other control character, none of
+/// the format characters [`refused_format_char`] refuses wherever they stand.
+pub const MULTILINE_TEXT_PATTERN: &str = concat!(
+    "^[^\\x00-\\x09\\x0b-\\x1f\\x7f-\\x9f",
+    refused_format_class!(),
+    "]*$"
+);
+
+/// [`MULTILINE_TEXT_PATTERN`], and not only blanks.
+pub const NON_BLANK_MULTILINE_TEXT_PATTERN: &str = concat!(
+    "^[^\\x00-\\x09\\x0b-\\x1f\\x7f-\\x9f",
+    refused_format_class!(),
+    "]*[^\\s\\x00-\\x1f\\x7f-\\x9f",
+    refused_format_class!(),
+    "][^\\x00-\\x09\\x0b-\\x1f\\x7f-\\x9f",
+    refused_format_class!(),
+    "]*$"
+);
+
 /// A new password: 10-128 characters. It cannot be printed (its `Debug` hides it) nor
 /// serialised (it has no `Serialize`), so it never reaches a log line or a response; the
 /// only way to its text is [`Password::expose`], for the hasher.

@@ -56,6 +56,12 @@ pub struct Author {
     pub private: bool,
     #[serde(default)]
     pub avatar_key: Option<String>,
+    /// The profile's version this copy is from: only a newer profile event replaces it.
+    #[serde(default)]
+    pub version: u64,
+    /// While private: when the account turned private (RFC 3339), if its events say.
+    #[serde(default)]
+    pub private_since: Option<String>,
 }
 
 /// What a service knows of a published post.
@@ -180,7 +186,8 @@ impl PairKind {
 enum Change {
     /// Create the author if unknown (registration); never overwrites.
     AuthorRegistered(Author),
-    /// Replace the author's public facts (profile edits), unless deleted.
+    /// Replace the author's public facts (profile edits), unless deleted or the copy is
+    /// from a newer version of the profile.
     AuthorUpdated(Author),
     AuthorDeleted {
         user_id: UserId,
@@ -206,6 +213,8 @@ fn change_of(event: &Event) -> Change {
         display_name: p.display_name.clone(),
         private: p.private,
         avatar_key: p.avatar_key.clone(),
+        version: p.version,
+        private_since: p.private_since.clone().filter(|_| p.private),
     };
     let edge = |e: &shutter_events::EdgeFacts, holds| Change::Pair {
         kind: PairKind::Follow,
@@ -228,6 +237,8 @@ fn change_of(event: &Event) -> Change {
             display_name: u.username.clone(),
             private: false,
             avatar_key: None,
+            version: 0,
+            private_since: None,
         }),
         Event::ProfileUpdated(p) | Event::AvatarChanged(p) => Change::AuthorUpdated(profile(p)),
         Event::UserDeleted(u) => Change::AuthorDeleted {
@@ -325,6 +336,25 @@ impl DynamoDirectory {
         applied(self.table.transact(writes).await)
     }
 
+    /// Replaces the author's copy unless a tombstone is there or the copy is from a newer
+    /// version of the profile (a redelivered or late older event must not bring back the
+    /// privacy it had). An event without a version (0) replaces any live copy.
+    async fn put_author(&self, author: &Author) -> StoreResult<()> {
+        if author.version == 0 {
+            return self.put(&author_pk(&author.user_id), author, false).await;
+        }
+        let mut item = to_item(author)?;
+        item.extend(shutter_store::key(author_pk(&author.user_id), SK));
+        let write = Write::put(item)
+            .when(
+                "tombstone_or_newer",
+                "attribute_not_exists(pk) OR (attribute_not_exists(deleted) \
+                 AND (attribute_not_exists(version) OR version < :version))",
+            )
+            .value(":version", n(author.version));
+        applied(self.table.write(write).await)
+    }
+
     async fn tombstone(&self, pk: &str) -> StoreResult<()> {
         let mut item = shutter_store::key(pk, SK);
         item.insert("deleted".to_owned(), AttributeValue::Bool(true));
@@ -413,7 +443,7 @@ impl Directory for DynamoDirectory {
             }
             Change::AuthorUpdated(author) => {
                 self.point_username(&author).await?;
-                self.put(&author_pk(&author.user_id), &author, false).await
+                self.put_author(&author).await
             }
             Change::AuthorDeleted { user_id, username } => {
                 self.tombstone(&author_pk(&user_id)).await?;
@@ -577,7 +607,11 @@ impl Directory for MemoryDirectory {
             }
             Change::AuthorUpdated(a) => {
                 if let Some(slot @ Some(_)) = authors.get_mut(&a.user_id) {
-                    *slot = Some(a);
+                    let newer =
+                        a.version == 0 || slot.as_ref().is_none_or(|c| c.version < a.version);
+                    if newer {
+                        *slot = Some(a);
+                    }
                 } else if !authors.contains_key(&a.user_id) {
                     authors.insert(a.user_id.clone(), Some(a));
                 }
@@ -690,7 +724,43 @@ mod tests {
             display_name: "Ann".into(),
             private,
             avatar_key: None,
+            version: 0,
+            private_since: None,
         }))
+    }
+
+    fn profile_at(user: &UserId, private: bool, version: u64) -> Envelope {
+        env(Event::ProfileUpdated(ProfileFacts {
+            user_id: user.clone(),
+            username: "ann".into(),
+            display_name: "Ann".into(),
+            private,
+            avatar_key: None,
+            version,
+            private_since: private.then(|| format!("2026-01-01T00:00:0{version}.000Z")),
+        }))
+    }
+
+    #[tokio::test]
+    async fn an_older_profile_version_never_replaces_a_newer_one() {
+        // GIVEN ann turned private (version 2), then public (version 3)
+        let (ann, _, _, _) = ids();
+        let dir = MemoryDirectory::default();
+        dir.apply(&registered(&ann, "ann")).await.unwrap();
+        dir.apply(&profile_at(&ann, true, 2)).await.unwrap();
+        let private = dir.author(&ann).await.unwrap().unwrap();
+        assert!(private.private);
+        assert_eq!(
+            private.private_since.as_deref(),
+            Some("2026-01-01T00:00:02.000Z")
+        );
+        dir.apply(&profile_at(&ann, false, 3)).await.unwrap();
+        // WHEN the private version is delivered again, late
+        dir.apply(&profile_at(&ann, true, 2)).await.unwrap();
+        // THEN the copy stays public, from version 3
+        let now = dir.author(&ann).await.unwrap().unwrap();
+        assert!(!now.private);
+        assert_eq!((now.version, now.private_since), (3, None));
     }
 
     fn viewer(id: &UserId) -> Viewer<'_> {

@@ -304,21 +304,13 @@ impl KafkaPublisher {
     }
 }
 
-/// TLS to MSK with the system's CA certificates (Lambda's runtime has Amazon's roots) and
-/// ring, the one crypto provider in the functions' tree.
+/// TLS to MSK with trust anchors compiled in (webpki-roots; MSK brokers' certificates chain
+/// to Amazon's public roots) and ring, the one crypto provider in the functions' tree. Not
+/// the platform's store: reading and parsing it cost milliseconds of every cold start.
 fn tls_config() -> Result<rustls::ClientConfig, PublishError> {
-    let mut roots = rustls::RootCertStore::empty();
-    let found = rustls_native_certs::load_native_certs();
-    for cert in found.certs {
-        // A malformed system certificate is skipped, as browsers do.
-        let _ = roots.add(cert);
-    }
-    if roots.is_empty() {
-        return Err(PublishError::Setup(format!(
-            "no CA certificates found: {:?}",
-            found.errors
-        )));
-    }
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
     Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))

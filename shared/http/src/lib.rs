@@ -194,6 +194,10 @@ pub fn problem_response(err: &ApiError, request_id: &str) -> Response<Body> {
         resp.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
+    if let ApiError::RateLimited { retry_after, .. } = err {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+    }
     resp
 }
 

@@ -341,6 +341,39 @@ impl S3MediaStore {
         }
         s3::ListPage::parse(&reply.body)
     }
+
+    /// Writes an object that is not a media file (an account export's archive or one of
+    /// its parts) with its own content type, as Shutter's own.
+    pub async fn put_object(
+        &self,
+        key: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let reply = self
+            .object_call(
+                "put",
+                http::Method::PUT,
+                key,
+                &[
+                    ("content-type", content_type),
+                    (ORIGIN_HEADER, ORIGIN_SHUTTER),
+                ],
+                bytes.into(),
+            )
+            .await?;
+        match reply.status {
+            200 => Ok(()),
+            _ => Err(reply.into_error("put")),
+        }
+    }
+
+    /// A URL a client can fetch the object from for `ttl` (SigV4 caps it at 7 days).
+    pub async fn presigned_get(&self, key: &str, ttl: Duration) -> Result<String, StoreError> {
+        let credentials = self.credentials().await?;
+        self.signer(&credentials)
+            .presign_get(&s3::object_url(&self.bucket_url, key), ttl)
+    }
 }
 
 fn internal(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {

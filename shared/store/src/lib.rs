@@ -93,14 +93,33 @@ pub async fn aws_config() -> SdkConfig {
     config.build()
 }
 
+/// The roots every AWS endpoint's certificate chains to (Amazon Trust Services: Amazon Root
+/// CA 1 to 4 and the Starfield Services G2 root that cross-signs them), compiled in.
+pub const AWS_ROOTS_PEM: &str = include_str!("aws-roots.pem");
+
 /// The SDKs' HTTPS client: rustls with ring, the crypto provider the rest of a function
 /// already links (the SDK's default would add aws-lc, about a megabyte per binary).
+///
+/// Its trust anchors are [`AWS_ROOTS_PEM`], not the platform's store: loading that reads the
+/// CA bundle and every file in the certificate directory and parses them all, at each
+/// client's construction, which was most of a cold start (issue 14). The SDK's TLS context
+/// takes roots only as PEM, so these five are parsed (microseconds); certificates are still
+/// verified, against the roots AWS endpoints actually use.
 pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
     use aws_smithy_http_client::tls;
+    let roots = tls::TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(AWS_ROOTS_PEM.as_bytes());
     aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(
             tls::rustls_provider::CryptoMode::Ring,
         ))
+        .tls_context(
+            tls::TlsContext::builder()
+                .with_trust_store(roots)
+                .build()
+                .expect("building a TLS context cannot fail"),
+        )
         .build_https()
 }
 
@@ -190,6 +209,30 @@ pub fn epoch_seconds() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_compiled_in_roots_are_amazons_five() {
+        assert_eq!(
+            AWS_ROOTS_PEM.matches("-----BEGIN CERTIFICATE-----").count(),
+            5
+        );
+        assert_eq!(
+            AWS_ROOTS_PEM.matches("-----END CERTIFICATE-----").count(),
+            5
+        );
+    }
+
+    #[test]
+    fn a_client_builds_its_tls_connector_from_the_compiled_in_roots() {
+        // Building a client builds its connector, which parses the roots (and panics on
+        // one that does not parse), without reading the platform's store.
+        let config = SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-west-1"))
+            .http_client(https_client())
+            .build();
+        let _ = aws_sdk_dynamodb::Client::new(&config);
+    }
 
     #[test]
     fn missing_configuration_names_the_variable() {

@@ -49,13 +49,15 @@ pub enum Consistency {
 }
 
 /// Which sort keys of a partition a query reads.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum SortKeys {
     #[default]
     All,
     Prefix(String),
     /// Strictly beyond this sort key, in the query's direction.
     After(String),
+    /// Strictly below this sort key, of any type (a number: an index sorted by time).
+    Below(crate::AttributeValue),
 }
 
 /// A query of one partition, built up and then run by [`Table::query`] (one request) or
@@ -63,6 +65,9 @@ pub enum SortKeys {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
     pk: String,
+    /// The global secondary index read, if not the table: (index, partition attribute,
+    /// sort attribute).
+    index: Option<(String, String, String)>,
     sort: SortKeys,
     newest_first: bool,
     limit: Option<usize>,
@@ -77,6 +82,7 @@ impl Query {
     pub fn partition(pk: impl Into<String>) -> Self {
         Self {
             pk: pk.into(),
+            index: None,
             sort: SortKeys::All,
             newest_first: false,
             limit: None,
@@ -85,6 +91,19 @@ impl Query {
             values: Vec::new(),
             consistency: Consistency::Strong,
         }
+    }
+
+    /// Partition `pk` of global secondary index `index`, whose keys are the attributes
+    /// `partition` and `sort`. Eventually consistent: a global index offers no other read.
+    pub fn index(
+        pk: impl Into<String>,
+        index: impl Into<String>,
+        partition: impl Into<String>,
+        sort: impl Into<String>,
+    ) -> Self {
+        let mut query = Self::partition(pk).consistency(Consistency::Eventual);
+        query.index = Some((index.into(), partition.into(), sort.into()));
+        query
     }
 
     pub fn sort_keys(mut self, sort: SortKeys) -> Self {
@@ -201,6 +220,13 @@ impl Table {
     /// One write on its own: a failed condition is [`StoreError::Conflict`] with its label.
     pub async fn write(&self, write: Write) -> StoreResult<()> {
         write.send_alone(&self.client, &self.name).await
+    }
+
+    /// Sends update `write` alone and answers the attributes it changed, as they are after
+    /// it: an atomic counter's new value in the same request. A failed condition is
+    /// [`StoreError::Conflict`] with its label.
+    pub async fn update_returning(&self, write: Write) -> StoreResult<Item> {
+        write.send_update_returning(&self.client, &self.name).await
     }
 
     /// All of `writes` or none. A failed condition is [`StoreError::Conflict`] with the
@@ -398,10 +424,18 @@ impl Table {
         query: &Query,
         start: Option<Item>,
     ) -> StoreResult<(Vec<Item>, Option<Item>)> {
+        let (index, partition, sort) = match &query.index {
+            Some((index, partition, sort)) => {
+                (Some(index.clone()), partition.as_str(), sort.as_str())
+            }
+            None => (None, "pk", "sk"),
+        };
         let mut request = self
             .client
             .query()
             .table_name(&self.name)
+            .set_index_name(index)
+            .expression_attribute_names("#pk", partition)
             .expression_attribute_values(":pk", s(&query.pk))
             .scan_index_forward(!query.newest_first)
             .consistent_read(query.consistency == Consistency::Strong)
@@ -409,17 +443,23 @@ impl Table {
             .set_filter_expression(query.filter.clone())
             .set_exclusive_start_key(start);
         request = match &query.sort {
-            SortKeys::All => request.key_condition_expression("pk = :pk"),
+            SortKeys::All => request.key_condition_expression("#pk = :pk"),
             SortKeys::Prefix(prefix) => request
-                .key_condition_expression("pk = :pk AND begins_with(sk, :sk)")
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :sk)")
+                .expression_attribute_names("#sk", sort)
                 .expression_attribute_values(":sk", s(prefix)),
             SortKeys::After(after) => request
                 .key_condition_expression(if query.newest_first {
-                    "pk = :pk AND sk < :sk"
+                    "#pk = :pk AND #sk < :sk"
                 } else {
-                    "pk = :pk AND sk > :sk"
+                    "#pk = :pk AND #sk > :sk"
                 })
+                .expression_attribute_names("#sk", sort)
                 .expression_attribute_values(":sk", s(after)),
+            SortKeys::Below(below) => request
+                .key_condition_expression("#pk = :pk AND #sk < :sk")
+                .expression_attribute_names("#sk", sort)
+                .expression_attribute_values(":sk", below.clone()),
         };
         for (placeholder, attribute) in &query.names {
             request = request.expression_attribute_names(placeholder, attribute);

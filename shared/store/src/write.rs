@@ -238,6 +238,42 @@ impl Write {
             )),
         }
     }
+    /// Sends this update alone and answers the attributes it changed as they are after it
+    /// (`UPDATED_NEW`), so a counter's new value costs no read.
+    pub(crate) async fn send_update_returning(
+        &self,
+        client: &aws_sdk_dynamodb::Client,
+        table: &str,
+    ) -> Result<Item, StoreError> {
+        let Op::Update { key, expression } = &self.op else {
+            return Err(StoreError::corrupt_because(
+                "only an update answers what it changed",
+            ));
+        };
+        let (condition, names, values) = self.parts();
+        match client
+            .update_item()
+            .table_name(table)
+            .set_key(Some(key.clone()))
+            .update_expression(expression)
+            .set_condition_expression(condition)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values)
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.attributes.unwrap_or_default()),
+            Err(err) => {
+                let code = aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&err);
+                if code == Some("ConditionalCheckFailedException") {
+                    Err(StoreError::Conflict(self.label().unwrap_or("unlabelled")))
+                } else {
+                    Err(crate::table::sdk_error(err))
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

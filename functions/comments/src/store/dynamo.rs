@@ -286,9 +286,12 @@ impl CommentsStore for DynamoCommentsStore {
         let mut liked = key(user_pk(user_id), liked_sk(&c.id));
         liked.insert("post_id".to_owned(), s(c.post_id.as_str()));
         // The counter first: a comment that is gone says so before a like left behind.
+        // The liker's tombstone refuses the like: the deletion cascade, which erases the
+        // account's likes after writing it, would never see one written later.
         let writes = vec![
             count(c, 1),
             Write::put(like).if_absent(ALREADY_LIKED),
+            shutter_directory::account_alive(user_id, ACCOUNT_DELETED),
             outbox_write(event)?,
             Write::put(liked),
         ];

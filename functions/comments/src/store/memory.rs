@@ -246,6 +246,9 @@ impl CommentsStore for MemoryCommentsStore {
         if !st.comments.contains_key(&at(c)) {
             return Err(StoreError::Conflict(COMMENT_GONE));
         }
+        if !st.likes.contains(&(c.id.clone(), user_id.clone())) && st.gone.contains(user_id) {
+            return Err(StoreError::Conflict(ACCOUNT_DELETED));
+        }
         if !st.likes.insert((c.id.clone(), user_id.clone())) {
             return Err(StoreError::Conflict(ALREADY_LIKED));
         }

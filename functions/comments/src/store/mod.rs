@@ -143,7 +143,7 @@ pub trait CommentsStore: CommentsReader {
     /// Conflict: [`COMMENT_GONE`] (deleted already: nothing changed).
     async fn delete(&self, comment: &Comment, event: &Envelope) -> StoreResult<()>;
     /// Adds `user_id`'s like and counts it, with `event`. Conflicts: [`COMMENT_GONE`],
-    /// [`ALREADY_LIKED`] (nothing changed).
+    /// [`ALREADY_LIKED`], [`ACCOUNT_DELETED`] (the liker's tombstone; nothing changed).
     async fn like(&self, comment: &Comment, user_id: &UserId, event: &Envelope) -> StoreResult<()>;
     /// Removes `user_id`'s like and counts it, with `event`. Conflicts: [`COMMENT_GONE`],
     /// [`NOT_LIKED`] (nothing changed).

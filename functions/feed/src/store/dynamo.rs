@@ -242,6 +242,8 @@ impl FeedReader for DynamoFeedStore {
             keys.push(liked_key(viewer, post));
         }
         keys.extend(authors.iter().map(directory_author_key));
+        keys.extend(authors.iter().map(|author| edge_key(viewer, author)));
+        let followed_prefix = format!("FEDGE#{viewer}#");
         let (items, requests) = self
             .table
             .batch_get_counted(keys, Consistency::Eventual)
@@ -264,6 +266,10 @@ impl FeedReader for DynamoFeedStore {
             } else if pk.starts_with("DIR#AUTHOR#") && !item.contains_key("deleted") {
                 let author: Author = from_item(item)?;
                 out.authors.insert(author.user_id.clone(), author);
+            } else if let Some(author) = pk.strip_prefix(&followed_prefix)
+                && bool_attr(&item, "holds")
+            {
+                out.followed.insert(UserId::trusted(author));
             }
         }
         Ok(out)

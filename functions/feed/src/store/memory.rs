@@ -148,6 +148,10 @@ impl FeedReader for MemoryFeedStore {
             if let Some(a) = state.authors.get(author) {
                 out.authors.insert(author.clone(), a.clone());
             }
+            let pair = (viewer.clone(), author.clone());
+            if state.edges.get(&pair).is_some_and(|m| m.holds) {
+                out.followed.insert(author.clone());
+            }
         }
         Ok(out)
     }

@@ -42,6 +42,8 @@ pub struct Hydrated {
     pub authors: HashMap<UserId, Author>,
     /// The posts the viewer likes.
     pub liked: HashSet<PostId>,
+    /// The authors the viewer follows, as this service's follow markers say.
+    pub followed: HashSet<UserId>,
 }
 
 /// What reading a feed page needs.

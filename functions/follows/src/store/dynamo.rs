@@ -30,7 +30,7 @@ use shutter_store::{
     string_attr, to_item,
 };
 
-use super::{ACCOUNT_DELETED, BLOCKED, Change, FollowsStore, List, ListEntry, STALE};
+use super::{ACCOUNT_DELETED, BLOCKED, BlocksExport, Change, FollowsStore, List, ListEntry, STALE};
 use crate::model::{Block, Edge, FollowState, Relation};
 
 #[derive(Debug, Clone)]
@@ -347,5 +347,42 @@ impl FollowsStore for DynamoFollowsStore {
         }
         blocks.truncate(limit);
         Ok(blocks)
+    }
+}
+
+#[async_trait]
+impl BlocksExport for DynamoFollowsStore {
+    async fn blocks_by(
+        &self,
+        user: &UserId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<(Vec<Block>, Option<String>)> {
+        // Lifted blocks stay as items (their seq guards later changes): filtered here, not
+        // in the query, so that a page's position is its last item whatever it held.
+        let items = self
+            .table
+            .query(
+                &Query::partition(format!("BLOCK#{user}"))
+                    .after(after)
+                    .limit(limit),
+            )
+            .await?;
+        let next = (items.len() >= limit)
+            .then(|| {
+                items
+                    .last()
+                    .and_then(|i| string_attr(i, "sk"))
+                    .map(str::to_owned)
+            })
+            .flatten();
+        let mut blocks = Vec::new();
+        for item in items {
+            let block: Block = from_item(item)?;
+            if block.blocked {
+                blocks.push(block);
+            }
+        }
+        Ok((blocks, next))
     }
 }

@@ -9,7 +9,7 @@ use shutter_core::UserId;
 use shutter_events::Envelope;
 use shutter_store::{StoreError, StoreResult};
 
-use super::{ACCOUNT_DELETED, BLOCKED, Change, FollowsStore, List, ListEntry, STALE};
+use super::{ACCOUNT_DELETED, BLOCKED, BlocksExport, Change, FollowsStore, List, ListEntry, STALE};
 use crate::model::{Block, Edge, FollowState, Relation};
 
 type Pair = (UserId, UserId);
@@ -217,5 +217,32 @@ impl FollowsStore for MemoryFollowsStore {
             .take(limit)
             .cloned()
             .collect())
+    }
+}
+
+#[async_trait]
+impl BlocksExport for MemoryFollowsStore {
+    async fn blocks_by(
+        &self,
+        user: &UserId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<(Vec<Block>, Option<String>)> {
+        let state = self.state();
+        let mut mine: Vec<&Block> = state
+            .blocks
+            .values()
+            .filter(|b| b.blocker_id == *user)
+            .filter(|b| after.is_none_or(|a| b.blocked_id.as_str() > a))
+            .collect();
+        mine.sort_by(|a, b| a.blocked_id.cmp(&b.blocked_id));
+        mine.truncate(limit);
+        let next = (mine.len() >= limit)
+            .then(|| mine.last().map(|b| b.blocked_id.to_string()))
+            .flatten();
+        Ok((
+            mine.into_iter().filter(|b| b.blocked).cloned().collect(),
+            next,
+        ))
     }
 }

@@ -104,3 +104,16 @@ pub trait FollowsStore: Send + Sync {
     /// Up to `limit` of the blocks that hold by or against the user (likewise).
     async fn live_blocks(&self, user: &UserId, limit: usize) -> StoreResult<Vec<Block>>;
 }
+
+/// A user's own blocks, read for their account export (`shutter-exports`).
+#[async_trait]
+pub trait BlocksExport: Send + Sync {
+    /// Up to `limit` of the blocks `user` holds, in blocked-user order, after position
+    /// `after`; the position to resume after when there may be more.
+    async fn blocks_by(
+        &self,
+        user: &UserId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<(Vec<Block>, Option<String>)>;
+}

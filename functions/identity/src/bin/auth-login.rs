@@ -2,5 +2,11 @@
 #[tokio::main]
 async fn main() -> Result<(), shutter_http::lambda_http::Error> {
     use shutter_identity::{Live, http};
-    shutter_http::serve(Live::from_env, http::auth::login).await
+    // A password check: counted against the account named and the source address.
+    shutter_ratelimit::serve_scoped(
+        Live::from_env,
+        http::auth::login_rate_scope,
+        http::auth::login,
+    )
+    .await
 }

@@ -2,5 +2,6 @@
 #[tokio::main]
 async fn main() -> Result<(), shutter_http::lambda_http::Error> {
     use shutter_identity::{Live, http};
-    shutter_http::serve(Live::without_keys, http::auth::register).await
+    // Counted by source address: `RegistrationsPerAddressPerHour`.
+    shutter_ratelimit::serve(Live::without_keys, http::auth::register).await
 }

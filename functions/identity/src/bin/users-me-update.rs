@@ -2,5 +2,11 @@
 #[tokio::main]
 async fn main() -> Result<(), shutter_http::lambda_http::Error> {
     use shutter_identity::{Live, http};
-    shutter_http::serve(Live::without_keys, http::account::update_me).await
+    // An email change checks the password: counted as one; a settings change is not.
+    shutter_ratelimit::serve_scoped(
+        Live::without_keys,
+        http::account::update_rate_scope,
+        http::account::update_me,
+    )
+    .await
 }

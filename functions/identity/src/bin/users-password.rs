@@ -2,5 +2,6 @@
 #[tokio::main]
 async fn main() -> Result<(), shutter_http::lambda_http::Error> {
     use shutter_identity::{Live, http};
-    shutter_http::serve(Live::without_keys, http::account::change_password).await
+    // A password check: counted against the account and the source address.
+    shutter_ratelimit::serve(Live::without_keys, http::account::change_password).await
 }

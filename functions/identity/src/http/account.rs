@@ -2,6 +2,7 @@
 //! comes from the verified token).
 
 use serde::{Deserialize, Serialize};
+use shutter_core::ApiError;
 #[allow(unused_imports)] // the OpenAPI attributes name it
 use shutter_core::Problem;
 use shutter_core::validate::{Email, Password, PasswordAttempt};
@@ -87,6 +88,7 @@ impl From<AccountPatch> for crate::model::AccountPatch {
         (status = 403, description = "`password_mismatch`: `current_password` is wrong", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`email_taken`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The account no longer exists", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many password checks (login, password change, account deletion, email change) of this account (`password_checks`) or from this address (`password_checks_per_address`); nothing was checked or changed (a patch without `current_password` is not counted)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a retry can pass"), ("RateLimit-Policy" = String, description = "This route's limits, each `\"name-window\";q=quota;w=seconds` (IETF RateLimit fields; on every answer of the route)"), ("RateLimit" = String, description = "What remains of each limit and when it resets, `\"name-window\";r=remaining;t=seconds`")))
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -97,6 +99,21 @@ pub async fn update_me<S: IdentityStore, T>(app: &App<S, T>, req: Request) -> Ap
         .update_account(&caller.user_id, &patch.into(), &req.correlation_id())
         .await?;
     json(StatusCode::OK, &AccountView::from(&account))
+}
+
+/// How `PATCH /v1/users/me` is counted by its rate limits: as a password check when it
+/// carries `current_password` (an email change), not at all otherwise (settings).
+pub async fn update_rate_scope<S, T>(
+    _: &App<S, T>,
+    body: Vec<u8>,
+) -> Result<shutter_ratelimit::Scope, ApiError> {
+    let checks_password = serde_json::from_slice::<serde_json::Value>(&body)
+        .is_ok_and(|patch| !patch["current_password"].is_null());
+    Ok(if checks_password {
+        shutter_ratelimit::Scope::usual()
+    } else {
+        shutter_ratelimit::Scope::Skip
+    })
 }
 
 // Its Debug shows neither password. (Plain comments here: doc comments would change
@@ -115,7 +132,7 @@ struct PasswordChange {
     post, path = "/v1/users/me/password", tag = "users", security(("bearer" = ["user"])),
     summary = "Change your password (ends every session)",
     request_body = PasswordChange,
-    responses((status = 204, description = "Changed; every refresh token of the account is revoked"), (status = 403, description = "`password_mismatch`: the password (named in `field`) is wrong", body = Problem, content_type = "application/problem+json"), (status = 404, description = "The account no longer exists", body = Problem, content_type = "application/problem+json"))
+    responses((status = 204, description = "Changed; every refresh token of the account is revoked"), (status = 403, description = "`password_mismatch`: the password (named in `field`) is wrong", body = Problem, content_type = "application/problem+json"), (status = 404, description = "The account no longer exists", body = Problem, content_type = "application/problem+json"), (status = 429, description = "`rate_limited`: too many password checks (login, password change, account deletion, email change) of this account (`password_checks`) or from this address (`password_checks_per_address`); nothing was checked or changed", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a retry can pass"), ("RateLimit-Policy" = String, description = "This route's limits, each `\"name-window\";q=quota;w=seconds` (IETF RateLimit fields; on every answer of the route)"), ("RateLimit" = String, description = "What remains of each limit and when it resets, `\"name-window\";r=remaining;t=seconds`"))))
 )]
 #[tracing::instrument(skip_all)]
 pub async fn change_password<S: IdentityStore, T>(app: &App<S, T>, req: Request) -> ApiResult {
@@ -141,7 +158,7 @@ struct DeleteConfirmation {
     delete, path = "/v1/users/me", tag = "users", security(("bearer" = ["user"])),
     summary = "Delete your account and its data everywhere",
     request_body = DeleteConfirmation,
-    responses((status = 204, description = "Deleted; `UserDeleted` erases the user's data in every service"), (status = 403, description = "`password_mismatch`: the password (named in `field`) is wrong", body = Problem, content_type = "application/problem+json"), (status = 404, description = "The account no longer exists", body = Problem, content_type = "application/problem+json"))
+    responses((status = 204, description = "Deleted; `UserDeleted` erases the user's data in every service"), (status = 403, description = "`password_mismatch`: the password (named in `field`) is wrong", body = Problem, content_type = "application/problem+json"), (status = 404, description = "The account no longer exists", body = Problem, content_type = "application/problem+json"), (status = 429, description = "`rate_limited`: too many password checks (login, password change, account deletion, email change) of this account (`password_checks`) or from this address (`password_checks_per_address`); nothing was checked or changed", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a retry can pass"), ("RateLimit-Policy" = String, description = "This route's limits, each `\"name-window\";q=quota;w=seconds` (IETF RateLimit fields; on every answer of the route)"), ("RateLimit" = String, description = "What remains of each limit and when it resets, `\"name-window\";r=remaining;t=seconds`"))))
 )]
 #[tracing::instrument(skip_all)]
 pub async fn delete_me<S: IdentityStore, T>(app: &App<S, T>, req: Request) -> ApiResult {
@@ -381,5 +398,26 @@ mod tests {
         ] {
             assert!(!printed.contains("hunter2"), "{printed}");
         }
+    }
+
+    #[tokio::test]
+    async fn only_a_patch_that_checks_the_password_is_counted_as_one() {
+        use shutter_ratelimit::Scope;
+        let app = App {
+            store: MemoryIdentityStore::default(),
+            tokens: crate::keys::NoTokens,
+            quarantine: Default::default(),
+        };
+        let scope = |body: &str| update_rate_scope(&app, body.as_bytes().to_vec());
+        assert_eq!(
+            scope(r#"{"settings":{"language":"pt-BR"}}"#).await.unwrap(),
+            Scope::Skip
+        );
+        assert_eq!(
+            scope(r#"{"email":"new@example.com","current_password":"guess"}"#)
+                .await
+                .unwrap(),
+            Scope::usual()
+        );
     }
 }

@@ -47,6 +47,7 @@ struct RegistrationAccepted<'a> {
     responses(
         (status = 202, description = "Accepted (the same whether or not the email already had an account): log in with the username or email and the password", body = RegistrationAccepted<'static>),
         (status = 409, description = "`username_taken`: an account has the username, or had it lately", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many registrations from this address (`registrations`); nothing was created", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a retry can pass"), ("RateLimit-Policy" = String, description = "This route's limits, each `\"name-window\";q=quota;w=seconds` (IETF RateLimit fields; on every answer of the route)"), ("RateLimit" = String, description = "What remains of each limit and when it resets, `\"name-window\";r=remaining;t=seconds`")))
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -104,6 +105,7 @@ impl From<Session> for TokenResponse {
     responses(
         (status = 200, description = "An access token (RS256, 15 minutes) and a refresh token", body = TokenResponse),
         (status = 401, description = "`invalid_credentials`: the same whether the user exists or not", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many password checks (login, password change, account deletion, email change) of this account (`password_checks`) or from this address (`password_checks_per_address`); nothing was checked or changed", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a retry can pass"), ("RateLimit-Policy" = String, description = "This route's limits, each `\"name-window\";q=quota;w=seconds` (IETF RateLimit fields; on every answer of the route)"), ("RateLimit" = String, description = "What remains of each limit and when it resets, `\"name-window\";r=remaining;t=seconds`")))
     )
 )]
 /// `POST /v1/auth/login` -> 200 with tokens. Whether the user exists or the password is
@@ -120,6 +122,27 @@ pub async fn login<S: IdentityStore, T: TokenIssuer>(app: &App<S, T>, req: Reque
     };
     let session = app.login(&body.login, &body.password).await?;
     json(StatusCode::OK, &TokenResponse::from(session))
+}
+
+/// How a login is counted by its rate limits (`RATE_LIMITS` of `auth-login`): against
+/// the account its `login` names (see [`App::password_check_key`]) and its source address.
+/// A body with no valid login checks no password, so only the address counts it.
+pub async fn login_rate_scope<S: IdentityStore, T>(
+    app: &App<S, T>,
+    body: Vec<u8>,
+) -> Result<shutter_ratelimit::Scope, ApiError> {
+    #[derive(Deserialize)]
+    struct Named {
+        login: Login,
+    }
+    let user = match serde_json::from_slice::<Named>(&body) {
+        Ok(named) => Some(app.password_check_key(&named.login).await?),
+        Err(_) => None,
+    };
+    Ok(shutter_ratelimit::Scope::Count {
+        user,
+        costs: Vec::new(),
+    })
 }
 
 // Its Debug shows no token.
@@ -301,6 +324,45 @@ mod tests {
         assert!(after.quarantined.contains_key("mallory"));
         let mallory = logged_in(&app, "mallory").await.unwrap_err();
         assert_eq!(mallory.status(), 401);
+    }
+
+    #[tokio::test]
+    async fn a_login_is_counted_against_the_account_whichever_name_it_uses() {
+        use shutter_ratelimit::Scope;
+        let app = app();
+        registered(&app, "alice").await;
+        let key = |payload: &'static str| {
+            let app = &app;
+            async move {
+                match login_rate_scope(app, payload.as_bytes().to_vec())
+                    .await
+                    .unwrap()
+                {
+                    Scope::Count { user, .. } => user,
+                    Scope::Skip => panic!("a login is always counted"),
+                }
+            }
+        };
+        let by_name = key(r#"{"login":"Alice","password":"x"}"#).await.unwrap();
+        let by_email = key(r#"{"login":"ALICE@example.com","password":"x"}"#)
+            .await
+            .unwrap();
+        assert_eq!(by_name, by_email);
+        assert!(
+            !by_name.starts_with("login:"),
+            "the account's id: {by_name}"
+        );
+        // An unknown login is limited as well, by what was typed.
+        assert_eq!(
+            key(r#"{"login":"Nobody","password":"x"}"#).await.as_deref(),
+            Some("login:nobody")
+        );
+        // No valid login: no password is checked; only the address counts it.
+        assert_eq!(
+            key(r#"{"login":"not a login!","password":"x"}"#).await,
+            None
+        );
+        assert_eq!(key("not json").await, None);
     }
 
     #[tokio::test]

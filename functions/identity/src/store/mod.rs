@@ -3,6 +3,8 @@
 //!
 //! Layout (one table, `pk`/`sk`), known only to the DynamoDB adapter:
 //! - `USER#<id>` / `ACCOUNT`: the [`Account`]
+//! - `USER#<id>` / `EXPORT`: the account's latest data export ([`crate::export`], which
+//!   has its own port and adapters)
 //! - `USERNAME#<name>` / `USERNAME` and `EMAIL#<email>` / `EMAIL`: uniqueness items
 //!   (lower-cased, so uniqueness is case-insensitive) that point at the user id; a
 //!   username no account holds any more (deleted, or asked for by a registration that

@@ -9,7 +9,7 @@ use shutter_store::{
     to_item,
 };
 
-use super::{ACCOUNT_DELETED, ENTRY_PREFIX, LikesCleanup, LikesStore, STALE};
+use super::{ACCOUNT_DELETED, ENTRY_PREFIX, LikesCleanup, LikesExport, LikesStore, STALE};
 use crate::model::{LikeState, LikerEntry};
 
 /// Seconds a deleted account's marker is kept: longer than any access token lives.
@@ -235,5 +235,50 @@ impl LikesCleanup for DynamoLikesStore {
             return Ok(deleted);
         }
         Ok(0)
+    }
+}
+
+#[async_trait]
+impl LikesExport for DynamoLikesStore {
+    async fn likes_of(
+        &self,
+        user_id: &UserId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<(Vec<LikeState>, Option<String>)> {
+        // The user's index (one item per post they have a state on), then the states:
+        // an index item may outlive a like taken back, so only states that hold count.
+        let items = self
+            .table
+            .query(
+                &Query::partition(index_pk(user_id))
+                    .after(after)
+                    .limit(limit),
+            )
+            .await?;
+        let next = (items.len() >= limit)
+            .then(|| {
+                items
+                    .last()
+                    .and_then(|i| string_attr(i, "sk"))
+                    .map(str::to_owned)
+            })
+            .flatten();
+        let keys = items
+            .iter()
+            .filter_map(|i| string_attr(i, "sk"))
+            .filter_map(|sk| sk.strip_prefix(POST_PREFIX))
+            .map(|post| state_key(post, user_id))
+            .collect::<Vec<_>>();
+        let mut likes = self
+            .table
+            .batch_get(keys)
+            .await?
+            .into_iter()
+            .map(shutter_store::from_item::<LikeState>)
+            .filter(|state| state.as_ref().map_or(true, |s| s.liked))
+            .collect::<StoreResult<Vec<_>>>()?;
+        likes.sort_by(|a, b| a.post_id.cmp(&b.post_id));
+        Ok((likes, next))
     }
 }

@@ -9,7 +9,7 @@ use shutter_core::{PostId, UserId};
 use shutter_events::Envelope;
 use shutter_store::{StoreError, StoreResult};
 
-use super::{ACCOUNT_DELETED, ENTRY_PREFIX, LikesCleanup, LikesStore, STALE};
+use super::{ACCOUNT_DELETED, ENTRY_PREFIX, LikesCleanup, LikesExport, LikesStore, STALE};
 use crate::model::{LikeState, LikerEntry};
 
 #[derive(Debug, Default)]
@@ -207,5 +207,34 @@ impl LikesCleanup for MemoryLikesStore {
             deleted += 1;
         }
         Ok(deleted)
+    }
+}
+
+#[async_trait]
+impl LikesExport for MemoryLikesStore {
+    async fn likes_of(
+        &self,
+        user_id: &UserId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<(Vec<LikeState>, Option<String>)> {
+        let st = self.state()?;
+        let posts: Vec<&PostId> = st
+            .index
+            .iter()
+            .filter(|(u, p)| u == user_id && after.is_none_or(|a| p.as_str() > a))
+            .map(|(_, p)| p)
+            .take(limit)
+            .collect();
+        let next = (posts.len() >= limit)
+            .then(|| posts.last().map(|p| p.to_string()))
+            .flatten();
+        let likes = posts
+            .iter()
+            .filter_map(|p| st.likes.get(&((*p).clone(), user_id.clone())))
+            .filter(|s| s.liked)
+            .cloned()
+            .collect();
+        Ok((likes, next))
     }
 }

@@ -74,6 +74,19 @@ pub trait LikesStore: Send + Sync {
     ) -> StoreResult<Vec<LikerEntry>>;
 }
 
+/// A user's own likes, read for their account export (`shutter-exports`).
+#[async_trait]
+pub trait LikesExport: Send + Sync {
+    /// Up to `limit` of the user's likes that hold, in post id order, after position
+    /// `after`; the position to resume after when there may be more.
+    async fn likes_of(
+        &self,
+        user_id: &UserId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<(Vec<LikeState>, Option<String>)>;
+}
+
 /// What the directory consumer does to likes when posts and accounts go.
 #[async_trait]
 pub trait LikesCleanup: Send + Sync {

@@ -1,8 +1,10 @@
 //! `POST /v1/profiles/me/avatar`: signs upload forms only, so it builds no table client.
 #[tokio::main]
 async fn main() -> Result<(), shutter_http::lambda_http::Error> {
-    shutter_http::serve(
+    // Counted against the caller: the bytes its upload form allows.
+    shutter_ratelimit::serve_scoped(
         shutter_profiles::Live::for_uploads,
+        shutter_profiles::http::avatar_rate_scope,
         shutter_profiles::http::avatar_upload,
     )
     .await

@@ -1,6 +1,7 @@
 //! `GET /v1/search/posts`.
+// Counted against the caller by the template's rate limits (`RATE_LIMITS`).
 #[tokio::main]
 async fn main() -> Result<(), shutter_http::lambda_http::Error> {
     use shutter_search::{Live, http};
-    shutter_http::serve(Live::from_env, http::search_posts).await
+    shutter_ratelimit::serve(Live::from_env, http::search_posts).await
 }

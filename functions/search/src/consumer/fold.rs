@@ -426,6 +426,8 @@ mod tests {
             display_name: "Ann Lee".into(),
             private,
             avatar_key: None,
+            version: 0,
+            private_since: None,
         })
     }
 

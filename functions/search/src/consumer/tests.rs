@@ -145,6 +145,8 @@ fn profile(private: bool) -> Envelope {
         display_name: "Ann Lee".into(),
         private,
         avatar_key: None,
+        version: 0,
+        private_since: None,
     }))
 }
 
@@ -289,6 +291,8 @@ async fn an_avatar_change_is_a_profile_change() {
             display_name: "Ann with a face".into(),
             private: false,
             avatar_key: Some("avatars/a.jpg".into()),
+            version: 0,
+            private_since: None,
         }))],
     )
     .await;
@@ -442,6 +446,8 @@ fn sample(t: EventType) -> Event {
         display_name: "Ann".into(),
         private: false,
         avatar_key: None,
+        version: 0,
+        private_since: None,
     };
     let like = LikeFacts {
         post_id: PostId::trusted("p"),

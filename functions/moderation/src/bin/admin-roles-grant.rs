@@ -1,0 +1,9 @@
+//! `PUT /v1/admin/users/{username}/roles/{role}`.
+#[tokio::main]
+async fn main() -> Result<(), shutter_http::lambda_http::Error> {
+    shutter_http::serve(
+        shutter_moderation::Live::for_writes,
+        shutter_moderation::http::grant_role,
+    )
+    .await
+}
