@@ -177,12 +177,52 @@ mod base64_free {
     }
 }
 
+/// A throwaway certificate for `bench.local` and its key (PEM), made by openssl at each run:
+/// no private key is kept in the repository, even a test one.
+fn throwaway_certificate() -> Option<(String, String)> {
+    let dir = std::env::temp_dir().join(format!("opt-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=bench.local"])
+        .args(["-addext", "subjectAltName=DNS:bench.local"])
+        // An end-entity certificate, as webpki wants (openssl's default is a CA).
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "keyUsage=digitalSignature"])
+        .args(["-addext", "extendedKeyUsage=serverAuth", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let pair = made
+        .then(|| {
+            Some((
+                std::fs::read_to_string(&cert).ok()?,
+                std::fs::read_to_string(&key).ok()?,
+            ))
+        })
+        .flatten();
+    let _ = std::fs::remove_dir_all(&dir);
+    pair
+}
+
 fn tls_pair() -> Option<(Arc<rustls::ClientConfig>, Arc<rustls::ServerConfig>)> {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cert = CertificateDer::from(pem_items(include_str!("cert.pem"), "CERTIFICATE").pop()?);
+    let (cert_pem, key_pem) = throwaway_certificate()?;
+    let cert = CertificateDer::from(pem_items(&cert_pem, "CERTIFICATE").pop()?);
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        pem_items(include_str!("key.pem"), "PRIVATE KEY").pop()?,
+        pem_items(&key_pem, "PRIVATE KEY").pop()?,
     ));
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.clone()).ok()?;
