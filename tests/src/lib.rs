@@ -507,3 +507,36 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Processes stopped (SIGSTOP) for as long as this lives: however the test ends (a failed
+/// assertion included), they resume. The fault stories freeze the devstack's broker, or
+/// hold a function's environments, with it.
+pub struct Stopped(pub Vec<u32>);
+
+impl Stopped {
+    pub fn new(pids: Vec<u32>) -> Self {
+        for pid in &pids {
+            assert!(signal("STOP", *pid), "{pid} stops");
+        }
+        Self(pids)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            if !signal("CONT", *pid) {
+                eprintln!("{pid} did not take SIGCONT");
+            }
+        }
+    }
+}
+
+/// Sends signal `name` (`STOP`, `CONT`, `KILL`, ...) to `pid`; whether it was delivered.
+pub fn signal(name: &str, pid: u32) -> bool {
+    std::process::Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .is_ok_and(|s| s.success())
+}

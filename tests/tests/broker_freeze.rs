@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use shutter_core::UserId;
-use shutter_e2e::{Answer, TestApp, User, eventually};
+use shutter_e2e::{Answer, Stopped, TestApp, User, eventually};
 use shutter_events::{Envelope, Event, ProfileFacts};
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -27,32 +27,6 @@ const PROFILE_CONSUMERS: [&str; 6] = [
     "FollowsDirectoryEventsFunction",
     "CommentsDirectoryEventsFunction",
 ];
-
-/// The broker, stopped for as long as this lives: however the test ends, it resumes.
-struct Frozen(u32);
-
-impl Frozen {
-    fn new(pid: u32) -> Self {
-        assert!(signal("STOP", pid), "tansu ({pid}) stops");
-        Self(pid)
-    }
-}
-
-impl Drop for Frozen {
-    fn drop(&mut self) {
-        if !signal("CONT", self.0) {
-            eprintln!("tansu ({}) did not take SIGCONT", self.0);
-        }
-    }
-}
-
-fn signal(name: &str, pid: u32) -> bool {
-    std::process::Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 /// Sends a request that must be answered within [`PATIENCE`].
 async fn promptly(
@@ -166,7 +140,7 @@ async fn a_frozen_broker_stalls_no_request_and_its_events_arrive_when_it_resumes
         },
     )
     .await;
-    let frozen = Frozen::new(pid);
+    let frozen = Stopped::new(vec![pid]);
     let at_freeze = profile_consumer_invocations(&app);
 
     // WHEN clients read and write meanwhile

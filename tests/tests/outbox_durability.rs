@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use shutter_core::UserId;
-use shutter_e2e::{PNG, TestApp, User, eventually};
+use shutter_e2e::{PNG, Stopped, TestApp, User, eventually, signal};
 use shutter_events::{Envelope, Event, UserRegistered};
 
 const WAIT: Duration = Duration::from_secs(300);
@@ -42,37 +42,6 @@ fn config(stream_retries: u32, grace_seconds: u32) -> devstack::DevstackConfig {
         config.parameters.insert(name.to_owned(), value);
     }
     config
-}
-
-/// Processes stopped (SIGSTOP) for as long as this lives: however the test ends, they
-/// resume.
-struct Stopped(Vec<u32>);
-
-impl Stopped {
-    fn new(pids: Vec<u32>) -> Self {
-        for pid in &pids {
-            assert!(signal("STOP", *pid), "{pid} stops");
-        }
-        Self(pids)
-    }
-}
-
-impl Drop for Stopped {
-    fn drop(&mut self) {
-        for pid in &self.0 {
-            if !signal("CONT", *pid) {
-                eprintln!("{pid} did not take SIGCONT");
-            }
-        }
-    }
-}
-
-fn signal(name: &str, pid: u32) -> bool {
-    std::process::Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// The execution environments of `outbox-publisher` that this devstack runs: this test

@@ -15,35 +15,9 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use shutter_e2e::{Answer, PNG, TestApp, User, eventually};
+use shutter_e2e::{Answer, PNG, Stopped, TestApp, User, eventually};
 
 const WAIT: Duration = Duration::from_secs(120);
-
-/// The broker, stopped for as long as this lives: however the test ends, it resumes.
-struct Frozen(u32);
-
-impl Frozen {
-    fn new(pid: u32) -> Self {
-        assert!(signal("STOP", pid), "tansu ({pid}) stops");
-        Self(pid)
-    }
-}
-
-impl Drop for Frozen {
-    fn drop(&mut self) {
-        if !signal("CONT", self.0) {
-            eprintln!("tansu ({}) did not take SIGCONT", self.0);
-        }
-    }
-}
-
-fn signal(name: &str, pid: u32) -> bool {
-    std::process::Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 async fn call(
     app: &TestApp,
@@ -171,7 +145,7 @@ async fn a_follow_and_a_post_in_the_window_are_decided_by_the_privacy_in_force()
 
     // WHEN bob turns private, and at once (no event can arrive: the broker is frozen)
     // cat follows him and bob posts
-    let frozen = Frozen::new(pid);
+    let frozen = Stopped::new(vec![pid]);
     let private = call(
         &app,
         &bob,
