@@ -540,3 +540,45 @@ pub fn signal(name: &str, pid: u32) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+/// What the bench binaries (`src/bin/*-bench.rs`) share: their arguments and the DynamoDB
+/// requests the devstack's moto counted.
+pub mod bench {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use crate::TestApp;
+
+    /// Positional argument `n` as a number, or `default`.
+    pub fn arg(n: usize, default: usize) -> usize {
+        std::env::args()
+            .nth(n)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(default)
+    }
+
+    /// DynamoDB requests by operation. (A count line in moto's log can run into an access
+    /// log line written at the same moment: the operation is its leading letters.)
+    pub fn requests(app: &TestApp) -> BTreeMap<String, u64> {
+        let mut counts = BTreeMap::new();
+        for (op, count) in app.stack.dynamodb_requests() {
+            let op: String = op.chars().take_while(char::is_ascii_alphabetic).collect();
+            *counts.entry(op).or_insert(0) += count;
+        }
+        counts
+    }
+
+    /// DynamoDB request counts once they stop moving (the consumers are done with the
+    /// set-up).
+    pub async fn settled(app: &TestApp) -> BTreeMap<String, u64> {
+        let mut last = requests(app);
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let now = requests(app);
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
+    }
+}

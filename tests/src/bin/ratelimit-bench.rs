@@ -12,40 +12,11 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use shutter_e2e::TestApp;
+use shutter_e2e::bench::{arg, settled};
 use shutter_ratelimit::model::parse_policies;
 use shutter_ratelimit::store::DynamoCounters;
 use shutter_ratelimit::{Decision, Limiter, Who};
 use shutter_store::Table;
-
-fn arg(n: usize, default: usize) -> usize {
-    std::env::args()
-        .nth(n)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(default)
-}
-
-/// DynamoDB requests by operation (the leading letters of each count line).
-fn requests(app: &TestApp) -> BTreeMap<String, u64> {
-    let mut counts = BTreeMap::new();
-    for (op, count) in app.stack.dynamodb_requests() {
-        let op: String = op.chars().take_while(char::is_ascii_alphabetic).collect();
-        *counts.entry(op).or_insert(0) += count;
-    }
-    counts
-}
-
-/// Counts once they stop moving (consumers done with the set-up).
-async fn settled(app: &TestApp) -> BTreeMap<String, u64> {
-    let mut last = requests(app);
-    loop {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let now = requests(app);
-        if now == last {
-            return now;
-        }
-        last = now;
-    }
-}
 
 fn per_request(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>, n: usize) -> String {
     let mut total = 0;

@@ -19,6 +19,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use shutter_core::{PostId, UserId};
 use shutter_e2e::TestApp;
+use shutter_e2e::bench::arg;
 use shutter_events::{Envelope, Event, PostFacts, UserRegistered};
 
 const WORDS: &[&str] = &[
@@ -28,13 +29,6 @@ const WORDS: &[&str] = &[
     "boat", "bridge", "market", "bread", "wine", "sea", "island", "desert", "road", "trip",
     "museum", "library", "book", "running", "cycling", "yoga", "sky", "stars", "moon", "cloud",
 ];
-
-fn arg(n: usize, default: usize) -> usize {
-    std::env::args()
-        .nth(n)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(default)
-}
 
 /// A small deterministic generator (xorshift), so runs are comparable.
 struct Rng(u64);
