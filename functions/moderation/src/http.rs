@@ -109,7 +109,7 @@ pub async fn revoke_role<S: ModerationStore, D: Directory>(
 #[utoipa::path(
     post, path = "/v1/reports", tag = "moderation", security(("bearer" = ["user"])),
     summary = "Report a post, comment or user",
-    description = "One report per reporter and target: reporting it again answers the same report (200) and changes nothing. You can report only what you can see (otherwise 404, as if it did not exist), and not yourself or your own content.",
+    description = "One report per reporter and target: reporting it again answers the same report (200) and changes nothing. You can report only what you can see (otherwise 404, as if it did not exist), and not yourself or your own content. A deleted account's still-valid token gets 401.",
     request_body = NewReport,
     responses(
         (status = 201, description = "Reported", body = Report),

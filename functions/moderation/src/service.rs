@@ -237,6 +237,16 @@ impl<S: ModerationStore, D: Directory> App<S, D> {
         new: NewReport,
     ) -> Result<(Report, bool), ApiError> {
         let note = note("note", new.note)?;
+        // A deleted account's still-valid token files nothing (its tombstone arrived with
+        // `UserDeleted`), as every other write refuses it.
+        if self
+            .directory
+            .account_deleted(&caller.user_id)
+            .await
+            .map_err(errors::api)?
+        {
+            return Err(ApiError::Unauthorized("the account no longer exists"));
+        }
         // Canonical ids (upper-case ULIDs), so that one target has one key.
         let mut target = new.target;
         target.id = shutter_core::parse_id("target.id", &target.id)?.to_string();
@@ -439,6 +449,41 @@ mod tests {
 
     fn page() -> PageRequest {
         PageRequest::parse(None, None).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_deleted_accounts_token_files_no_report() {
+        // GIVEN alice's post, and bob's account deleted (his token still valid)
+        let w = world();
+        let post = post_by(&w, &w.alice);
+        w.app
+            .directory
+            .apply(&Envelope::new(
+                Event::UserDeleted(shutter_events::UserDeleted {
+                    user_id: w.bob.user_id.clone(),
+                    username: w.bob.username.clone(),
+                }),
+                Some(&w.bob.user_id),
+                "test",
+            ))
+            .await
+            .unwrap();
+        // WHEN bob reports it THEN 401, and nothing is queued
+        let refused = w
+            .app
+            .file_report(
+                &w.bob,
+                new_report(TargetType::Post, post.as_str(), Reason::Spam),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(refused.status(), 401);
+        let queue = w
+            .app
+            .reports(&w.admin, ReportStatus::Open, &page())
+            .await
+            .unwrap();
+        assert!(queue.items.is_empty(), "{:?}", queue.items);
     }
 
     #[tokio::test]
