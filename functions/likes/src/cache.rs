@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use shutter_core::{PostId, UserId};
-use shutter_directory::{Access, Author, Directory, PostRef};
+use shutter_directory::{Access, Author, Directory, PostRef, Standing};
 use shutter_events::Envelope;
 use shutter_store::StoreResult;
 
@@ -125,9 +125,10 @@ impl<D: Directory> Directory for CachedDirectory<D> {
         self.inner.blocked_among(viewer, others).await
     }
 
-    /// Not kept: a deletion refuses writes at once, whatever the reuse window.
-    async fn account_deleted(&self, user_id: &UserId) -> StoreResult<bool> {
-        self.inner.account_deleted(user_id).await
+    /// Not kept: a deletion or suspension refuses writes at once, whatever the reuse
+    /// window.
+    async fn account_standing(&self, user_id: &UserId) -> StoreResult<Standing> {
+        self.inner.account_standing(user_id).await
     }
 
     /// Passed through: the cache keeps only reads, and lags by at most [`TTL`].

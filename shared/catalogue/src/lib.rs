@@ -192,6 +192,13 @@ catalogue! {
     UserEmailChanged(UserEmailChanged) on Identity, version 1, key user_id;
     /// An account was deleted: every service erases what it holds of the user.
     UserDeleted(UserDeleted) on Identity, version 1, key user_id;
+    /// Staff suspended or banned an account: its writes are refused while it holds, and a
+    /// banned account's posts, comments and profile are hidden from others.
+    UserSuspended(UserSuspended) on Identity, version 1, key user_id;
+    /// Staff lifted an account's suspension or ban.
+    UserReinstated(UserReinstated) on Identity, version 1, key user_id;
+    /// Staff removed a post or comment: hidden from all but its author, for good.
+    ContentRemoved(ContentRemoved) on Identity, version 1, key author_id;
     /// Someone tried to register with the email of an existing account. The registration
     /// was answered as any other (so it does not reveal the account) and created nothing;
     /// the account's owner is to be told by email.

@@ -31,6 +31,56 @@ pub struct UserDeleted {
     pub username: String,
 }
 
+/// `UserSuspended`: staff suspended the account until `until`, or banned it (`banned`,
+/// no `until`). Services refuse its writes (and hide a banned account's content) while it
+/// holds; a copy keeps only the highest `seq` of the account's suspensions and
+/// reinstatements.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UserSuspended {
+    pub user_id: UserId,
+    pub username: String,
+    pub banned: bool,
+    /// RFC 3339; absent for a ban
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// Grows by one on every suspension or reinstatement of the account.
+    pub seq: u64,
+}
+
+/// `UserReinstated`: staff lifted the account's suspension or ban before its end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UserReinstated {
+    pub user_id: UserId,
+    pub username: String,
+    /// As [`UserSuspended::seq`].
+    pub seq: u64,
+}
+
+/// What staff removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RemovedKind {
+    Post,
+    Comment,
+}
+
+/// `ContentRemoved`: staff removed a post or a comment for breaking the rules. It is
+/// hidden from everyone but its author, who is told why; the removal is final.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ContentRemoved {
+    pub kind: RemovedKind,
+    /// The post's or the comment's id.
+    pub target_id: String,
+    /// The post (the comment's post, for a comment).
+    pub post_id: PostId,
+    pub author_id: UserId,
+    /// The moderator's note, shown to the author.
+    pub note: String,
+    pub removed_by: UserId,
+    /// RFC 3339
+    pub removed_at: String,
+}
+
 /// `RegistrationWithTakenEmail`: a registration named the email of the account
 /// `user_id`; nothing was created. For the message that tells the owner (the address
 /// itself stays in the identity service).

@@ -27,6 +27,10 @@ pub struct Problem {
     /// On a 429 `rate_limited`: seconds until a retry can succeed (as `Retry-After`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
+    /// On a 403 `account_suspended`: when the suspension ends (RFC 3339); absent for a
+    /// ban, which holds until it is lifted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
 }
 
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
@@ -69,6 +73,10 @@ pub enum ApiError {
         window_seconds: u64,
         retry_after: u64,
     },
+    /// The caller's account is suspended until `until` (RFC 3339), or banned (`None`):
+    /// login, refresh and every write are refused.
+    #[error("account suspended")]
+    AccountSuspended { until: Option<String> },
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -97,7 +105,7 @@ impl ApiError {
         match self {
             Self::Invalid { .. } | Self::MalformedJson(_) => 400,
             Self::Unauthorized(_) | Self::InvalidCredentials => 401,
-            Self::Forbidden | Self::PasswordMismatch(_) => 403,
+            Self::Forbidden | Self::PasswordMismatch(_) | Self::AccountSuspended { .. } => 403,
             Self::NotFound(_) => 404,
             Self::MethodNotAllowed => 405,
             Self::Conflict { .. } => 409,
@@ -122,6 +130,7 @@ impl ApiError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict { code, .. } => code,
             Self::RateLimited { .. } => "rate_limited",
+            Self::AccountSuspended { .. } => "account_suspended",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -161,6 +170,13 @@ impl ApiError {
                 )),
                 None,
             ),
+            Self::AccountSuspended { until: Some(until) } => (
+                Some(format!("the account is suspended until {until}")),
+                None,
+            ),
+            Self::AccountSuspended { until: None } => {
+                (Some("the account is banned".to_owned()), None)
+            }
             Self::Internal(_) => (
                 Some("an internal error occurred; quote the request id".to_owned()),
                 None,
@@ -180,7 +196,11 @@ impl ApiError {
             limit: None,
             window_seconds: None,
             retry_after: None,
+            until: None,
         };
+        if let Self::AccountSuspended { until } = self {
+            problem.until.clone_from(until);
+        }
         if let Self::RateLimited {
             limit,
             window_seconds,
@@ -235,6 +255,19 @@ mod tests {
             (p.limit.as_deref(), p.window_seconds, p.retry_after),
             (Some("likes"), Some(3600), Some(42))
         );
+    }
+
+    #[test]
+    fn a_suspension_says_until_when_and_a_ban_does_not() {
+        let p = ApiError::AccountSuspended {
+            until: Some("2026-12-08T00:00:00Z".to_owned()),
+        }
+        .problem();
+        assert_eq!((p.status, p.code.as_str()), (403, "account_suspended"));
+        assert_eq!(p.until.as_deref(), Some("2026-12-08T00:00:00Z"));
+        let ban = ApiError::AccountSuspended { until: None }.problem();
+        assert_eq!((ban.status, ban.until), (403, None));
+        assert_eq!(ban.detail.as_deref(), Some("the account is banned"));
     }
 
     #[test]

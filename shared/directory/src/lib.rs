@@ -27,6 +27,9 @@ pub const EVENTS: EventSet = EventSet::of(&[
     EventType::ProfileUpdated,
     EventType::AvatarChanged,
     EventType::UserDeleted,
+    EventType::UserSuspended,
+    EventType::UserReinstated,
+    EventType::ContentRemoved,
     EventType::PostPublished,
     EventType::PostDeleted,
     EventType::FollowStarted,
@@ -42,6 +45,8 @@ pub const USER_EVENTS: EventSet = EventSet::of(&[
     EventType::ProfileUpdated,
     EventType::AvatarChanged,
     EventType::UserDeleted,
+    EventType::UserSuspended,
+    EventType::UserReinstated,
 ]);
 
 /// Tombstones outlive any redelivery (Kafka keeps records a week).
@@ -86,6 +91,72 @@ pub struct Access {
     pub follows: bool,
     /// One of the two blocks the other.
     pub blocked: bool,
+    /// The author is banned: their content is hidden from all but staff and themselves.
+    pub author_banned: bool,
+}
+
+/// Whether an account may still act, as far as this directory knows: deleted (a
+/// tombstone), banned, or suspended until a time (RFC 3339, as `now_rfc3339` writes it,
+/// so it compares as a string). An account the directory does not know (yet) is active.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Standing {
+    pub deleted: bool,
+    pub banned: bool,
+    pub suspended_until: Option<String>,
+}
+
+/// Why an account's still-valid token may not write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inactive {
+    Deleted,
+    /// Suspended until (RFC 3339), or banned (`None`).
+    Suspended { until: Option<String> },
+}
+
+impl Standing {
+    /// `None` if the account may act at `now` (RFC 3339).
+    pub fn refusal(&self, now: &str) -> Option<Inactive> {
+        if self.deleted {
+            Some(Inactive::Deleted)
+        } else if self.banned {
+            Some(Inactive::Suspended { until: None })
+        } else {
+            self.suspended_until
+                .as_ref()
+                .filter(|until| until.as_str() > now)
+                .map(|until| Inactive::Suspended {
+                    until: Some(until.clone()),
+                })
+        }
+    }
+}
+
+impl From<Inactive> for shutter_core::ApiError {
+    fn from(inactive: Inactive) -> Self {
+        match inactive {
+            Inactive::Deleted => Self::Unauthorized("the account no longer exists"),
+            Inactive::Suspended { until } => Self::AccountSuspended { until },
+        }
+    }
+}
+
+/// Refuses a write by `user_id` if its account is deleted (401), suspended or banned
+/// (403 `account_suspended`) as far as `directory` knows. A suspension reaches the
+/// directory by its event, seconds after staff decided it: in that window the account's
+/// writes still pass (the access token's short life bounds it, and its refresh is refused
+/// at once by identity).
+pub async fn refuse_inactive<D: Directory + ?Sized>(
+    directory: &D,
+    user_id: &UserId,
+) -> Result<(), shutter_core::ApiError> {
+    let standing = directory
+        .account_standing(user_id)
+        .await
+        .map_err(shutter_core::ApiError::internal)?;
+    match standing.refusal(&shutter_core::now_rfc3339()) {
+        None => Ok(()),
+        Some(inactive) => Err(inactive.into()),
+    }
 }
 
 #[async_trait]
@@ -95,16 +166,18 @@ pub trait Directory: Send + Sync {
     async fn post(&self, post_id: &PostId) -> StoreResult<Option<PostRef>>;
     /// Whether `viewer` follows `author`, and whether either blocks the other.
     async fn access(&self, viewer: &UserId, author: &UserId) -> StoreResult<Access>;
-    /// Which of `others` block `viewer` or are blocked by them: for lists filtered per
-    /// entry, in one batch of reads (the default asks [`Directory::access`] once each).
+    /// Which of `others` block `viewer`, are blocked by them, or are banned: the authors
+    /// whose entries a list filtered per entry leaves out, in one batch of reads (the
+    /// default asks [`Directory::access`] once each).
     async fn blocked_among(
         &self,
         viewer: &UserId,
         others: &[UserId],
     ) -> StoreResult<HashSet<UserId>> {
         let mut blocked = HashSet::new();
-        for other in others {
-            if other != viewer && self.access(viewer, other).await?.blocked {
+        for other in others.iter().filter(|o| *o != viewer) {
+            let access = self.access(viewer, other).await?;
+            if access.blocked || access.author_banned {
                 blocked.insert(other.clone());
             }
         }
@@ -124,9 +197,13 @@ pub trait Directory: Send + Sync {
     }
     /// Whether `user_id`'s account is deleted as far as this directory knows (it holds
     /// the account's tombstone): a deleted account's still-valid token is refused with
-    /// it. An account the directory does not know (yet) is not deleted. No default: one
-    /// that answered "not deleted" would let a wrapper that forgot it fail open.
-    async fn account_deleted(&self, user_id: &UserId) -> StoreResult<bool>;
+    /// it. An account the directory does not know (yet) is not deleted.
+    async fn account_deleted(&self, user_id: &UserId) -> StoreResult<bool> {
+        Ok(self.account_standing(user_id).await?.deleted)
+    }
+    /// Whether the account is deleted, suspended or banned (see [`refuse_inactive`]). No
+    /// default: one that answered "active" would let a wrapper that forgot it fail open.
+    async fn account_standing(&self, user_id: &UserId) -> StoreResult<Standing>;
     /// Applies one event of [`EVENTS`]; others change nothing. Idempotent.
     async fn apply(&self, event: &Envelope) -> StoreResult<()>;
 }
@@ -143,7 +220,7 @@ pub async fn may_see<D: Directory + ?Sized>(
         return Ok(true);
     }
     let access = directory.access(viewer.user_id, &author.user_id).await?;
-    Ok(!access.blocked && (!author.private || access.follows))
+    Ok(!access.blocked && !access.author_banned && (!author.private || access.follows))
 }
 
 /// The post and its author, if the post is published and `viewer` may see it. Anything
@@ -192,6 +269,13 @@ enum Change {
     AuthorDeleted {
         user_id: UserId,
         username: String,
+    },
+    /// The account's standing from `seq` on (a suspension, a ban, or neither).
+    Standing {
+        user_id: UserId,
+        banned: bool,
+        until: Option<String>,
+        seq: u64,
     },
     PostPublished(PostRef),
     PostDeleted(PostId),
@@ -250,6 +334,23 @@ fn change_of(event: &Event) -> Change {
             author_id: p.author_id.clone(),
         }),
         Event::PostDeleted(p) => Change::PostDeleted(p.post_id.clone()),
+        // A removed post is gone for everyone but its author, whom the posts service
+        // serves without asking the directory.
+        Event::ContentRemoved(r) if r.kind == shutter_events::RemovedKind::Post => {
+            Change::PostDeleted(r.post_id.clone())
+        }
+        Event::UserSuspended(u) => Change::Standing {
+            user_id: u.user_id.clone(),
+            banned: u.banned,
+            until: u.until.clone(),
+            seq: u.seq,
+        },
+        Event::UserReinstated(u) => Change::Standing {
+            user_id: u.user_id.clone(),
+            banned: false,
+            until: None,
+            seq: u.seq,
+        },
         Event::FollowStarted(e) => edge(e, true),
         Event::FollowEnded(e) => edge(e, false),
         Event::UserBlocked(b) => block(b, true),
@@ -273,6 +374,9 @@ fn author_pk(user_id: &str) -> String {
 }
 fn username_pk(username: &str) -> String {
     format!("DIR#USERNAME#{}", username.to_ascii_lowercase())
+}
+fn standing_pk(user_id: &str) -> String {
+    format!("DIR#STANDING#{user_id}")
 }
 fn post_pk(post_id: &str) -> String {
     format!("DIR#POST#{post_id}")
@@ -430,9 +534,32 @@ impl Directory for DynamoDirectory {
             .collect())
     }
 
-    async fn account_deleted(&self, user_id: &UserId) -> StoreResult<bool> {
-        let item = self.table.get_item(&author_pk(user_id), SK).await?;
-        Ok(item.is_some_and(|item| shutter_store::bool_attr(&item, "deleted")))
+    /// One batch read: the author's item (a tombstone?) and their standing.
+    async fn account_standing(&self, user_id: &UserId) -> StoreResult<Standing> {
+        let (author, standing) = (author_pk(user_id), standing_pk(user_id));
+        let keys = vec![
+            shutter_store::key(&author, SK),
+            shutter_store::key(&standing, SK),
+        ];
+        let (items, _) = self
+            .table
+            .batch_get_counted(keys, Consistency::Eventual)
+            .await?;
+        let mut found = Standing::default();
+        for item in &items {
+            match shutter_store::string_attr(item, "pk") {
+                Some(pk) if pk == author => {
+                    found.deleted = shutter_store::bool_attr(item, "deleted");
+                }
+                Some(pk) if pk == standing => {
+                    found.banned = shutter_store::bool_attr(item, "banned");
+                    found.suspended_until =
+                        shutter_store::string_attr(item, "until").map(str::to_owned);
+                }
+                _ => {}
+            }
+        }
+        Ok(found)
     }
 
     async fn apply(&self, event: &Envelope) -> StoreResult<()> {
@@ -453,6 +580,24 @@ impl Directory for DynamoDirectory {
                     .when("moved", "user_id = :id")
                     .value(":id", AttributeValue::S(user_id.to_string()));
                 applied(self.table.write(release).await)
+            }
+            Change::Standing {
+                user_id,
+                banned,
+                until,
+                seq,
+            } => {
+                let mut item = shutter_store::key(standing_pk(&user_id), SK);
+                item.insert("banned".to_owned(), AttributeValue::Bool(banned));
+                if let Some(until) = until {
+                    item.insert("until".to_owned(), AttributeValue::S(until));
+                }
+                item.insert("seq".to_owned(), n(seq));
+                // Only a newer suspension or reinstatement replaces an older one.
+                let write = Write::put(item)
+                    .when("older", "attribute_not_exists(pk) OR seq < :seq")
+                    .value(":seq", n(seq));
+                applied(self.table.write(write).await)
             }
             Change::PostPublished(post) => self.put(&post_pk(&post.post_id), &post, false).await,
             Change::PostDeleted(post_id) => self.tombstone(&post_pk(&post_id)).await,
@@ -481,6 +626,7 @@ impl Directory for DynamoDirectory {
             pair_pk(PairKind::Follow, viewer, author),
             pair_pk(PairKind::Block, viewer, author),
             pair_pk(PairKind::Block, author, viewer),
+            standing_pk(author),
         ];
         let to_read = keys.iter().map(|pk| shutter_store::key(pk, SK)).collect();
         let (items, _) = self
@@ -489,16 +635,20 @@ impl Directory for DynamoDirectory {
             .await?;
         let holding: Vec<&str> = items
             .iter()
-            .filter(|item| shutter_store::bool_attr(item, "holds"))
+            .filter(|item| {
+                shutter_store::bool_attr(item, "holds") || shutter_store::bool_attr(item, "banned")
+            })
             .filter_map(|item| shutter_store::string_attr(item, "pk"))
             .collect();
         Ok(Access {
             follows: holding.contains(&keys[0].as_str()),
             blocked: holding.contains(&keys[1].as_str()) || holding.contains(&keys[2].as_str()),
+            author_banned: holding.contains(&keys[3].as_str()),
         })
     }
 
-    /// Two keys per distinct other user (a block each way), read in batches of 100.
+    /// Three keys per distinct other user (a block each way, their standing), read in
+    /// batches of 100.
     async fn blocked_among(
         &self,
         viewer: &UserId,
@@ -508,6 +658,7 @@ impl Directory for DynamoDirectory {
         for other in others.iter().filter(|o| *o != viewer) {
             by_key.insert(pair_pk(PairKind::Block, viewer, other), other);
             by_key.insert(pair_pk(PairKind::Block, other, viewer), other);
+            by_key.insert(standing_pk(other), other);
         }
         if by_key.is_empty() {
             return Ok(HashSet::new());
@@ -520,7 +671,9 @@ impl Directory for DynamoDirectory {
             .await?;
         Ok(items
             .iter()
-            .filter(|item| shutter_store::bool_attr(item, "holds"))
+            .filter(|item| {
+                shutter_store::bool_attr(item, "holds") || shutter_store::bool_attr(item, "banned")
+            })
             .filter_map(|item| shutter_store::string_attr(item, "pk"))
             .filter_map(|pk| by_key.get(pk).map(|other| (*other).clone()))
             .collect())
@@ -538,6 +691,8 @@ pub struct MemoryDirectory {
     authors: Mutex<HashMap<UserId, Option<Author>>>,
     posts: Mutex<HashMap<PostId, Option<PostRef>>>,
     pairs: Mutex<HashMap<PairKey, PairState>>,
+    /// user → (banned, until, seq)
+    standings: Mutex<HashMap<UserId, (bool, Option<String>, u64)>>,
 }
 
 fn poisoned<T>(_: T) -> StoreError {
@@ -593,9 +748,23 @@ impl Directory for MemoryDirectory {
             .flatten())
     }
 
-    async fn account_deleted(&self, user_id: &UserId) -> StoreResult<bool> {
-        let authors = self.authors.lock().map_err(poisoned)?;
-        Ok(matches!(authors.get(user_id), Some(None)))
+    async fn account_standing(&self, user_id: &UserId) -> StoreResult<Standing> {
+        let deleted = matches!(
+            self.authors.lock().map_err(poisoned)?.get(user_id),
+            Some(None)
+        );
+        let (banned, suspended_until) = self
+            .standings
+            .lock()
+            .map_err(poisoned)?
+            .get(user_id)
+            .map(|(banned, until, _)| (*banned, until.clone()))
+            .unwrap_or_default();
+        Ok(Standing {
+            deleted,
+            banned,
+            suspended_until,
+        })
     }
 
     async fn apply(&self, event: &Envelope) -> StoreResult<()> {
@@ -625,6 +794,18 @@ impl Directory for MemoryDirectory {
             Change::PostDeleted(id) => {
                 posts.insert(id, None);
             }
+            Change::Standing {
+                user_id,
+                banned,
+                until,
+                seq,
+            } => {
+                let mut standings = self.standings.lock().map_err(poisoned)?;
+                let slot = standings.entry(user_id).or_insert((false, None, 0));
+                if slot.2 < seq {
+                    *slot = (banned, until, seq);
+                }
+            }
             Change::Pair {
                 kind,
                 from,
@@ -650,10 +831,17 @@ impl Directory for MemoryDirectory {
                 .get(&(kind, from.clone(), to.clone()))
                 .is_some_and(|p| p.0)
         };
+        let author_banned = self
+            .standings
+            .lock()
+            .map_err(poisoned)?
+            .get(author)
+            .is_some_and(|s| s.0);
         Ok(Access {
             follows: holds(PairKind::Follow, viewer, author),
             blocked: holds(PairKind::Block, viewer, author)
                 || holds(PairKind::Block, author, viewer),
+            author_banned,
         })
     }
 
@@ -663,14 +851,16 @@ impl Directory for MemoryDirectory {
         others: &[UserId],
     ) -> StoreResult<HashSet<UserId>> {
         let pairs = self.pairs.lock().map_err(poisoned)?;
+        let standings = self.standings.lock().map_err(poisoned)?;
         let holds = |from: &UserId, to: &UserId| {
             pairs
                 .get(&(PairKind::Block, from.clone(), to.clone()))
                 .is_some_and(|p| p.0)
         };
+        let banned = |u: &UserId| standings.get(u).is_some_and(|s| s.0);
         Ok(others
             .iter()
-            .filter(|o| *o != viewer && (holds(viewer, o) || holds(o, viewer)))
+            .filter(|o| *o != viewer && (holds(viewer, o) || holds(o, viewer) || banned(o)))
             .cloned()
             .collect())
     }
@@ -768,6 +958,110 @@ mod tests {
             user_id: id,
             staff: false,
         }
+    }
+
+    fn suspended(user: &UserId, banned: bool, until: Option<&str>, seq: u64) -> Envelope {
+        env(Event::UserSuspended(shutter_events::UserSuspended {
+            user_id: user.clone(),
+            username: "ann".into(),
+            banned,
+            until: until.map(str::to_owned),
+            seq,
+        }))
+    }
+
+    #[tokio::test]
+    async fn a_suspension_refuses_writes_until_it_ends_and_a_late_one_does_not_return() {
+        let (ann, _, _, _) = ids();
+        let dir = MemoryDirectory::default();
+        dir.apply(&registered(&ann, "ann")).await.unwrap();
+        assert!(refuse_inactive(&dir, &ann).await.is_ok());
+        // GIVEN a suspension until far in the future (seq 1)
+        let until = "2999-01-01T00:00:00.000Z";
+        dir.apply(&suspended(&ann, false, Some(until), 1))
+            .await
+            .unwrap();
+        let refused = refuse_inactive(&dir, &ann).await.unwrap_err();
+        assert_eq!(refused.problem().code, "account_suspended");
+        assert_eq!(refused.problem().until.as_deref(), Some(until));
+        // and one that ended already refuses nothing
+        let standing = dir.account_standing(&ann).await.unwrap();
+        assert_eq!(standing.refusal("2999-01-01T00:00:00.001Z"), None);
+        // WHEN it is lifted (seq 2) and the suspension is delivered again, late
+        dir.apply(&env(Event::UserReinstated(shutter_events::UserReinstated {
+            user_id: ann.clone(),
+            username: "ann".into(),
+            seq: 2,
+        })))
+        .await
+        .unwrap();
+        dir.apply(&suspended(&ann, false, Some(until), 1))
+            .await
+            .unwrap();
+        // THEN the account stays active
+        assert!(refuse_inactive(&dir, &ann).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_banned_authors_posts_and_entries_are_hidden_from_all_but_them_and_staff() {
+        let (ann, bob, staff, post) = ids();
+        let dir = MemoryDirectory::default();
+        dir.apply(&registered(&ann, "ann")).await.unwrap();
+        dir.apply(&env(Event::PostPublished(facts(&post, &ann))))
+            .await
+            .unwrap();
+        dir.apply(&suspended(&ann, true, None, 1)).await.unwrap();
+        assert!(
+            visible_post(&dir, &post, viewer(&bob))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            visible_post(&dir, &post, viewer(&ann))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let as_staff = Viewer {
+            user_id: &staff,
+            staff: true,
+        };
+        assert!(visible_post(&dir, &post, as_staff).await.unwrap().is_some());
+        let hidden = dir.blocked_among(&bob, &[ann.clone(), staff.clone()]).await;
+        assert_eq!(hidden.unwrap(), HashSet::from([ann.clone()]));
+        let refused = refuse_inactive(&dir, &ann).await.unwrap_err();
+        assert_eq!((refused.status(), refused.problem().until), (403, None));
+    }
+
+    #[tokio::test]
+    async fn a_removed_post_is_gone_from_the_directory() {
+        let (ann, bob, staff, post) = ids();
+        let dir = MemoryDirectory::default();
+        dir.apply(&registered(&ann, "ann")).await.unwrap();
+        dir.apply(&env(Event::PostPublished(facts(&post, &ann))))
+            .await
+            .unwrap();
+        dir.apply(&env(Event::ContentRemoved(shutter_events::ContentRemoved {
+            kind: shutter_events::RemovedKind::Post,
+            target_id: post.to_string(),
+            post_id: post.clone(),
+            author_id: ann.clone(),
+            note: "spam".into(),
+            removed_by: staff,
+            removed_at: "2026-01-01T00:00:00.000Z".into(),
+        })))
+        .await
+        .unwrap();
+        dir.apply(&env(Event::PostPublished(facts(&post, &ann))))
+            .await
+            .unwrap();
+        assert!(
+            visible_post(&dir, &post, viewer(&bob))
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[tokio::test]
@@ -966,8 +1260,8 @@ mod tests {
             async fn access(&self, v: &UserId, a: &UserId) -> StoreResult<Access> {
                 self.0.access(v, a).await
             }
-            async fn account_deleted(&self, u: &UserId) -> StoreResult<bool> {
-                self.0.account_deleted(u).await
+            async fn account_standing(&self, u: &UserId) -> StoreResult<Standing> {
+                self.0.account_standing(u).await
             }
             async fn apply(&self, e: &Envelope) -> StoreResult<()> {
                 self.0.apply(e).await
@@ -992,7 +1286,7 @@ mod tests {
         assert!(USER_EVENTS.iter().all(|t| EVENTS.contains(t)));
         for t in EVENTS.iter() {
             assert!(
-                ["User", "Profile", "Avatar", "Post", "Follow"]
+                ["User", "Profile", "Avatar", "Post", "Follow", "Content"]
                     .iter()
                     .any(|p| t.as_str().starts_with(p)),
                 "{t:?}"
