@@ -308,7 +308,7 @@ mod tests {
             assert!(!t.description().is_empty());
             assert!(t.version() >= 1);
         }
-        assert_eq!(EventType::ALL.len(), 24);
+        assert_eq!(EventType::ALL.len(), 27);
         assert!(EventType::ALL.len() < 64, "EventSet is a u64 bitmask");
         assert_eq!(EventType::parse("PostPublishedd"), None);
     }
