@@ -86,13 +86,40 @@ pub struct Account {
     pub roles: Vec<String>,
     #[serde(default)]
     pub settings: Settings,
-    /// Bumped to revoke every refresh token at once (password change, deletion).
+    /// Bumped to revoke every refresh token at once (password change, deletion,
+    /// suspension).
     pub refresh_epoch: u64,
+    /// Written by staff (the moderation service): while it holds, login and refresh are
+    /// refused with 403 `account_suspended`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspension: Option<Suspension>,
     pub created_at: String,
     pub updated_at: String,
 }
 
+/// What identity reads of an account's suspension (moderation writes it, with more).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suspension {
+    pub banned: bool,
+    /// RFC 3339; absent for a ban
+    #[serde(default)]
+    pub until: Option<String>,
+}
+
 impl Account {
+    /// 403 `account_suspended` while a suspension or ban holds at `now` (RFC 3339).
+    pub fn refuse_suspended(&self, now: &str) -> Result<(), shutter_core::ApiError> {
+        match &self.suspension {
+            Some(s) if s.banned => Err(shutter_core::ApiError::AccountSuspended { until: None }),
+            Some(Suspension {
+                until: Some(until), ..
+            }) if until.as_str() > now => Err(shutter_core::ApiError::AccountSuspended {
+                until: Some(until.clone()),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// A new account with a fresh id, the `user` role and default settings, created `at`.
     pub fn register(
         username: Username,
@@ -108,6 +135,7 @@ impl Account {
             roles: vec![DEFAULT_ROLE.to_owned()],
             settings: Settings::default(),
             refresh_epoch: 0,
+            suspension: None,
             created_at: at.to_owned(),
             updated_at: at.to_owned(),
         }

@@ -268,6 +268,8 @@ impl<S: IdentityStore, T: TokenIssuer> App<S, T> {
                 return Err(ApiError::InvalidCredentials);
             }
         };
+        // Only a right password learns of the suspension (a wrong one is answered as any).
+        account.refuse_suspended(&shutter_core::now_rfc3339())?;
         let (refresh_token, record) = RefreshToken::issue(
             &account,
             FamilyId::generate(),
@@ -304,6 +306,9 @@ impl<S: IdentityStore, T: TokenIssuer> App<S, T> {
             .await
             .map_err(errors::api)?
             .ok_or_else(rejected_refresh)?;
+        // A suspension also moved the refresh epoch, so this token can never rotate again;
+        // the 403 says why rather than a bare 401.
+        account.refuse_suspended(&shutter_core::now_rfc3339())?;
         let (refresh_token, new) = RefreshToken::issue(
             &account,
             old.family_id.clone(),
@@ -543,6 +548,69 @@ mod tests {
         assert_eq!(app.refresh(&t2).await.unwrap_err().status(), 401);
         let made_up = RefreshSecret::from("made-up".to_owned());
         assert_eq!(app.refresh(&made_up).await.unwrap_err().status(), 401);
+    }
+
+    #[tokio::test]
+    async fn a_suspension_refuses_login_and_refresh_and_ends_every_session() {
+        // GIVEN dan's session, then a suspension until far ahead
+        let app = app();
+        let dan = registered(&app, "dan").await;
+        let token = logged_in(&app, "dan").await.refresh_token;
+        let until = "2999-01-01T00:00:00.000Z";
+        app.store.suspend(
+            &dan.user_id,
+            crate::model::Suspension {
+                banned: false,
+                until: Some(until.to_owned()),
+            },
+        );
+        // THEN login with the right password and refresh say why (403, until when)
+        let login = app
+            .login(&Login::Username(username("dan")), &attempt(PASSWORD))
+            .await
+            .unwrap_err();
+        assert_eq!(code(&login), (403, "account_suspended".to_owned(), None));
+        assert_eq!(login.problem().until.as_deref(), Some(until));
+        let refresh = app.refresh(&token).await.unwrap_err();
+        assert_eq!(code(&refresh).0, 403);
+        // AND a wrong password learns nothing of it
+        let wrong = app
+            .login(
+                &Login::Username(username("dan")),
+                &attempt("wrong password!"),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(code(&wrong).0, 401);
+        // WHEN the suspension has ended THEN login works, and the old session stays ended
+        app.store.suspend(
+            &dan.user_id,
+            crate::model::Suspension {
+                banned: false,
+                until: Some("2000-01-01T00:00:00.000Z".to_owned()),
+            },
+        );
+        assert!(logged_in_ok(&app, "dan").await);
+        assert_eq!(app.refresh(&token).await.unwrap_err().status(), 401);
+        // AND a ban holds with no end
+        app.store.suspend(
+            &dan.user_id,
+            crate::model::Suspension {
+                banned: true,
+                until: None,
+            },
+        );
+        let banned = app
+            .login(&Login::Username(username("dan")), &attempt(PASSWORD))
+            .await
+            .unwrap_err();
+        assert_eq!((banned.status(), banned.problem().until), (403, None));
+    }
+
+    async fn logged_in_ok(app: &App<MemoryIdentityStore, FakeTokens>, name: &str) -> bool {
+        app.login(&Login::Username(username(name)), &attempt(PASSWORD))
+            .await
+            .is_ok()
     }
 
     #[tokio::test]

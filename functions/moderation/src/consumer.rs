@@ -7,16 +7,18 @@ use shutter_directory::Directory;
 use shutter_events::{ConsumeError, Consumer, Envelope, Event, EventSet, EventType};
 
 use crate::App;
-use crate::model::CommentRef;
+use crate::model::{CommentRef, PostPreview};
 use crate::store::ModerationStore;
 
 pub const DIRECTORY_EVENTS: Consumer = Consumer {
     name: "moderation-directory-events",
     handles: shutter_directory::EVENTS.union(EventSet::of(&[
+        EventType::PostUpdated,
         EventType::CommentAdded,
+        EventType::CommentEdited,
         EventType::CommentDeleted,
     ])),
-    summary: "Keeps the moderation service's copy of users, posts, follows, blocks and comments, to refuse reports of what the reporter cannot see.",
+    summary: "Keeps the moderation service's copy of users, posts, follows, blocks and comments, to refuse reports of what the reporter cannot see and to preview what is reported.",
 };
 
 pub async fn apply<S: ModerationStore, D: Directory>(
@@ -30,10 +32,31 @@ pub async fn apply<S: ModerationStore, D: Directory>(
                     comment_id: c.comment_id.to_string(),
                     post_id: c.post_id.clone(),
                     author_id: c.author_id.clone(),
+                    text: c.text.clone(),
                 })
                 .await?
         }
+        Event::CommentEdited(c) => app.store.edit_comment(&c.comment_id, &c.text).await?,
         Event::CommentDeleted(c) => app.store.delete_comment(&c.comment_id).await?,
+        Event::PostPublished(p) | Event::PostUpdated(p) => {
+            app.store
+                .put_post_preview(&PostPreview {
+                    post_id: p.post_id.clone(),
+                    author_id: p.author_id.clone(),
+                    caption: p.caption.clone(),
+                    thumbnail_key: p
+                        .media
+                        .first()
+                        .map(|m| m.thumbnail_key.clone().unwrap_or(m.display_key.clone())),
+                    version: p.version,
+                })
+                .await?;
+            app.directory.apply(&envelope).await?;
+        }
+        Event::PostDeleted(p) => {
+            app.store.forget_post(&p.post_id).await?;
+            app.directory.apply(&envelope).await?;
+        }
         _ => app.directory.apply(&envelope).await?,
     }
     Ok(())
@@ -54,6 +77,7 @@ mod tests {
             store: MemoryModerationStore::default(),
             directory: MemoryDirectory::default(),
             cursors: None,
+            media: None,
         }
     }
 

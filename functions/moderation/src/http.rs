@@ -8,8 +8,10 @@ use shutter_http::lambda_http::{Body, Request, Response};
 use shutter_http::{ApiRequest, Caller, json};
 
 use crate::App;
-use crate::model::{ModlogEntry, ModlogFilter, QueueEntry, Report, ReportStatus, Role};
-use crate::service::{AccountRoles, NewReport, RoleChangeReason};
+use crate::model::{ModlogEntry, ModlogFilter, QueueEntry, QueueItem, Report, ReportStatus, Role};
+use crate::service::{
+    AccountRoles, NewReport, ResolveRequest, RoleChangeReason, UnsuspendRequest, UserStanding,
+};
 use crate::store::ModerationStore;
 
 type ApiResult = Result<Response<Body>, ApiError>;
@@ -17,7 +19,7 @@ type ApiResult = Result<Response<Body>, ApiError>;
 /// A page of the report queue.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ReportQueuePage {
-    pub items: Vec<QueueEntry>,
+    pub items: Vec<QueueItem>,
     /// Where the next page starts; absent on the last page
     pub next_cursor: Option<String>,
 }
@@ -135,7 +137,7 @@ pub async fn report<S: ModerationStore, D: Directory>(app: &App<S, D>, req: Requ
 #[utoipa::path(
     get, path = "/v1/admin/reports", tag = "moderation", security(("bearer" = ["moderator", "admin"])),
     summary = "The report queue (moderators)",
-    description = "One entry per reported target with its report count and reasons, oldest first report first.",
+    description = "One entry per reported target with its report count, reasons and a preview of the target (a post's caption and thumbnail link, a comment's text, a user's profile; absent when the target is gone). Open entries oldest first report first; resolved ones newest resolution first, with their `resolution`.",
     params(
         ("status" = Option<String>, Query, description = "`open` (default) or `resolved`"),
         ("limit" = Option<u16>, Query, description = "Page size, 1 to 100 (default 20)", minimum = 1, maximum = 100),
@@ -187,6 +189,78 @@ pub async fn modlog<S: ModerationStore, D: Directory>(app: &App<S, D>, req: Requ
     json(StatusCode::OK, &ModlogPage { items, next_cursor })
 }
 
+/// `POST /v1/admin/reports/{id}/resolve`.
+#[utoipa::path(
+    post, path = "/v1/admin/reports/{id}/resolve", tag = "moderation", security(("bearer" = ["moderator", "admin"])),
+    summary = "Resolve a report (moderators)",
+    description = "Closes the target's open entry with an action, logged in the modlog. `dismiss` does nothing else. `remove_content` hides the post or comment from everyone but its author, who sees the note (`ContentRemoved`). `suspend` (with `duration_hours`) and `ban` act on the target's author (or the user): login and refresh answer 403 `account_suspended` at once and every session ends; the account's still-valid access tokens are refused on every write once the services have the `UserSuspended` event (seconds); a ban also hides the account's posts, comments and profile from others. Only admins may suspend staff; nobody suspends themselves. A later report of the target opens a new entry.",
+    params(("id" = String, Path, description = "The queue entry's `id` (`<type>-<target id>`)")),
+    request_body = ResolveRequest,
+    responses(
+        (status = 200, description = "The resolved entry", body = QueueEntry),
+        (status = 400, description = "`invalid_input` naming `note`, `action` or `duration_hours`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a moderator or admin (refused by the gateway), or a moderator suspending staff", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such entry (never reported)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`already_resolved`, `target_gone` (deleted meanwhile: dismiss it) or `concurrent_update`", body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[tracing::instrument(skip_all)]
+pub async fn resolve<S: ModerationStore, D: Directory>(app: &App<S, D>, req: Request) -> ApiResult {
+    let caller = Caller::from_request(&req)?;
+    let id = req.path_param("id")?;
+    let body: ResolveRequest = req.json()?;
+    let resolved = app.resolve(&caller, &id, body).await?;
+    json(StatusCode::OK, &resolved)
+}
+
+/// `POST /v1/admin/users/{username}/unsuspend`.
+#[utoipa::path(
+    post, path = "/v1/admin/users/{username}/unsuspend", tag = "moderation", security(("bearer" = ["moderator", "admin"])),
+    summary = "Lift a suspension or ban (moderators)",
+    description = "The account may log in again at once (its old sessions stay ended) and write again once the services have the `UserReinstated` event; a banned account's content shows again. Logged in the modlog (`unsuspend`).",
+    params(("username" = String, Path, description = "The account's username")),
+    request_body = UnsuspendRequest,
+    responses(
+        (status = 200, description = "The account's standing after", body = UserStanding),
+        (status = 400, description = "`invalid_input` naming `note` or `username`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a moderator or admin (refused by the gateway)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`not_suspended`", body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[tracing::instrument(skip_all)]
+pub async fn unsuspend<S: ModerationStore, D: Directory>(
+    app: &App<S, D>,
+    req: Request,
+) -> ApiResult {
+    let caller = Caller::from_request(&req)?;
+    let username = req.path_param("username")?;
+    let body: UnsuspendRequest = req.json()?;
+    let standing = app.unsuspend(&caller, &username, body).await?;
+    json(StatusCode::OK, &standing)
+}
+
+/// `GET /v1/admin/users/{username}`.
+#[utoipa::path(
+    get, path = "/v1/admin/users/{username}", tag = "moderation", security(("bearer" = ["moderator", "admin"])),
+    summary = "Look a user up (moderators)",
+    description = "The account's roles, the suspension or ban that holds (if any), and the newest 20 staff actions on it.",
+    params(("username" = String, Path, description = "The account's username")),
+    responses(
+        (status = 200, description = "The account's standing", body = UserStanding),
+        (status = 400, description = "`invalid_input` naming `username`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a moderator or admin (refused by the gateway)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json")
+    )
+)]
+#[tracing::instrument(skip_all)]
+pub async fn lookup<S: ModerationStore, D: Directory>(app: &App<S, D>, req: Request) -> ApiResult {
+    let caller = Caller::from_request(&req)?;
+    let username = req.path_param("username")?;
+    let standing = app.lookup(&caller, &username).await?;
+    json(StatusCode::OK, &standing)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -203,6 +277,7 @@ mod tests {
             store: MemoryModerationStore::default(),
             directory: MemoryDirectory::default(),
             cursors: Some(shutter_core::CursorSigner::new(b"k".to_vec())),
+            media: None,
         }
     }
 

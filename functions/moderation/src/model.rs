@@ -112,6 +112,29 @@ impl Target {
     pub fn key(&self) -> String {
         format!("{}#{}", self.kind.as_str(), self.id)
     }
+
+    /// `<type>-<id>`: the id of the target's queue entry in paths.
+    pub fn entry_id(&self) -> String {
+        format!("{}-{}", self.kind.as_str(), self.id)
+    }
+
+    /// The target a queue entry's id names; 404 for anything that is not one (an id that
+    /// cannot exist names no entry).
+    pub fn of_entry_id(raw: &str) -> Result<Self, ApiError> {
+        let not_found = || ApiError::NotFound("report");
+        let (kind, id) = raw.split_once('-').ok_or_else(not_found)?;
+        let kind = match kind {
+            "post" => TargetType::Post,
+            "comment" => TargetType::Comment,
+            "user" => TargetType::User,
+            _ => return Err(not_found()),
+        };
+        let id = shutter_core::parse_id("id", id).map_err(|_| not_found())?;
+        Ok(Self {
+            kind,
+            id: id.to_string(),
+        })
+    }
 }
 
 /// Why something is reported.
@@ -175,6 +198,9 @@ impl ReportStatus {
 /// The queue's entry of one target: every report of it, summed up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct QueueEntry {
+    /// `<type>-<target id>`: the entry's id in `/v1/admin/reports/{id}/resolve`
+    #[serde(default)]
+    pub id: String,
     pub target: Target,
     pub status: ReportStatus,
     /// How many users reported it
@@ -185,6 +211,107 @@ pub struct QueueEntry {
     pub first_reported_at: String,
     /// RFC 3339
     pub last_reported_at: String,
+    /// How staff resolved it (resolved entries only)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Resolution>,
+}
+
+/// What a moderator does with a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Nothing breaks the rules: the entry closes.
+    Dismiss,
+    /// The post or comment is hidden from everyone but its author, who sees why.
+    RemoveContent,
+    /// The account (the target's author) is suspended for `duration_hours`.
+    Suspend,
+    /// The account is banned until staff lift it; its content is hidden from others.
+    Ban,
+}
+
+/// The longest suspension (hours): a year. Longer is a ban.
+pub const MAX_SUSPENSION_HOURS: u32 = 8760;
+
+/// How a queue entry was resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Resolution {
+    pub action: Verdict,
+    pub note: String,
+    #[schema(value_type = String)]
+    pub moderator_id: UserId,
+    pub moderator_username: String,
+    /// RFC 3339
+    pub at: String,
+    /// The suspension's end (RFC 3339), for `suspend`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+}
+
+/// An account's suspension or ban, as stored on the account (identity reads it at login
+/// and refresh).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Suspension {
+    pub banned: bool,
+    /// RFC 3339; absent for a ban
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    pub note: String,
+    /// RFC 3339
+    pub at: String,
+    #[schema(value_type = String)]
+    pub moderator_id: UserId,
+}
+
+impl Suspension {
+    /// Whether it still holds at `now` (RFC 3339).
+    pub fn holds(&self, now: &str) -> bool {
+        self.banned || self.until.as_deref().is_some_and(|until| until > now)
+    }
+}
+
+/// What the queue shows of a target, so staff decide without opening it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Preview {
+    Post {
+        author_username: String,
+        caption: String,
+        /// A short-lived link to the first medium's thumbnail
+        #[serde(skip_serializing_if = "Option::is_none")]
+        thumbnail_url: Option<String>,
+    },
+    Comment {
+        author_username: String,
+        text: String,
+        post_id: String,
+    },
+    User {
+        username: String,
+        display_name: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        avatar_url: Option<String>,
+    },
+}
+
+/// A queue entry with its target's preview (absent when the target is gone).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct QueueItem {
+    #[serde(flatten)]
+    pub entry: QueueEntry,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preview: Option<Preview>,
+}
+
+/// What moderation keeps of a published post for its preview, from the posts events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostPreview {
+    pub post_id: shutter_core::PostId,
+    pub author_id: UserId,
+    pub caption: String,
+    #[serde(default)]
+    pub thumbnail_key: Option<String>,
+    pub version: u64,
 }
 
 impl QueueEntry {
@@ -197,6 +324,8 @@ impl QueueEntry {
             reasons: vec![report.reason],
             first_reported_at: report.created_at.clone(),
             last_reported_at: report.created_at.clone(),
+            id: report.target.entry_id(),
+            resolution: None,
         }
     }
 
@@ -222,6 +351,22 @@ impl QueueEntry {
 pub enum ModAction {
     GrantRole,
     RevokeRole,
+    Dismiss,
+    RemoveContent,
+    Suspend,
+    Ban,
+    Unsuspend,
+}
+
+impl From<Verdict> for ModAction {
+    fn from(verdict: Verdict) -> Self {
+        match verdict {
+            Verdict::Dismiss => Self::Dismiss,
+            Verdict::RemoveContent => Self::RemoveContent,
+            Verdict::Suspend => Self::Suspend,
+            Verdict::Ban => Self::Ban,
+        }
+    }
 }
 
 /// One line of the modlog: who did what to which target, why and when. Written once,
@@ -242,6 +387,13 @@ pub struct ModlogEntry {
     pub role: Option<Role>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// A suspension's end (RFC 3339)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// The queue entry the action resolved (a suspension over a post names the post's
+    /// entry here and its author as the target)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<String>,
 }
 
 /// Which entries of the modlog to list.
@@ -312,6 +464,9 @@ pub struct CommentRef {
     pub comment_id: String,
     pub post_id: shutter_core::PostId,
     pub author_id: UserId,
+    /// For the queue's preview (from `CommentAdded`, then `CommentEdited`)
+    #[serde(default)]
+    pub text: String,
 }
 
 /// An account as moderation sees it: who, and which roles.
@@ -320,6 +475,10 @@ pub struct StaffAccount {
     pub user_id: UserId,
     pub username: String,
     pub roles: Vec<String>,
+    /// The suspension or ban on the account, if any (it may have ended)
+    pub suspension: Option<Suspension>,
+    /// Grows by one with every suspension or reinstatement: the events' `seq`.
+    pub standing_seq: u64,
 }
 
 #[cfg(test)]

@@ -110,7 +110,9 @@ pub struct Standing {
 pub enum Inactive {
     Deleted,
     /// Suspended until (RFC 3339), or banned (`None`).
-    Suspended { until: Option<String> },
+    Suspended {
+        until: Option<String>,
+    },
 }
 
 impl Standing {
@@ -685,14 +687,16 @@ type PairKey = (PairKind, UserId, UserId);
 /// (holds, seq) of a pair.
 type PairState = (bool, u64);
 
+/// (banned, until, seq) of an account's standing.
+type StandingState = (bool, Option<String>, u64);
+
 /// An in-memory directory for unit tests, with the same rules.
 #[derive(Debug, Default)]
 pub struct MemoryDirectory {
     authors: Mutex<HashMap<UserId, Option<Author>>>,
     posts: Mutex<HashMap<PostId, Option<PostRef>>>,
     pairs: Mutex<HashMap<PairKey, PairState>>,
-    /// user → (banned, until, seq)
-    standings: Mutex<HashMap<UserId, (bool, Option<String>, u64)>>,
+    standings: Mutex<HashMap<UserId, StandingState>>,
 }
 
 fn poisoned<T>(_: T) -> StoreError {
@@ -988,11 +992,13 @@ mod tests {
         let standing = dir.account_standing(&ann).await.unwrap();
         assert_eq!(standing.refusal("2999-01-01T00:00:00.001Z"), None);
         // WHEN it is lifted (seq 2) and the suspension is delivered again, late
-        dir.apply(&env(Event::UserReinstated(shutter_events::UserReinstated {
-            user_id: ann.clone(),
-            username: "ann".into(),
-            seq: 2,
-        })))
+        dir.apply(&env(Event::UserReinstated(
+            shutter_events::UserReinstated {
+                user_id: ann.clone(),
+                username: "ann".into(),
+                seq: 2,
+            },
+        )))
         .await
         .unwrap();
         dir.apply(&suspended(&ann, false, Some(until), 1))
@@ -1042,15 +1048,17 @@ mod tests {
         dir.apply(&env(Event::PostPublished(facts(&post, &ann))))
             .await
             .unwrap();
-        dir.apply(&env(Event::ContentRemoved(shutter_events::ContentRemoved {
-            kind: shutter_events::RemovedKind::Post,
-            target_id: post.to_string(),
-            post_id: post.clone(),
-            author_id: ann.clone(),
-            note: "spam".into(),
-            removed_by: staff,
-            removed_at: "2026-01-01T00:00:00.000Z".into(),
-        })))
+        dir.apply(&env(Event::ContentRemoved(
+            shutter_events::ContentRemoved {
+                kind: shutter_events::RemovedKind::Post,
+                target_id: post.to_string(),
+                post_id: post.clone(),
+                author_id: ann.clone(),
+                note: "spam".into(),
+                removed_by: staff,
+                removed_at: "2026-01-01T00:00:00.000Z".into(),
+            },
+        )))
         .await
         .unwrap();
         dir.apply(&env(Event::PostPublished(facts(&post, &ann))))

@@ -105,6 +105,7 @@ impl From<Session> for TokenResponse {
     responses(
         (status = 200, description = "An access token (RS256, 15 minutes) and a refresh token", body = TokenResponse),
         (status = 401, description = "`invalid_credentials`: the same whether the user exists or not", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`account_suspended`: the password is right but staff suspended the account (`until`, RFC 3339) or banned it (no `until`)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`: too many password checks (login, password change, account deletion, email change) of this account (`password_checks`) or from this address (`password_checks_per_address`); nothing was checked or changed", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a retry can pass"), ("RateLimit-Policy" = String, description = "This route's limits, each `\"name-window\";q=quota;w=seconds` (IETF RateLimit fields; on every answer of the route)"), ("RateLimit" = String, description = "What remains of each limit and when it resets, `\"name-window\";r=remaining;t=seconds`")))
     )
 )]
@@ -161,6 +162,7 @@ struct RefreshBody {
     responses(
         (status = 200, description = "A new token pair", body = TokenResponse),
         (status = 401, description = "The refresh token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`account_suspended` (`until`, or none for a ban): the suspension also ended every session, so this token will not work again", body = Problem, content_type = "application/problem+json"),
     )
 )]
 /// `POST /v1/auth/refresh` -> 200 with a new token pair. The presented token is rotated;

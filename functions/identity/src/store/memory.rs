@@ -64,6 +64,15 @@ impl MemoryIdentityStore {
         self.state().events.clone()
     }
 
+    /// Suspends the account as the moderation service does: the suspension on the account
+    /// and a new refresh epoch.
+    pub fn suspend(&self, user_id: &UserId, suspension: crate::model::Suspension) {
+        if let Some(account) = self.state().accounts.get_mut(user_id) {
+            account.suspension = Some(suspension);
+            account.refresh_epoch += 1;
+        }
+    }
+
     pub fn family_revoked(&self, family_id: &FamilyId) -> bool {
         self.state()
             .families

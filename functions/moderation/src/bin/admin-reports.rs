@@ -2,7 +2,7 @@
 #[tokio::main]
 async fn main() -> Result<(), shutter_http::lambda_http::Error> {
     shutter_http::serve(
-        shutter_moderation::Live::from_env,
+        shutter_moderation::Live::for_queue,
         shutter_moderation::http::reports,
     )
     .await

@@ -4,15 +4,17 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use shutter_core::UserId;
+use shutter_core::{PostId, UserId};
+use shutter_events::Envelope;
 use shutter_store::{StoreError, StoreResult};
 
 use super::{
-    DUPLICATE_REPORT, ModerationStore, QueueChange, STALE_QUEUE, STALE_ROLES, modlog_position,
-    queue_position,
+    DUPLICATE_REPORT, ModerationStore, QueueChange, STALE_QUEUE, STALE_ROLES, STALE_STANDING,
+    StandingChange, modlog_position, queue_position, resolved_position,
 };
 use crate::model::{
-    CommentRef, ModlogEntry, ModlogFilter, QueueEntry, Report, ReportStatus, StaffAccount, Target,
+    CommentRef, ModlogEntry, ModlogFilter, PostPreview, QueueEntry, Report, ReportStatus,
+    StaffAccount, Target,
 };
 
 #[derive(Debug, Default)]
@@ -24,6 +26,24 @@ struct State {
     modlog: Vec<ModlogEntry>,
     comments: HashMap<String, CommentRef>,
     deleted_comments: HashSet<String>,
+    posts: HashMap<PostId, Option<PostPreview>>,
+    /// Events written with the changes (the outbox), oldest first.
+    events: Vec<Envelope>,
+}
+
+impl State {
+    fn apply_standing(&mut self, change: &StandingChange) -> StoreResult<()> {
+        let key = change.account.username.to_lowercase();
+        match self.accounts.get_mut(&key) {
+            Some(stored) if stored.standing_seq == change.account.standing_seq => {
+                stored.suspension.clone_from(&change.suspension);
+                stored.standing_seq += 1;
+            }
+            _ => return Err(StoreError::Conflict(STALE_STANDING)),
+        }
+        self.events.push(change.event.clone());
+        Ok(())
+    }
 }
 
 type ReportStatusKey = &'static str;
@@ -61,6 +81,14 @@ impl MemoryModerationStore {
             .unwrap_or_default()
     }
 
+    /// The events written so far, oldest first.
+    pub fn events(&self) -> Vec<Envelope> {
+        self.state
+            .lock()
+            .map(|s| s.events.clone())
+            .unwrap_or_default()
+    }
+
     pub fn report_count(&self) -> usize {
         self.state.lock().map(|s| s.reports.len()).unwrap_or(0)
     }
@@ -71,6 +99,49 @@ impl ModerationStore for MemoryModerationStore {
     async fn account_by_username(&self, username: &str) -> StoreResult<Option<StaffAccount>> {
         let s = self.state.lock().map_err(poisoned)?;
         Ok(s.accounts.get(&username.to_lowercase()).cloned())
+    }
+
+    async fn account(&self, user_id: &UserId) -> StoreResult<Option<StaffAccount>> {
+        let s = self.state.lock().map_err(poisoned)?;
+        Ok(s.accounts.values().find(|a| a.user_id == *user_id).cloned())
+    }
+
+    async fn resolve(
+        &self,
+        open: &QueueEntry,
+        resolved: &QueueEntry,
+        entry: &ModlogEntry,
+        standing: Option<&StandingChange>,
+        events: &[Envelope],
+    ) -> StoreResult<()> {
+        let mut s = self.state.lock().map_err(poisoned)?;
+        let pos = queue_position(open);
+        let target = open.target.key();
+        if s.open.get(&target) != Some(&pos) || s.queue.get(&("open", pos.clone())) != Some(open) {
+            return Err(StoreError::Conflict(STALE_QUEUE));
+        }
+        // All or nothing: the standing is checked before anything changes.
+        if let Some(change) = standing {
+            s.apply_standing(change)?;
+        }
+        s.open.remove(&target);
+        s.queue.remove(&("open", pos));
+        s.queue
+            .insert(("resolved", resolved_position(resolved)), resolved.clone());
+        s.modlog.push(entry.clone());
+        s.events.extend(events.iter().cloned());
+        Ok(())
+    }
+
+    async fn set_standing(
+        &self,
+        standing: &StandingChange,
+        entry: &ModlogEntry,
+    ) -> StoreResult<()> {
+        let mut s = self.state.lock().map_err(poisoned)?;
+        s.apply_standing(standing)?;
+        s.modlog.push(entry.clone());
+        Ok(())
     }
 
     async fn set_roles(
@@ -92,6 +163,11 @@ impl ModerationStore for MemoryModerationStore {
     async fn report(&self, target: &Target, reporter: &UserId) -> StoreResult<Option<Report>> {
         let s = self.state.lock().map_err(poisoned)?;
         Ok(s.reports.get(&(target.key(), reporter.clone())).cloned())
+    }
+
+    async fn reported(&self, target: &Target) -> StoreResult<bool> {
+        let s = self.state.lock().map_err(poisoned)?;
+        Ok(s.reports.keys().any(|(t, _)| *t == target.key()))
     }
 
     async fn open_entry(&self, target: &Target) -> StoreResult<Option<QueueEntry>> {
@@ -139,14 +215,27 @@ impl ModerationStore for MemoryModerationStore {
         limit: usize,
     ) -> StoreResult<Vec<(String, QueueEntry)>> {
         let s = self.state.lock().map_err(poisoned)?;
-        Ok(s.queue
+        let newest_first = status == ReportStatus::Resolved;
+        let mut entries: Vec<(String, QueueEntry)> = s
+            .queue
             .iter()
             .filter(|((st, pos), _)| {
-                *st == status.as_str() && after.is_none_or(|a| pos.as_str() > a)
+                *st == status.as_str()
+                    && after.is_none_or(|a| {
+                        if newest_first {
+                            pos.as_str() < a
+                        } else {
+                            pos.as_str() > a
+                        }
+                    })
             })
-            .take(limit)
             .map(|((_, pos), e)| (pos.clone(), e.clone()))
-            .collect())
+            .collect();
+        if newest_first {
+            entries.reverse();
+        }
+        entries.truncate(limit);
+        Ok(entries)
     }
 
     async fn modlog(
@@ -175,6 +264,38 @@ impl ModerationStore for MemoryModerationStore {
     async fn comment(&self, comment_id: &str) -> StoreResult<Option<CommentRef>> {
         let s = self.state.lock().map_err(poisoned)?;
         Ok(s.comments.get(comment_id).cloned())
+    }
+
+    async fn edit_comment(&self, comment_id: &str, text: &str) -> StoreResult<()> {
+        let mut s = self.state.lock().map_err(poisoned)?;
+        if let Some(c) = s.comments.get_mut(comment_id) {
+            text.clone_into(&mut c.text);
+        }
+        Ok(())
+    }
+
+    async fn post_preview(&self, post_id: &PostId) -> StoreResult<Option<PostPreview>> {
+        let s = self.state.lock().map_err(poisoned)?;
+        Ok(s.posts.get(post_id).cloned().flatten())
+    }
+
+    async fn put_post_preview(&self, preview: &PostPreview) -> StoreResult<()> {
+        let mut s = self.state.lock().map_err(poisoned)?;
+        match s.posts.get(&preview.post_id) {
+            Some(None) => {}
+            Some(Some(kept)) if kept.version >= preview.version => {}
+            _ => {
+                s.posts
+                    .insert(preview.post_id.clone(), Some(preview.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    async fn forget_post(&self, post_id: &PostId) -> StoreResult<()> {
+        let mut s = self.state.lock().map_err(poisoned)?;
+        s.posts.insert(post_id.clone(), None);
+        Ok(())
     }
 
     async fn put_comment(&self, comment: &CommentRef) -> StoreResult<()> {

@@ -16,15 +16,25 @@
 //!   with `attribute_not_exists` and never updated or deleted: the log is append-only
 //! - `MODCOMMENT#<id>` / `COMMENT`: a [`CommentRef`] from the comments topic (a deleted
 //!   comment leaves a tombstone so a late `CommentAdded` cannot bring it back)
+//! - `MODQUEUE#resolved` / `<resolved at>#<type>#<id>`: a resolved entry (read newest
+//!   first); resolving deletes the open entry and its `OPEN` pointer in the same
+//!   transaction, so the next report of the target opens a new entry
+//! - `MODPOST#<id>` / `POST`: a [`PostPreview`] from the posts topic (deleted: tombstone)
+//! - on the account (`USER#<id>` / `ACCOUNT`) it also sets `suspension` (a
+//!   [`Suspension`], which login and refresh read), bumps `refresh_epoch` (ending every
+//!   session) and `standing_seq`, with the `UserSuspended` / `UserReinstated` event in the
+//!   table's outbox, in one transaction
 //! - `DIR#...`: the service's copy of users, posts, follows and blocks
 //!   ([`shutter_directory::DynamoDirectory`], same table)
 
 use async_trait::async_trait;
-use shutter_core::UserId;
+use shutter_core::{PostId, UserId};
+use shutter_events::Envelope;
 use shutter_store::StoreResult;
 
 use crate::model::{
-    CommentRef, ModlogEntry, ModlogFilter, QueueEntry, Report, ReportStatus, StaffAccount, Target,
+    CommentRef, ModlogEntry, ModlogFilter, PostPreview, QueueEntry, Report, ReportStatus,
+    StaffAccount, Suspension, Target,
 };
 
 pub mod dynamo;
@@ -36,9 +46,23 @@ pub const STALE_ROLES: &str = "stale_roles";
 pub const DUPLICATE_REPORT: &str = "duplicate_report";
 /// The target's queue entry changed since it was read.
 pub const STALE_QUEUE: &str = "stale_queue";
+/// The account's standing (suspension) changed since it was read.
+pub const STALE_STANDING: &str = "stale_standing";
+
+/// A change of an account's standing: its new suspension (or none), under the next seq.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StandingChange {
+    /// The account as read: the change holds only if its `standing_seq` is unchanged.
+    pub account: StaffAccount,
+    pub suspension: Option<Suspension>,
+    /// The `UserSuspended` or `UserReinstated` event.
+    pub event: Envelope,
+}
 
 /// How a report changes its target's open queue entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Built once per report and passed by reference: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum QueueChange {
     /// The target has no open entry: open this one.
     Open(QueueEntry),
@@ -50,6 +74,22 @@ pub enum QueueChange {
 pub trait ModerationStore: Send + Sync {
     /// The account of `username` (lower-cased, as identity keys it), if any.
     async fn account_by_username(&self, username: &str) -> StoreResult<Option<StaffAccount>>;
+    async fn account(&self, user_id: &UserId) -> StoreResult<Option<StaffAccount>>;
+    /// Closes the open entry `open` as `resolved` (conflict STALE_QUEUE if it changed),
+    /// appends `entry` to the modlog, and applies `standing` (conflict STALE_STANDING) and
+    /// `events`, all in one transaction.
+    async fn resolve(
+        &self,
+        open: &QueueEntry,
+        resolved: &QueueEntry,
+        entry: &ModlogEntry,
+        standing: Option<&StandingChange>,
+        events: &[Envelope],
+    ) -> StoreResult<()>;
+    /// Applies `standing` and appends `entry` to the modlog, in one transaction. Conflict:
+    /// STALE_STANDING.
+    async fn set_standing(&self, standing: &StandingChange, entry: &ModlogEntry)
+    -> StoreResult<()>;
     /// Sets the account's roles to `roles` if they are still `account.roles`, and appends
     /// `entry` to the modlog, in one transaction. Conflict: STALE_ROLES.
     async fn set_roles(
@@ -61,6 +101,8 @@ pub trait ModerationStore: Send + Sync {
 
     /// `reporter`'s report of `target`, if any.
     async fn report(&self, target: &Target, reporter: &UserId) -> StoreResult<Option<Report>>;
+    /// Whether anyone ever reported `target` (its reports are kept).
+    async fn reported(&self, target: &Target) -> StoreResult<bool>;
     /// The target's open queue entry, if any.
     async fn open_entry(&self, target: &Target) -> StoreResult<Option<QueueEntry>>;
     /// Stores `report` and applies `queue` in one transaction. Conflicts:
@@ -85,6 +127,13 @@ pub trait ModerationStore: Send + Sync {
     ) -> StoreResult<Vec<(String, ModlogEntry)>>;
 
     async fn comment(&self, comment_id: &str) -> StoreResult<Option<CommentRef>>;
+    /// A comment's new text (an edit); nothing if unknown or deleted.
+    async fn edit_comment(&self, comment_id: &str, text: &str) -> StoreResult<()>;
+    async fn post_preview(&self, post_id: &PostId) -> StoreResult<Option<PostPreview>>;
+    /// Keeps `preview` unless the post is deleted or a newer version is kept.
+    async fn put_post_preview(&self, preview: &PostPreview) -> StoreResult<()>;
+    /// Forgets a post's preview for good (a tombstone; idempotent).
+    async fn forget_post(&self, post_id: &PostId) -> StoreResult<()>;
     /// Remembers a comment, unless it was deleted (idempotent).
     async fn put_comment(&self, comment: &CommentRef) -> StoreResult<()>;
     /// Forgets a comment for good (a tombstone; idempotent).
@@ -94,6 +143,12 @@ pub trait ModerationStore: Send + Sync {
 /// The queue's position of an entry: its sort key, `<first reported at>#<type>#<id>`.
 pub fn queue_position(entry: &QueueEntry) -> String {
     format!("{}#{}", entry.first_reported_at, entry.target.key())
+}
+
+/// The resolved queue's position of an entry: `<resolved at>#<type>#<id>`.
+pub fn resolved_position(entry: &QueueEntry) -> String {
+    let at = entry.resolution.as_ref().map_or("", |r| r.at.as_str());
+    format!("{at}#{}", entry.target.key())
 }
 
 /// The modlog's position of an entry: `<at>#<id>`.
