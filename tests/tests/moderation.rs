@@ -16,11 +16,14 @@ use shutter_e2e::{Answer, TestApp, User, eventually};
 const WAIT: Duration = Duration::from_secs(90);
 
 /// The functions behind `/v1/admin/`, by logical id.
-const ADMIN_FUNCTIONS: [&str; 4] = [
+const ADMIN_FUNCTIONS: [&str; 7] = [
     "AdminRolesGrantFunction",
     "AdminRolesRevokeFunction",
     "AdminReportsFunction",
     "AdminModlogFunction",
+    "AdminReportsResolveFunction",
+    "AdminUsersUnsuspendFunction",
+    "AdminUsersGetFunction",
 ];
 
 /// The `scope` claim of an access token (its payload, unverified: the gateway verifies).
@@ -63,12 +66,18 @@ fn invocations(app: &TestApp) -> Vec<u64> {
 /// Every `/v1/admin/` route, called with `token`.
 async fn every_admin_route(app: &TestApp, token: &str, someone: &str) -> Vec<(String, Answer)> {
     let role = format!("/v1/admin/users/{someone}/roles/moderator");
+    let lookup = format!("/v1/admin/users/{someone}");
+    let unsuspend = format!("/v1/admin/users/{someone}/unsuspend");
+    let resolve = format!("/v1/admin/reports/post-{}/resolve", shutter_core::new_id());
     let mut answers = Vec::new();
     for (method, path) in [
         (Method::PUT, role.as_str()),
         (Method::DELETE, role.as_str()),
         (Method::GET, "/v1/admin/reports"),
         (Method::GET, "/v1/admin/modlog"),
+        (Method::POST, resolve.as_str()),
+        (Method::POST, unsuspend.as_str()),
+        (Method::GET, lookup.as_str()),
     ] {
         let answer = app.call(method.clone(), path, Some(token), None).await;
         answers.push((format!("{method} {path}"), answer));
