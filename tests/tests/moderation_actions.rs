@@ -74,6 +74,15 @@ async fn a_moderator_removes_a_post_suspends_its_author_and_lifts_it() {
 
     // WHEN the fan reports the post
     reported(&app, &fan, "post", &post).await;
+    // (a repeat is the same report, and counts against the fan's daily report limit)
+    let repeat = report(&app, &fan, "post", &post).await;
+    assert_eq!(repeat.status, StatusCode::OK, "{:?}", repeat.body);
+    let policy = repeat
+        .headers
+        .get("ratelimit-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(policy.starts_with("\"reports-1d\""), "{policy}");
     // THEN the queue shows it with its preview, and the thumbnail link downloads
     let entry_id = format!("post-{post}");
     let queue = open_queue(&app, &admin).await;

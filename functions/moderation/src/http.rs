@@ -117,7 +117,9 @@ pub async fn revoke_role<S: ModerationStore, D: Directory>(
         (status = 201, description = "Reported", body = Report),
         (status = 200, description = "You had reported it already: that report", body = Report),
         (status = 400, description = "`invalid_input` naming the field (`target.id`, `note`, `target` for yourself), or `malformed_json`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such target, or one you may not see", body = Problem, content_type = "application/problem+json")
+        (status = 403, description = "`account_suspended`: the caller's account is suspended or banned", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such target, or one you may not see", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many reports today (`reports`); nothing was filed", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a retry can pass"), ("RateLimit-Policy" = String, description = "This route's limits, each `\"name-window\";q=quota;w=seconds` (IETF RateLimit fields; on every answer of the route)"), ("RateLimit" = String, description = "What remains of each limit and when it resets, `\"name-window\";r=remaining;t=seconds`")))
     )
 )]
 #[tracing::instrument(skip_all)]

@@ -137,12 +137,13 @@ impl DevstackConfig {
 /// The rate limits and route throttles raised out of reach, as [`DevstackConfig::for_tests`]
 /// sets them: suites register many users from one loopback address and post, like and
 /// log in far faster than any person. A story about a limit lowers its own again.
-pub const UNLIMITED_FOR_TESTS: [(&str, &str); 17] = [
+pub const UNLIMITED_FOR_TESTS: [(&str, &str); 18] = [
     ("PostsPerHour", "1000000"),
     ("PostsPerDay", "1000000"),
     ("CommentsPerHour", "1000000"),
     ("LikesPerHour", "1000000"),
     ("FollowsPerHour", "1000000"),
+    ("ReportsPerDay", "1000000"),
     ("FollowsPerDay", "1000000"),
     ("SearchesPerMinute", "1000000"),
     ("MediaBytesPerDay", "1000000000000000"),
