@@ -157,6 +157,7 @@ impl<S: IdentityStore, T> App<S, T> {
             ));
         }
         let account = self.account_of(caller).await?;
+        account.refuse_suspended(&shutter_core::now_rfc3339())?;
         if let Some(attempt) = &patch.current_password
             && !verified(attempt, &account.password_hash)
         {
@@ -186,6 +187,7 @@ impl<S: IdentityStore, T> App<S, T> {
         new: &Password,
     ) -> Result<(), ApiError> {
         let account = self.account_of(caller).await?;
+        account.refuse_suspended(&shutter_core::now_rfc3339())?;
         if !verified(current, &account.password_hash) {
             return Err(ApiError::PasswordMismatch("current_password"));
         }
@@ -199,7 +201,8 @@ impl<S: IdentityStore, T> App<S, T> {
     }
 
     /// Erases the caller's account and emits `UserDeleted`, which every service that
-    /// holds the user's data consumes. Its username stays unavailable for the quarantine. The password is asked again (403
+    /// holds the user's data consumes. A suspended or banned account may still erase
+    /// itself (its data is its own); its username stays quarantined as any. Its username stays unavailable for the quarantine. The password is asked again (403
     /// `password_mismatch` on `password`) so a stolen access token cannot delete an
     /// account.
     pub async fn delete_account(
@@ -573,6 +576,13 @@ mod tests {
         assert_eq!(login.problem().until.as_deref(), Some(until));
         let refresh = app.refresh(&token).await.unwrap_err();
         assert_eq!(code(&refresh).0, 403);
+        // AND its settings and password cannot change meanwhile
+        let patch = AccountPatch::default();
+        let settings = app
+            .update_account(&dan.user_id, &patch, "c")
+            .await
+            .unwrap_err();
+        assert_eq!(code(&settings).0, 403);
         // AND a wrong password learns nothing of it
         let wrong = app
             .login(
