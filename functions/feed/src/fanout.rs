@@ -25,6 +25,7 @@ use shutter_directory::Directory;
 use shutter_events::work::{Job, WithWork, WorkQueue};
 use shutter_events::{
     ConsumeError, Consumer, EdgeFacts, Envelope, Event, EventSet, EventType, LikeFacts, PostFacts,
+    RemovedKind,
 };
 use shutter_store::{StoreError, StoreResult};
 
@@ -45,7 +46,7 @@ pub const EVENTS: Consumer = Consumer {
         EventType::LikeAdded,
         EventType::LikeRemoved,
     ])),
-    summary: "Builds home timelines: fans ordinary authors' posts out to their followers, backfills and removes posts as follows start and end, clears a deleted account's timeline, and keeps the feed's copies of posts, their counts, likes and authors.",
+    summary: "Builds home timelines: fans ordinary authors' posts out to their followers, backfills and removes posts as follows start and end, takes out posts deleted or removed by staff, clears a deleted account's timeline, and keeps the feed's copies of posts, their counts, likes and authors (and which are banned).",
 };
 
 /// Entries read per page while removing an author's posts from a timeline.
@@ -72,6 +73,12 @@ pub async fn apply<S: FeedStore, D: Directory, Q: WorkQueue>(
         }
         Event::PostDeleted(gone) => {
             unpublish(deps, &gone.post_id, &gone.author_id, &envelope).await?
+        }
+        // A post staff removed leaves every feed, its author's too (the author sees it,
+        // and why, on the post itself), for good: the tombstone keeps a late
+        // `PostPublished` or `PostUpdated` from bringing it back.
+        Event::ContentRemoved(removed) if removed.kind == RemovedKind::Post => {
+            unpublish(deps, &removed.post_id, &removed.author_id, &envelope).await?
         }
         Event::PostEngagementChanged(change) => {
             // Counted before, or about a post unknown here or deleted: nothing to count.
@@ -467,6 +474,49 @@ mod tests {
         assert!(app.store.recent(&ann, None, 10).await.unwrap().is_empty());
     }
 
+    fn removed(post: &PostId, author: &UserId, kind: shutter_events::RemovedKind) -> Envelope {
+        env(Event::ContentRemoved(shutter_events::ContentRemoved {
+            kind,
+            target_id: post.to_string(),
+            post_id: post.clone(),
+            author_id: author.clone(),
+            note: "spam".into(),
+            removed_by: UserId::generate(),
+            removed_at: "2026-12-07T00:00:00.000Z".into(),
+        }))
+    }
+
+    #[tokio::test]
+    async fn a_removed_post_leaves_every_timeline_and_late_events_do_not_bring_it_back() {
+        // GIVEN ann's post fanned out to her follower
+        let app = app();
+        let [ann, bob] = <[UserId; 2]>::try_from(users(2)).unwrap();
+        let post = PostId::generate();
+        let publish = published(&post, &ann);
+        apply_all(&app, &[&follow(&bob, &ann, 1, true), &publish]).await;
+        assert_eq!(timeline(&app, &bob).await, from_ref(&post));
+        // WHEN a comment of it is removed THEN the post stays
+        let comment = removed(&post, &ann, shutter_events::RemovedKind::Comment);
+        apply_all(&app, &[&comment]).await;
+        assert_eq!(timeline(&app, &bob).await, from_ref(&post));
+        // WHEN staff remove the post (delivered twice)
+        let removal = removed(&post, &ann, shutter_events::RemovedKind::Post);
+        apply_all(&app, &[&removal, &removal]).await;
+        // THEN it leaves her timeline, bob's and her recent posts
+        for user in [&ann, &bob] {
+            assert!(timeline(&app, user).await.is_empty());
+        }
+        assert!(app.store.recent(&ann, None, 10).await.unwrap().is_empty());
+        assert_eq!(app.store.post(&post).await.unwrap(), None);
+        // AND a late publication or edit does not bring it back
+        let edit = env(Event::PostUpdated(facts(&post, &ann, "innocent", 2)));
+        apply_all(&app, &[&publish, &edit]).await;
+        for user in [&ann, &bob] {
+            assert!(timeline(&app, user).await.is_empty());
+        }
+        assert_eq!(app.store.post(&post).await.unwrap(), None);
+    }
+
     #[tokio::test]
     async fn following_backfills_unfollowing_removes_and_late_events_change_nothing() {
         // GIVEN ann published two posts before bob followed her
@@ -648,7 +698,10 @@ mod tests {
             EventType::LikeAdded,
             EventType::LikeRemoved,
             EventType::UserDeleted,
+            EventType::ContentRemoved,
             // The directory's
+            EventType::UserSuspended,
+            EventType::UserReinstated,
             EventType::UserRegistered,
             EventType::ProfileUpdated,
             EventType::AvatarChanged,

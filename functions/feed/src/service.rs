@@ -24,9 +24,10 @@ fn cursor_scope(viewer: &UserId) -> String {
 }
 
 impl<S: FeedReader, M: MediaStore> App<S, M> {
-    /// A page of `viewer`'s feed, newest first. Posts deleted since they reached the
-    /// timeline, posts of deleted accounts, and a private account's posts unless the
-    /// viewer follows it are left out (a page may be short). The last is read-time
+    /// A page of `viewer`'s feed, newest first. Posts deleted or removed by staff since
+    /// they reached the timeline (both tombstone the copy: [`crate::fanout`]), posts of
+    /// deleted accounts, of banned accounts (but the viewer's own), and a private
+    /// account's posts unless the viewer follows it are left out (a page may be short). The last is read-time
     /// filtering on this service's copies: a post fanned out while they were stale (a
     /// follow of the window before a privacy change arrived, a fan-out racing an unfollow)
     /// is not shown once they are up to date, whether or not its entry was taken out yet.
@@ -70,10 +71,13 @@ impl<S: FeedReader, M: MediaStore> App<S, M> {
             ) else {
                 continue;
             };
-            if author.private
-                && author.user_id != *viewer
-                && !found.followed.contains(&author.user_id)
-            {
+            let others = author.user_id != *viewer;
+            if others && author.private && !found.followed.contains(&author.user_id) {
+                continue;
+            }
+            // A banned author's posts are hidden from others while the ban holds; they
+            // come back, entries untouched, when it is lifted.
+            if others && found.banned.contains(&author.user_id) {
                 continue;
             }
             let liked = found.liked.contains(&post.post_id);
@@ -401,6 +405,32 @@ mod tests {
                 .items
                 .is_empty()
         );
+    }
+
+    #[tokio::test]
+    async fn a_banned_authors_posts_are_left_out_for_others_until_the_ban_is_lifted() {
+        // GIVEN ann's post in bob's timeline and her own, and ann is banned
+        let app = app();
+        let bob = author(&app, "bob", None);
+        let ann = author(&app, "ann", None);
+        let hers = post(&app, &ann, 1).await;
+        let his = post(&app, &bob, 2).await;
+        for who in [&bob, &ann] {
+            app.store
+                .add_to_timelines(std::slice::from_ref(who), &[hers.clone(), his.clone()])
+                .await
+                .unwrap();
+        }
+        app.store.set_banned(&ann, true);
+        // WHEN bob reads his feed THEN hers is left out; she still sees it in hers
+        let feed = app.feed(&bob, page(20, None)).await.unwrap();
+        assert_eq!(ids(&feed), std::slice::from_ref(&his.post_id));
+        let own = app.feed(&ann, page(20, None)).await.unwrap();
+        assert_eq!(ids(&own), [his.post_id.clone(), hers.post_id.clone()]);
+        // WHEN the ban is lifted THEN it is back in bob's feed
+        app.store.set_banned(&ann, false);
+        let feed = app.feed(&bob, page(20, None)).await.unwrap();
+        assert_eq!(ids(&feed), [his.post_id, hers.post_id]);
     }
 
     #[tokio::test]

@@ -25,7 +25,8 @@ fn post_id(req: &Request) -> Result<PostId, ApiError> {
     params(("id" = String, Path, description = "The post id (a ULID)", pattern = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$")),
     responses(
         (status = 200, description = "You like the post", body = LikeStatus, example = json!({"post_id": "01JD0000000000000000PST001", "liked": true})),
-        (status = 404, description = "No such published post, or one you may not see", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`account_suspended`: your account is suspended (`until`: when it ends) or banned; nothing changed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such published post (or one staff removed), or one you may not see (a banned author's included)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`concurrent_update`: the like kept changing meanwhile; retry", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`: too many likes and unlikes this hour (`likes`); nothing changed", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a retry can pass"), ("RateLimit-Policy" = String, description = "This route's limits, each `\"name-window\";q=quota;w=seconds` (IETF RateLimit fields; on every answer of the route)"), ("RateLimit" = String, description = "What remains of each limit and when it resets, `\"name-window\";r=remaining;t=seconds`")))
     )
@@ -46,7 +47,8 @@ pub async fn like<S: LikesStore, D: Directory>(app: &App<S, D>, req: Request) ->
     params(("id" = String, Path, description = "The post id (a ULID)", pattern = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$")),
     responses(
         (status = 200, description = "You do not like the post", body = LikeStatus, example = json!({"post_id": "01JD0000000000000000PST001", "liked": false})),
-        (status = 404, description = "No such published post, or one you may not see", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`account_suspended`: your account is suspended (`until`: when it ends) or banned; nothing changed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such published post (or one staff removed), or one you may not see (a banned author's included)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`concurrent_update`: the like kept changing meanwhile; retry", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`: too many likes and unlikes this hour (`likes`); nothing changed", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a retry can pass"), ("RateLimit-Policy" = String, description = "This route's limits, each `\"name-window\";q=quota;w=seconds` (IETF RateLimit fields; on every answer of the route)"), ("RateLimit" = String, description = "What remains of each limit and when it resets, `\"name-window\";r=remaining;t=seconds`")))
     )

@@ -78,6 +78,11 @@ impl<S: LikesStore, D: Directory> App<S, D> {
         liked: bool,
         correlation_id: &str,
     ) -> Result<LikeStatus, ApiError> {
+        // A deleted (401), suspended or banned (403 `account_suspended`) account likes and
+        // unlikes nothing, as soon as its event reached the directory; before that, for
+        // the event's lag, its writes pass (see [`shutter_directory::refuse_inactive`]:
+        // identity refuses its refresh at once, so the access token's life bounds it).
+        shutter_directory::refuse_inactive(&self.directory, &caller.user_id).await?;
         let viewer = viewer(caller);
         let (mut current, author_id) = if liked {
             // Both reads at once: a like needs the post visible whatever its state.
@@ -408,6 +413,121 @@ mod tests {
         assert_eq!(w.state(&bob).await, None);
         assert!(w.app.store.events().is_empty());
         assert!(w.liker_ids().await.is_empty());
+    }
+
+    fn standing(event: Event, user: &UserId) -> Envelope {
+        Envelope::new(event, Some(user), "c")
+    }
+
+    fn suspended(user: &UserId, banned: bool, seq: u64) -> Envelope {
+        let until = (!banned).then(|| "2999-01-01T00:00:00.000Z".to_owned());
+        standing(
+            Event::UserSuspended(shutter_events::UserSuspended {
+                user_id: user.clone(),
+                username: "bob".into(),
+                banned,
+                until,
+                seq,
+            }),
+            user,
+        )
+    }
+
+    fn reinstated(user: &UserId, seq: u64) -> Envelope {
+        standing(
+            Event::UserReinstated(shutter_events::UserReinstated {
+                user_id: user.clone(),
+                username: "bob".into(),
+                seq,
+            }),
+            user,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_suspended_accounts_token_likes_and_unlikes_nothing_until_reinstated() {
+        // GIVEN bob liked the post, then was suspended (the directory holds it)
+        let w = world(false);
+        let bob = UserId::generate();
+        w.like(&bob).await.unwrap();
+        w.app
+            .directory
+            .apply(&suspended(&bob, false, 1))
+            .await
+            .unwrap();
+        // WHEN his still-valid token unlikes, or likes again THEN 403 account_suspended,
+        // with the end of the suspension, and nothing changes
+        for refused in [w.unlike(&bob).await, w.like(&bob).await] {
+            let p = refused.unwrap_err().problem();
+            assert_eq!((p.status, p.code.as_str()), (403, "account_suspended"));
+            assert_eq!(p.until.as_deref(), Some("2999-01-01T00:00:00.000Z"));
+        }
+        assert_eq!(like_events(&w.app.store).len(), 1);
+        assert_eq!(w.liker_ids().await, std::slice::from_ref(&bob));
+        // WHEN he is reinstated THEN he may unlike again
+        w.app.directory.apply(&reinstated(&bob, 2)).await.unwrap();
+        assert!(!w.unlike(&bob).await.unwrap().liked);
+        assert_eq!(like_events(&w.app.store).len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_banned_authors_post_cannot_be_liked_and_a_banned_account_likes_nothing() {
+        let w = world(false);
+        let (bob, cat) = (UserId::generate(), UserId::generate());
+        // GIVEN the author is banned THEN others cannot like the post (it is hidden)
+        w.app
+            .directory
+            .apply(&suspended(&w.author, true, 1))
+            .await
+            .unwrap();
+        assert_eq!(w.like(&cat).await.unwrap_err().status(), 404);
+        // GIVEN bob is banned THEN his likes are refused with no end given
+        w.app
+            .directory
+            .apply(&suspended(&bob, true, 1))
+            .await
+            .unwrap();
+        let p = w.like(&bob).await.unwrap_err().problem();
+        assert_eq!((p.status, p.until), (403, None));
+        assert!(w.app.store.events().is_empty());
+        // WHEN the author's ban is lifted THEN the post takes likes again
+        w.app
+            .directory
+            .apply(&reinstated(&w.author, 2))
+            .await
+            .unwrap();
+        assert!(w.like(&cat).await.unwrap().liked);
+    }
+
+    #[tokio::test]
+    async fn a_removed_post_takes_no_new_likes_but_ones_own_can_be_taken_back() {
+        let w = world(false);
+        let (bob, cat) = (UserId::generate(), UserId::generate());
+        w.like(&bob).await.unwrap();
+        let removed = Event::ContentRemoved(shutter_events::ContentRemoved {
+            kind: shutter_events::RemovedKind::Post,
+            target_id: w.post.to_string(),
+            post_id: w.post.clone(),
+            author_id: w.author.clone(),
+            note: "spam".into(),
+            removed_by: UserId::generate(),
+            removed_at: "2026-12-07T00:00:00.000Z".into(),
+        });
+        // WHEN staff removed the post (delivered twice)
+        for _ in 0..2 {
+            w.app
+                .directory
+                .apply(&standing(removed.clone(), &w.author))
+                .await
+                .unwrap();
+        }
+        // THEN a new like is 404, and bob may still take his back
+        assert_eq!(w.like(&cat).await.unwrap_err().status(), 404);
+        assert!(!w.unlike(&bob).await.unwrap().liked);
+        assert_eq!(
+            like_events(&w.app.store),
+            [("LikeAdded", bob.clone(), 1), ("LikeRemoved", bob, 2)]
+        );
     }
 
     #[tokio::test]

@@ -7,7 +7,8 @@ use shutter_media::{MediaType, UploadForm};
 use utoipa::ToSchema;
 
 use crate::model::{
-    Invalid, MediaStatus, Mention, NewPost, PostStatus, check_caption, check_location, check_media,
+    Invalid, MediaStatus, Mention, NewPost, PostStatus, Removed, check_caption, check_location,
+    check_media,
 };
 
 /// One media item to upload, as the client declares it.
@@ -134,6 +135,10 @@ pub struct PostView {
     pub version: u64,
     pub created_at: String,
     pub published_at: Option<String>,
+    /// Present when staff removed the post (only its author and staff still see it):
+    /// the moderator's note and when. Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed: Option<Removed>,
 }
 
 /// Where and how to upload one media item.

@@ -4,7 +4,11 @@
 //!   `PostEngagementChanged`;
 //! - authors, follows and blocks go to the directory (who may see whose posts);
 //! - `PostDeleted` removes the post's media; `UserDeleted` hands on deleting the user's
-//!   posts, as many as there are, to `posts-cascade-worker` ([`crate::worker`]).
+//!   posts, as many as there are, to `posts-cascade-worker` ([`crate::worker`]);
+//! - `ContentRemoved` of a post marks it removed ([`crate::model::Post::removal`]): kept,
+//!   with its counters, for its author and staff only, for good. Suspensions and bans
+//!   (`UserSuspended`, `UserReinstated`) only go to the directory, which refuses the
+//!   account's writes and hides a banned author's posts.
 //!
 //! Counters on a hot post: one post's events share a Kafka partition (keyed by post id),
 //! so one consumer sees them in order, and a batch of up to 100 becomes one BatchGetItem
@@ -21,7 +25,8 @@ use shutter_core::PostId;
 use shutter_directory::Directory;
 use shutter_events::work::{Job, WithWork, WorkQueue};
 use shutter_events::{
-    Batch, ConsumeError, Consumer, EngagementChanged, Envelope, Event, EventSet, EventType,
+    Batch, ConsumeError, Consumer, ContentRemoved, EngagementChanged, Envelope, Event, EventSet,
+    EventType, RemovedKind,
 };
 use shutter_media::MediaStore;
 use shutter_store::StoreError;
@@ -41,7 +46,7 @@ pub const EVENTS: Consumer = Consumer {
         EventType::PostDeleted,
         EventType::UserDeleted,
     ])),
-    summary: "Counts likes and comments into the posts' counters (PostEngagementChanged); keeps the posts service's directory; removes a deleted post's media and a deleted account's posts.",
+    summary: "Counts likes and comments into the posts' counters (PostEngagementChanged); keeps the posts service's directory (suspensions and bans included); marks a post staff removed; removes a deleted post's media and a deleted account's posts.",
 };
 
 /// One change of one marker of a post.
@@ -229,8 +234,40 @@ async fn apply_other<S: PostsStore, M: MediaStore, D: Directory, W: WorkQueue>(
             deps.work.enqueue(&Job::new(work, envelope)).await?;
             Ok(())
         }
+        Event::ContentRemoved(removed) if removed.kind == RemovedKind::Post => {
+            remove(&deps.store, removed).await
+        }
         _ => Ok(()),
     }
+}
+
+/// Marks the post removed, keeping it (and its counters) for its author and staff. Once:
+/// a redelivery, or a second removal, finds it removed and changes nothing; a post gone
+/// (deleted, or its author's account) needs nothing. No event: `ContentRemoved` says it,
+/// and the version it bumps makes an edit read before it stale.
+async fn remove<S: PostsStore>(store: &S, removed: &ContentRemoved) -> Result<(), ConsumeError> {
+    for _ in 0..MAX_ATTEMPTS {
+        let Some(post) = store.post(&removed.post_id).await? else {
+            return Ok(());
+        };
+        let Some(after) = post.removal(&removed.note, &removed.removed_at) else {
+            return Ok(());
+        };
+        match store.save(&post, &after, &[]).await {
+            Ok(()) => {
+                tracing::info!(post_id = %post.id, "post removed by staff");
+                return Ok(());
+            }
+            // Edited or settled meanwhile: read it again.
+            Err(StoreError::Conflict(store::STALE)) => {}
+            // The account is deleted: its posts go with it.
+            Err(StoreError::Conflict(store::ACCOUNT_DELETED)) => return Ok(()),
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Err(ConsumeError::retry_because(
+        "the removed post kept changing; retry",
+    ))
 }
 
 #[cfg(test)]
@@ -544,6 +581,73 @@ mod tests {
         );
         // The directory forgot her.
         assert_eq!(app.directory.author(&ann).await.unwrap(), None);
+    }
+
+    fn removal(post: &PostId, author: &UserId, note: &str) -> Envelope {
+        Envelope::new(
+            Event::ContentRemoved(ContentRemoved {
+                kind: RemovedKind::Post,
+                target_id: post.to_string(),
+                post_id: post.clone(),
+                author_id: author.clone(),
+                note: note.into(),
+                removed_by: UserId::generate(),
+                removed_at: "2026-12-07T00:00:00.000Z".into(),
+            }),
+            None,
+            "c",
+        )
+    }
+
+    #[tokio::test]
+    async fn a_removed_post_is_marked_once_and_keeps_its_counters() {
+        let app = app();
+        let (ann, bob) = (user(&app, "ann", false), UserId::generate());
+        let post = post(&app, &ann, PostStatus::Published);
+        consume(&app, &[&like_event(&post.id, &bob, 1, true)])
+            .await
+            .0
+            .unwrap();
+        let events = app.store.events().len();
+        // GIVEN staff removed one of its comments THEN the post stays as it was
+        let mut comment = removal(&post.id, &ann, "rude");
+        if let Event::ContentRemoved(r) = &mut comment.event {
+            r.kind = RemovedKind::Comment;
+            r.target_id = CommentId::generate().to_string();
+        }
+        consume(&app, &[&comment]).await.0.unwrap();
+        assert_eq!(app.store.stored(&post.id).unwrap().removed, None);
+        // WHEN staff remove it, the event is delivered twice, and a second removal
+        // with another note follows
+        let removed = removal(&post.id, &ann, "spam");
+        consume(&app, &[&removed, &removed]).await.0.unwrap();
+        consume(&app, &[&removal(&post.id, &ann, "again")])
+            .await
+            .0
+            .unwrap();
+        // THEN the post is kept, removed with the first note, its version bumped once,
+        // and its like still counted; nothing is emitted
+        let stored = app.store.stored(&post.id).unwrap();
+        let why = stored.removed.clone().unwrap();
+        assert_eq!(
+            (why.note.as_str(), why.removed_at.as_str()),
+            ("spam", "2026-12-07T00:00:00.000Z")
+        );
+        assert_eq!(stored.version, post.version + 1);
+        assert_eq!(stored.like_count, 1);
+        assert_eq!(app.store.events().len(), events);
+        // AND an unlike still counts down (the counters do not drift)
+        consume(&app, &[&like_event(&post.id, &bob, 2, false)])
+            .await
+            .0
+            .unwrap();
+        let stored = app.store.stored(&post.id).unwrap();
+        assert_eq!((stored.like_count, stored.removed.is_some()), (0, true));
+        // AND a removal of a post gone changes nothing
+        let gone = removal(&PostId::generate(), &ann, "spam");
+        let (result, queue) = consume(&app, &[&gone]).await;
+        assert_eq!(result.unwrap().poisoned, 0);
+        assert!(queue.positions().is_empty());
     }
 
     #[tokio::test]

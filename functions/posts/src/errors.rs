@@ -27,6 +27,15 @@ pub(crate) fn account_deleted() -> ApiError {
     ApiError::Unauthorized("the account no longer exists")
 }
 
+/// Staff removed the post: it cannot be edited any more (its author may still delete it).
+pub(crate) fn post_removed() -> ApiError {
+    ApiError::conflict(
+        "post_removed",
+        "id",
+        "staff removed this post; it can no longer be edited",
+    )
+}
+
 /// The post changed since the client read it.
 pub(crate) fn version_conflict() -> ApiError {
     ApiError::conflict(

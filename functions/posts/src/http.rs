@@ -52,11 +52,12 @@ fn idempotency(req: &Request) -> Result<Option<Idempotency>, ApiError> {
 #[utoipa::path(
     post, path = "/v1/posts", tag = "posts", security(("bearer" = ["user"])),
     summary = "Create a post and get its upload forms",
-    description = "The post stays `pending` until its media are uploaded and checked (real type, size; metadata stripped); then it is `published`. Send the same `Idempotency-Key` header to retry safely: the same post comes back (header `Idempotent-Replayed: true`). A caption has at most 30 hashtags and 20 mentions (400 naming `caption`). A deleted account's token is refused (401 `unauthorized`).",
+    description = "The post stays `pending` until its media are uploaded and checked (real type, size; metadata stripped); then it is `published`. Send the same `Idempotency-Key` header to retry safely: the same post comes back (header `Idempotent-Replayed: true`). A caption has at most 30 hashtags and 20 mentions (400 naming `caption`). A deleted account's token is refused (401 `unauthorized`), a suspended or banned one's with 403 `account_suspended` (`until`: when the suspension ends; absent for a ban).",
     params(("Idempotency-Key" = Option<String>, Header, description = "1–64 of [A-Za-z0-9_-]; a retry with it returns the same post")),
     request_body(content = CreatePost, example = json!({"caption": "Sunset #beach with @alice", "location": "Lisbon", "media": [{"content_type": "image/jpeg", "size": 204800}]})),
     responses(
         (status = 201, description = "The pending post and its upload forms", body = CreatedPost),
+        (status = 403, description = "`account_suspended`: the account is suspended (`until`) or banned", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The Idempotency-Key was used for a different request, or its post has been deleted", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`: too many posts this hour or day (`posts`), or too many media bytes today (`media_bytes`); nothing was created", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a retry can pass"), ("RateLimit-Policy" = String, description = "This route's limits, each `\"name-window\";q=quota;w=seconds` (IETF RateLimit fields; on every answer of the route)"), ("RateLimit" = String, description = "What remains of each limit and when it resets, `\"name-window\";r=remaining;t=seconds`")))
     )
@@ -85,7 +86,7 @@ pub async fn create_post<S: PostsStore, M: MediaStore, D: Directory>(
 #[utoipa::path(
     get, path = "/v1/posts/{id}", tag = "posts", security(("bearer" = ["user"])),
     summary = "A post",
-    description = "Published posts of accounts you may see; your own posts in any state.",
+    description = "Published posts of accounts you may see (not a banned account's, nor a post staff removed); your own posts in any state. A post staff removed is 404 to everyone but its author and staff, who get it with `removed` (the moderator's `note`, `removed_at`).",
     params(("id" = String, Path, description = "The post id (a ULID)")),
     responses((status = 200, description = "The post", body = PostView), (status = 404, description = "No such post, or not one you may see", body = Problem, content_type = "application/problem+json"))
 )]
@@ -103,14 +104,14 @@ pub async fn get_post<S: PostsStore, M: MediaStore, D: Directory>(
 #[utoipa::path(
     patch, path = "/v1/posts/{id}", tag = "posts", security(("bearer" = ["user"])),
     summary = "Edit your post's caption or location",
-    description = "Send the `version` you read: if the post changed since, 409 `version_conflict` (read it again). A caption has at most 30 hashtags and 20 mentions (400 naming `caption`); a deleted account's token is refused (401 `unauthorized`). Emits `PostUpdated`.",
+    description = "Send the `version` you read: if the post changed since, 409 `version_conflict` (read it again). A caption has at most 30 hashtags and 20 mentions (400 naming `caption`); a deleted account's token is refused (401 `unauthorized`), a suspended or banned one's (403 `account_suspended`). A post staff removed cannot be edited (409 `post_removed`). Emits `PostUpdated`.",
     params(("id" = String, Path, description = "The post id (a ULID)")),
     request_body(content = UpdatePost, example = json!({"caption": "Sunset again #beach", "version": 3})),
     responses(
         (status = 200, description = "The post after the change", body = PostView),
-        (status = 403, description = "Not your post", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not your post, or `account_suspended`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such post", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The post changed since you read it", body = Problem, content_type = "application/problem+json")
+        (status = 409, description = "`version_conflict`: the post changed since you read it; `post_removed`: staff removed it", body = Problem, content_type = "application/problem+json")
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -131,11 +132,11 @@ pub async fn update_post<S: PostsStore, M: MediaStore, D: Directory>(
 #[utoipa::path(
     delete, path = "/v1/posts/{id}", tag = "posts", security(("bearer" = ["user"])),
     summary = "Delete a post",
-    description = "The author, a moderator or an admin. Its media, likes and comments go too (through `PostDeleted`).",
+    description = "The author, a moderator or an admin. Its media, likes and comments go too (through `PostDeleted`). A suspended or banned account's token is refused (403 `account_suspended`).",
     params(("id" = String, Path, description = "The post id (a ULID)")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 403, description = "Not your post", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not your post, or `account_suspended`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such post", body = Problem, content_type = "application/problem+json")
     )
 )]
@@ -154,7 +155,7 @@ pub async fn delete_post<S: PostsStore, M: MediaStore, D: Directory>(
 #[utoipa::path(
     get, path = "/v1/users/{username}/posts", tag = "posts", security(("bearer" = ["user"])),
     summary = "A user's posts, newest first",
-    description = "Published posts (yours in any state). A private account's posts only to the account itself until follows land. `?limit=` 1–100 (20), `?cursor=` from `next_cursor`.",
+    description = "Published posts (yours in any state, those staff removed included, with `removed`). Others do not see posts staff removed; a banned account's list is 404 to others while the ban holds. A private account's posts only to its approved followers (403 otherwise). `?limit=` 1–100 (20), `?cursor=` from `next_cursor`.",
     params(
         ("username" = Username, Path, description = "The username"),
         ("limit" = Option<u16>, Query, description = "1–100, default 20"),
@@ -163,7 +164,7 @@ pub async fn delete_post<S: PostsStore, M: MediaStore, D: Directory>(
     responses(
         (status = 200, description = "A page of posts: `{items, next_cursor}`", body = PostPage),
         (status = 403, description = "A private account", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json")
+        (status = 404, description = "No such user, or a banned one", body = Problem, content_type = "application/problem+json")
     )
 )]
 #[tracing::instrument(skip_all)]

@@ -127,6 +127,21 @@ pub struct Post {
     pub created_at: String,
     #[serde(default)]
     pub published_at: Option<String>,
+    /// Set when staff removed the post (`ContentRemoved`): for good, seen by its author
+    /// and staff only. Absent from the stored item otherwise, so a save of a post read
+    /// before the removal cannot clear it (it is stale anyway: a removal bumps the
+    /// version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed: Option<Removed>,
+}
+
+/// Why and when staff removed a post: shown to its author.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Removed {
+    /// The moderator's note.
+    pub note: String,
+    /// RFC 3339
+    pub removed_at: String,
 }
 
 impl Post {
@@ -144,14 +159,31 @@ impl Post {
         }
     }
 
-    /// Who may see the post: its author and staff always; others once it is published
-    /// and the author's posts are visible to them (`author_visible`: the directory's
-    /// rule; an author the directory does not know yet counts as private).
+    /// Who may see the post: its author and staff always; others once it is published,
+    /// not removed, and the author's posts are visible to them (`author_visible`: the
+    /// directory's rule, which hides a banned author's posts; an author the directory
+    /// does not know yet counts as private).
     pub fn visible_to(&self, user: &UserId, staff: bool, author_visible: bool) -> bool {
         if self.author_id == *user || staff {
             return true;
         }
-        self.status == PostStatus::Published && author_visible
+        self.status == PostStatus::Published && self.removed.is_none() && author_visible
+    }
+
+    /// The post as staff removed it: the note, the time, and a new version (an edit read
+    /// before it is stale). `None` when it was removed already: the first removal stands.
+    pub fn removal(&self, note: &str, removed_at: &str) -> Option<Post> {
+        if self.removed.is_some() {
+            return None;
+        }
+        Some(Post {
+            removed: Some(Removed {
+                note: note.to_owned(),
+                removed_at: removed_at.to_owned(),
+            }),
+            version: self.version + 1,
+            ..self.clone()
+        })
     }
 
     /// Only the author edits a post's text.
@@ -384,6 +416,7 @@ mod tests {
             version: 1,
             created_at: String::new(),
             published_at: None,
+            removed: None,
         }
     }
 

@@ -55,7 +55,7 @@ impl<S: PostsStore, M: MediaStore, D: Directory> App<S, M, D> {
         idempotency: Option<Idempotency>,
         correlation_id: &str,
     ) -> Result<Created, ApiError> {
-        self.refuse_deleted(caller).await?;
+        self.refuse_inactive(caller).await?;
         let id = PostId::generate();
         let media = new
             .media
@@ -78,6 +78,7 @@ impl<S: PostsStore, M: MediaStore, D: Directory> App<S, M, D> {
             version: 1,
             created_at: shutter_core::now_rfc3339(),
             published_at: None,
+            removed: None,
         };
         let event = Envelope::new(
             Event::PostCreated(post.facts()),
@@ -118,7 +119,9 @@ impl<S: PostsStore, M: MediaStore, D: Directory> App<S, M, D> {
         })
     }
 
-    /// The post, if the caller may see it (404 otherwise).
+    /// The post, if the caller may see it (404 otherwise: a banned author's post and a
+    /// post staff removed are 404 to all but the author and staff; the author gets a
+    /// removed post with its `removed` note, so they see why).
     pub async fn get(&self, caller: &Caller, id: &PostId) -> Result<PostView, ApiError> {
         let (post, author) = self.visible(id, caller).await?;
         self.view_for(&post, author.as_ref(), caller).await
@@ -134,10 +137,14 @@ impl<S: PostsStore, M: MediaStore, D: Directory> App<S, M, D> {
         patch: UpdatePost,
         correlation_id: &str,
     ) -> Result<PostView, ApiError> {
-        self.refuse_deleted(caller).await?;
+        self.refuse_inactive(caller).await?;
         let (before, author) = self.visible(id, caller).await?;
         if !before.editable_by(&caller.user_id) {
             return Err(ApiError::Forbidden);
+        }
+        if before.removed.is_some() {
+            // Removal is final: an edit would send it out again as `PostUpdated`.
+            return Err(errors::post_removed());
         }
         if patch.version != before.version {
             return Err(errors::version_conflict());
@@ -178,6 +185,7 @@ impl<S: PostsStore, M: MediaStore, D: Directory> App<S, M, D> {
         id: &PostId,
         correlation_id: &str,
     ) -> Result<(), ApiError> {
+        self.refuse_inactive(caller).await?;
         for _ in 0..DELETE_ATTEMPTS {
             let (post, _) = self.visible(id, caller).await?;
             if !post.deletable_by(&caller.user_id, caller.is_staff()) {
@@ -200,25 +208,23 @@ impl<S: PostsStore, M: MediaStore, D: Directory> App<S, M, D> {
         Err(errors::version_conflict())
     }
 
-    /// 401 for a deleted account's still-valid token, once this service's directory
-    /// holds the account's tombstone (its `UserDeleted` arrived). Before that, the store
-    /// lets its writes through and the deletion cascade, which runs after the tombstone
-    /// is written, erases them; after it, the store's transactions refuse them too, so a
-    /// write racing the tombstone is either erased or refused.
-    async fn refuse_deleted(&self, caller: &Caller) -> Result<(), ApiError> {
-        let deleted = self
-            .directory
-            .account_deleted(&caller.user_id)
-            .await
-            .map_err(errors::api)?;
-        if deleted {
-            return Err(errors::account_deleted());
-        }
-        Ok(())
+    /// Refuses a write by a deleted (401), suspended or banned (403 `account_suspended`)
+    /// account's still-valid token, as this service's directory knows the account
+    /// ([`shutter_directory::refuse_inactive`]). A deletion or suspension reaches the
+    /// directory by its event, seconds after it was decided: in that window the write
+    /// still passes. Identity refuses the account's refresh at once, so the access
+    /// token's lifetime bounds the window. For a deletion the store closes it too: once
+    /// the tombstone is written its transactions refuse the account's writes, and the
+    /// deletion cascade (which runs after the tombstone) erases what slipped in before.
+    async fn refuse_inactive(&self, caller: &Caller) -> Result<(), ApiError> {
+        shutter_directory::refuse_inactive(&self.directory, &caller.user_id).await
     }
 
-    /// A user's posts, newest first: every status for the user themself, published ones
-    /// for others who may see the account (403 for a private one, 404 for no such user).
+    /// A user's posts, newest first: every status for the user themself (a removed post
+    /// included, with its `removed` note, so they see what staff took down and why),
+    /// published ones not removed for others who may see the account (403 for a private
+    /// one, 404 for no such user and for a banned one: their posts are hidden while the
+    /// ban holds, and come back when it is lifted).
     pub async fn posts_by_author(
         &self,
         caller: &Caller,
@@ -232,6 +238,14 @@ impl<S: PostsStore, M: MediaStore, D: Directory> App<S, M, D> {
             .map_err(errors::api)?
             .ok_or(ApiError::NotFound("user"))?;
         if !self.author_visible(Some(&author), caller).await? {
+            let access = self
+                .directory
+                .access(&caller.user_id, &author.user_id)
+                .await
+                .map_err(errors::api)?;
+            if access.author_banned {
+                return Err(ApiError::NotFound("user"));
+            }
             return Err(ApiError::Forbidden);
         }
         let own = author.user_id == caller.user_id;
@@ -477,6 +491,7 @@ impl<S: PostsStore, M: MediaStore, D: Directory> App<S, M, D> {
             version: post.version,
             created_at: post.created_at.clone(),
             published_at: post.published_at.clone(),
+            removed: post.removed.clone(),
         })
     }
 
@@ -674,6 +689,189 @@ mod tests {
         assert_eq!(app.store.count(), 1);
         assert_eq!(app.store.stored(&mine.id).unwrap().caption, mine.caption);
         assert_eq!(app.store.events().len(), before);
+    }
+
+    fn suspended(user: &UserId, banned: bool, seq: u64) -> Envelope {
+        let until = (!banned).then(|| "2999-01-01T00:00:00.000Z".to_owned());
+        Envelope::new(
+            Event::UserSuspended(shutter_events::UserSuspended {
+                user_id: user.clone(),
+                username: "ann".into(),
+                banned,
+                until,
+                seq,
+            }),
+            Some(user),
+            "c",
+        )
+    }
+
+    fn reinstated(user: &UserId, seq: u64) -> Envelope {
+        Envelope::new(
+            Event::UserReinstated(shutter_events::UserReinstated {
+                user_id: user.clone(),
+                username: "ann".into(),
+                seq,
+            }),
+            Some(user),
+            "c",
+        )
+    }
+
+    fn page() -> PageRequest {
+        PageRequest::parse(None, None).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_suspended_accounts_token_writes_nothing_until_reinstated_and_still_reads() {
+        let app = app();
+        let ann = user(&app, "ann", false);
+        let mine = post(&app, &ann, PostStatus::Published);
+        let before = app.store.events().len();
+        // GIVEN ann is suspended and the directory holds it
+        app.directory
+            .apply(&suspended(&ann, false, 1))
+            .await
+            .unwrap();
+        let me = caller(&ann, false);
+        // WHEN her still-valid token creates, edits and deletes THEN each is refused with
+        // 403 account_suspended and the end of the suspension, and nothing is written
+        let patch = || UpdatePost {
+            caption: Some("still here".into()),
+            location: None,
+            version: mine.version,
+        };
+        let refused = [
+            app.create(&me, new_post(), None, "c").await.unwrap_err(),
+            app.update(&me, &mine.id, patch(), "c").await.unwrap_err(),
+            app.delete(&me, &mine.id, "c").await.unwrap_err(),
+        ];
+        for err in refused {
+            let p = err.problem();
+            assert_eq!((p.status, p.code.as_str()), (403, "account_suspended"));
+            assert_eq!(p.until.as_deref(), Some("2999-01-01T00:00:00.000Z"));
+        }
+        assert_eq!(app.store.count(), 1);
+        assert_eq!(app.store.events().len(), before);
+        // AND she still reads
+        assert!(app.get(&me, &mine.id).await.is_ok());
+        let username = Username::try_from("ann".to_owned()).unwrap();
+        assert!(app.posts_by_author(&me, &username, page()).await.is_ok());
+        // WHEN she is reinstated (a higher seq) and the suspension arrives again, late
+        app.directory.apply(&reinstated(&ann, 2)).await.unwrap();
+        app.directory
+            .apply(&suspended(&ann, false, 1))
+            .await
+            .unwrap();
+        // THEN she writes again
+        app.update(&me, &mine.id, patch(), "c").await.unwrap();
+        app.create(&me, new_post(), None, "c").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_banned_authors_posts_are_hidden_from_others_until_the_ban_is_lifted() {
+        let app = app();
+        let (ann, bob) = (user(&app, "ann", false), user(&app, "bob", false));
+        let mine = post(&app, &ann, PostStatus::Published);
+        let username = Username::try_from("ann".to_owned()).unwrap();
+        // GIVEN ann is banned
+        app.directory
+            .apply(&suspended(&ann, true, 1))
+            .await
+            .unwrap();
+        // THEN bob gets 404 on her post, her list and under the hashtag it has
+        let as_bob = caller(&bob, false);
+        assert_eq!(app.get(&as_bob, &mine.id).await.unwrap_err().status(), 404);
+        let err = app
+            .posts_by_author(&as_bob, &username, page())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.status(), err.problem().code.as_str()),
+            (404, "not_found")
+        );
+        let tagged = app
+            .posts_by_hashtag(&as_bob, "beach".into(), page())
+            .await
+            .unwrap();
+        assert!(tagged.items.is_empty());
+        // AND she and staff still see it
+        assert!(app.get(&caller(&ann, false), &mine.id).await.is_ok());
+        assert!(app.get(&caller(&bob, true), &mine.id).await.is_ok());
+        let own = app
+            .posts_by_author(&caller(&ann, false), &username, page())
+            .await
+            .unwrap();
+        assert_eq!(own.items.len(), 1);
+        // WHEN the ban is lifted THEN bob sees it again
+        app.directory.apply(&reinstated(&ann, 2)).await.unwrap();
+        assert!(app.get(&as_bob, &mine.id).await.is_ok());
+        let listed = app
+            .posts_by_author(&as_bob, &username, page())
+            .await
+            .unwrap();
+        assert_eq!(listed.items.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_removed_post_is_shown_to_its_author_with_why_and_to_nobody_else() {
+        let app = app();
+        let (ann, bob) = (user(&app, "ann", false), user(&app, "bob", false));
+        let mine = post(&app, &ann, PostStatus::Published);
+        let kept = post(&app, &ann, PostStatus::Published);
+        // GIVEN staff removed one of ann's posts
+        let removed = mine.removal("spam", "2026-12-07T00:00:00.000Z").unwrap();
+        app.store.save(&mine, &removed, &[]).await.unwrap();
+        let username = Username::try_from("ann".to_owned()).unwrap();
+        let ids =
+            |page: PostPage| -> Vec<PostId> { page.items.into_iter().map(|p| p.id).collect() };
+        // THEN bob gets 404 on it, and it is in none of the lists he sees
+        let as_bob = caller(&bob, false);
+        assert_eq!(app.get(&as_bob, &mine.id).await.unwrap_err().status(), 404);
+        let listed = app.posts_by_author(&as_bob, &username, page()).await;
+        assert_eq!(ids(listed.unwrap()), vec![kept.id.clone()]);
+        let tagged = app.posts_by_hashtag(&as_bob, "beach".into(), page()).await;
+        assert_eq!(ids(tagged.unwrap()), vec![kept.id.clone()]);
+        // AND ann sees it, with the note, in her post and her own list; staff too
+        let as_ann = caller(&ann, false);
+        let seen = app.get(&as_ann, &mine.id).await.unwrap();
+        let why = seen.removed.unwrap();
+        assert_eq!(
+            (why.note.as_str(), why.removed_at.as_str()),
+            ("spam", "2026-12-07T00:00:00.000Z")
+        );
+        let own = app
+            .posts_by_author(&as_ann, &username, page())
+            .await
+            .unwrap();
+        assert_eq!(own.items.len(), 2);
+        assert!(
+            own.items
+                .iter()
+                .any(|p| p.id == mine.id && p.removed.is_some())
+        );
+        assert!(
+            app.get(&caller(&bob, true), &mine.id)
+                .await
+                .unwrap()
+                .removed
+                .is_some()
+        );
+        // AND she cannot edit it back into view (409 post_removed, no event), but may
+        // delete it
+        let patch = UpdatePost {
+            caption: Some("innocent".into()),
+            location: None,
+            version: removed.version,
+        };
+        let before = app.store.events().len();
+        let err = app.update(&as_ann, &mine.id, patch, "c").await.unwrap_err();
+        assert_eq!(
+            (err.status(), err.problem().code.as_str()),
+            (409, "post_removed")
+        );
+        assert_eq!(app.store.events().len(), before);
+        app.delete(&as_ann, &mine.id, "c").await.unwrap();
     }
 
     #[tokio::test]

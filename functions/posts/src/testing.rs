@@ -100,6 +100,7 @@ pub(crate) fn post(app: &TestApp, author: &UserId, status: PostStatus) -> Post {
         version: 2,
         created_at: shutter_core::now_rfc3339(),
         published_at: None,
+        removed: None,
     };
     app.store.insert(post.clone());
     post

@@ -84,6 +84,13 @@ fn directory_author_key(author: &UserId) -> Item {
     key(format!("DIR#AUTHOR#{author}"), "DIR")
 }
 
+/// The author's standing as the directory keeps it (whether they are banned).
+fn directory_standing_key(author: &UserId) -> Item {
+    key(format!("{STANDING_PREFIX}{author}"), "DIR")
+}
+
+const STANDING_PREFIX: &str = "DIR#STANDING#";
+
 fn ttl(seconds: i64) -> AttributeValue {
     n(shutter_store::epoch_seconds() + seconds)
 }
@@ -242,6 +249,7 @@ impl FeedReader for DynamoFeedStore {
             keys.push(liked_key(viewer, post));
         }
         keys.extend(authors.iter().map(directory_author_key));
+        keys.extend(authors.iter().map(directory_standing_key));
         keys.extend(authors.iter().map(|author| edge_key(viewer, author)));
         let followed_prefix = format!("FEDGE#{viewer}#");
         let (items, requests) = self
@@ -262,6 +270,10 @@ impl FeedReader for DynamoFeedStore {
                     && let Some((_, post)) = pair.split_once('#')
                 {
                     out.liked.insert(PostId::trusted(post));
+                }
+            } else if let Some(author) = pk.strip_prefix(STANDING_PREFIX) {
+                if bool_attr(&item, "banned") {
+                    out.banned.insert(UserId::trusted(author));
                 }
             } else if pk.starts_with("DIR#AUTHOR#") && !item.contains_key("deleted") {
                 let author: Author = from_item(item)?;

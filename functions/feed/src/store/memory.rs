@@ -37,6 +37,7 @@ struct State {
     frozen_followers: HashMap<UserId, BTreeSet<UserId>>,
     processed: HashSet<(String, EventId)>,
     authors: HashMap<UserId, Author>,
+    banned: HashSet<UserId>,
 }
 
 /// The feed store in memory.
@@ -69,6 +70,17 @@ impl MemoryFeedStore {
     /// Every request fails as unavailable from now on (an outage, for tests).
     pub fn go_down(&self) {
         self.down.store(true, Ordering::Relaxed);
+    }
+
+    /// Bans an author, or lifts their ban, as the directory would hold it (test set-up).
+    pub fn set_banned(&self, author: &UserId, banned: bool) {
+        if let Ok(mut state) = self.state.lock() {
+            if banned {
+                state.banned.insert(author.clone());
+            } else {
+                state.banned.remove(author);
+            }
+        }
     }
 
     /// Adds an author as the directory would list them (test set-up).
@@ -151,6 +163,9 @@ impl FeedReader for MemoryFeedStore {
             let pair = (viewer.clone(), author.clone());
             if state.edges.get(&pair).is_some_and(|m| m.holds) {
                 out.followed.insert(author.clone());
+            }
+            if state.banned.contains(author) {
+                out.banned.insert(author.clone());
             }
         }
         Ok(out)

@@ -44,6 +44,9 @@ pub struct Hydrated {
     pub liked: HashSet<PostId>,
     /// The authors the viewer follows, as this service's follow markers say.
     pub followed: HashSet<UserId>,
+    /// The authors banned, as this service's directory holds their standing
+    /// (`UserSuspended` with `banned`, until a newer `UserReinstated`).
+    pub banned: HashSet<UserId>,
 }
 
 /// What reading a feed page needs.
@@ -65,7 +68,8 @@ pub trait FeedReader: Send + Sync {
     ) -> StoreResult<Vec<Entry>>;
     /// The celebrities `user` follows (their posts are merged at read time).
     async fn celebrities_followed(&self, user: &UserId) -> StoreResult<Vec<UserId>>;
-    /// The posts, their authors and the viewer's likes of them.
+    /// The posts, their authors (and which of them are banned) and the viewer's likes
+    /// of them.
     async fn hydrate(
         &self,
         viewer: &UserId,
