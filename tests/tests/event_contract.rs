@@ -98,7 +98,6 @@ fn every_event_is_handled_somewhere_or_documented_as_unconsumed() {
         EventType::UserEmailChanged,
         EventType::RegistrationWithTakenEmail,
         EventType::PostCreated,
-        EventType::CommentEdited,
         EventType::CommentLikeAdded,
         EventType::CommentLikeRemoved,
         EventType::FollowRequested,

@@ -8,8 +8,12 @@ use shutter_directory::Directory;
 use shutter_events::work::{Job, WithWork, WorkQueue};
 use shutter_events::{ConsumeError, Consumer, Envelope, Event, EventSet, EventType};
 
+use shutter_core::CommentId;
+use shutter_store::StoreError;
+
 use crate::App;
-use crate::store::CommentsStore;
+use crate::model::Removal;
+use crate::store::{self, CommentsStore};
 use crate::worker::CommentsWork;
 
 pub const DIRECTORY_EVENTS: Consumer = Consumer {
@@ -18,7 +22,7 @@ pub const DIRECTORY_EVENTS: Consumer = Consumer {
         EventType::PostDeleted,
         EventType::UserDeleted,
     ])),
-    summary: "Keeps the comments service's directory; erases the comments of deleted posts, deletes deleted users' comments and takes back their comment likes.",
+    summary: "Keeps the comments service's directory; erases the comments of deleted posts, deletes deleted users' comments and takes back their comment likes; marks the comments staff removed.",
 };
 
 /// Applies one event to the directory, then hands on its effect on comments. Idempotent:
@@ -33,6 +37,9 @@ where
     W: WorkQueue,
 {
     deps.directory.apply(&envelope).await?;
+    if let Event::ContentRemoved(removed) = &envelope.event {
+        return remove(&deps.store, removed).await;
+    }
     let work = match &envelope.event {
         Event::PostDeleted(gone) => CommentsWork::PurgePost {
             post_id: gone.post_id.clone(),
@@ -44,6 +51,40 @@ where
     };
     deps.work.enqueue(&Job::new(work, &envelope)).await?;
     Ok(())
+}
+
+/// Marks a comment staff removed, for good (a post's removal is the directory's: it
+/// tombstones the post, which hides its comments). The comment keeps its replies, likes
+/// and its place in the post's `comment_count` (no `CommentDeleted` is emitted): the
+/// count is of comments written and not deleted, as it already counts those a block
+/// hides from a viewer, so the posts service's count never drifts; if its author or a
+/// cascade deletes it later, its `CommentDeleted` takes it out once. Redelivered (or a
+/// second removal), it changes nothing: the first note stands.
+async fn remove<S: CommentsStore>(
+    store: &S,
+    removed: &shutter_events::ContentRemoved,
+) -> Result<(), ConsumeError> {
+    if removed.kind != shutter_events::RemovedKind::Comment {
+        return Ok(());
+    }
+    let id = CommentId::parse("target_id", &removed.target_id).map_err(|_| {
+        ConsumeError::poison(format!(
+            "target_id {:?} is no comment id",
+            removed.target_id
+        ))
+    })?;
+    let removal = Removal {
+        note: removed.note.clone(),
+        removed_at: removed.removed_at.clone(),
+    };
+    match store.remove(&id, &removal).await {
+        Ok(()) => {
+            tracing::info!(comment_id = %id, "comment removed by staff");
+            Ok(())
+        }
+        Err(StoreError::Conflict(store::NOTHING_TO_REMOVE)) => Ok(()),
+        Err(err) => Err(err.into()),
+    }
 }
 
 #[cfg(test)]

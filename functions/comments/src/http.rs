@@ -85,6 +85,7 @@ fn idempotency(req: &Request, post_id: &PostId) -> Result<Option<Idempotency>, A
     request_body(content = NewComment, example = json!({"text": "Lovely light! #sunset @bob", "reply_to": null})),
     responses(
         (status = 202, description = "Accepted; stored moments later", body = CommentView),
+        (status = 403, description = "`account_suspended`: your account is suspended (`until` says until when) or banned; nothing changed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such post, or not visible to you", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The Idempotency-Key was used for a different request", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`: too many comments this hour (`comments`); nothing was accepted", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a retry can pass"), ("RateLimit-Policy" = String, description = "This route's limits, each `\"name-window\";q=quota;w=seconds` (IETF RateLimit fields; on every answer of the route)"), ("RateLimit" = String, description = "What remains of each limit and when it resets, `\"name-window\";r=remaining;t=seconds`")))
@@ -127,7 +128,7 @@ where
 #[utoipa::path(
     get, path = "/v1/posts/{id}/comments", tag = "comments", security(("bearer" = ["user"])),
     summary = "A post's comments",
-    description = "Oldest first; each top-level comment is followed by its replies (oldest first). Pass `next_cursor` back as `cursor` for the next page. Comments by someone who blocks you or whom you block are left out, so a page can be shorter than `limit` (even empty) while `next_cursor` says more may follow.",
+    description = "Oldest first; each top-level comment is followed by its replies (oldest first). Pass `next_cursor` back as `cursor` for the next page. Comments by someone who blocks you or whom you block, or who is banned, are left out, and so are comments a moderator removed, but for their author, who sees them with `removed` (the moderator's note and when); moderators and admins see every comment. So a page can be shorter than `limit` (even empty) while `next_cursor` says more may follow.",
     params(
         ("id" = String, Path, description = "The post's id (a ULID)", pattern = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"),
         ("limit" = Option<u16>, Query, description = "1-100, default 20", minimum = 1, maximum = 100),
@@ -165,8 +166,9 @@ struct CommentPatch {
     request_body(content = CommentPatch, example = json!({"text": "Lovely light! #goldenhour"})),
     responses(
         (status = 200, description = "The comment after the edit", body = CommentView),
-        (status = 403, description = "`forbidden`: not your comment", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such comment", body = Problem, content_type = "application/problem+json")
+        (status = 403, description = "`forbidden`: not your comment; `account_suspended`: your account is suspended or banned", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such comment", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`comment_removed`: a moderator removed it; it can be deleted, not edited", body = Problem, content_type = "application/problem+json")
     )
 )]
 pub async fn edit_comment<S, D, Q, C>(app: &App<S, D, Q, C>, req: Request) -> ApiResult
@@ -191,7 +193,7 @@ where
     params(("id" = String, Path, description = "The comment's id (a ULID)", pattern = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 403, description = "`forbidden`: neither your comment nor your post", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: neither your comment nor your post; `account_suspended`: your account is suspended or banned", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such comment", body = Problem, content_type = "application/problem+json")
     )
 )]
@@ -214,7 +216,8 @@ where
     params(("id" = String, Path, description = "The comment's id (a ULID)", pattern = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$")),
     responses(
         (status = 204, description = "You like it"),
-        (status = 404, description = "No such comment, or its post is not visible to you", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`account_suspended`: your account is suspended (`until` says until when) or banned; nothing changed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such comment, or its post is not visible to you, or it is hidden from you (removed by a moderator, or by a banned user or one who blocks you or whom you block)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`: too many likes and unlikes this hour (`likes`); nothing changed", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a retry can pass"), ("RateLimit-Policy" = String, description = "This route's limits, each `\"name-window\";q=quota;w=seconds` (IETF RateLimit fields; on every answer of the route)"), ("RateLimit" = String, description = "What remains of each limit and when it resets, `\"name-window\";r=remaining;t=seconds`")))
     )
 )]
@@ -237,6 +240,7 @@ where
     params(("id" = String, Path, description = "The comment's id (a ULID)", pattern = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$")),
     responses(
         (status = 204, description = "You do not like it"),
+        (status = 403, description = "`account_suspended`: your account is suspended (`until` says until when) or banned; nothing changed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such comment", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`: too many likes and unlikes this hour (`likes`); nothing changed", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a retry can pass"), ("RateLimit-Policy" = String, description = "This route's limits, each `\"name-window\";q=quota;w=seconds` (IETF RateLimit fields; on every answer of the route)"), ("RateLimit" = String, description = "What remains of each limit and when it resets, `\"name-window\";r=remaining;t=seconds`")))
     )

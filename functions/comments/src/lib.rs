@@ -24,6 +24,8 @@ pub mod worker;
 pub mod writer;
 
 #[cfg(test)]
+mod moderation;
+#[cfg(test)]
 mod testing;
 
 use shutter_core::CursorSigner;

@@ -99,6 +99,19 @@ pub struct Comment {
     pub created_at: String,
     #[serde(default)]
     pub edited_at: Option<String>,
+    /// Set for good when staff removed it (`ContentRemoved`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed: Option<Removal>,
+}
+
+/// Why and when staff removed a comment: shown to its author, whom alone (with staff) it
+/// is still shown to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Removal {
+    /// The moderator's note.
+    pub note: String,
+    /// RFC 3339
+    pub removed_at: String,
 }
 
 impl Comment {
@@ -125,7 +138,14 @@ impl Comment {
             like_count: 0,
             created_at,
             edited_at: None,
+            removed: None,
         }
+    }
+
+    /// Whether `user` (staff or not) is shown this comment, as far as its removal goes:
+    /// a removed comment only to its author and staff.
+    pub fn shown_to(&self, user: &UserId, staff: bool) -> bool {
+        self.removed.is_none() || staff || self.author.id == *user
     }
 
     /// The top-level comment this one belongs under: its parent, or itself.
@@ -221,6 +241,9 @@ pub struct CommentView {
     pub liked_by_me: bool,
     pub created_at: String,
     pub edited_at: Option<String>,
+    /// Present only when staff removed it (then it is shown to its author and staff only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed: Option<Removal>,
 }
 
 impl CommentView {
@@ -237,6 +260,7 @@ impl CommentView {
             liked_by_me,
             created_at: c.created_at.clone(),
             edited_at: c.edited_at.clone(),
+            removed: c.removed.clone(),
         }
     }
 }

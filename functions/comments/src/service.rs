@@ -121,23 +121,18 @@ impl<S: CommentsReader, D: Directory, Q, C> App<S, D, Q, C> {
     }
 }
 
-/// 401 for a deleted account's still-valid token, once this service's directory holds
-/// the account's tombstone (its `UserDeleted` arrived). Before that, a comment is
-/// accepted, and either the writer meets the tombstone and drops it, or it was stored
-/// before the tombstone and the deletion cascade (which runs after the tombstone is
-/// written) erases it.
-async fn refuse_deleted<D: Directory + ?Sized>(
+/// Refuses a write by an account this service's directory knows to be deleted (401),
+/// suspended or banned (403 `account_suspended`): see [`shutter_directory::refuse_inactive`].
+/// Before the `UserDeleted` / `UserSuspended` reaches the directory (seconds), the write
+/// passes: a deleted author's comment is then dropped by the writer (which meets the
+/// tombstone) or erased by the deletion cascade (which runs after the tombstone is
+/// written); a suspended author's comment stays, as any written before the suspension
+/// (a moderator removes it if it breaks the rules; a ban hides it).
+async fn refuse_inactive<D: Directory + ?Sized>(
     directory: &D,
     caller: &Caller,
 ) -> Result<(), ApiError> {
-    if directory
-        .account_deleted(&caller.user_id)
-        .await
-        .map_err(errors::api)?
-    {
-        return Err(errors::account_deleted());
-    }
-    Ok(())
+    shutter_directory::refuse_inactive(directory, &caller.user_id).await
 }
 
 /// A comment accepted by `POST /v1/posts/{id}/comments`, and whether it is the one an
@@ -174,7 +169,7 @@ impl<S: CommentsReader + IdempotencyKeys, D: Directory, Q: WriteQueue, C> App<S,
         idempotency: Option<Idempotency>,
         correlation_id: &str,
     ) -> Result<Accepted, ApiError> {
-        refuse_deleted(&self.directory, caller).await?;
+        refuse_inactive(&self.directory, caller).await?;
         visible_post(&self.directory, &new.post_id, viewer(caller))
             .await
             .map_err(errors::api)?
@@ -261,7 +256,7 @@ impl<S: CommentsReader, D: Directory, Q> App<S, D, Q, CursorSigner> {
             .map_err(errors::api)?
             .ok_or(ApiError::NotFound("post"))?;
         let (comments, next) = self
-            .unhidden_page(&caller.user_id, post_id, after.map(|p| p.sk), page.limit)
+            .unhidden_page(viewer(caller), post_id, after.map(|p| p.sk), page.limit)
             .await?;
         let items = self.views(&caller.user_id, &comments).await?;
         let next_cursor = next.map(|sk| self.cursors.sign(&scope, &Position { sk }));
@@ -270,15 +265,19 @@ impl<S: CommentsReader, D: Directory, Q> App<S, D, Q, CursorSigner> {
 }
 
 impl<S: CommentsReader, D: Directory, Q, C> App<S, D, Q, C> {
-    /// Up to `limit` comments of the post after `after`, without those whose author
-    /// blocks `viewer` or is blocked by them (replies of others under such a comment
-    /// stay), and the position to resume after. Hidden comments are replaced by reading
+    /// Up to `limit` comments of the post after `after`, without those hidden from
+    /// `viewer` (replies of others under a hidden comment stay), and the position to
+    /// resume after. Hidden are: comments whose author blocks the viewer or is blocked by
+    /// them, or is banned (as the directory's `blocked_among` knows, from when the
+    /// `UserBlocked` / `UserSuspended` reaches it until the `UserUnblocked` /
+    /// `UserReinstated` does), and comments staff removed, but from their author. Staff
+    /// see every comment, as they see every post. Hidden comments are replaced by reading
     /// on, at most [`MAX_READS_PER_PAGE`] times: a page costs O(`limit`) reads however
     /// many are hidden, and may then be short (its cursor resumes after the last comment
     /// read, shown or not, so it stays valid).
     async fn unhidden_page(
         &self,
-        viewer: &UserId,
+        viewer: Viewer<'_>,
         post_id: &PostId,
         mut after: Option<String>,
         limit: u16,
@@ -292,17 +291,18 @@ impl<S: CommentsReader, D: Directory, Q, C> App<S, D, Q, C> {
                 .await
                 .map_err(errors::api)?;
             after = next;
-            let authors: Vec<UserId> = comments.iter().map(|c| c.author.id.clone()).collect();
-            let hidden = self
-                .directory
-                .blocked_among(viewer, &authors)
-                .await
-                .map_err(errors::api)?;
-            shown.extend(
-                comments
-                    .into_iter()
-                    .filter(|c| !hidden.contains(&c.author.id)),
-            );
+            let hidden = if viewer.staff {
+                Default::default()
+            } else {
+                let authors: Vec<UserId> = comments.iter().map(|c| c.author.id.clone()).collect();
+                self.directory
+                    .blocked_among(viewer.user_id, &authors)
+                    .await
+                    .map_err(errors::api)?
+            };
+            shown.extend(comments.into_iter().filter(|c| {
+                !hidden.contains(&c.author.id) && c.shown_to(viewer.user_id, viewer.staff)
+            }));
             if after.is_none() || shown.len() >= usize::from(limit) {
                 break;
             }
@@ -320,10 +320,19 @@ impl<S: CommentsStore, D: Directory, Q, C> App<S, D, Q, C> {
         text: CommentText,
         correlation_id: &str,
     ) -> Result<CommentView, ApiError> {
-        refuse_deleted(&self.directory, caller).await?;
+        refuse_inactive(&self.directory, caller).await?;
         let current = self.existing(id).await?;
         if !current.may_edit(&caller.user_id) {
             return Err(ApiError::Forbidden);
+        }
+        // A removal is final: its author may delete the comment, not rewrite it into
+        // something else under the moderator's note.
+        if current.removed.is_some() {
+            return Err(ApiError::conflict(
+                "comment_removed",
+                "id",
+                "the comment was removed by a moderator and can no longer be edited",
+            ));
         }
         let mentions = resolve_mentions(&self.directory, text.as_str())
             .await
@@ -354,6 +363,7 @@ impl<S: CommentsStore, D: Directory, Q, C> App<S, D, Q, C> {
         id: &CommentId,
         correlation_id: &str,
     ) -> Result<usize, ApiError> {
+        refuse_inactive(&self.directory, caller).await?;
         let comment = self.existing(id).await?;
         let (me, staff) = (&caller.user_id, caller.is_staff());
         // The post is looked up only when nothing else already allows the delete.
@@ -386,13 +396,15 @@ impl<S: CommentsStore, D: Directory, Q, C> App<S, D, Q, C> {
         id: &CommentId,
         correlation_id: &str,
     ) -> Result<(), ApiError> {
-        refuse_deleted(&self.directory, caller).await?;
+        refuse_inactive(&self.directory, caller).await?;
         let comment = self.existing(id).await?;
-        // A comment on a post the caller may not see is not revealed to exist.
+        // A comment on a post the caller may not see is not revealed to exist, nor one
+        // the list hides from them (removed, or by a banned or blocking/blocked author).
         visible_post(&self.directory, &comment.post_id, viewer(caller))
             .await
             .map_err(errors::api)?
             .ok_or(ApiError::NotFound("comment"))?;
+        self.refuse_hidden(caller, &comment).await?;
         let event = Envelope::new(
             Event::CommentLikeAdded(comment.like_by(&caller.user_id)),
             Some(&caller.user_id),
@@ -404,6 +416,26 @@ impl<S: CommentsStore, D: Directory, Q, C> App<S, D, Q, C> {
         }
     }
 
+    /// 404 for a comment the comments list does not show `caller` (see
+    /// [`App::unhidden_page`]).
+    async fn refuse_hidden(&self, caller: &Caller, comment: &Comment) -> Result<(), ApiError> {
+        let staff = caller.is_staff();
+        if !comment.shown_to(&caller.user_id, staff) {
+            return Err(ApiError::NotFound("comment"));
+        }
+        if !staff
+            && !self
+                .directory
+                .blocked_among(&caller.user_id, std::slice::from_ref(&comment.author.id))
+                .await
+                .map_err(errors::api)?
+                .is_empty()
+        {
+            return Err(ApiError::NotFound("comment"));
+        }
+        Ok(())
+    }
+
     /// `caller` takes back their like; taking back what is not there changes nothing.
     pub async fn unlike(
         &self,
@@ -411,6 +443,7 @@ impl<S: CommentsStore, D: Directory, Q, C> App<S, D, Q, C> {
         id: &CommentId,
         correlation_id: &str,
     ) -> Result<(), ApiError> {
+        refuse_inactive(&self.directory, caller).await?;
         let comment = self.existing(id).await?;
         let event = Envelope::new(
             Event::CommentLikeRemoved(comment.like_by(&caller.user_id)),

@@ -196,4 +196,50 @@ impl World {
             "c",
         )
     }
+
+    /// `who` is suspended until `until` (RFC 3339), or banned (`None`), with `seq`: the
+    /// event as the moderation service emits it.
+    pub fn suspended(&self, who: &Who, until: Option<&str>, seq: u64) -> Envelope {
+        Envelope::new(
+            Event::UserSuspended(shutter_events::UserSuspended {
+                user_id: who.id.clone(),
+                username: who.name.to_owned(),
+                banned: until.is_none(),
+                until: until.map(str::to_owned),
+                seq,
+            }),
+            Some(&self.staff.id),
+            "mod",
+        )
+    }
+
+    /// `who`'s suspension or ban is lifted, with `seq`.
+    pub fn reinstated(&self, who: &Who, seq: u64) -> Envelope {
+        Envelope::new(
+            Event::UserReinstated(shutter_events::UserReinstated {
+                user_id: who.id.clone(),
+                username: who.name.to_owned(),
+                seq,
+            }),
+            Some(&self.staff.id),
+            "mod",
+        )
+    }
+
+    /// Staff removed comment `c` with `note`.
+    pub fn comment_removed(&self, c: &CommentView, note: &str) -> Envelope {
+        Envelope::new(
+            Event::ContentRemoved(shutter_events::ContentRemoved {
+                kind: shutter_events::RemovedKind::Comment,
+                target_id: c.id.to_string(),
+                post_id: c.post_id.clone(),
+                author_id: c.author.id.clone(),
+                note: note.to_owned(),
+                removed_by: self.staff.id.clone(),
+                removed_at: shutter_core::now_rfc3339(),
+            }),
+            Some(&self.staff.id),
+            "mod",
+        )
+    }
 }

@@ -40,7 +40,8 @@ const REQUEST_ID_PARAM: &str = "The request's id: the requester's user id (a ULI
     responses(
         (status = 200, description = "Where you stand now: `following` or `requested`", body = FollowStatus, example = json!({"user_id": "01JD0000000000000000B0B002", "username": "bob", "state": "following"})),
         (status = 400, description = "`invalid`: not a username, or your own", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user (or one who blocks you)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`account_suspended`: your account is suspended (`until` says until when) or banned; nothing changed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user (or one who blocks you, or who is banned)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`blocked`: you block this user; or `concurrent_update`: retry", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`: too many follows and unfollows this hour or day (`follows`); nothing changed", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a retry can pass"), ("RateLimit-Policy" = String, description = "This route's limits, each `\"name-window\";q=quota;w=seconds` (IETF RateLimit fields; on every answer of the route)"), ("RateLimit" = String, description = "What remains of each limit and when it resets, `\"name-window\";r=remaining;t=seconds`")))
     )
@@ -67,6 +68,7 @@ pub async fn follow<S: FollowsStore, D: Directory, C>(
     responses(
         (status = 200, description = "You neither follow nor ask to follow the user", body = FollowStatus, example = json!({"user_id": "01JD0000000000000000B0B002", "username": "bob", "state": "none"})),
         (status = 400, description = "`invalid`: not a username, or your own", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`account_suspended`: your account is suspended (`until` says until when) or banned; nothing changed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`concurrent_update`: retry", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`: too many follows and unfollows this hour or day (`follows`); nothing changed", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a retry can pass"), ("RateLimit-Policy" = String, description = "This route's limits, each `\"name-window\";q=quota;w=seconds` (IETF RateLimit fields; on every answer of the route)"), ("RateLimit" = String, description = "What remains of each limit and when it resets, `\"name-window\";r=remaining;t=seconds`")))
@@ -93,6 +95,7 @@ pub async fn unfollow<S: FollowsStore, D: Directory, C>(
     params(("id" = String, Path, description = REQUEST_ID_PARAM, pattern = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$")),
     responses(
         (status = 200, description = "The requester's state towards you: `following`", body = FollowStatus),
+        (status = 403, description = "`account_suspended`: your account is suspended (`until` says until when) or banned; nothing changed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No pending request from this user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`concurrent_update`: retry", body = Problem, content_type = "application/problem+json")
     )
@@ -118,6 +121,7 @@ pub async fn approve<S: FollowsStore, D: Directory, C>(
     params(("id" = String, Path, description = REQUEST_ID_PARAM, pattern = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$")),
     responses(
         (status = 200, description = "The requester's state towards you: `none`", body = FollowStatus),
+        (status = 403, description = "`account_suspended`: your account is suspended (`until` says until when) or banned; nothing changed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No pending request from this user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`concurrent_update`: retry", body = Problem, content_type = "application/problem+json")
     )
@@ -144,6 +148,7 @@ pub async fn decline<S: FollowsStore, D: Directory, C>(
     responses(
         (status = 200, description = "You block the user", body = BlockStatus, example = json!({"user_id": "01JD0000000000000000B0B002", "username": "bob", "blocked": true})),
         (status = 400, description = "`invalid`: not a username, or your own", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`account_suspended`: your account is suspended (`until` says until when) or banned; nothing changed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`concurrent_update`: retry", body = Problem, content_type = "application/problem+json")
     )
@@ -168,6 +173,7 @@ pub async fn block<S: FollowsStore, D: Directory, C>(
     responses(
         (status = 200, description = "You do not block the user", body = BlockStatus, example = json!({"user_id": "01JD0000000000000000B0B002", "username": "bob", "blocked": false})),
         (status = 400, description = "`invalid`: not a username, or your own", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`account_suspended`: your account is suspended (`until` says until when) or banned; nothing changed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`concurrent_update`: retry", body = Problem, content_type = "application/problem+json")
     )
@@ -189,7 +195,7 @@ pub async fn unblock<S: FollowsStore, D: Directory, C>(
 #[utoipa::path(
     get, path = "/v1/users/{username}/followers", tag = "follows", security(("bearer" = ["user"])),
     summary = "Who follows a user, newest first",
-    description = "Each entry carries your own follow state towards that user. A private account's lists show only to the account, its approved followers and staff. Users you block or who block you are left out, so a page can be shorter than `limit`; follow `next_cursor` until it is null.",
+    description = "Each entry carries your own follow state towards that user. A private account's lists show only to the account, its approved followers and staff. Users you block or who block you, and banned users, are left out, so a page can be shorter than `limit`; follow `next_cursor` until it is null. A banned user's own lists are a 404 to others.",
     params(
         ("username" = String, Path, description = "The user whose followers to list"),
         ("limit" = Option<u16>, Query, description = "Page size, 1 to 100 (default 20)", minimum = 1, maximum = 100),
@@ -199,7 +205,7 @@ pub async fn unblock<S: FollowsStore, D: Directory, C>(
         (status = 200, description = "A page of followers", body = FollowPage),
         (status = 400, description = "`invalid`: a bad username, limit or cursor", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A private account you do not follow", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user (or one who blocks you)", body = Problem, content_type = "application/problem+json")
+        (status = 404, description = "No such user (or one who blocks you, or who is banned)", body = Problem, content_type = "application/problem+json")
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -226,7 +232,7 @@ pub async fn followers<S: FollowsStore, D: Directory>(app: &App<S, D>, req: Requ
         (status = 200, description = "A page of followed users", body = FollowPage),
         (status = 400, description = "`invalid`: a bad username, limit or cursor", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A private account you do not follow", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user (or one who blocks you)", body = Problem, content_type = "application/problem+json")
+        (status = 404, description = "No such user (or one who blocks you, or who is banned)", body = Problem, content_type = "application/problem+json")
     )
 )]
 #[tracing::instrument(skip_all)]

@@ -51,6 +51,10 @@ impl<S: FollowsStore, D: Directory, C> App<S, D, C> {
         correlation_id: &str,
     ) -> Result<FollowStatus, ApiError> {
         let user = self.other_user(caller, username).await?;
+        // A banned account is hidden from others (its profile is a 404): not followed.
+        if self.banned(&user.user_id).await? {
+            return Err(not_found());
+        }
         let action = EdgeAction::Follow {
             private: user.private,
         };
@@ -119,7 +123,7 @@ impl<S: FollowsStore, D: Directory, C> App<S, D, C> {
     /// 404; a deleted caller is a 401. Whether either blocks the other is each use case's
     /// decision.
     async fn other_user(&self, caller: &Caller, username: &Username) -> Result<Author, ApiError> {
-        self.refuse_deleted(caller).await?;
+        self.refuse_inactive(caller).await?;
         let user = self
             .directory
             .author_by_username(username.as_str())
@@ -135,19 +139,25 @@ impl<S: FollowsStore, D: Directory, C> App<S, D, C> {
         Ok(user)
     }
 
-    /// 401 for a deleted account's still-valid token, once this service's directory holds
-    /// its tombstone, as the posts, comments and likes services answer. (A follow racing
-    /// the tombstone is refused by the store's guard, or ended by the deletion cascade.)
-    async fn refuse_deleted(&self, caller: &Caller) -> Result<(), ApiError> {
-        if self
+    /// 401 for a deleted account's still-valid token, 403 `account_suspended` for a
+    /// suspended or banned one, once this service's directory holds the tombstone or the
+    /// standing ([`shutter_directory::refuse_inactive`], as every service answers). In the
+    /// seconds before the event arrives the write passes: a follow racing the tombstone is
+    /// refused by the store's guard, or ended by the deletion cascade; one by an account
+    /// being suspended stays (following is no content to hide).
+    async fn refuse_inactive(&self, caller: &Caller) -> Result<(), ApiError> {
+        shutter_directory::refuse_inactive(&self.directory, &caller.user_id).await
+    }
+
+    /// Whether `user_id` is banned, as this service's directory knows (from its
+    /// `UserSuspended` until its `UserReinstated`).
+    async fn banned(&self, user_id: &UserId) -> Result<bool, ApiError> {
+        let standing = self
             .directory
-            .account_deleted(&caller.user_id)
+            .account_standing(user_id)
             .await
-            .map_err(errors::api)?
-        {
-            return Err(ApiError::Unauthorized("the account no longer exists"));
-        }
-        Ok(())
+            .map_err(errors::api)?;
+        Ok(standing.banned)
     }
 
     /// Moves the caller's edge to `user` by `action`, deciding again on what a racing
@@ -215,7 +225,7 @@ impl<S: FollowsStore, D: Directory, C> App<S, D, C> {
         action: EdgeAction,
         correlation_id: &str,
     ) -> Result<FollowStatus, ApiError> {
-        self.refuse_deleted(caller).await?;
+        self.refuse_inactive(caller).await?;
         let missing = || ApiError::NotFound("follow request");
         for _ in 0..MAX_ATTEMPTS {
             let edge = self
@@ -382,17 +392,22 @@ impl<S: FollowsStore, D: Directory> App<S, D, CursorSigner> {
         let (entries, next_cursor) = self
             .read_page(List::Requests, &caller.user_id, &scope, after, page.limit)
             .await?;
-        let users = futures::future::try_join_all(
-            entries.iter().map(|e| self.directory.author(&e.user_id)),
+        let ids: Vec<UserId> = entries.iter().map(|e| e.user_id.clone()).collect();
+        let (users, banned) = futures::try_join!(
+            futures::future::try_join_all(ids.iter().map(|id| self.directory.author(id))),
+            self.hidden_among(caller, &ids)
         )
-        .await
         .map_err(errors::api)?;
         let items = entries
             .into_iter()
             .zip(users)
             .filter_map(|(entry, user)| {
-                // A deleted account's requests go soon; meanwhile they are not shown.
+                // A deleted account's requests go soon; meanwhile they are not shown, nor
+                // are a banned account's while the ban holds.
                 let user = user?;
+                if banned.contains(&entry.user_id) {
+                    return None;
+                }
                 Some(FollowRequestEntry {
                     id: entry.user_id.clone(),
                     user_id: entry.user_id,
@@ -424,6 +439,10 @@ impl<S: FollowsStore, D: Directory> App<S, D, CursorSigner> {
         let scope = scope(list, &owner.user_id);
         let after = resume_after(&self.cursors, &scope, page.cursor.as_deref())?;
         if owner.user_id != caller.user_id && !caller.is_staff() {
+            // A banned account is hidden from others while the ban holds, lists and all.
+            if self.banned(&owner.user_id).await? {
+                return Err(not_found());
+            }
             let rel = self
                 .store
                 .relation(&caller.user_id, &owner.user_id)
@@ -440,9 +459,10 @@ impl<S: FollowsStore, D: Directory> App<S, D, CursorSigner> {
             .read_page(list, &owner.user_id, &scope, after, page.limit)
             .await?;
         let ids: Vec<UserId> = entries.iter().map(|e| e.user_id.clone()).collect();
-        let (users, relations) = futures::try_join!(
+        let (users, relations, banned) = futures::try_join!(
             futures::future::try_join_all(ids.iter().map(|id| self.directory.author(id))),
-            self.store.relations(&caller.user_id, &ids)
+            self.store.relations(&caller.user_id, &ids),
+            self.hidden_among(caller, &ids)
         )
         .map_err(errors::api)?;
         let items = entries
@@ -450,10 +470,11 @@ impl<S: FollowsStore, D: Directory> App<S, D, CursorSigner> {
             .zip(users)
             .filter_map(|(entry, user)| {
                 // A deleted account's entries go soon; meanwhile they are not shown. Nor is
-                // anyone who blocks the viewer or whom the viewer blocks.
+                // anyone who blocks the viewer or whom the viewer blocks, nor a banned
+                // account while the ban holds.
                 let user = user?;
                 let rel = relations.get(&entry.user_id).cloned().unwrap_or_default();
-                if rel.blocked_either_way() {
+                if rel.blocked_either_way() || banned.contains(&entry.user_id) {
                     return None;
                 }
                 Some(FollowEntry {
@@ -466,6 +487,21 @@ impl<S: FollowsStore, D: Directory> App<S, D, CursorSigner> {
             })
             .collect();
         Ok(FollowPage { items, next_cursor })
+    }
+
+    /// Which of `ids` a list leaves out for `caller` as the directory knows them: the
+    /// banned (this service's directory holds no blocks: those are the store's, above),
+    /// but for the caller themself; staff see everyone. A ban hides from when its
+    /// `UserSuspended` reaches the directory until its `UserReinstated` does.
+    async fn hidden_among(
+        &self,
+        caller: &Caller,
+        ids: &[UserId],
+    ) -> StoreResult<std::collections::HashSet<UserId>> {
+        if caller.is_staff() || ids.is_empty() {
+            return Ok(Default::default());
+        }
+        self.directory.blocked_among(&caller.user_id, ids).await
     }
 
     /// Up to `limit` entries after `after`, and the cursor of the next page if there is
@@ -1035,5 +1071,139 @@ mod tests {
         // THEN eve sees bob only, and ann sees bob and cat
         assert_eq!(w.followers("eve", "ann").await.unwrap(), ["bob"]);
         assert_eq!(w.followers("ann", "ann").await.unwrap(), ["cat", "bob"]);
+    }
+
+    /// `name` suspended until `until` (RFC 3339) or banned (`None`), with `seq`; or
+    /// reinstated (`reinstated`), as this service's directory learns it.
+    async fn standing(w: &World, name: &str, until: Option<&str>, seq: u64, reinstated: bool) {
+        let event = if reinstated {
+            Event::UserReinstated(shutter_events::UserReinstated {
+                user_id: w.id(name),
+                username: name.into(),
+                seq,
+            })
+        } else {
+            Event::UserSuspended(shutter_events::UserSuspended {
+                user_id: w.id(name),
+                username: name.into(),
+                banned: until.is_none(),
+                until: until.map(str::to_owned),
+                seq,
+            })
+        };
+        // Delivered twice, as Kafka may: the second changes nothing.
+        let envelope = Envelope::new(event, None, "mod");
+        w.app.directory.apply(&envelope).await.unwrap();
+        w.app.directory.apply(&envelope).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_suspended_accounts_token_follows_blocks_and_answers_nothing_until_reinstated() {
+        let w = world(&[("ann", false), ("bob", true), ("cat", false)]);
+        // GIVEN cat asked to follow bob and bob follows nobody; then bob is suspended
+        w.follow("cat", "bob").await.unwrap();
+        let until = "2999-01-01T00:00:00.000Z";
+        standing(&w, "bob", Some(until), 1, false).await;
+        let before = w.events();
+        // WHEN his token follows, unfollows, blocks, unblocks, approves or declines
+        let refusals = [
+            w.follow("bob", "ann").await.map(|_| ()),
+            w.unfollow("bob", "ann").await.map(|_| ()),
+            w.block("bob", "ann", true).await.map(|_| ()),
+            w.block("bob", "ann", false).await.map(|_| ()),
+            w.answer("bob", "cat", true).await.map(|_| ()),
+            w.answer("bob", "cat", false).await.map(|_| ()),
+        ];
+        // THEN each is a 403 account_suspended saying until when, and nothing changes
+        for refused in refusals {
+            let p = refused.unwrap_err().problem();
+            assert_eq!((p.status, p.code.as_str()), (403, "account_suspended"));
+            assert_eq!(p.until.as_deref(), Some(until));
+        }
+        assert_eq!(w.events(), before);
+        // AND he still reads his requests and lists, and others still see and follow him
+        let page = w.app.follow_requests(&w.caller("bob"), &first_page()).await;
+        assert_eq!(page.unwrap().items.len(), 1);
+        assert_eq!(w.followers("ann", "cat").await.unwrap().len(), 0);
+        assert_eq!(
+            w.follow("ann", "bob").await.unwrap(),
+            FollowState::Requested
+        );
+        // WHEN reinstated (a higher seq; the old suspension again changes nothing)
+        standing(&w, "bob", None, 2, true).await;
+        standing(&w, "bob", Some(until), 1, false).await;
+        // THEN his writes pass
+        assert_eq!(
+            w.follow("bob", "ann").await.unwrap(),
+            FollowState::Following
+        );
+        assert_eq!(
+            w.answer("bob", "cat", true).await.unwrap(),
+            FollowState::Following
+        );
+    }
+
+    #[tokio::test]
+    async fn a_banned_account_is_left_out_of_lists_and_cannot_be_followed_while_the_ban_holds() {
+        // GIVEN bob and cat follow ann, ann follows bob, dan asked to follow the private eve
+        let w = world(&[
+            ("ann", false),
+            ("bob", false),
+            ("cat", false),
+            ("dan", false),
+            ("eve", true),
+        ]);
+        w.follow("bob", "ann").await.unwrap();
+        w.follow("cat", "ann").await.unwrap();
+        w.follow("ann", "bob").await.unwrap();
+        w.follow("dan", "eve").await.unwrap();
+        // WHEN bob and dan are banned
+        standing(&w, "bob", None, 1, false).await;
+        standing(&w, "dan", None, 1, false).await;
+        // THEN others' lists leave them out, staff and they themselves still see them
+        assert_eq!(w.followers("cat", "ann").await.unwrap(), ["cat"]);
+        assert_eq!(w.followers("ann", "ann").await.unwrap(), ["cat"]);
+        let staff = w
+            .app
+            .followers(&w.staff("cat"), &username("ann"), &first_page())
+            .await
+            .unwrap();
+        assert_eq!(staff.items.len(), 2);
+        let following = w
+            .app
+            .following(&w.caller("ann"), &username("ann"), &first_page())
+            .await
+            .unwrap();
+        assert!(following.items.is_empty());
+        let requests = w.app.follow_requests(&w.caller("eve"), &first_page()).await;
+        assert!(requests.unwrap().items.is_empty());
+        // AND bob's own lists are a 404 to others, not to him or staff
+        let bob = username("bob");
+        let err = w.app.followers(&w.caller("cat"), &bob, &first_page()).await;
+        assert!(matches!(err, Err(ApiError::NotFound("user"))));
+        assert!(
+            w.app
+                .following(&w.caller("bob"), &bob, &first_page())
+                .await
+                .is_ok()
+        );
+        assert!(
+            w.app
+                .following(&w.staff("cat"), &bob, &first_page())
+                .await
+                .is_ok()
+        );
+        // AND he cannot be followed
+        assert!(matches!(
+            w.follow("cat", "bob").await,
+            Err(ApiError::NotFound("user"))
+        ));
+        // WHEN the ban is lifted THEN all comes back
+        standing(&w, "bob", None, 2, true).await;
+        assert_eq!(w.followers("cat", "ann").await.unwrap(), ["cat", "bob"]);
+        assert_eq!(
+            w.follow("cat", "bob").await.unwrap(),
+            FollowState::Following
+        );
     }
 }

@@ -100,6 +100,13 @@ async fn verify<S: ProfilesStore, M: MediaStore>(
     let Some((info, origin)) = app.media.head_with_origin(key).await? else {
         return Ok(());
     };
+    // A form signed before the account's suspension or ban reached this service, used
+    // after: the upload is a write of a suspended account, refused as the form would be.
+    let standing = app.store.standing(avatar.user_id()).await?;
+    if standing.refusal(&shutter_core::now_rfc3339()).is_some() {
+        tracing::info!(key, user_id = %avatar.user_id(), "upload of a suspended account; deleted");
+        return Ok(app.media.delete(key).await?);
+    }
     if origin == Origin::Upload && !clean(app, key, &info).await? {
         return Ok(());
     }
@@ -376,6 +383,18 @@ mod tests {
         }
         async fn blocked_between(&self, a: &UserId, b: &UserId) -> StoreResult<bool> {
             self.inner.blocked_between(a, b).await
+        }
+        async fn standing(&self, user_id: &UserId) -> StoreResult<crate::store::Standing> {
+            self.inner.standing(user_id).await
+        }
+        async fn set_standing(
+            &self,
+            user_id: &UserId,
+            banned: bool,
+            until: Option<&str>,
+            seq: u64,
+        ) -> StoreResult<()> {
+            self.inner.set_standing(user_id, banned, until, seq).await
         }
         async fn save(
             &self,

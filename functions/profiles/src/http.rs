@@ -25,7 +25,7 @@ type ApiResult = Result<Response<Body>, ApiError>;
     get, path = "/v1/profiles/{username}", tag = "profiles", security(("bearer" = ["user"])),
     summary = "A user's public profile and counters",
     params(("username" = Username, Path, description = "The username (case-insensitive)")),
-    responses((status = 200, description = "The profile", body = ProfileView), (status = 404, description = "No such profile (or one who blocks you, or whom you block)", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "The profile", body = ProfileView), (status = 404, description = "No such profile (or one who blocks you, or whom you block, or who is banned)", body = Problem, content_type = "application/problem+json"))
 )]
 #[tracing::instrument(skip_all)]
 pub async fn get_profile<S: ProfilesStore, M: MediaStore>(
@@ -61,7 +61,7 @@ pub async fn get_my_profile<S: ProfilesStore, M: MediaStore>(
     summary = "Edit your profile",
     description = "Absent or null fields stay as they are. Emits `ProfileUpdated` when something changed.",
     request_body(content = ProfilePatch, example = json!({"display_name": "Alice A.", "bio": "photos of clouds", "private": false})),
-    responses((status = 200, description = "The profile after the change", body = ProfileView), (status = 404, description = "No such profile", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "The profile after the change", body = ProfileView), (status = 403, description = "`account_suspended`: your account is suspended (`until` says until when) or banned; nothing changed", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such profile", body = Problem, content_type = "application/problem+json"))
 )]
 #[tracing::instrument(skip_all)]
 pub async fn update_profile<S: ProfilesStore, M: MediaStore>(
@@ -129,10 +129,13 @@ pub async fn avatar_rate_scope<D>(
     summary = "Get a pre-signed S3 form to upload your avatar",
     description = "Send `upload.fields` plus a `file` part as multipart/form-data to `upload.url`. The avatar changes once the upload is verified (real type and size).",
     request_body(content = AvatarRequest, example = json!({"content_type": "image/png", "size": 20480})),
-    responses((status = 201, description = "The upload form", body = AvatarUpload), (status = 429, description = "`rate_limited`: your upload forms of the day allow too many bytes (`media_bytes`: an avatar form counts 5 MB); nothing changed", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a retry can pass"), ("RateLimit-Policy" = String, description = "This route's limits, each `\"name-window\";q=quota;w=seconds` (IETF RateLimit fields; on every answer of the route)"), ("RateLimit" = String, description = "What remains of each limit and when it resets, `\"name-window\";r=remaining;t=seconds`"))))
+    responses((status = 201, description = "The upload form", body = AvatarUpload), (status = 403, description = "`account_suspended`: your account is suspended (`until` says until when) or banned; nothing changed", body = Problem, content_type = "application/problem+json"), (status = 429, description = "`rate_limited`: your upload forms of the day allow too many bytes (`media_bytes`: an avatar form counts 5 MB); nothing changed", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a retry can pass"), ("RateLimit-Policy" = String, description = "This route's limits, each `\"name-window\";q=quota;w=seconds` (IETF RateLimit fields; on every answer of the route)"), ("RateLimit" = String, description = "What remains of each limit and when it resets, `\"name-window\";r=remaining;t=seconds`"))))
 )]
 #[tracing::instrument(skip_all)]
-pub async fn avatar_upload<S, M: MediaStore>(app: &App<S, M>, req: Request) -> ApiResult {
+pub async fn avatar_upload<S: ProfilesStore, M: MediaStore>(
+    app: &App<S, M>,
+    req: Request,
+) -> ApiResult {
     let caller = Caller::from_request(&req)?;
     let body: AvatarRequest = req.json()?;
     let image = body.image()?;
@@ -312,11 +315,8 @@ mod tests {
 
     #[tokio::test]
     async fn avatar_uploads_are_limited_to_images_of_5_mb() {
-        // The function is built without a table (Live::for_uploads).
-        let app = App {
-            store: crate::NoStore,
-            media: shutter_media::MemoryMedia::default(),
-        };
+        // Signing reads no profile: an account without one (yet) gets a form.
+        let app = app();
         let alice = unregistered("alice");
         let ok = as_owner(
             &alice,

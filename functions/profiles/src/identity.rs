@@ -1,7 +1,11 @@
 //! `profiles-identity-events`: the MSK consumer of the identity topic. A registration
 //! creates the profile; a deletion erases it, its username and counters, and the user's
 //! avatars. Each store effect happens once however often Kafka redelivers (a marker per
-//! event id is written in the same transaction); deleting avatars again is harmless.
+//! event id is written in the same transaction); deleting avatars again is harmless. A
+//! suspension, ban or reinstatement (from the moderation service) is kept as the account's
+//! standing, the one with the highest `seq` (so redelivered and late events change
+//! nothing): the service refuses the account's writes while it holds and hides a banned
+//! account's profile from others ([`crate::service`]).
 
 use shutter_core::validate::Username;
 use shutter_core::{EventId, UserId};
@@ -17,8 +21,13 @@ use crate::store::{self, ProfilesStore};
 
 pub const IDENTITY_EVENTS: Consumer = Consumer {
     name: "profiles-identity-events",
-    handles: EventSet::of(&[EventType::UserRegistered, EventType::UserDeleted]),
-    summary: "Creates a profile when an account is registered; erases it, its username, counters and avatars when the account is deleted.",
+    handles: EventSet::of(&[
+        EventType::UserRegistered,
+        EventType::UserDeleted,
+        EventType::UserSuspended,
+        EventType::UserReinstated,
+    ]),
+    summary: "Creates a profile when an account is registered; erases it, its username, counters and avatars when the account is deleted; keeps the account's suspension or ban (its writes are refused, a banned account's profile is hidden from others).",
 };
 
 /// One event's effects.
@@ -29,7 +38,32 @@ pub async fn apply<S: ProfilesStore, M: MediaStore>(
     match &envelope.event {
         Event::UserRegistered(user) => create(app, user, &envelope.id).await,
         Event::UserDeleted(user) => erase(app, &user.user_id, &envelope.id).await,
+        Event::UserSuspended(s) => {
+            standing(app, &s.user_id, s.banned, s.until.as_deref(), s.seq).await
+        }
+        Event::UserReinstated(r) => standing(app, &r.user_id, false, None, r.seq).await,
         _ => Ok(()),
+    }
+}
+
+/// Keeps the account's standing numbered `seq`, unless a newer one is kept already.
+async fn standing<S: ProfilesStore, M>(
+    app: &App<S, M>,
+    user_id: &UserId,
+    banned: bool,
+    until: Option<&str>,
+    seq: u64,
+) -> Result<(), ConsumeError> {
+    match app.store.set_standing(user_id, banned, until, seq).await {
+        Ok(()) => {
+            tracing::info!(user_id = %user_id, banned, until, seq, "account standing changed");
+            Ok(())
+        }
+        Err(StoreError::Conflict(store::STANDING_NEWER)) => {
+            tracing::info!(user_id = %user_id, seq, "standing as new or newer kept; nothing to do");
+            Ok(())
+        }
+        Err(err) => Err(err.into()),
     }
 }
 

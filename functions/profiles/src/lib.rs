@@ -22,6 +22,8 @@ pub mod service;
 pub mod store;
 
 #[cfg(test)]
+mod moderation;
+#[cfg(test)]
 mod testing;
 
 use shutter_events::Consumer;
@@ -64,12 +66,10 @@ impl Live {
         })
     }
 
-    /// The bucket only: `profiles-avatar-upload` signs upload forms and reads no profile.
-    pub async fn for_uploads(aws: &SdkConfig) -> Result<App<NoStore, S3MediaStore>, ConfigError> {
-        Ok(App {
-            store: NoStore,
-            media: S3MediaStore::from_env(aws)?,
-        })
+    /// `profiles-avatar-upload` signs upload forms; it reads the table only for the
+    /// caller's standing (a suspended account gets no form).
+    pub async fn for_uploads(aws: &SdkConfig) -> Result<Self, ConfigError> {
+        Self::from_env(aws).await
     }
 
     /// The table only: `profiles-graph-events` keeps counters and blocks.

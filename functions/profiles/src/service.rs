@@ -15,7 +15,9 @@ use crate::{App, errors};
 
 impl<S: ProfilesStore, M: MediaStore> App<S, M> {
     /// The profile of `username`, with its counters. Someone who blocks the caller, or
-    /// whom the caller blocks, does not exist for them (404); staff see everyone.
+    /// whom the caller blocks, does not exist for them (404), nor does a banned account
+    /// while the ban holds (from when its `UserSuspended` is applied here until its
+    /// `UserReinstated` is); staff see everyone, and everyone sees their own.
     pub async fn profile(
         &self,
         caller: &Caller,
@@ -37,6 +39,17 @@ impl<S: ProfilesStore, M: MediaStore> App<S, M> {
         if hidden {
             return Err(ApiError::NotFound("profile"));
         }
+        let banned = profile.user_id != caller.user_id
+            && !caller.is_staff()
+            && self
+                .store
+                .standing(&profile.user_id)
+                .await
+                .map_err(errors::api)?
+                .banned;
+        if banned {
+            return Err(ApiError::NotFound("profile"));
+        }
         self.view(&profile).await
     }
 
@@ -48,13 +61,15 @@ impl<S: ProfilesStore, M: MediaStore> App<S, M> {
     }
 
     /// Applies `patch` to the caller's own profile; only an edit that changes something
-    /// is saved, with its `ProfileUpdated`. A profile changed meanwhile is a 409.
+    /// is saved, with its `ProfileUpdated`. A profile changed meanwhile is a 409; a
+    /// suspended or banned account's is a 403 (see [`refuse_inactive`]).
     pub async fn update_profile(
         &self,
         caller: &Caller,
         patch: &ProfilePatch,
         correlation_id: &str,
     ) -> Result<ProfileView, ApiError> {
+        refuse_inactive(&self.store, caller).await?;
         let previous = self.own(caller).await?;
         let Some(updated) = previous.edited(patch, &shutter_core::now_rfc3339()) else {
             return self.view(&previous).await;
@@ -85,15 +100,30 @@ impl<S: ProfilesStore, M: MediaStore> App<S, M> {
     }
 }
 
-impl<S, M: MediaStore> App<S, M> {
+/// 403 `account_suspended` for a write by a suspended or banned account's still-valid
+/// token, once its `UserSuspended` reached this service (its identity consumer keeps
+/// the standing); as every service answers, with the same window before the event
+/// arrives (see [`shutter_directory::refuse_inactive`]): an edit in those seconds is
+/// saved. A deleted account has no profile left to write (404).
+async fn refuse_inactive<S: ProfilesStore>(store: &S, caller: &Caller) -> Result<(), ApiError> {
+    let standing = store.standing(&caller.user_id).await.map_err(errors::api)?;
+    match standing.refusal(&shutter_core::now_rfc3339()) {
+        None => Ok(()),
+        Some(inactive) => Err(inactive.into()),
+    }
+}
+
+impl<S: ProfilesStore, M: MediaStore> App<S, M> {
     /// A pre-signed form to upload an avatar of type `image` under the caller's own
     /// prefix; S3 refuses another type or more than 5 MB, and the avatar changes only
-    /// once the upload is verified ([`crate::avatar`]).
+    /// once the upload is verified ([`crate::avatar`]). A suspended or banned account
+    /// gets none (403).
     pub async fn avatar_upload(
         &self,
         caller: &Caller,
         image: ImageType,
     ) -> Result<AvatarUpload, ApiError> {
+        refuse_inactive(&self.store, caller).await?;
         let key = AvatarKey::generate(&caller.user_id, image);
         let upload = self
             .media

@@ -70,6 +70,9 @@ use utoipa::{Modify, OpenApi};
         shutter_moderation::http::modlog,
         shutter_moderation::http::grant_role,
         shutter_moderation::http::revoke_role,
+        shutter_moderation::http::resolve,
+        shutter_moderation::http::unsuspend,
+        shutter_moderation::http::lookup,
     ),
     components(schemas(shutter_core::Problem)),
     modifiers(&Conventions),
@@ -83,7 +86,7 @@ use utoipa::{Modify, OpenApi};
         (name = "follows", description = "Following users, follow requests to private accounts, and blocks"),
         (name = "feed", description = "Your home feed"),
         (name = "search", description = "Searching posts, users and hashtags (what you may see only)"),
-        (name = "moderation", description = "Reports, the report queue, staff roles and the modlog (`/v1/admin/` needs a staff scope)"),
+        (name = "moderation", description = "Reports, the report queue with previews, actions on reports (remove, suspend, ban), suspensions, staff roles and the modlog (`/v1/admin/` needs a staff scope)"),
     )
 )]
 struct ApiDoc;

@@ -15,9 +15,9 @@ use shutter_store::{
 use super::{
     ACCOUNT_DELETED, ALREADY_LIKED, COMMENT_EXISTS, COMMENT_GONE, Claimed, CommentsReader,
     CommentsStore, IDEMPOTENCY_TTL_SECONDS, Idempotency, IdempotencyKeys, KEY_REUSED, NOT_LIKED,
-    PARENT_GONE, TOMBSTONE_TTL_SECONDS, sort_key,
+    NOTHING_TO_REMOVE, PARENT_GONE, TOMBSTONE_TTL_SECONDS, sort_key,
 };
-use crate::model::Comment;
+use crate::model::{Comment, Removal};
 
 #[derive(Debug, Clone)]
 pub struct DynamoCommentsStore {
@@ -256,6 +256,26 @@ impl CommentsStore for DynamoCommentsStore {
         self.table
             .transact(vec![update, alive, outbox_write(event)?])
             .await
+    }
+
+    async fn remove(&self, id: &CommentId, removal: &Removal) -> StoreResult<()> {
+        let Some(lookup) = self.table.get::<Lookup>(&lookup_pk(id), LOOKUP_SK).await? else {
+            return Err(StoreError::Conflict(NOTHING_TO_REMOVE));
+        };
+        if lookup.deleted {
+            return Err(StoreError::Conflict(NOTHING_TO_REMOVE));
+        }
+        // The first removal stands: a redelivered or second one changes nothing.
+        let update = Write::update(
+            key(post_pk(&lookup.post_id), &lookup.comment_sk),
+            "SET removed = :removal",
+        )
+        .when(
+            NOTHING_TO_REMOVE,
+            "attribute_exists(pk) AND attribute_not_exists(removed)",
+        )
+        .value(":removal", av(removal)?);
+        self.table.write(update).await
     }
 
     async fn delete(&self, c: &Comment, event: &Envelope) -> StoreResult<()> {

@@ -11,9 +11,10 @@ use shutter_store::{StoreError, StoreResult};
 
 use super::{
     ACCOUNT_DELETED, ALREADY_LIKED, COMMENT_EXISTS, COMMENT_GONE, Claimed, CommentsReader,
-    CommentsStore, Idempotency, IdempotencyKeys, KEY_REUSED, NOT_LIKED, PARENT_GONE, sort_key,
+    CommentsStore, Idempotency, IdempotencyKeys, KEY_REUSED, NOT_LIKED, NOTHING_TO_REMOVE,
+    PARENT_GONE, sort_key,
 };
-use crate::model::Comment;
+use crate::model::{Comment, Removal};
 
 #[derive(Debug, Default)]
 pub struct MemoryCommentsStore {
@@ -228,6 +229,20 @@ impl CommentsStore for MemoryCommentsStore {
         current.edited_at = updated.edited_at.clone();
         st.events.push(event.clone());
         Ok(())
+    }
+
+    async fn remove(&self, id: &CommentId, removal: &Removal) -> StoreResult<()> {
+        let mut st = self.state()?;
+        let Some(Some(at)) = st.lookups.get(id).cloned() else {
+            return Err(StoreError::Conflict(NOTHING_TO_REMOVE));
+        };
+        match st.comments.get_mut(&at) {
+            Some(c) if c.removed.is_none() => {
+                c.removed = Some(removal.clone());
+                Ok(())
+            }
+            _ => Err(StoreError::Conflict(NOTHING_TO_REMOVE)),
+        }
     }
 
     async fn delete(&self, c: &Comment, event: &Envelope) -> StoreResult<()> {

@@ -7,6 +7,7 @@
 //! - `COMMENT#<id>` / `COMMENT` the lookup item (where comment `id` is). A deleted comment
 //!   leaves a tombstone there (`deleted`, with a TTL), so a redelivered write cannot
 //!   bring it back;
+//!   (a comment staff removed keeps its place, with `removed`: see [`CommentsStore::remove`]);
 //! - `COMMENT#<id>` / `LIKE#<user>` a like of the comment;
 //! - `USER#<author>` / `C#<id>` the author's comments, `USER#<user>` / `L#<id>` the
 //!   comments a user likes (both for `UserDeleted`);
@@ -25,7 +26,7 @@ use shutter_core::{CommentId, PostId, UserId};
 use shutter_events::Envelope;
 use shutter_store::StoreResult;
 
-use crate::model::Comment;
+use crate::model::{Comment, Removal};
 
 /// Conflict: a comment with this id was written before (a redelivered write), even if it
 /// was deleted since (its tombstone holds the id).
@@ -41,6 +42,9 @@ pub const NOT_LIKED: &str = "not_liked";
 /// Conflict: the author's account is deleted (the directory holds its tombstone): a
 /// still-valid token of a deleted account writes and edits no comment.
 pub const ACCOUNT_DELETED: &str = "account_deleted";
+/// Conflict: the comment to remove is gone, or was removed before (the first removal
+/// stands): nothing changed.
+pub const NOTHING_TO_REMOVE: &str = "nothing_to_remove";
 /// Conflict: the `Idempotency-Key` was used before for a different request.
 pub const KEY_REUSED: &str = "idempotency_key_reused";
 
@@ -153,6 +157,10 @@ pub trait CommentsStore: CommentsReader {
         user_id: &UserId,
         event: &Envelope,
     ) -> StoreResult<()>;
+    /// Marks comment `id` removed by staff, for good: its text, likes, replies and place
+    /// in the post's count stay (see [`crate::consumer`]). Conflict:
+    /// [`NOTHING_TO_REMOVE`] (gone, or removed before: nothing changed).
+    async fn remove(&self, id: &CommentId, removal: &Removal) -> StoreResult<()>;
     /// Forgets that `user_id` liked comment `id` (a like that cannot be taken back: the
     /// comment is gone).
     async fn forget_like(&self, user_id: &UserId, id: &CommentId) -> StoreResult<()>;

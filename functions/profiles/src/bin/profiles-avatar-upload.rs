@@ -1,4 +1,5 @@
-//! `POST /v1/profiles/me/avatar`: signs upload forms only, so it builds no table client.
+//! `POST /v1/profiles/me/avatar`: signs upload forms (it reads the table only for the
+//! caller's standing).
 #[tokio::main]
 async fn main() -> Result<(), shutter_http::lambda_http::Error> {
     // Counted against the caller: the bytes its upload form allows.

@@ -12,7 +12,7 @@ use shutter_store::{
 
 use super::{
     CountersStore, HANDLE_MOVED, MARKER_MOVED, PROFILE_EXISTS, PROFILE_GONE, ProfilesStore, STALE,
-    USERNAME_HELD,
+    STANDING_NEWER, Standing, USERNAME_HELD,
 };
 use crate::model::{Counted, Counter, Delta, Marker, Profile};
 
@@ -35,6 +35,9 @@ fn profile_item(p: &Profile) -> StoreResult<Item> {
     item.extend(key(profile_pk(&p.user_id), "PROFILE"));
     Ok(item)
 }
+
+/// The sort key of the account's standing, beside its profile.
+const STANDING_SK: &str = "STANDING";
 
 fn counts_key(user_id: &str) -> Item {
     key(profile_pk(user_id), "COUNTS")
@@ -130,6 +133,38 @@ impl ProfilesStore for DynamoProfilesStore {
         Ok(found.iter().any(|item| bool_attr(item, "counted")))
     }
 
+    async fn standing(&self, user_id: &UserId) -> StoreResult<Standing> {
+        let item = self
+            .table
+            .get_item(&profile_pk(user_id), STANDING_SK)
+            .await?;
+        Ok(item.map_or_else(Standing::default, |item| Standing {
+            deleted: false,
+            banned: bool_attr(&item, "banned"),
+            suspended_until: string_attr(&item, "until").map(str::to_owned),
+        }))
+    }
+
+    async fn set_standing(
+        &self,
+        user_id: &UserId,
+        banned: bool,
+        until: Option<&str>,
+        seq: u64,
+    ) -> StoreResult<()> {
+        let mut item = key(profile_pk(user_id), STANDING_SK);
+        item.insert("banned".to_owned(), AttributeValue::Bool(banned));
+        if let Some(until) = until {
+            item.insert("until".to_owned(), s(until));
+        }
+        item.insert("seq".to_owned(), n(seq));
+        // Only a newer suspension or reinstatement replaces the one stored.
+        let write = Write::put(item)
+            .when(STANDING_NEWER, "attribute_not_exists(pk) OR seq < :seq")
+            .value(":seq", n(seq));
+        self.table.write(write).await
+    }
+
     async fn save(
         &self,
         previous: &Profile,
@@ -180,6 +215,7 @@ impl ProfilesStore for DynamoProfilesStore {
             );
             writes.extend([
                 Write::delete(key(profile_pk(user_id), "PROFILE")),
+                Write::delete(key(profile_pk(user_id), STANDING_SK)),
                 Write::put(tombstone),
                 Write::delete(handle_key(p.username.as_str()))
                     .when(HANDLE_MOVED, "attribute_not_exists(pk) OR user_id = :id")

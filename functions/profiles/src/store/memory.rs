@@ -12,7 +12,7 @@ use shutter_store::{StoreError, StoreResult};
 
 use super::{
     CountersStore, HANDLE_MOVED, MARKER_MOVED, PROCESSED, PROFILE_EXISTS, ProfilesStore, STALE,
-    USERNAME_HELD,
+    STANDING_NEWER, Standing, USERNAME_HELD,
 };
 use crate::model::{Counted, Counter, Delta, Marker, Profile};
 
@@ -30,6 +30,8 @@ struct State {
     handles: HashMap<String, UserId>,
     processed: HashSet<(String, EventId)>,
     markers: HashMap<Counted, Marker>,
+    /// user -> (standing, seq)
+    standings: HashMap<UserId, (Standing, u64)>,
     events: Vec<Envelope>,
 }
 
@@ -112,6 +114,35 @@ impl ProfilesStore for MemoryProfilesStore {
         Ok(blocks(a, b) || blocks(b, a))
     }
 
+    async fn standing(&self, user_id: &UserId) -> StoreResult<Standing> {
+        Ok(self
+            .state()?
+            .standings
+            .get(user_id)
+            .map(|(s, _)| s.clone())
+            .unwrap_or_default())
+    }
+
+    async fn set_standing(
+        &self,
+        user_id: &UserId,
+        banned: bool,
+        until: Option<&str>,
+        seq: u64,
+    ) -> StoreResult<()> {
+        let mut st = self.state()?;
+        if st.standings.get(user_id).is_some_and(|(_, s)| *s >= seq) {
+            return Err(StoreError::Conflict(STANDING_NEWER));
+        }
+        let standing = Standing {
+            deleted: false,
+            banned,
+            suspended_until: until.map(str::to_owned),
+        };
+        st.standings.insert(user_id.clone(), (standing, seq));
+        Ok(())
+    }
+
     async fn save(
         &self,
         previous: &Profile,
@@ -175,6 +206,7 @@ impl ProfilesStore for MemoryProfilesStore {
         st.processed.insert(marker);
         if let Some(p) = &existing {
             st.profiles.remove(user_id);
+            st.standings.remove(user_id);
             st.counts.insert(user_id.clone(), None);
             st.handles.remove(p.username.as_str());
         }

@@ -11,6 +11,9 @@
 //! - `HANDLE#<username>` / `HANDLE`: points a username at its `user_id`;
 //! - `COUNTED#<thing>` / `COUNTED`: the [`Marker`] of a counted thing (`FOLLOW#<follower
 //!   id>#<followee id>`, `POST#<post id>`, `BLOCK#<blocker id>#<blocked id>`);
+//! - `PROFILE#<user id>` / `STANDING`: the account's suspension or ban (`banned`,
+//!   `until`, `seq`), kept apart so that a profile edit never overwrites it, the one
+//!   with the highest `seq` of `UserSuspended` / `UserReinstated`;
 //! - `PROCESSED#<consumer>#<event id>` / `PROCESSED`: an applied identity event;
 //! - `OUTBOX#<event id>` / `OUTBOX`: this service's events.
 
@@ -20,6 +23,7 @@ pub mod memory;
 use async_trait::async_trait;
 use shutter_core::validate::Username;
 use shutter_core::{EventId, UserId};
+pub use shutter_directory::Standing;
 use shutter_events::Envelope;
 use shutter_store::StoreResult;
 
@@ -36,6 +40,9 @@ pub const PROFILE_EXISTS: &str = "profile_exists";
 pub const USERNAME_HELD: &str = "username_held";
 /// Conflict: the erased profile's username points at another user meanwhile.
 pub const HANDLE_MOVED: &str = "handle_moved";
+/// Conflict: the stored standing has this `seq` or a higher one (a redelivered or late
+/// event): nothing changed.
+pub const STANDING_NEWER: &str = "standing_newer";
 /// Conflict: a counted thing's marker moved since it was read.
 pub const MARKER_MOVED: &str = "marker_moved";
 /// Conflict: a user whose counter was to move had their profile erased meanwhile.
@@ -50,6 +57,19 @@ pub trait ProfilesStore: Send + Sync {
     /// Whether either user blocks the other (from the block markers that the graph
     /// consumer keeps, [`CountersStore`]).
     async fn blocked_between(&self, a: &UserId, b: &UserId) -> StoreResult<bool>;
+    /// The account's suspension or ban as this service knows it (never `deleted`: an
+    /// erased profile is simply not found). Unknown: active.
+    async fn standing(&self, user_id: &UserId) -> StoreResult<Standing>;
+    /// Records the account's suspension (`until`), ban (`banned`) or reinstatement
+    /// (neither) numbered `seq`, unless one with this `seq` or a higher one is stored.
+    /// Conflict: [`STANDING_NEWER`] (nothing changed).
+    async fn set_standing(
+        &self,
+        user_id: &UserId,
+        banned: bool,
+        until: Option<&str>,
+        seq: u64,
+    ) -> StoreResult<()>;
     /// Saves `updated` with `event` if the stored profile is still `previous` (its
     /// `updated_at`). Conflict: [`STALE`].
     async fn save(
@@ -66,7 +86,7 @@ pub trait ProfilesStore: Send + Sync {
         event_id: &EventId,
         profile: &Profile,
     ) -> StoreResult<()>;
-    /// Erases the user's profile and username, and turns its counters into a tombstone,
+    /// Erases the user's profile, standing and username, and turns its counters into a tombstone,
     /// once for `consumer`'s event `event_id`; returns what was erased. Conflicts:
     /// [`PROCESSED`], [`HANDLE_MOVED`].
     async fn erase(
