@@ -20,7 +20,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use shutter_core::UserId;
 use shutter_e2e::{PNG, TestApp, User, eventually};
-use shutter_events::{BlockFacts, EdgeFacts, Envelope, Event};
+use shutter_events::{
+    BlockFacts, ContentRemoved, EdgeFacts, Envelope, Event, PostFacts, RemovedKind, UserReinstated,
+    UserSuspended,
+};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -632,4 +635,192 @@ async fn a_deleted_post_disappears() {
         )
         .await;
     assert_eq!(tags.body["items"], json!([]));
+}
+
+/// Plays the moderation service's part: `event` on the Identity topic, keyed as it would
+/// publish it.
+async fn moderation_event(app: &TestApp, event: Event) {
+    app.produce(&[Envelope::new(event, None, "e2e-search-moderation")])
+        .await;
+}
+
+/// Sends `events` one after the other to one `partition` of their topics (not by key):
+/// the indexer reads a partition in order, so the effect of the last one is a barrier
+/// proving the earlier ones were read (and, when they changed nothing, ignored).
+async fn produce_in_order(app: &TestApp, partition: i32, events: &[Event]) {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", app.stack.kafka_bootstrap())
+        .set("compression.type", "none")
+        .create()
+        .unwrap();
+    for event in events {
+        let envelope = Envelope::new(event.clone(), None, "e2e-search-moderation");
+        let payload = envelope.to_json().unwrap();
+        let record = FutureRecord::to(envelope.topic().name())
+            .key(&envelope.aggregate_id)
+            .partition(partition)
+            .payload(&payload);
+        if let Err((err, _)) = producer.send(record, Duration::from_secs(30)).await {
+            panic!("the event reaches the broker: {err}");
+        }
+    }
+}
+
+/// `UserSuspended` of `user` (a ban when `banned`, else a suspension for a day).
+fn suspended(user: &User, banned: bool, seq: u64) -> Event {
+    Event::UserSuspended(UserSuspended {
+        user_id: UserId::trusted(&user.id),
+        username: user.username.clone(),
+        banned,
+        until: (!banned).then(|| "2099-01-01T00:00:00Z".to_owned()),
+        seq,
+    })
+}
+
+fn reinstated(user: &User, seq: u64) -> Event {
+    Event::UserReinstated(UserReinstated {
+        user_id: UserId::trusted(&user.id),
+        username: user.username.clone(),
+        seq,
+    })
+}
+
+impl Story<'_> {
+    /// The usernames a users search for `q` finds for `user`.
+    async fn users(&self, user: &User, q: &str) -> Vec<String> {
+        let answer = self
+            .get(user, &format!("/v1/search/users?q={}", enc(q)))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+        usernames(&answer.body)
+    }
+
+    /// The hashtags (with their counts) a hashtag search for `q` finds for `user`.
+    async fn tags(&self, user: &User, q: &str) -> Value {
+        let answer = self
+            .get(user, &format!("/v1/search/hashtags?q={}", enc(q)))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+        answer.body["items"].clone()
+    }
+
+    /// Waits until a users search for `q` by `user` finds exactly `expected`.
+    async fn until_users(&self, user: &User, q: &str, expected: &[&str]) {
+        let what = format!("users search {q:?} to find {expected:?}");
+        eventually(&what, WAIT, || async {
+            (self.users(user, q).await == expected).then_some(())
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_banned_user_and_their_posts_are_hidden_from_others_until_reinstated() {
+    let app = TestApp::shared().await;
+    let s = &Story::new(&app).await;
+    let (alice, bob, carol) = (&s.alice, &s.bob, &s.carol);
+    let volleyball = &s.mine("volleyball");
+    let sports = &s.mine("sports");
+    s.until_posts(carol, volleyball, &[&s.volley]).await;
+    // A suspension for a while hides nothing in search (the account's writes are refused
+    // elsewhere); the ban that follows it (seq 2, delivered twice) hides bob and his posts.
+    moderation_event(s.app, suspended(bob, false, 1)).await;
+    moderation_event(s.app, suspended(bob, true, 2)).await;
+    moderation_event(s.app, suspended(bob, true, 2)).await;
+    s.until_posts(carol, volleyball, &[]).await;
+    s.until_users(carol, &bob.username, &[]).await;
+    eventually("bob's hashtags to be hidden", WAIT, || async {
+        (s.tags(carol, sports).await == json!([])).then_some(())
+    })
+    .await;
+    assert!(s.posts(alice, volleyball).await.is_empty(), "from everyone");
+    assert!(s.users(alice, &bob.username).await.is_empty());
+    // bob himself still finds himself and his posts.
+    assert_eq!(
+        s.posts(bob, volleyball).await,
+        std::slice::from_ref(&s.volley)
+    );
+    assert_eq!(s.users(bob, &bob.username).await, [bob.username.as_str()]);
+    assert_eq!(
+        s.tags(bob, sports).await,
+        json!([{"tag": sports, "post_count": 1}])
+    );
+
+    // A late reinstatement of an older seq changes nothing: dave's ban, sent after it on
+    // the same partition, is the proof it was read.
+    let dave = s.app.user(&TestApp::unique("dave")).await;
+    s.until_users(carol, &dave.username, &[&dave.username])
+        .await;
+    produce_in_order(s.app, 0, &[reinstated(bob, 1), suspended(&dave, true, 1)]).await;
+    s.until_users(carol, &dave.username, &[]).await;
+    assert!(s.posts(carol, volleyball).await.is_empty());
+    assert!(s.users(carol, &bob.username).await.is_empty());
+
+    // A newer reinstatement lifts the ban: bob and his post are back for everyone.
+    moderation_event(s.app, reinstated(bob, 3)).await;
+    s.until_posts(carol, volleyball, &[&s.volley]).await;
+    s.until_users(carol, &bob.username, &[&bob.username]).await;
+    assert_eq!(
+        s.tags(carol, sports).await,
+        json!([{"tag": sports, "post_count": 1}])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_removed_by_staff_is_gone_for_good() {
+    let app = TestApp::shared().await;
+    let s = &Story::new(&app).await;
+    let (bob, carol) = (&s.bob, &s.carol);
+    let volleyball = &s.mine("volleyball");
+    s.until_posts(carol, volleyball, &[&s.volley]).await;
+    // Staff remove bob's post.
+    moderation_event(
+        s.app,
+        Event::ContentRemoved(ContentRemoved {
+            kind: RemovedKind::Post,
+            target_id: s.volley.clone(),
+            post_id: shutter_core::PostId::trusted(&s.volley),
+            author_id: UserId::trusted(&bob.id),
+            note: "spam".into(),
+            removed_by: UserId::trusted(&s.alice.id),
+            removed_at: shutter_core::now_rfc3339(),
+        }),
+    )
+    .await;
+    // It is gone from search, for bob too (he still sees it, and why, on his profile).
+    s.until_posts(carol, volleyball, &[]).await;
+    s.until_posts(bob, volleyball, &[]).await;
+    assert_eq!(s.tags(carol, &s.mine("sports")).await, json!([]));
+    // A late edit of it (a newer version) does not bring it back: an edit of alice's
+    // coffee post, sent after it on the same partition, is the proof it was read.
+    let edit = |id: &str, author: &User, caption: &str| {
+        Event::PostUpdated(PostFacts {
+            post_id: shutter_core::PostId::trusted(id),
+            author_id: UserId::trusted(&author.id),
+            caption: s.mine(caption),
+            location: None,
+            hashtags: vec![],
+            mentions: vec![],
+            created_at: shutter_core::now_rfc3339(),
+            version: 1_000,
+            media: vec![],
+        })
+    };
+    produce_in_order(
+        s.app,
+        0,
+        &[
+            edit(&s.volley, bob, "Beach volleyball resurrected"),
+            edit(&s.coffee, &s.alice, "Morning espresso by the sea"),
+        ],
+    )
+    .await;
+    s.until_posts(carol, &s.mine("espresso"), &[&s.coffee])
+        .await;
+    for who in [carol, bob] {
+        assert!(s.posts(who, volleyball).await.is_empty());
+        assert!(s.posts(who, &s.mine("resurrected")).await.is_empty());
+    }
 }

@@ -50,6 +50,12 @@ pub struct PostDoc {
     /// A copy of the author's flag, so private posts are filtered inside the query.
     #[serde(default)]
     pub author_private: bool,
+    /// A copy of the author's ban ([`UserDoc::banned`]), kept as `author_private` is, so a
+    /// banned author's posts are filtered inside the query (hashtag counts included).
+    /// Absent unless set: documents written before bans existed read as not banned, and
+    /// queries test `author_banned: true` (never `false`) for the same reason.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub author_banned: bool,
     #[serde(default)]
     pub deleted: bool,
 }
@@ -63,8 +69,22 @@ pub struct UserDoc {
     pub display_name: String,
     #[serde(default)]
     pub private: bool,
+    /// Banned by staff (`UserSuspended` with `banned`) and not reinstated since: hidden,
+    /// with their posts, from everyone but staff and themselves. A time-limited suspension
+    /// hides nothing in search. Absent unless set (see [`PostDoc::author_banned`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub banned: bool,
+    /// The `seq` of the newest `UserSuspended` / `UserReinstated` folded in (0: none):
+    /// an older or equal one changes nothing, so a redelivered or late event cannot
+    /// undo a newer decision.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub standing_seq: u64,
     #[serde(default)]
     pub deleted: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The kinds of edge kept in [`RELATIONS_INDEX`].
@@ -122,6 +142,7 @@ mod tests {
             location: Some("x".into()),
             popularity: Some(1),
             created_at: Some("t".into()),
+            author_banned: true,
             ..PostDoc::default()
         })
         .unwrap();
@@ -129,6 +150,19 @@ mod tests {
             assert!(
                 posts["mappings"]["properties"][field].is_object(),
                 "posts mapping lacks {field}"
+            );
+        }
+        let users: serde_json::Value = serde_json::from_str(INDEXES[1].1).unwrap();
+        let doc = serde_json::to_value(UserDoc {
+            banned: true,
+            standing_seq: 1,
+            ..UserDoc::default()
+        })
+        .unwrap();
+        for field in doc.as_object().unwrap().keys() {
+            assert!(
+                users["mappings"]["properties"][field].is_object(),
+                "users mapping lacks {field}"
             );
         }
     }

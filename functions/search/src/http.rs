@@ -145,6 +145,7 @@ mod tests {
             display_name: id.into(),
             private,
             deleted: false,
+            ..UserDoc::default()
         }
     }
 

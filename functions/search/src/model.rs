@@ -111,15 +111,22 @@ pub struct Viewer {
 
 impl Viewer {
     /// May the viewer see this author's posts? Not a deleted account's, not across a
-    /// block either way, and a private account's only as themselves, staff or an approved
-    /// follower.
+    /// block either way, a banned account's only as themselves or staff, and a private
+    /// account's only as themselves, staff or an approved follower.
     pub fn may_see(&self, author: &UserDoc) -> bool {
-        !author.deleted
-            && !self.hides(&author.user_id)
+        self.may_find(author)
             && (!author.private
                 || self.staff
                 || self.user_id == author.user_id
                 || self.relations.following.contains(author.user_id.as_str()))
+    }
+
+    /// May the viewer find this account by name? Not a deleted one, not across a block
+    /// either way, and a banned one only as themselves or staff.
+    pub fn may_find(&self, user: &UserDoc) -> bool {
+        !user.deleted
+            && !self.hides(&user.user_id)
+            && (!user.banned || self.staff || self.user_id == user.user_id)
     }
 
     /// Is `user_id` blocked by the viewer, or blocking them?
@@ -159,6 +166,7 @@ mod tests {
             display_name: id.into(),
             private,
             deleted,
+            ..UserDoc::default()
         }
     }
 
@@ -183,6 +191,19 @@ mod tests {
         assert!(v.may_see(&author("V", true, false)), "themselves");
         assert!(!v.may_see(&author("P", true, false)), "not followed");
         assert!(viewer(true).may_see(&author("P", true, false)), "staff");
+    }
+
+    #[test]
+    fn a_banned_account_is_seen_by_staff_and_itself_only() {
+        let banned = |id: &str, private: bool| UserDoc {
+            banned: true,
+            ..author(id, private, false)
+        };
+        assert!(!viewer(false).may_find(&banned("A", false)));
+        assert!(!viewer(false).may_see(&banned("F", true)), "followed");
+        assert!(viewer(false).may_see(&banned("V", true)), "themselves");
+        assert!(viewer(true).may_see(&banned("A", true)), "staff");
+        assert!(viewer(false).may_find(&author("P", true, false)), "private");
     }
 
     #[test]

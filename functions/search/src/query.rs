@@ -5,6 +5,14 @@
 //!
 //! Privacy and blocks are applied inside every query: tombstones, blocked authors both
 //! ways, and private authors unless the viewer is them, staff or an approved follower.
+//! Bans likewise: a banned account, and its posts, only for staff and the account itself.
+//!
+//! A ban is a flag on the documents (`banned` on the user, `author_banned` on each of
+//! their posts, re-flagged by the indexer as privacy is) rather than a list of banned
+//! users sent with every query: bans are rare and long-lived, the flag costs one term per
+//! query however many there are, and the hashtag counts (an aggregation, with no per-hit
+//! check afterwards) are filtered by it too. The flags are tested as `must_not ... true`,
+//! so documents written before bans existed (no field) count as not banned.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -27,8 +35,19 @@ pub struct PostsPosition {
     pub tied: Vec<String>,
 }
 
-/// The filters that keep tombstones out, and a private author's posts for those who may
-/// see them.
+/// A filter that keeps documents whose `flag` is set for staff and the viewer's own
+/// (`own` the field naming whose it is); `None` for staff, who see them all.
+fn unless_flagged(viewer: &Viewer, flag: &str, own: &str) -> Option<Value> {
+    (!viewer.staff).then(|| {
+        json!({"bool": {"should": [
+            {"bool": {"must_not": [{"term": {flag: true}}]}},
+            {"term": {own: viewer.user_id}}
+        ], "minimum_should_match": 1}})
+    })
+}
+
+/// The filters that keep tombstones out, a private author's posts for those who may see
+/// them, and a banned author's for staff and the author.
 fn posts_filter(viewer: &Viewer) -> Vec<Value> {
     let mut filters = vec![json!({"term": {"deleted": false}})];
     if let Some(allowed) = viewer.private_authors_seen() {
@@ -37,6 +56,7 @@ fn posts_filter(viewer: &Viewer) -> Vec<Value> {
             {"terms": {"author_id": allowed}}
         ], "minimum_should_match": 1}}));
     }
+    filters.extend(unless_flagged(viewer, "author_banned", "author_id"));
     filters
 }
 
@@ -91,9 +111,11 @@ pub fn posts(
 }
 
 /// Users whose username or display name starts with `q` (for typeahead and for finding
-/// posts by author), blocked ones left out.
+/// posts by author), blocked ones left out, and banned ones but for staff and themselves.
 pub fn users(q: &QueryText, viewer: &Viewer, size: usize) -> Value {
     let lower = q.as_str().trim().to_lowercase();
+    let mut filter = vec![json!({"term": {"deleted": false}})];
+    filter.extend(unless_flagged(viewer, "banned", "user_id"));
     json!({
         "size": size,
         "track_total_hits": false,
@@ -104,7 +126,7 @@ pub fn users(q: &QueryText, viewer: &Viewer, size: usize) -> Value {
                 {"match_bool_prefix": {"display_name": {"query": q.as_str()}}}
             ],
             "minimum_should_match": 1,
-            "filter": [{"term": {"deleted": false}}],
+            "filter": filter,
             "must_not": [{"terms": {"user_id": viewer.hidden()}}]
         }},
         "sort": [{"_score": "desc"}, {"username": "asc"}]
@@ -157,11 +179,40 @@ mod tests {
             body["query"]["bool"]["must_not"],
             json!([{"terms": {"author_id": ["B"]}}])
         );
-        // AND a user's hashtag search keeps the privacy filter
+        // AND a user's hashtag search keeps the privacy and ban filters
         let tag = HashtagPrefix::parse(&q).unwrap();
         let body = hashtags(&tag, &viewer(false));
         let filter = body["query"]["bool"]["filter"].as_array().unwrap();
-        assert_eq!(filter.len(), 3);
-        assert_eq!(filter[2], json!({"prefix": {"hashtags": {"value": "sun"}}}));
+        assert_eq!(filter.len(), 4);
+        assert_eq!(filter[3], json!({"prefix": {"hashtags": {"value": "sun"}}}));
+    }
+
+    #[test]
+    fn banned_accounts_and_their_posts_are_filtered_for_all_but_staff_and_themselves() {
+        let q = QueryText::parse("sun").unwrap();
+        let unless_banned = |flag: &str, own: &str| {
+            json!({"bool": {"should": [
+                {"bool": {"must_not": [{"term": {flag: true}}]}},
+                {"term": {own: "V"}}
+            ], "minimum_should_match": 1}})
+        };
+        // GIVEN a user: posts, hashtags and users are filtered on the ban, theirs kept
+        let v = viewer(false);
+        let posts_filter = posts(&q, &v, &[], 0, None, 10)["query"]["bool"]["filter"].clone();
+        assert_eq!(posts_filter[2], unless_banned("author_banned", "author_id"));
+        let tag = HashtagPrefix::parse(&q).unwrap();
+        assert_eq!(
+            hashtags(&tag, &v)["query"]["bool"]["filter"][2],
+            unless_banned("author_banned", "author_id")
+        );
+        assert_eq!(
+            users(&q, &v, 5)["query"]["bool"]["filter"],
+            json!([{"term": {"deleted": false}}, unless_banned("banned", "user_id")])
+        );
+        // AND staff see them all
+        assert_eq!(
+            users(&q, &viewer(true), 5)["query"]["bool"]["filter"],
+            json!([{"term": {"deleted": false}}])
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! The use cases: the three searches, as [`App`] methods. Each reads the viewer's edges,
 //! builds its query ([`crate::query`]) and reads the answer; posts found are checked again
-//! on their authors' documents, read fresh, so a privacy change or a block that has not
-//! reached every post document yet still hides them.
+//! on their authors' documents, read fresh, so a privacy change, a ban or a block that has
+//! not reached every post document yet still hides them (the hashtag counts, an
+//! aggregation, rely on the post documents' flags alone).
 //!
 //! Blocks are read completely, both ways, page by page ([`EdgeSide`]), and apart from
 //! follows: someone who follows thousands cannot push a block out of what is read. A
@@ -202,7 +203,7 @@ impl<S: SearchIndex, C: Sync> App<S, C> {
             .map_err(api)?;
         let items = hits(&response)
             .filter_map(|h| serde_json::from_value::<UserDoc>(h["_source"].clone()).ok())
-            .filter(|u| !u.deleted && !viewer.hides(&u.user_id))
+            .filter(|u| viewer.may_find(u))
             .map(|u| UserHit {
                 id: u.user_id,
                 username: u.username,
@@ -372,6 +373,7 @@ mod tests {
             display_name: id.into(),
             private,
             deleted,
+            ..UserDoc::default()
         }
     }
 
@@ -426,6 +428,47 @@ mod tests {
             .await
             .unwrap();
         assert!(found.items.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_banned_authors_posts_and_account_are_for_staff_and_themselves() {
+        // GIVEN a post by a banned author whose post document is not flagged yet, and
+        // their user document (flagged)
+        let banned = UserDoc {
+            banned: true,
+            ..user(VIEWER, false, false)
+        };
+        let mut s = CannedSearch::default();
+        s.responses.insert(
+            POSTS_INDEX.into(),
+            json!({"hits": {"hits": [post_hit("p1", VIEWER), post_hit("p2", "A")]}}),
+        );
+        s.responses.insert(
+            USERS_INDEX.into(),
+            json!({"hits": {"hits": [{"_id": VIEWER, "_source": banned.clone()}]}}),
+        );
+        s.users.insert(UserId::trusted(VIEWER), banned);
+        s.users
+            .insert(UserId::trusted("A"), user("A", false, false));
+        let app = app(s);
+        let page = PageRequest::parse(None, None).unwrap();
+        let other = |scope: &str| Caller {
+            user_id: UserId::trusted("01JD0000000000000000OTHER1"),
+            ..caller(scope)
+        };
+        let ids = |p: PostHitsPage| p.items.into_iter().map(|h| h.id).collect::<Vec<_>>();
+        // WHEN another user searches THEN the banned author is in neither answer
+        let found = app.search_posts(&other("user"), &q("c"), &page).await;
+        assert_eq!(ids(found.unwrap()), ["p2"]);
+        let users = app.search_users(&other("user"), &q("v"), 5).await.unwrap();
+        assert!(users.items.is_empty());
+        // AND the author themselves, and staff, still find both
+        for who in [caller("user"), other("moderator")] {
+            let found = app.search_posts(&who, &q("c"), &page).await.unwrap();
+            assert_eq!(ids(found), ["p1", "p2"]);
+            let users = app.search_users(&who, &q("v"), 5).await.unwrap();
+            assert_eq!(users.items.len(), 1);
+        }
     }
 
     #[tokio::test]

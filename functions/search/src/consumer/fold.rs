@@ -8,6 +8,11 @@
 //!   its own `version` and takes only newer facts; deletes leave tombstones that nothing
 //!   revives; a registration only fills a gap the profile events left. What changed is
 //!   written conditionally on the read (`if_seq_no`, or `create` for a new document).
+//! - A user's standing (a ban, lifted or not) is a versioned fact of its own: the user
+//!   document keeps the highest `seq` of `UserSuspended` / `UserReinstated` folded in
+//!   (`standing_seq`) and takes only a higher one, as a post takes only a newer
+//!   `version`; profile events leave it as it is. A change of the ban re-flags the
+//!   author's posts (`author_banned`), as a change of privacy does (`author_private`).
 //! - `like_count` is the number of active like edges, recounted for the posts whose
 //!   likes moved (an absolute value, so replays cannot drift); a new post document starts
 //!   from the count too.
@@ -99,6 +104,9 @@ pub fn reads(effects: &[(usize, Effect)], liked_posts: &BTreeSet<String>) -> Rea
             Effect::UserGone(g) => {
                 users.insert(g.user_id.to_string());
             }
+            Effect::Standing(st) => {
+                users.insert(st.user_id.to_string());
+            }
             Effect::Edge(_) => {}
         }
     }
@@ -130,11 +138,12 @@ pub struct Current {
     pub like_counts: HashMap<String, i64>,
 }
 
-/// An author whose privacy changed: their post documents take the new flag.
+/// An author whose privacy or ban changed: their post documents take the new flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reflag {
     pub author_id: String,
     pub private: bool,
+    pub banned: bool,
 }
 
 /// What to write after folding a batch over what was read.
@@ -195,10 +204,11 @@ pub fn plan(
     for (record, effect) in effects {
         match effect {
             Effect::Post(f) => {
-                let author_private = users
+                let author = users
                     .get(f.author_id.as_str())
-                    .and_then(|s| s.current.as_ref())
-                    .is_some_and(|u| u.private);
+                    .and_then(|s| s.current.as_ref());
+                let author_private = author.is_some_and(|u| u.private);
+                let author_banned = author.is_some_and(|u| u.banned);
                 let s = posts.entry(f.post_id.to_string()).or_default();
                 let like_count = match &s.current {
                     Some(p) if p.deleted || p.version >= f.version => continue,
@@ -217,6 +227,7 @@ pub fn plan(
                     like_count,
                     popularity: None,
                     author_private,
+                    author_banned,
                     deleted: false,
                 });
                 s.owners.push(*record);
@@ -245,8 +256,7 @@ pub fn plan(
                     user_id: r.user_id.to_string(),
                     username: r.username.clone(),
                     display_name: r.username.clone(),
-                    private: false,
-                    deleted: false,
+                    ..UserDoc::default()
                 });
                 s.owners.push(*record);
             }
@@ -255,11 +265,18 @@ pub fn plan(
                 if s.current.as_ref().is_some_and(|u| u.deleted) {
                     continue;
                 }
+                // The account's standing is not the profile's to change: kept as folded.
+                let (banned, standing_seq) = s
+                    .current
+                    .as_ref()
+                    .map_or((false, 0), |u| (u.banned, u.standing_seq));
                 s.current = Some(UserDoc {
                     user_id: p.user_id.to_string(),
                     username: p.username.clone(),
                     display_name: p.display_name.clone(),
                     private: p.private,
+                    banned,
+                    standing_seq,
                     deleted: false,
                 });
                 s.owners.push(*record);
@@ -271,6 +288,30 @@ pub fn plan(
                     deleted: true,
                     ..UserDoc::default()
                 });
+                s.owners.push(*record);
+            }
+            Effect::Standing(st) => {
+                let s = users.entry(st.user_id.to_string()).or_default();
+                match s.current.as_mut() {
+                    // Gone for good, or a newer (or this very) decision is already folded.
+                    Some(u) if u.deleted || u.standing_seq >= st.seq => continue,
+                    Some(u) => {
+                        u.banned = st.banned;
+                        u.standing_seq = st.seq;
+                    }
+                    // Before any registration or profile: a document to hold the ban
+                    // (those events fill in the rest and keep it).
+                    None => {
+                        s.current = Some(UserDoc {
+                            user_id: st.user_id.to_string(),
+                            username: st.username.clone(),
+                            display_name: st.username.clone(),
+                            banned: st.banned,
+                            standing_seq: st.seq,
+                            ..UserDoc::default()
+                        });
+                    }
+                }
                 s.owners.push(*record);
             }
             Effect::Edge(_) => {}
@@ -295,14 +336,15 @@ pub fn plan(
             .stored
             .as_ref()
             .and_then(|st| serde_json::from_value::<UserDoc>(st.source.clone()).ok())
-            .is_some_and(|u| u.private);
+            .map_or((false, false), |u| (u.private, u.banned));
         if let Some(u) = &s.current
             && !u.deleted
-            && u.private != before
+            && (u.private, u.banned) != before
         {
             plan.reflags.push(Reflag {
                 author_id: user_id.clone(),
                 private: u.private,
+                banned: u.banned,
             });
         }
     }
@@ -341,13 +383,16 @@ fn collect_writes<T: Serialize>(
     Ok(())
 }
 
-/// The partial updates that give `ids` (an author's posts) the author's new flag.
-pub fn reflag_ops(ids: &[String], private: bool) -> Vec<BulkOp> {
+/// The partial updates that give `ids` (an author's posts) the author's new flags.
+pub fn reflag_ops(ids: &[String], reflag: &Reflag) -> Vec<BulkOp> {
     ids.iter()
         .map(|id| BulkOp::Update {
             index: POSTS_INDEX.to_owned(),
             id: id.clone(),
-            doc: serde_json::json!({"author_private": private}),
+            doc: serde_json::json!({
+                "author_private": reflag.private,
+                "author_banned": reflag.banned,
+            }),
         })
         .collect()
 }
@@ -438,6 +483,30 @@ mod tests {
         })
     }
 
+    fn standing(id: &str, banned: bool, seq: u64) -> Effect {
+        Effect::Standing(super::super::effects::Standing {
+            user_id: UserId::trusted(id),
+            username: "ann".into(),
+            banned,
+            seq,
+        })
+    }
+
+    fn user_stored(banned: bool, standing_seq: u64) -> Current {
+        let doc = UserDoc {
+            user_id: "a".into(),
+            username: "ann".into(),
+            display_name: "Ann Lee".into(),
+            banned,
+            standing_seq,
+            ..UserDoc::default()
+        };
+        Current {
+            users: HashMap::from([("a".into(), stored(serde_json::to_value(doc).unwrap(), 5))]),
+            ..Current::default()
+        }
+    }
+
     fn like(user: &str, post: &str, seq: u64, active: bool) -> Effect {
         Effect::Edge(EdgeDoc {
             kind: EdgeKind::Like,
@@ -517,7 +586,8 @@ mod tests {
             plan.reflags,
             [Reflag {
                 author_id: "a".into(),
-                private: true
+                private: true,
+                banned: false
             }]
         );
     }
@@ -676,16 +746,17 @@ mod tests {
             plan.reflags,
             [Reflag {
                 author_id: "a".into(),
-                private: true
+                private: true,
+                banned: false
             }]
         );
         assert_eq!(write_of(&plan, "q").unwrap().0["author_private"], true);
         assert_eq!(
-            reflag_ops(&["q".into()], true),
+            reflag_ops(&["q".into()], &plan.reflags[0]),
             [BulkOp::Update {
                 index: POSTS_INDEX.into(),
                 id: "q".into(),
-                doc: json!({"author_private": true})
+                doc: json!({"author_private": true, "author_banned": false})
             }]
         );
     }
@@ -727,6 +798,170 @@ mod tests {
             ["l", "p"]
         );
         assert!(self::reads(&[], &BTreeSet::new()).is_empty());
+    }
+
+    #[test]
+    fn a_ban_flags_the_user_and_reflags_their_posts_and_the_batchs_new_ones() {
+        // GIVEN a user in good standing
+        // WHEN they are banned (seq 1), then publish, then their profile changes
+        let effects = numbered(vec![
+            standing("a", true, 1),
+            post("q", "a", "new", 1),
+            profile("a", false),
+        ]);
+        let plan = plan(&effects, &BTreeSet::new(), user_stored(false, 0)).unwrap();
+        // THEN the user is banned at seq 1 (the profile does not undo it)
+        let (source, _, owners) = write_of(&plan, "a").unwrap();
+        assert_eq!(
+            (source["banned"].as_bool(), source["standing_seq"].as_u64()),
+            (Some(true), Some(1))
+        );
+        assert_eq!(owners, &vec![0, 2]);
+        // AND their stored posts are re-flagged, and the new one is flagged from the start
+        assert_eq!(
+            plan.reflags,
+            [Reflag {
+                author_id: "a".into(),
+                private: false,
+                banned: true
+            }]
+        );
+        assert_eq!(write_of(&plan, "q").unwrap().0["author_banned"], true);
+        assert_eq!(
+            reflag_ops(&["p".into()], &plan.reflags[0])[0],
+            BulkOp::Update {
+                index: POSTS_INDEX.into(),
+                id: "p".into(),
+                doc: json!({"author_private": false, "author_banned": true})
+            }
+        );
+    }
+
+    #[test]
+    fn a_redelivered_ban_or_a_late_older_reinstatement_changes_nothing() {
+        // GIVEN a user banned at seq 2
+        let banned = user_stored(true, 2);
+        // WHEN the ban is delivered again, and a reinstatement of seq 1 arrives late
+        for effects in [
+            vec![standing("a", true, 2)],
+            vec![standing("a", false, 1)],
+            vec![standing("a", true, 2), standing("a", false, 2)],
+        ] {
+            let plan = plan(&numbered(effects), &BTreeSet::new(), banned.clone()).unwrap();
+            // THEN nothing is written and nothing re-flagged
+            assert_eq!(plan, Plan::default());
+        }
+        // AND in one batch, out of order, the newest seq wins whatever the order
+        let effects = numbered(vec![standing("a", false, 4), standing("a", true, 3)]);
+        let plan = plan(&effects, &BTreeSet::new(), banned.clone()).unwrap();
+        let (source, _, owners) = write_of(&plan, "a").unwrap();
+        assert_eq!(
+            (source.get("banned"), source["standing_seq"].as_u64()),
+            (None, Some(4))
+        );
+        assert_eq!(owners, &vec![0], "the stale ban changed nothing");
+        assert_eq!(
+            plan.reflags,
+            [Reflag {
+                author_id: "a".into(),
+                private: false,
+                banned: false
+            }]
+        );
+    }
+
+    #[test]
+    fn a_time_limited_suspension_hides_nothing_and_a_deleted_user_takes_no_standing() {
+        // WHEN a user in good standing is suspended for a while
+        let plan_ = plan(
+            &numbered(vec![standing("a", false, 1)]),
+            &BTreeSet::new(),
+            user_stored(false, 0),
+        )
+        .unwrap();
+        // THEN only the seq is kept: no ban, no re-flag
+        let (source, _, _) = write_of(&plan_, "a").unwrap();
+        assert_eq!(
+            (source.get("banned"), source["standing_seq"].as_u64()),
+            (None, Some(1))
+        );
+        assert!(plan_.reflags.is_empty());
+        // AND a deleted user's tombstone takes no ban
+        let tombstone = Current {
+            users: HashMap::from([(
+                "a".into(),
+                stored(
+                    json!({"user_id": "a", "username": "", "display_name": "", "private": false, "deleted": true}),
+                    1,
+                ),
+            )]),
+            ..Current::default()
+        };
+        assert_eq!(
+            plan(
+                &numbered(vec![standing("a", true, 9)]),
+                &BTreeSet::new(),
+                tombstone
+            )
+            .unwrap(),
+            Plan::default()
+        );
+        // AND a ban before any registration makes a document that the registration keeps
+        let plan_ = plan(
+            &numbered(vec![standing("n", true, 1), registered("n")]),
+            &BTreeSet::new(),
+            Current::default(),
+        )
+        .unwrap();
+        let (source, version, owners) = write_of(&plan_, "n").unwrap();
+        assert_eq!(
+            (source["banned"].as_bool(), version, owners),
+            (Some(true), &Version::Create, &vec![0])
+        );
+    }
+
+    #[test]
+    fn a_post_removed_by_staff_is_a_tombstone_nothing_revives() {
+        use shutter_events::{ContentRemoved, Event, RemovedKind};
+        let removed = |kind| {
+            Event::ContentRemoved(ContentRemoved {
+                kind,
+                target_id: "p".into(),
+                post_id: PostId::trusted("p"),
+                author_id: UserId::trusted("a"),
+                note: "spam".into(),
+                removed_by: UserId::trusted("m"),
+                removed_at: "t".into(),
+            })
+        };
+        // A removed comment is nothing to search (comments are not indexed).
+        assert_eq!(
+            super::super::effects::effect(&removed(RemovedKind::Comment)),
+            None
+        );
+        // GIVEN a live post
+        let current = Current {
+            posts: HashMap::from([("p".into(), stored(post_doc("p", 2, 3, false), 4))]),
+            ..Current::default()
+        };
+        // WHEN staff remove it, and a late edit arrives
+        let gone = super::super::effects::effect(&removed(RemovedKind::Post)).unwrap();
+        let effects = numbered(vec![gone.clone(), post("p", "a", "back", 7)]);
+        let plan_ = plan(&effects, &BTreeSet::new(), current).unwrap();
+        // THEN it is a tombstone, owned by the removal only
+        let (source, _, owners) = write_of(&plan_, "p").unwrap();
+        assert_eq!(source["deleted"], true);
+        assert_eq!(owners, &vec![0]);
+        // AND a removal delivered again, or a later edit, finds the tombstone: no write
+        let tombstone = Current {
+            posts: HashMap::from([("p".into(), stored(post_doc("p", 2, 0, true), 5))]),
+            ..Current::default()
+        };
+        let effects = numbered(vec![gone, post("p", "a", "back", 8)]);
+        assert_eq!(
+            plan(&effects, &BTreeSet::new(), tombstone).unwrap(),
+            Plan::default()
+        );
     }
 
     #[test]

@@ -28,7 +28,8 @@ pub mod fold;
 
 use effects::{Effect, effect};
 
-/// The indexer: every event that changes a post, a user or an edge search filters by.
+/// The indexer: every event that changes a post, a user or an edge search filters by
+/// (staff's bans and removals included, see [`effects::effect`]).
 pub const INDEXER: Consumer = Consumer {
     name: "search-indexer",
     handles: EventSet::of(&[
@@ -39,6 +40,9 @@ pub const INDEXER: Consumer = Consumer {
         EventType::ProfileUpdated,
         EventType::AvatarChanged,
         EventType::UserDeleted,
+        EventType::UserSuspended,
+        EventType::UserReinstated,
+        EventType::ContentRemoved,
         EventType::FollowStarted,
         EventType::FollowEnded,
         EventType::UserBlocked,
@@ -163,7 +167,7 @@ async fn round<S: IndexStore>(
     // Re-flagged first: if that fails, the user document still holds the old flag, so
     // the retry sees the change again.
     for reflag in &plan.reflags {
-        reflag_posts(store, &reflag.author_id, reflag.private).await?;
+        reflag_posts(store, reflag).await?;
     }
     let results = store
         .bulk(&plan.writes.ops, false)
@@ -175,13 +179,10 @@ async fn round<S: IndexStore>(
     Ok(settled.conflicts == 0)
 }
 
-/// Gives every post document of `author_id` the author's `private` flag, a page at a
-/// time. Any answer but written or gone fails the batch: the flag must not be half set.
-async fn reflag_posts<S: IndexStore>(
-    store: &S,
-    author_id: &str,
-    private: bool,
-) -> Result<(), ConsumeError> {
+/// Gives every post document of the author their `private` and `banned` flags, a page
+/// at a time. Any answer but written or gone fails the batch: a flag must not be half set.
+async fn reflag_posts<S: IndexStore>(store: &S, reflag: &fold::Reflag) -> Result<(), ConsumeError> {
+    let author_id = reflag.author_id.as_str();
     let mut after: Option<String> = None;
     loop {
         let ids = store
@@ -192,7 +193,7 @@ async fn reflag_posts<S: IndexStore>(
             return Ok(());
         };
         let results = store
-            .bulk(&fold::reflag_ops(&ids, private), false)
+            .bulk(&fold::reflag_ops(&ids, reflag), false)
             .await
             .map_err(unavailable)?;
         for result in results {
@@ -203,9 +204,10 @@ async fn reflag_posts<S: IndexStore>(
         }
         tracing::info!(
             author_id,
-            private,
+            private = reflag.private,
+            banned = reflag.banned,
             posts = ids.len(),
-            "posts re-flagged for a privacy change"
+            "posts re-flagged for a change of privacy or ban"
         );
         after = Some(last);
     }

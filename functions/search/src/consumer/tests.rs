@@ -279,6 +279,107 @@ async fn users_follow_their_profile_and_a_privacy_change_reflags_their_posts() {
     assert_eq!(source(&app, USERS_INDEX, "a").unwrap()["deleted"], true);
 }
 
+fn standing(banned: Option<bool>, seq: u64) -> Envelope {
+    ev(match banned {
+        Some(banned) => Event::UserSuspended(shutter_events::UserSuspended {
+            user_id: uid("a"),
+            username: "ann".into(),
+            banned,
+            until: (!banned).then(|| "2026-12-08T00:00:00Z".into()),
+            seq,
+        }),
+        None => Event::UserReinstated(shutter_events::UserReinstated {
+            user_id: uid("a"),
+            username: "ann".into(),
+            seq,
+        }),
+    })
+}
+
+fn removed(kind: shutter_events::RemovedKind, target: &str, post: &str) -> Envelope {
+    ev(Event::ContentRemoved(shutter_events::ContentRemoved {
+        kind,
+        target_id: target.into(),
+        post_id: PostId::trusted(post),
+        author_id: uid("a"),
+        note: "spam".into(),
+        removed_by: uid("m"),
+        removed_at: "t".into(),
+    }))
+}
+
+/// (user banned, every post of theirs flagged banned)
+fn banned_state(app: &TestApp) -> (bool, Vec<bool>) {
+    let user = source(app, USERS_INDEX, "a").unwrap();
+    let mut posts: Vec<(String, Value)> = app.search.all(POSTS_INDEX).into_iter().collect();
+    posts.sort_by(|a, b| a.0.cmp(&b.0));
+    (
+        user["banned"] == true,
+        posts
+            .iter()
+            .map(|(_, p)| p["author_banned"] == true)
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn a_ban_flags_the_user_and_their_posts_until_a_newer_reinstatement() {
+    // GIVEN a user with two posts
+    let app = app();
+    run(
+        &app,
+        &[
+            registered("a"),
+            post("p", "a", "one", 1),
+            post("q", "a", "two", 1),
+        ],
+    )
+    .await;
+    // WHEN they are banned (seq 2), and the ban is delivered twice
+    run(&app, &[standing(Some(true), 2)]).await;
+    let before = app.search.all(USERS_INDEX);
+    let q = run(&app, &[standing(Some(true), 2)]).await;
+    // THEN the user and both posts are flagged, and the redelivery changed nothing
+    assert_eq!(banned_state(&app), (true, vec![true, true]));
+    assert_eq!(app.search.all(USERS_INDEX), before);
+    assert!(q.positions().is_empty());
+    // AND a post published while banned is flagged from the start
+    run(&app, &[post("r", "a", "three", 1)]).await;
+    assert_eq!(banned_state(&app), (true, vec![true, true, true]));
+    // WHEN a late reinstatement of an older seq arrives THEN it is ignored
+    run(&app, &[standing(None, 1)]).await;
+    assert_eq!(banned_state(&app), (true, vec![true, true, true]));
+    // WHEN a newer reinstatement arrives THEN everything is back
+    run(&app, &[standing(None, 3)]).await;
+    assert_eq!(banned_state(&app), (false, vec![false, false, false]));
+    assert_eq!(source(&app, USERS_INDEX, "a").unwrap()["standing_seq"], 3);
+    // AND a later time-limited suspension hides nothing in search
+    run(&app, &[standing(Some(false), 4)]).await;
+    assert_eq!(banned_state(&app), (false, vec![false, false, false]));
+    // AND a ban delivered out of order after it (seq 3 < 4) does not take
+    run(&app, &[standing(Some(true), 3)]).await;
+    assert_eq!(banned_state(&app), (false, vec![false, false, false]));
+}
+
+#[tokio::test]
+async fn a_post_removed_by_staff_stays_gone_and_a_removed_comment_changes_nothing() {
+    use shutter_events::RemovedKind;
+    let app = app();
+    run(&app, &[post("p", "a", "hello", 1)]).await;
+    let before = app.search.all(POSTS_INDEX);
+    // A comment's removal: nothing to index.
+    let q = run(&app, &[removed(RemovedKind::Comment, "c", "p")]).await;
+    assert!(q.positions().is_empty());
+    assert_eq!(app.search.all(POSTS_INDEX), before);
+    // The post's removal, delivered twice, then a late edit.
+    run(&app, &[removed(RemovedKind::Post, "p", "p")]).await;
+    run(&app, &[removed(RemovedKind::Post, "p", "p")]).await;
+    run(&app, &[post("p", "a", "back from the dead", 5)]).await;
+    let tombstone = source(&app, POSTS_INDEX, "p").unwrap();
+    assert_eq!(tombstone["deleted"], true);
+    assert_eq!(tombstone["caption"], "");
+}
+
 #[tokio::test]
 async fn an_avatar_change_is_a_profile_change() {
     let app = app();
