@@ -10,6 +10,8 @@ source scripts/tools.sh
 # the tests they select only; scripts/lint.sh runs the lint on its own.
 if [ $# -eq 0 ]; then bash scripts/lint.sh; fi
 ensure_tools
+# The admin panel's test drives a real browser (the devstack alone does not need one).
+ensure_chromium
 # CI builds once from a clean clone: incremental compilation only costs it time and disk.
 if [ "${CI:-}" = "true" ]; then export CARGO_INCREMENTAL=0; fi
 # The end-to-end tests run the functions' real binaries, so build them first.

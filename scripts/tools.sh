@@ -78,6 +78,17 @@ ensure_lint_tools() {
   ensure_sam
 }
 
+# Headless Chromium and its chromedriver, for the admin panel's real-browser test
+# (tests/tests/admin_panel.rs): Debian's packages, installed when either is missing.
+ensure_chromium() {
+  if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then return; fi
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+  log "installing chromium and chromium-driver (Debian packages)"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
+}
+
 # Installs every pinned tool of the local stack that is missing or at another version.
 ensure_tools() {
   command -v python3 >/dev/null || { log "python3 with pip is required"; return 1; }

@@ -12,16 +12,18 @@ use serde_json::Value;
 /// (METHOD, path, sorted scopes, authorized?)
 type Route = (String, String, Vec<String>, bool);
 
-/// The function that serves the document itself (`/openapi.json`) and Swagger UI (`/docs`):
-/// its routes are not API operations, so the document does not list them.
-const DOCS_BINARY: &str = "docs-serve";
+/// The functions that serve pages, not API operations, so the document does not list their
+/// routes: the document itself (`/openapi.json`) and Swagger UI (`/docs`), and the
+/// moderation panel (`/admin`).
+const PAGE_BINARIES: [&str; 2] = ["docs-serve", "admin-page"];
 
 fn template_routes() -> BTreeSet<Route> {
     let t =
         Template::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml")).unwrap();
     let mut routes = BTreeSet::new();
     for (id, props) in t.resources_of("AWS::Serverless::Function") {
-        if t.resource(id)["Metadata"]["BuildProperties"]["Binary"] == DOCS_BINARY {
+        let binary = &t.resource(id)["Metadata"]["BuildProperties"]["Binary"];
+        if PAGE_BINARIES.iter().any(|b| binary == b) {
             continue;
         }
         for (_, event) in props["Events"].as_object().into_iter().flatten() {

@@ -104,15 +104,7 @@ pub struct Comment {
     pub removed: Option<Removal>,
 }
 
-/// Why and when staff removed a comment: shown to its author, whom alone (with staff) it
-/// is still shown to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Removal {
-    /// The moderator's note.
-    pub note: String,
-    /// RFC 3339
-    pub removed_at: String,
-}
+pub use shutter_events::Removal;
 
 impl Comment {
     /// A new comment by `author` on `post_id`, answering `reply_to` (already the

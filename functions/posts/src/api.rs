@@ -7,7 +7,7 @@ use shutter_media::{MediaType, UploadForm};
 use utoipa::ToSchema;
 
 use crate::model::{
-    Invalid, MediaStatus, Mention, NewPost, PostStatus, Removed, check_caption, check_location,
+    Invalid, MediaStatus, Mention, NewPost, PostStatus, Removal, check_caption, check_location,
     check_media,
 };
 
@@ -138,7 +138,7 @@ pub struct PostView {
     /// Present when staff removed the post (only its author and staff still see it):
     /// the moderator's note and when. Absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub removed: Option<Removed>,
+    pub removed: Option<Removal>,
 }
 
 /// Where and how to upload one media item.

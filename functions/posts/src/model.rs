@@ -132,17 +132,10 @@ pub struct Post {
     /// before the removal cannot clear it (it is stale anyway: a removal bumps the
     /// version).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub removed: Option<Removed>,
+    pub removed: Option<Removal>,
 }
 
-/// Why and when staff removed a post: shown to its author.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Removed {
-    /// The moderator's note.
-    pub note: String,
-    /// RFC 3339
-    pub removed_at: String,
-}
+pub use shutter_events::Removal;
 
 impl Post {
     /// Every media item is settled (ready or rejected).
@@ -177,7 +170,7 @@ impl Post {
             return None;
         }
         Some(Post {
-            removed: Some(Removed {
+            removed: Some(Removal {
                 note: note.to_owned(),
                 removed_at: removed_at.to_owned(),
             }),

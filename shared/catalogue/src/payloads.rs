@@ -64,6 +64,16 @@ pub enum RemovedKind {
     Comment,
 }
 
+/// Why and when staff removed a post or comment: kept on it for good and shown to its
+/// author (whom alone, with staff, it is still shown to).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Removal {
+    /// The moderator's note.
+    pub note: String,
+    /// RFC 3339
+    pub removed_at: String,
+}
+
 /// `ContentRemoved`: staff removed a post or a comment for breaking the rules. It is
 /// hidden from everyone but its author, who is told why; the removal is final.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
