@@ -128,6 +128,48 @@ impl TestApp {
         }
     }
 
+    /// A devstack of the story's own whose `AdminUsernames` names a fresh account, and
+    /// that account (registered and logged in: its token has the `admin` scope).
+    pub async fn with_admin() -> (Self, User) {
+        let admin_name = Self::unique("root");
+        let mut config = devstack::DevstackConfig::for_tests();
+        config
+            .parameters
+            .insert("AdminUsernames".to_owned(), admin_name.clone());
+        let app = Self::spawn_with(config).await;
+        let admin = app.user(&admin_name).await;
+        (app, admin)
+    }
+
+    /// `user`'s report of a `kind` target, filed once moderation knows the target (it
+    /// learns new posts, comments and users from their events: a 404 until then); the
+    /// answer that was not a 404.
+    pub async fn report_when_known(
+        &self,
+        user: &User,
+        kind: &str,
+        id: &str,
+        reason: &str,
+    ) -> Answer {
+        let body = json!({"target": {"type": kind, "id": id}, "reason": reason});
+        eventually(
+            "moderation to know the target",
+            Duration::from_secs(90),
+            || async {
+                let answer = self
+                    .call(
+                        Method::POST,
+                        "/v1/reports",
+                        Some(&user.access_token),
+                        Some(body.clone()),
+                    )
+                    .await;
+                (answer.status != StatusCode::NOT_FOUND).then_some(answer)
+            },
+        )
+        .await
+    }
+
     /// The devstack shared by every story of this test binary, for as long as this story
     /// runs (stories take turns). The first caller starts it on a runtime of its own,
     /// which lives as long as the process: each `#[tokio::test]` has its own runtime,

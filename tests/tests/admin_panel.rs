@@ -289,22 +289,9 @@ async fn post_with_picture(app: &TestApp, author: &User, caption: &str) -> Strin
     id
 }
 
-/// Reports a target, once moderation knows it (it learns new posts from their events: a
-/// 404 until then).
+/// Reports a target, once moderation knows it.
 async fn report(app: &TestApp, user: &User, kind: &str, id: &str, reason: &str) {
-    let body = json!({"target": {"type": kind, "id": id}, "reason": reason});
-    let answer = eventually("moderation to know the target", WAIT, || async {
-        let answer = app
-            .call(
-                Method::POST,
-                "/v1/reports",
-                Some(&user.access_token),
-                Some(body.clone()),
-            )
-            .await;
-        (answer.status != StatusCode::NOT_FOUND).then_some(answer)
-    })
-    .await;
+    let answer = app.report_when_known(user, kind, id, reason).await;
     assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
 }
 
@@ -316,13 +303,7 @@ fn entry(kind: &str, id: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_moderator_removes_a_reported_post_and_suspends_its_author_in_the_browser() {
     // GIVEN a devstack whose AdminUsernames names one account, which makes a moderator
-    let admin_name = TestApp::unique("root");
-    let mut config = devstack::DevstackConfig::for_tests();
-    config
-        .parameters
-        .insert("AdminUsernames".to_owned(), admin_name.clone());
-    let app = TestApp::spawn_with(config).await;
-    let admin = app.user(&admin_name).await;
+    let (app, admin) = TestApp::with_admin().await;
     let moderator = app.user(&TestApp::unique("mod")).await;
     let granted = app
         .call(

@@ -98,13 +98,7 @@ async fn report(app: &TestApp, user: &User, kind: &str, id: &str, reason: &str) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admins_grant_roles_moderators_read_reports_and_the_gateway_keeps_others_out() {
     // GIVEN a devstack whose AdminUsernames names one account, which then registers
-    let admin_name = TestApp::unique("root");
-    let mut config = devstack::DevstackConfig::for_tests();
-    config
-        .parameters
-        .insert("AdminUsernames".to_owned(), admin_name.clone());
-    let app = TestApp::spawn_with(config).await;
-    let admin = app.user(&admin_name).await;
+    let (app, admin) = TestApp::with_admin().await;
     assert!(scopes(&admin.access_token).contains(&"admin".to_owned()));
     let moderator = app.user(&TestApp::unique("mod")).await;
     let plain = app.user(&TestApp::unique("plain")).await;

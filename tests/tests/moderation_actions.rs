@@ -28,11 +28,8 @@ async fn report(app: &TestApp, user: &User, kind: &str, id: &str) -> Answer {
 
 /// Reports `id` as `user`, once the moderation service knows the target.
 async fn reported(app: &TestApp, user: &User, kind: &str, id: &str) {
-    eventually("the target to be reportable", WAIT, || async {
-        let answer = report(app, user, kind, id).await;
-        (answer.status == StatusCode::CREATED).then_some(())
-    })
-    .await;
+    let answer = app.report_when_known(user, kind, id, "spam").await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
 }
 
 async fn resolve(app: &TestApp, staff: &User, entry: &str, body: Value) -> Answer {
@@ -61,13 +58,7 @@ async fn open_queue(app: &TestApp, staff: &User) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_moderator_removes_a_post_suspends_its_author_and_lifts_it() {
     // GIVEN an admin (by AdminUsernames), an author with a published post, and a fan
-    let admin_name = TestApp::unique("root");
-    let mut config = devstack::DevstackConfig::for_tests();
-    config
-        .parameters
-        .insert("AdminUsernames".to_owned(), admin_name.clone());
-    let app = TestApp::spawn_with(config).await;
-    let admin = app.user(&admin_name).await;
+    let (app, admin) = TestApp::with_admin().await;
     let author = app.user(&TestApp::unique("author")).await;
     let fan = app.user(&TestApp::unique("fan")).await;
     let post = app.published_post(&author).await;
