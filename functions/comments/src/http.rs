@@ -7,11 +7,12 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 #[allow(unused_imports)] // the OpenAPI attributes name it
 use shutter_core::Problem;
-use shutter_core::{ApiError, CommentId, CursorSigner, PostId};
+use shutter_core::{ApiError, CommentId, PostId};
 use shutter_directory::Directory;
 use shutter_http::lambda_http::http::{HeaderValue, StatusCode};
 use shutter_http::lambda_http::{Body, Request, Response};
 use shutter_http::{ApiRequest, Caller, json, no_content};
+use shutter_store::CursorKey;
 use utoipa::ToSchema;
 
 use crate::App;
@@ -139,7 +140,7 @@ where
         (status = 404, description = "No such post, or not visible to you", body = Problem, content_type = "application/problem+json")
     )
 )]
-pub async fn list_comments<S, D, Q>(app: &App<S, D, Q, CursorSigner>, req: Request) -> ApiResult
+pub async fn list_comments<S, D, Q>(app: &App<S, D, Q, CursorKey>, req: Request) -> ApiResult
 where
     S: CommentsReader,
     D: Directory,
@@ -654,7 +655,7 @@ mod tests {
 
         let page = body(w.list(&w.ann, &[("limit", "2")]).await.unwrap());
         let good = page["next_cursor"].as_str().unwrap();
-        let forged = CursorSigner::new(b"not the key".to_vec()).sign(
+        let forged = shutter_core::CursorSigner::new(b"not the key".to_vec()).sign(
             &format!("comments:{}", w.post),
             &serde_json::json!({"sk": "C#"}),
         );

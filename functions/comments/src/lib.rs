@@ -28,10 +28,10 @@ mod moderation;
 #[cfg(test)]
 mod testing;
 
-use shutter_core::CursorSigner;
 use shutter_directory::DynamoDirectory;
 use shutter_events::Consumer;
 use shutter_events::work::WithWork;
+use shutter_store::CursorKey;
 use shutter_store::{ConfigError, SdkConfig, Table};
 
 use crate::queue::SqsWriteQueue;
@@ -95,13 +95,13 @@ impl Live {
     /// `comments-list`: and the cursor key (`CURSOR_KEY_SECRET_ARN`).
     pub async fn for_list(
         aws: &SdkConfig,
-    ) -> Result<App<DynamoCommentsStore, DynamoDirectory, NoQueue, CursorSigner>, ConfigError> {
+    ) -> Result<App<DynamoCommentsStore, DynamoDirectory, NoQueue, CursorKey>, ConfigError> {
         let app = Self::from_env(aws).await?;
         Ok(App {
             store: app.store,
             directory: app.directory,
             queue: NoQueue,
-            cursors: shutter_store::cursor_signer(aws).await?,
+            cursors: CursorKey::from_env(aws)?,
         })
     }
 }

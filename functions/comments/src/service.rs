@@ -7,10 +7,11 @@
 //! [`StoreError`], so each consumer decides between retry and poison itself.
 
 use serde::{Deserialize, Serialize};
-use shutter_core::{ApiError, CommentId, CursorSigner, PageRequest, PostId, UserId};
+use shutter_core::{ApiError, CommentId, PageRequest, PostId, UserId};
 use shutter_directory::{Directory, Viewer, visible_post};
 use shutter_events::{Envelope, Event};
 use shutter_http::Caller;
+use shutter_store::CursorKey;
 use shutter_store::{StoreError, StoreResult};
 
 use crate::App;
@@ -234,7 +235,7 @@ impl<S: CommentsReader + IdempotencyKeys, D: Directory, Q: WriteQueue, C> App<S,
     }
 }
 
-impl<S: CommentsReader, D: Directory, Q> App<S, D, Q, CursorSigner> {
+impl<S: CommentsReader, D: Directory, Q> App<S, D, Q, CursorKey> {
     /// A page of the comments of a post `caller` may see: oldest thread first, replies
     /// under their parent. Nothing by someone who blocks the caller or whom the caller
     /// blocks: as the directory knows blocks, so from the moment their `UserBlocked`
@@ -246,11 +247,10 @@ impl<S: CommentsReader, D: Directory, Q> App<S, D, Q, CursorSigner> {
         page: &PageRequest,
     ) -> Result<CommentPage, ApiError> {
         let scope = cursor_scope(post_id);
-        let after = page
-            .cursor
-            .as_deref()
-            .map(|c| self.cursors.verify::<Position>(&scope, c))
-            .transpose()?;
+        let after = match page.cursor.as_deref() {
+            Some(c) => Some(self.cursors.signer().await?.verify::<Position>(&scope, c)?),
+            None => None,
+        };
         visible_post(&self.directory, post_id, viewer(caller))
             .await
             .map_err(errors::api)?
@@ -259,7 +259,10 @@ impl<S: CommentsReader, D: Directory, Q> App<S, D, Q, CursorSigner> {
             .unhidden_page(viewer(caller), post_id, after.map(|p| p.sk), page.limit)
             .await?;
         let items = self.views(&caller.user_id, &comments).await?;
-        let next_cursor = next.map(|sk| self.cursors.sign(&scope, &Position { sk }));
+        let next_cursor = match next {
+            Some(sk) => Some(self.cursors.signer().await?.sign(&scope, &Position { sk })),
+            None => None,
+        };
         Ok(CommentPage { items, next_cursor })
     }
 }

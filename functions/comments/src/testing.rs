@@ -8,6 +8,7 @@ use shutter_directory::{Author, MemoryDirectory, PostRef};
 use shutter_events::work::{MemoryWorkQueue, WithWork};
 use shutter_events::{Envelope, Event, EventType};
 use shutter_http::Caller;
+use shutter_store::CursorKey;
 
 use crate::App;
 use crate::model::{CommentText, CommentView};
@@ -15,7 +16,7 @@ use crate::queue::MemoryWriteQueue;
 use crate::service::NewComment;
 use crate::store::memory::MemoryCommentsStore;
 
-pub(crate) type TestApp = App<MemoryCommentsStore, MemoryDirectory, MemoryWriteQueue, CursorSigner>;
+pub(crate) type TestApp = App<MemoryCommentsStore, MemoryDirectory, MemoryWriteQueue, CursorKey>;
 
 /// A user of the tests.
 #[derive(Clone)]
@@ -85,7 +86,7 @@ pub(crate) fn world() -> World {
                 store: MemoryCommentsStore::default(),
                 directory: dir,
                 queue: MemoryWriteQueue::default(),
-                cursors: CursorSigner::new(b"test key".to_vec()),
+                cursors: CursorKey::ready(CursorSigner::new(b"test key".to_vec())),
             },
             work: MemoryWorkQueue::default(),
             page: 2,

@@ -56,7 +56,7 @@ mod tests {
         App {
             store: MemoryFeedStore::default(),
             media: MemoryMedia::default(),
-            cursors: CursorSigner::new(b"test-key".to_vec()),
+            cursors: shutter_store::CursorKey::ready(CursorSigner::new(b"test-key".to_vec())),
         }
     }
 

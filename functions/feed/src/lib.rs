@@ -21,12 +21,11 @@ pub mod service;
 pub mod store;
 pub mod worker;
 
-use shutter_core::CursorSigner;
 use shutter_directory::DynamoDirectory;
 use shutter_events::Consumer;
 use shutter_events::work::WithWork;
 use shutter_media::S3MediaStore;
-use shutter_store::{ConfigError, SdkConfig, Table};
+use shutter_store::{ConfigError, CursorKey, SdkConfig, Table};
 
 use crate::model::FanOut;
 use crate::store::DynamoFeedStore;
@@ -39,7 +38,7 @@ pub const CONSUMERS: &[&Consumer] = &[&fanout::EVENTS];
 pub struct App<S, M> {
     pub store: S,
     pub media: M,
-    pub cursors: CursorSigner,
+    pub cursors: CursorKey,
 }
 
 /// The deployed reader: the feed table, the media bucket, the cursor key.
@@ -50,7 +49,7 @@ impl Live {
         Ok(App {
             store: DynamoFeedStore::new(Table::from_env(aws, "FEED_TABLE")?),
             media: S3MediaStore::from_env(aws)?,
-            cursors: shutter_store::cursor_signer(aws).await?,
+            cursors: CursorKey::from_env(aws)?,
         })
     }
 }

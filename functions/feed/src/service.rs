@@ -34,7 +34,7 @@ impl<S: FeedReader, M: MediaStore> App<S, M> {
     pub async fn feed(&self, viewer: &UserId, page: PageRequest) -> Result<FeedPage, ApiError> {
         let scope = cursor_scope(viewer);
         let before = match &page.cursor {
-            Some(cursor) => Some(self.resume_position(&scope, cursor)?),
+            Some(cursor) => Some(self.resume_position(&scope, cursor).await?),
             None => None,
         };
         let before = before.as_deref();
@@ -83,14 +83,22 @@ impl<S: FeedReader, M: MediaStore> App<S, M> {
             let liked = found.liked.contains(&post.post_id);
             items.push(self.shown(post, author, liked).await?);
         }
-        let next_cursor = next.map(|before| self.cursors.sign(&scope, &Position { before }));
+        let next_cursor = match next {
+            Some(before) => Some(
+                self.cursors
+                    .signer()
+                    .await?
+                    .sign(&scope, &Position { before }),
+            ),
+            None => None,
+        };
         Ok(FeedPage { items, next_cursor })
     }
 
     /// The position a client's cursor resumes from: a 400 unless this server signed it
     /// for this viewer.
-    fn resume_position(&self, scope: &str, cursor: &str) -> Result<String, ApiError> {
-        let position: Position = self.cursors.verify(scope, cursor)?;
+    async fn resume_position(&self, scope: &str, cursor: &str) -> Result<String, ApiError> {
+        let position: Position = self.cursors.signer().await?.verify(scope, cursor)?;
         if !is_position(&position.before) {
             return Err(ApiError::invalid(
                 "cursor",
@@ -165,7 +173,7 @@ mod tests {
         App {
             store: MemoryFeedStore::default(),
             media: MemoryMedia::default(),
-            cursors: CursorSigner::new(b"test-key".to_vec()),
+            cursors: shutter_store::CursorKey::ready(CursorSigner::new(b"test-key".to_vec())),
         }
     }
 
@@ -350,7 +358,7 @@ mod tests {
             app.feed(&cat, page(2, Some(&cursor))).await.unwrap_err(),
             app.feed(&bob, page(2, Some("forged"))).await.unwrap_err(),
         ];
-        let odd = app.cursors.sign(
+        let odd = app.cursors.signer().await.unwrap().sign(
             &cursor_scope(&bob),
             &Position {
                 before: "not-a-position".into(),

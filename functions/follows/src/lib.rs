@@ -32,10 +32,10 @@ pub mod store;
 mod testing;
 pub mod worker;
 
-use shutter_core::CursorSigner;
 use shutter_directory::DynamoDirectory;
 use shutter_events::Consumer;
 use shutter_events::work::WithWork;
+use shutter_store::CursorKey;
 use shutter_store::{ConfigError, SdkConfig, Table};
 
 use crate::store::dynamo::DynamoFollowsStore;
@@ -45,7 +45,7 @@ use crate::store::dynamo::DynamoFollowsStore;
 /// `C` is the signer of list cursors. Only the list functions hold one (its key is a
 /// secret read at cold start); the others are built with none (`()`), so a function
 /// that cannot page cannot call a use case that does.
-pub struct App<S, D, C = CursorSigner> {
+pub struct App<S, D, C = CursorKey> {
     pub store: S,
     pub directory: D,
     pub cursors: C,
@@ -67,7 +67,7 @@ impl Live {
         Ok(App {
             store,
             directory,
-            cursors: shutter_store::cursor_signer(aws).await?,
+            cursors: CursorKey::from_env(aws)?,
         })
     }
 

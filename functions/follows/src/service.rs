@@ -4,10 +4,11 @@
 
 use serde::{Deserialize, Serialize};
 use shutter_core::validate::Username;
-use shutter_core::{ApiError, CursorSigner, PageRequest, UserId};
+use shutter_core::{ApiError, PageRequest, UserId};
 use shutter_directory::{Author, Directory};
 use shutter_events::{Envelope, Event};
 use shutter_http::Caller;
+use shutter_store::CursorKey;
 use shutter_store::{StoreError, StoreResult};
 
 use crate::App;
@@ -358,7 +359,7 @@ fn envelopes(events: Vec<Event>, caller: &Caller, correlation_id: &str) -> Vec<E
 }
 
 /// The lists: only the functions that hold the cursor key page through them.
-impl<S: FollowsStore, D: Directory> App<S, D, CursorSigner> {
+impl<S: FollowsStore, D: Directory> App<S, D, CursorKey> {
     /// Who follows `username`, newest first, with the caller's own state towards each.
     pub async fn followers(
         &self,
@@ -388,7 +389,7 @@ impl<S: FollowsStore, D: Directory> App<S, D, CursorSigner> {
         page: &PageRequest,
     ) -> Result<FollowRequestPage, ApiError> {
         let scope = scope(List::Requests, &caller.user_id);
-        let after = resume_after(&self.cursors, &scope, page.cursor.as_deref())?;
+        let after = resume_after(&self.cursors, &scope, page.cursor.as_deref()).await?;
         let (entries, next_cursor) = self
             .read_page(List::Requests, &caller.user_id, &scope, after, page.limit)
             .await?;
@@ -437,7 +438,7 @@ impl<S: FollowsStore, D: Directory> App<S, D, CursorSigner> {
             .map_err(errors::api)?
             .ok_or_else(not_found)?;
         let scope = scope(list, &owner.user_id);
-        let after = resume_after(&self.cursors, &scope, page.cursor.as_deref())?;
+        let after = resume_after(&self.cursors, &scope, page.cursor.as_deref()).await?;
         if owner.user_id != caller.user_id && !caller.is_staff() {
             // A banned account is hidden from others while the ban holds, lists and all.
             if self.banned(&owner.user_id).await? {
@@ -522,11 +523,12 @@ impl<S: FollowsStore, D: Directory> App<S, D, CursorSigner> {
             .map_err(errors::api)?;
         let next_cursor = if entries.len() > limit {
             entries.truncate(limit);
+            let signer = self.cursors.signer().await?;
             entries.last().map(|e| {
                 let position = Position {
                     after: e.position.clone(),
                 };
-                self.cursors.sign(scope, &position)
+                signer.sign(scope, &position)
             })
         } else {
             None
@@ -553,15 +555,15 @@ struct Position {
 }
 
 /// The `after` position of `cursor`, which must have been issued for `scope`.
-fn resume_after(
-    signer: &CursorSigner,
+async fn resume_after(
+    key: &CursorKey,
     scope: &str,
     cursor: Option<&str>,
 ) -> Result<Option<String>, ApiError> {
     let Some(cursor) = cursor else {
         return Ok(None);
     };
-    let position: Position = signer.verify(scope, cursor)?;
+    let position: Position = key.signer().await?.verify(scope, cursor)?;
     shutter_core::parse_id("cursor", &position.after)
         .map_err(|_| ApiError::invalid("cursor", "is not a cursor this server issued"))?;
     Ok(Some(position.after))

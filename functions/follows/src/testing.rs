@@ -45,7 +45,7 @@ pub fn world(users: &[(&'static str, bool)]) -> World {
             app: App {
                 store: MemoryFollowsStore::default(),
                 directory,
-                cursors: CursorSigner::new(b"test key".to_vec()),
+                cursors: shutter_store::CursorKey::ready(CursorSigner::new(b"test key".to_vec())),
             },
             work: MemoryWorkQueue::default(),
             page: 2,

@@ -26,10 +26,10 @@ pub mod store;
 mod testing;
 pub mod worker;
 
-use shutter_core::CursorSigner;
 use shutter_directory::DynamoDirectory;
 use shutter_events::Consumer;
 use shutter_events::work::WithWork;
+use shutter_store::CursorKey;
 use shutter_store::{ConfigError, SdkConfig, Table};
 
 use crate::cache::CachedDirectory;
@@ -41,7 +41,7 @@ pub struct App<S, D> {
     pub directory: D,
     /// Signs likers-list cursors. Only `likes-list` is built with it ([`Live::from_env`]):
     /// the other functions may not read the key.
-    pub cursors: Option<CursorSigner>,
+    pub cursors: Option<CursorKey>,
 }
 
 /// The deployed App: DynamoDB adapters over the service's table, directory reads cached.
@@ -50,7 +50,7 @@ pub type Live = App<DynamoLikesStore, CachedDirectory<DynamoDirectory>>;
 impl Live {
     /// Everything, the cursor key included: for `likes-list`.
     pub async fn from_env(aws: &SdkConfig) -> Result<Self, ConfigError> {
-        let cursors = shutter_store::cursor_signer(aws).await?;
+        let cursors = CursorKey::from_env(aws)?;
         Ok(App {
             cursors: Some(cursors),
             ..Self::for_writes(aws).await?

@@ -148,11 +148,10 @@ impl<S: LikesStore, D: Directory> App<S, D> {
         post_id: &PostId,
         page: &PageRequest,
     ) -> Result<LikersPage, ApiError> {
-        let cursors = self.cursors()?;
         let scope = cursor_scope(post_id);
         let after = match &page.cursor {
             Some(c) => {
-                let position: Position = cursors.verify(&scope, c)?;
+                let position: Position = self.cursors().await?.verify(&scope, c)?;
                 if !store::is_list_position(&position.after) {
                     return Err(ApiError::invalid(
                         "cursor",
@@ -167,7 +166,10 @@ impl<S: LikesStore, D: Directory> App<S, D> {
         let (entries, resume) = self
             .unhidden_likers(&caller.user_id, post_id, after, usize::from(page.limit))
             .await?;
-        let next_cursor = resume.map(|after| cursors.sign(&scope, &Position { after }));
+        let next_cursor = match resume {
+            Some(after) => Some(self.cursors().await?.sign(&scope, &Position { after })),
+            None => None,
+        };
         let authors = futures::future::try_join_all(
             entries.iter().map(|e| self.directory.author(&e.user_id)),
         )
@@ -233,12 +235,17 @@ impl<S: LikesStore, D: Directory> App<S, D> {
         Ok((shown, after.filter(|_| more)))
     }
 
-    fn cursors(&self) -> Result<&CursorSigner, ApiError> {
-        self.cursors.as_ref().ok_or_else(|| {
-            ApiError::internal(std::io::Error::other(
-                "this function was built without the cursor key (Live::for_writes)",
-            ))
-        })
+    /// The cursor key, read on its first use (see [`shutter_store::CursorKey`]).
+    async fn cursors(&self) -> Result<&CursorSigner, ApiError> {
+        self.cursors
+            .as_ref()
+            .ok_or_else(|| {
+                ApiError::internal(std::io::Error::other(
+                    "this function was built without the cursor key (Live::for_writes)",
+                ))
+            })?
+            .signer()
+            .await
     }
 }
 
@@ -749,9 +756,10 @@ mod tests {
     async fn listing_without_the_cursor_key_is_a_server_error_not_a_wrong_page() {
         let mut w = world(false);
         w.app.cursors = None;
+        let resume = PageRequest::parse(None, Some("a-cursor")).unwrap();
         let err = w
             .app
-            .likers(&caller(&w.author), &w.post, &page())
+            .likers(&caller(&w.author), &w.post, &resume)
             .await
             .unwrap_err();
         assert_eq!(err.status(), 500);

@@ -27,7 +27,7 @@ pub(crate) fn app() -> TestApp {
     App {
         store: MemoryLikesStore::default(),
         directory: MemoryDirectory::default(),
-        cursors: Some(signer()),
+        cursors: Some(shutter_store::CursorKey::ready(signer())),
     }
 }
 

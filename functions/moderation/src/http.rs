@@ -278,7 +278,9 @@ mod tests {
         App {
             store: MemoryModerationStore::default(),
             directory: MemoryDirectory::default(),
-            cursors: Some(shutter_core::CursorSigner::new(b"k".to_vec())),
+            cursors: Some(shutter_store::CursorKey::ready(
+                shutter_core::CursorSigner::new(b"k".to_vec()),
+            )),
             media: None,
         }
     }

@@ -33,10 +33,10 @@ pub mod model;
 pub mod service;
 pub mod store;
 
-use shutter_core::CursorSigner;
 use shutter_directory::DynamoDirectory;
 use shutter_events::Consumer;
 use shutter_media::{MediaStore, S3MediaStore};
+use shutter_store::CursorKey;
 use shutter_store::{ConfigError, SdkConfig, Table};
 
 use crate::store::dynamo::DynamoModerationStore;
@@ -47,7 +47,7 @@ pub struct App<S, D> {
     pub directory: D,
     /// Signs list cursors: only the list functions are built with it
     /// ([`Live::from_env`]); the others never read the key.
-    pub cursors: Option<CursorSigner>,
+    pub cursors: Option<CursorKey>,
     /// Signs the previews' image links: only the queue's function is built with it.
     pub media: Option<Box<dyn MediaStore>>,
 }
@@ -58,7 +58,7 @@ pub type Live = App<DynamoModerationStore, DynamoDirectory>;
 impl Live {
     /// With the cursor key: for the lists (modlog, a user's lookup).
     pub async fn from_env(aws: &SdkConfig) -> Result<Self, ConfigError> {
-        let cursors = shutter_store::cursor_signer(aws).await?;
+        let cursors = CursorKey::from_env(aws)?;
         Ok(App {
             cursors: Some(cursors),
             ..Self::for_writes(aws).await?

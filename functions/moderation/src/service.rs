@@ -190,10 +190,15 @@ fn suspended(caller: &Caller, account: StaffAccount, suspension: Suspension) -> 
 }
 
 impl<S: ModerationStore, D: Directory> App<S, D> {
-    fn cursors(&self) -> Result<&CursorSigner, ApiError> {
-        self.cursors.as_ref().ok_or_else(|| {
-            ApiError::internal(std::io::Error::other("this function has no cursor key"))
-        })
+    /// The cursor key, read on its first use (see [`shutter_store::CursorKey`]).
+    async fn cursors(&self) -> Result<&CursorSigner, ApiError> {
+        self.cursors
+            .as_ref()
+            .ok_or_else(|| {
+                ApiError::internal(std::io::Error::other("this function has no cursor key"))
+            })?
+            .signer()
+            .await
     }
 
     /// Grants (`grant`) or revokes `role` of `username`'s account, as the admin `caller`,
@@ -396,14 +401,14 @@ impl<S: ModerationStore, D: Directory> App<S, D> {
     ) -> Result<Page<QueueItem>, ApiError> {
         require_staff(caller)?;
         let scope = format!("reports:{}", status.as_str());
-        let after = self.after(&scope, page)?;
+        let after = self.after(&scope, page).await?;
         let limit = usize::from(page.limit);
         let entries = self
             .store
             .queue(status, after.as_deref(), limit + 1)
             .await
             .map_err(errors::api)?;
-        let Page { items, next_cursor } = self.paged(&scope, entries, limit)?;
+        let Page { items, next_cursor } = self.paged(&scope, entries, limit).await?;
         // One preview per entry, at most a page's worth (the limit bounds the reads).
         let previews =
             futures::future::try_join_all(items.iter().map(|e| self.preview(&e.target))).await?;
@@ -790,27 +795,28 @@ impl<S: ModerationStore, D: Directory> App<S, D> {
     ) -> Result<Page<ModlogEntry>, ApiError> {
         require_staff(caller)?;
         let scope = filter.scope();
-        let after = self.after(&scope, page)?;
+        let after = self.after(&scope, page).await?;
         let limit = usize::from(page.limit);
         let entries = self
             .store
             .modlog(filter, after.as_deref(), limit + 1)
             .await
             .map_err(errors::api)?;
-        self.paged(&scope, entries, limit)
+        self.paged(&scope, entries, limit).await
     }
 
-    fn after(&self, scope: &str, page: &PageRequest) -> Result<Option<String>, ApiError> {
-        let cursors = self.cursors()?;
-        page.cursor
-            .as_deref()
-            .map(|c| cursors.verify::<Position>(scope, c).map(|p| p.after))
-            .transpose()
+    async fn after(&self, scope: &str, page: &PageRequest) -> Result<Option<String>, ApiError> {
+        match page.cursor.as_deref() {
+            Some(c) => Ok(Some(
+                self.cursors().await?.verify::<Position>(scope, c)?.after,
+            )),
+            None => Ok(None),
+        }
     }
 
     /// A page of up to `limit` of `entries` (read one more than that, to know whether
     /// more follow), with the cursor after its last entry if they do.
-    fn paged<T>(
+    async fn paged<T>(
         &self,
         scope: &str,
         mut entries: Vec<(String, T)>,
@@ -819,7 +825,7 @@ impl<S: ModerationStore, D: Directory> App<S, D> {
         let more = entries.len() > limit;
         entries.truncate(limit);
         let next_cursor = match (more, entries.last()) {
-            (true, Some((after, _))) => Some(self.cursors()?.sign(
+            (true, Some((after, _))) => Some(self.cursors().await?.sign(
                 scope,
                 &Position {
                     after: after.clone(),
@@ -868,7 +874,9 @@ mod tests {
         let app = App {
             store: MemoryModerationStore::default(),
             directory: MemoryDirectory::default(),
-            cursors: Some(CursorSigner::new(b"test-key".to_vec())),
+            cursors: Some(shutter_store::CursorKey::ready(CursorSigner::new(
+                b"test-key".to_vec(),
+            ))),
             media: None,
         };
         let w = World {

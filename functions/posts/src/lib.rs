@@ -33,11 +33,11 @@ mod testing;
 pub mod text;
 pub mod worker;
 
-use shutter_core::CursorSigner;
 use shutter_directory::DynamoDirectory;
 use shutter_events::Consumer;
 use shutter_events::work::WithWork;
 use shutter_media::S3MediaStore;
+use shutter_store::CursorKey;
 use shutter_store::{ConfigError, SdkConfig, Table};
 
 use crate::store::dynamo::DynamoPostsStore;
@@ -51,7 +51,7 @@ pub struct App<S, M, D> {
     pub directory: D,
     /// Signs list cursors. Only the list functions are built with it
     /// ([`Live::from_env`]); the others never read the key.
-    pub cursors: Option<CursorSigner>,
+    pub cursors: Option<CursorKey>,
 }
 
 /// The deployed App: DynamoDB adapters over the posts table and the S3 media bucket.
@@ -60,7 +60,7 @@ pub type Live = App<DynamoPostsStore, S3MediaStore, DynamoDirectory>;
 impl Live {
     /// Everything, the cursor key included: for `posts-by-author` and `posts-by-hashtag`.
     pub async fn from_env(aws: &SdkConfig) -> Result<Self, ConfigError> {
-        let cursors = shutter_store::cursor_signer(aws).await?;
+        let cursors = CursorKey::from_env(aws)?;
         Ok(App {
             cursors: Some(cursors),
             ..Self::without_cursors(aws).await?

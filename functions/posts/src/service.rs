@@ -266,12 +266,17 @@ impl<S: PostsStore, M: MediaStore, D: Directory> App<S, M, D> {
         self.list(caller, Index::Tag(tag), &scope, page, true).await
     }
 
-    fn cursors(&self) -> Result<&CursorSigner, ApiError> {
-        self.cursors.as_ref().ok_or_else(|| {
-            ApiError::internal(std::io::Error::other(
-                "this function was built without the cursor key",
-            ))
-        })
+    /// The cursor key, read on its first use (see [`shutter_store::CursorKey`]).
+    async fn cursors(&self) -> Result<&CursorSigner, ApiError> {
+        self.cursors
+            .as_ref()
+            .ok_or_else(|| {
+                ApiError::internal(std::io::Error::other(
+                    "this function was built without the cursor key",
+                ))
+            })?
+            .signer()
+            .await
     }
 
     async fn list(
@@ -282,9 +287,8 @@ impl<S: PostsStore, M: MediaStore, D: Directory> App<S, M, D> {
         page: PageRequest,
         published_only: bool,
     ) -> Result<PostPage, ApiError> {
-        let cursors = self.cursors()?;
         let after = match page.cursor.as_deref() {
-            Some(c) => Some(cursors.verify::<After>(scope, c)?.sk),
+            Some(c) => Some(self.cursors().await?.verify::<After>(scope, c)?.sk),
             None => None,
         };
         let found = self
@@ -312,9 +316,13 @@ impl<S: PostsStore, M: MediaStore, D: Directory> App<S, M, D> {
                 Index::Author(author) => p.author_id == *author,
             })
             .collect();
+        let next_cursor = match found.next {
+            Some(sk) => Some(self.cursors().await?.sign(scope, &After { sk })),
+            None => None,
+        };
         Ok(PostPage {
             items: self.views(posts, caller).await?,
-            next_cursor: found.next.map(|sk| cursors.sign(scope, &After { sk })),
+            next_cursor,
         })
     }
 
@@ -938,11 +946,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn lists_need_the_cursor_key() {
+    async fn lists_need_the_cursor_key_to_resume() {
         let mut app = app();
         app.cursors = None;
         let ann = user(&app, "ann", false);
-        let page = PageRequest::parse(None, None).unwrap();
+        let page = PageRequest::parse(None, Some("a-cursor")).unwrap();
         let err = app
             .posts_by_hashtag(&caller(&ann, false), "beach".into(), page)
             .await

@@ -22,7 +22,9 @@ pub(crate) fn app() -> TestApp {
         store: MemoryPostsStore::default(),
         media: MemoryMedia::default(),
         directory: MemoryDirectory::default(),
-        cursors: Some(CursorSigner::new(b"test key".to_vec())),
+        cursors: Some(shutter_store::CursorKey::ready(CursorSigner::new(
+            b"test key".to_vec(),
+        ))),
     }
 }
 

@@ -3,10 +3,11 @@
 
 #[allow(unused_imports)] // the OpenAPI attributes name it
 use shutter_core::Problem;
-use shutter_core::{ApiError, CursorSigner, PageRequest};
+use shutter_core::{ApiError, PageRequest};
 use shutter_http::lambda_http::http::StatusCode;
 use shutter_http::lambda_http::{Body, Request, Response};
 use shutter_http::{ApiRequest, Caller, json};
+use shutter_store::CursorKey;
 
 use crate::App;
 use crate::model::{HashtagPrefix, QueryText};
@@ -46,7 +47,7 @@ fn limit(req: &Request) -> Result<u16, ApiError> {
     )
 )]
 #[tracing::instrument(skip_all)]
-pub async fn search_posts<S: SearchIndex>(app: &App<S, CursorSigner>, req: Request) -> ApiResult {
+pub async fn search_posts<S: SearchIndex>(app: &App<S, CursorKey>, req: Request) -> ApiResult {
     let caller = Caller::from_request(&req)?;
     let q = query_text(&req)?;
     let page = req.page_request()?;
@@ -154,14 +155,14 @@ mod tests {
                "created_at": "2026-11-29T00:00:00.000Z"}, "sort": [1.5, sort, id]})
     }
 
-    fn app(search: CannedSearch) -> App<CannedSearch, CursorSigner> {
+    fn app(search: CannedSearch) -> App<CannedSearch, CursorKey> {
         App {
             search,
-            cursors: CursorSigner::new(b"k".to_vec()),
+            cursors: CursorKey::ready(shutter_core::CursorSigner::new(b"k".to_vec())),
         }
     }
 
-    fn store(posts: Vec<Value>) -> App<CannedSearch, CursorSigner> {
+    fn store(posts: Vec<Value>) -> App<CannedSearch, CursorKey> {
         let mut s = CannedSearch::default();
         s.responses
             .insert(POSTS_INDEX.into(), json!({"hits": {"hits": posts}}));

@@ -14,8 +14,8 @@
 //! - [`store`]: the ports and their adapters; [`client`]: the signed REST client;
 //! - [`docs`]: the documents of the indexes.
 
-use shutter_core::CursorSigner;
 use shutter_events::Consumer;
+use shutter_store::CursorKey;
 use shutter_store::{ConfigError, SdkConfig};
 
 pub mod client;
@@ -45,13 +45,13 @@ pub struct App<S, C = ()> {
 }
 
 /// The deployed App of `search-posts`: the cluster of `OPENSEARCH_URL` and the cursor key.
-pub type Live = App<OpenSearch, CursorSigner>;
+pub type Live = App<OpenSearch, CursorKey>;
 
 impl Live {
     pub async fn from_env(aws: &SdkConfig) -> Result<Self, ConfigError> {
         Ok(App {
             search: OpenSearch::from_env(aws)?,
-            cursors: shutter_store::cursor_signer(aws).await?,
+            cursors: CursorKey::from_env(aws)?,
         })
     }
 

@@ -13,8 +13,9 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 use serde_json::Value;
-use shutter_core::{ApiError, CursorSigner, PageRequest, UserId};
+use shutter_core::{ApiError, PageRequest, UserId};
 use shutter_http::Caller;
+use shutter_store::CursorKey;
 use utoipa::ToSchema;
 
 use crate::App;
@@ -256,7 +257,7 @@ impl<S: SearchIndex, C: Sync> App<S, C> {
     }
 }
 
-impl<S: SearchIndex> App<S, CursorSigner> {
+impl<S: SearchIndex> App<S, CursorKey> {
     /// Posts matching `q` that the caller may see, best first, a page at a time; the
     /// cursor is signed and bound to `q`.
     pub async fn search_posts(
@@ -268,7 +269,7 @@ impl<S: SearchIndex> App<S, CursorSigner> {
         let scope = posts_scope(q);
         let position: Option<PostsPosition> = match &page.cursor {
             Some(c) => {
-                let p: PostsPosition = self.cursors.verify(&scope, c)?;
+                let p: PostsPosition = self.cursors.signer().await?.verify(&scope, c)?;
                 if p.after.len() != 3 {
                     return Err(ApiError::invalid(
                         "cursor",
@@ -298,13 +299,14 @@ impl<S: SearchIndex> App<S, CursorSigner> {
         let mut found: Vec<&Value> = hits(&response).collect();
         let next_cursor = if found.len() > limit {
             found.truncate(limit);
+            let signer = self.cursors.signer().await?;
             found.last().map(|last| {
                 let tied = found
                     .iter()
                     .filter(|h| h["sort"][0] == last["sort"][0])
                     .filter_map(|h| h["_id"].as_str().map(str::to_owned))
                     .collect();
-                self.cursors.sign(
+                signer.sign(
                     &scope,
                     &PostsPosition {
                         at,
@@ -382,10 +384,10 @@ mod tests {
                "like_count": -3}, "sort": [1.0, 1, id]})
     }
 
-    fn app(search: CannedSearch) -> App<CannedSearch, CursorSigner> {
+    fn app(search: CannedSearch) -> App<CannedSearch, CursorKey> {
         App {
             search,
-            cursors: CursorSigner::new(b"k".to_vec()),
+            cursors: CursorKey::ready(shutter_core::CursorSigner::new(b"k".to_vec())),
         }
     }
 
@@ -475,7 +477,7 @@ mod tests {
     async fn a_cursor_of_another_shape_is_refused_before_anything_is_searched() {
         // GIVEN a cursor signed by this server for the query, with two sort values only
         let app = app(CannedSearch::default());
-        let forged = app.cursors.sign(
+        let forged = app.cursors.signer().await.unwrap().sign(
             &posts_scope(&q("c")),
             &PostsPosition {
                 at: 1,

@@ -145,11 +145,54 @@ pub async fn secret_string(
     })
 }
 
-/// The signer of pagination cursors, its key read once at cold start from the secret
-/// named by `CURSOR_KEY_SECRET_ARN`.
+/// The signer of pagination cursors, its key read from the secret named by
+/// `CURSOR_KEY_SECRET_ARN`.
 pub async fn cursor_signer(config: &SdkConfig) -> Result<shutter_core::CursorSigner, ConfigError> {
     let key = secret_string(config, "CURSOR_KEY_SECRET_ARN").await?;
     Ok(shutter_core::CursorSigner::new(key.into_bytes()))
+}
+
+/// The cursor key of a list function, read on its first use rather than at cold start
+/// (issue 14): a list's first page without a cursor that fits in one page needs no key, so
+/// a cold start's first request of that kind does not wait for Secrets Manager. Read once
+/// per environment (a failed read is tried again by the next request).
+#[derive(Debug)]
+pub struct CursorKey {
+    config: Option<SdkConfig>,
+    signer: tokio::sync::OnceCell<shutter_core::CursorSigner>,
+}
+
+impl CursorKey {
+    /// The key of `CURSOR_KEY_SECRET_ARN`, read when first needed. The variable itself is
+    /// checked now, so a misconfigured function still fails its init.
+    pub fn from_env(config: &SdkConfig) -> Result<Self, ConfigError> {
+        env("CURSOR_KEY_SECRET_ARN")?;
+        Ok(Self {
+            config: Some(config.clone()),
+            signer: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// A key known already (tests).
+    pub fn ready(signer: shutter_core::CursorSigner) -> Self {
+        Self {
+            config: None,
+            signer: tokio::sync::OnceCell::new_with(Some(signer)),
+        }
+    }
+
+    /// The signer, reading the key if this is its first use.
+    pub async fn signer(&self) -> Result<&shutter_core::CursorSigner, shutter_core::ApiError> {
+        self.signer
+            .get_or_try_init(|| async {
+                match &self.config {
+                    Some(config) => cursor_signer(config).await,
+                    None => Err(ConfigError::Missing("CURSOR_KEY_SECRET_ARN")),
+                }
+            })
+            .await
+            .map_err(shutter_core::ApiError::internal)
+    }
 }
 
 /// The key of an item: `pk` and `sk`.
@@ -209,6 +252,34 @@ pub fn epoch_seconds() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_cursor_key_known_already_signs_and_verifies_without_any_read() {
+        let key = CursorKey::ready(shutter_core::CursorSigner::new(b"k".to_vec()));
+        let cursor = key.signer().await.unwrap().sign("scope", &7);
+        let position: i32 = key
+            .signer()
+            .await
+            .unwrap()
+            .verify("scope", &cursor)
+            .unwrap();
+        assert_eq!(position, 7);
+    }
+
+    #[test]
+    fn a_cursor_key_needs_its_secrets_name_at_init() {
+        // The name is checked at cold start (a misconfigured function fails its init);
+        // only the read waits for the first use.
+        if std::env::var_os("CURSOR_KEY_SECRET_ARN").is_none() {
+            let config = SdkConfig::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .build();
+            assert!(matches!(
+                CursorKey::from_env(&config),
+                Err(ConfigError::Missing("CURSOR_KEY_SECRET_ARN"))
+            ));
+        }
+    }
 
     #[test]
     fn the_compiled_in_roots_are_amazons_five() {

@@ -198,7 +198,7 @@ async fn main() {
     let reader = App {
         store: store.clone(),
         media: shutter_media::MemoryMedia::default(),
-        cursors: CursorSigner::new(b"feed-bench".to_vec()),
+        cursors: shutter_store::CursorKey::ready(CursorSigner::new(b"feed-bench".to_vec())),
     };
     for following in [10usize, 100, 1_000] {
         let viewer = UserId::generate();
