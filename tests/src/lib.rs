@@ -472,6 +472,24 @@ impl TestApp {
 
     /// Sends `events` to their topics as the outbox publisher would (keyed by their
     /// aggregate, as JSON): for stories that play another service's part.
+    /// [`TestApp::call`] with `user`'s access token.
+    pub async fn call_as(
+        &self,
+        user: &User,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        self.call(method, path, Some(&user.access_token), body)
+            .await
+    }
+
+    /// Produces `event` (by `actor`) twice in a row, as a redelivery would.
+    pub async fn produce_twice(&self, event: shutter_events::Event, actor: &shutter_core::UserId) {
+        let envelope = shutter_events::Envelope::new(event, Some(actor), "e2e-redelivered");
+        self.produce(&[envelope.clone(), envelope]).await;
+    }
+
     pub async fn produce(&self, events: &[shutter_events::Envelope]) {
         use rdkafka::config::ClientConfig;
         use rdkafka::producer::{FutureProducer, FutureRecord};

@@ -22,22 +22,6 @@ use shutter_events::{ContentRemoved, Envelope, Event, RemovedKind, UserReinstate
 
 const WAIT: Duration = Duration::from_secs(90);
 
-async fn call(
-    app: &TestApp,
-    user: &User,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> Answer {
-    app.call(method, path, Some(&user.access_token), body).await
-}
-
-/// Produces `event` twice, as a redelivery would.
-async fn produce_twice(app: &TestApp, event: Event, actor: &UserId) {
-    let envelope = Envelope::new(event, Some(actor), "e2e-moderation");
-    app.produce(&[envelope.clone(), envelope]).await;
-}
-
 fn suspended(user: &User, banned: bool, seq: u64) -> Event {
     let until = (!banned)
         .then(|| shutter_core::rfc3339(time::OffsetDateTime::now_utc() + time::Duration::hours(1)));
@@ -65,8 +49,7 @@ fn create_body() -> Value {
 /// A PATCH that changes nothing when it passes the account check (the version is
 /// never 0): 409 `version_conflict` for an active account, 403 for a suspended one.
 async fn probe_patch(app: &TestApp, user: &User, post: &str) -> Answer {
-    call(
-        app,
+    app.call_as(
         user,
         Method::PATCH,
         &format!("/v1/posts/{post}"),
@@ -79,13 +62,15 @@ async fn probe_patch(app: &TestApp, user: &User, post: &str) -> Answer {
 async fn follow(app: &TestApp, who: &User, whom: &User) {
     let path = format!("/v1/users/{}/follow", whom.username);
     eventually("the follows service to know the user", WAIT, || async {
-        (call(app, who, Method::PUT, &path, None).await.status == StatusCode::OK).then_some(())
+        (app.call_as(who, Method::PUT, &path, None).await.status == StatusCode::OK).then_some(())
     })
     .await;
 }
 
 async fn feed_ids(app: &TestApp, viewer: &User) -> Vec<String> {
-    let page = call(app, viewer, Method::GET, "/v1/feed?limit=100", None).await;
+    let page = app
+        .call_as(viewer, Method::GET, "/v1/feed?limit=100", None)
+        .await;
     assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
     ids(&page.body)
 }
@@ -103,7 +88,7 @@ fn ids(page: &Value) -> Vec<String> {
 /// The author's post list as `viewer` gets it.
 async fn list(app: &TestApp, viewer: &User, author: &User) -> Answer {
     let path = format!("/v1/users/{}/posts?limit=100", author.username);
-    call(app, viewer, Method::GET, &path, None).await
+    app.call_as(viewer, Method::GET, &path, None).await
 }
 
 async fn wait_in_feed(app: &TestApp, viewer: &User, post: &str, present: bool) {
@@ -128,13 +113,16 @@ async fn a_suspended_account_writes_nothing_until_reinstated_and_still_reads() {
     let post = app.published_post(&ann).await;
     // The likes service knows the post once an unlike (which changes nothing) passes.
     eventually("the likes service to know the post", WAIT, || async {
-        let answer = call(&app, &ann, Method::DELETE, &like_path(&post), None).await;
+        let answer = app
+            .call_as(&ann, Method::DELETE, &like_path(&post), None)
+            .await;
         (answer.status == StatusCode::OK).then_some(())
     })
     .await;
 
     // WHEN ann is suspended for an hour (the event delivered twice)
-    produce_twice(&app, suspended(&ann, false, 1), &UserId::trusted(&ann.id)).await;
+    app.produce_twice(suspended(&ann, false, 1), &UserId::trusted(&ann.id))
+        .await;
 
     // THEN her still-valid token is refused every write, with when it ends
     let refused = eventually("posts to refuse the suspended account", WAIT, || async {
@@ -145,23 +133,22 @@ async fn a_suspended_account_writes_nothing_until_reinstated_and_still_reads() {
     assert_eq!(code(&refused), "account_suspended", "{:?}", refused.body);
     let until = refused.body["until"].as_str().unwrap().to_owned();
     assert!(until > shutter_core::now_rfc3339(), "{until}");
-    let created = call(&app, &ann, Method::POST, "/v1/posts", Some(create_body())).await;
+    let created = app
+        .call_as(&ann, Method::POST, "/v1/posts", Some(create_body()))
+        .await;
     assert_eq!(
         (created.status, code(&created)),
         (StatusCode::FORBIDDEN, "account_suspended")
     );
     assert_eq!(created.body["until"], until.as_str());
-    let deleted = call(
-        &app,
-        &ann,
-        Method::DELETE,
-        &format!("/v1/posts/{post}"),
-        None,
-    )
-    .await;
+    let deleted = app
+        .call_as(&ann, Method::DELETE, &format!("/v1/posts/{post}"), None)
+        .await;
     assert_eq!(deleted.status, StatusCode::FORBIDDEN, "{:?}", deleted.body);
     let liked = eventually("likes to refuse the suspended account", WAIT, || async {
-        let answer = call(&app, &ann, Method::PUT, &like_path(&post), None).await;
+        let answer = app
+            .call_as(&ann, Method::PUT, &like_path(&post), None)
+            .await;
         (answer.status == StatusCode::FORBIDDEN).then_some(answer)
     })
     .await;
@@ -171,7 +158,9 @@ async fn a_suspended_account_writes_nothing_until_reinstated_and_still_reads() {
     // writes pass again)
 
     // AND she still reads: her post, her list, her feed
-    let read = call(&app, &ann, Method::GET, &format!("/v1/posts/{post}"), None).await;
+    let read = app
+        .call_as(&ann, Method::GET, &format!("/v1/posts/{post}"), None)
+        .await;
     assert_eq!(read.status, StatusCode::OK, "{:?}", read.body);
     assert!(read.body.get("removed").is_none());
     let own = list(&app, &ann, &ann).await;
@@ -180,7 +169,8 @@ async fn a_suspended_account_writes_nothing_until_reinstated_and_still_reads() {
     assert!(feed_ids(&app, &ann).await.contains(&post));
 
     // WHEN she is reinstated (a higher seq; delivered twice)
-    produce_twice(&app, reinstated(&ann, 2), &UserId::trusted(&ann.id)).await;
+    app.produce_twice(reinstated(&ann, 2), &UserId::trusted(&ann.id))
+        .await;
 
     // THEN her writes pass again, in posts and in likes
     eventually(
@@ -196,14 +186,20 @@ async fn a_suspended_account_writes_nothing_until_reinstated_and_still_reads() {
         "likes to let the reinstated account write",
         WAIT,
         || async {
-            let answer = call(&app, &ann, Method::PUT, &like_path(&post), None).await;
+            let answer = app
+                .call_as(&ann, Method::PUT, &like_path(&post), None)
+                .await;
             (answer.status == StatusCode::OK).then_some(())
         },
     )
     .await;
-    let created = call(&app, &ann, Method::POST, "/v1/posts", Some(create_body())).await;
+    let created = app
+        .call_as(&ann, Method::POST, "/v1/posts", Some(create_body()))
+        .await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
-    let unliked = call(&app, &ann, Method::DELETE, &like_path(&post), None).await;
+    let unliked = app
+        .call_as(&ann, Method::DELETE, &like_path(&post), None)
+        .await;
     assert_eq!(unliked.status, StatusCode::OK, "{:?}", unliked.body);
 }
 
@@ -218,11 +214,12 @@ async fn a_banned_authors_posts_are_hidden_from_others_until_the_ban_is_lifted()
     wait_in_feed(&app, &bob, &post, true).await;
 
     // WHEN ann is banned (delivered twice)
-    produce_twice(&app, suspended(&ann, true, 1), &UserId::trusted(&ann.id)).await;
+    app.produce_twice(suspended(&ann, true, 1), &UserId::trusted(&ann.id))
+        .await;
 
     // THEN bob gets 404 on her post and her list, and her post leaves his feed
     eventually("the banned author's post to be hidden", WAIT, || async {
-        (call(&app, &bob, Method::GET, &path, None).await.status == StatusCode::NOT_FOUND)
+        (app.call_as(&bob, Method::GET, &path, None).await.status == StatusCode::NOT_FOUND)
             .then_some(())
     })
     .await;
@@ -231,11 +228,13 @@ async fn a_banned_authors_posts_are_hidden_from_others_until_the_ban_is_lifted()
     wait_in_feed(&app, &bob, &post, false).await;
 
     // AND ann still sees it, in her list and her feed; her writes are refused, no end
-    let own = call(&app, &ann, Method::GET, &path, None).await;
+    let own = app.call_as(&ann, Method::GET, &path, None).await;
     assert_eq!(own.status, StatusCode::OK, "{:?}", own.body);
     assert!(ids(&list(&app, &ann, &ann).await.body).contains(&post));
     assert!(feed_ids(&app, &ann).await.contains(&post));
-    let created = call(&app, &ann, Method::POST, "/v1/posts", Some(create_body())).await;
+    let created = app
+        .call_as(&ann, Method::POST, "/v1/posts", Some(create_body()))
+        .await;
     assert_eq!(
         (created.status, code(&created)),
         (StatusCode::FORBIDDEN, "account_suspended")
@@ -243,12 +242,13 @@ async fn a_banned_authors_posts_are_hidden_from_others_until_the_ban_is_lifted()
     assert!(created.body.get("until").is_none(), "{:?}", created.body);
 
     // WHEN the ban is lifted THEN bob sees her post again, everywhere
-    produce_twice(&app, reinstated(&ann, 2), &UserId::trusted(&ann.id)).await;
+    app.produce_twice(reinstated(&ann, 2), &UserId::trusted(&ann.id))
+        .await;
     eventually(
         "the reinstated author's post to show again",
         WAIT,
         || async {
-            (call(&app, &bob, Method::GET, &path, None).await.status == StatusCode::OK)
+            (app.call_as(&bob, Method::GET, &path, None).await.status == StatusCode::OK)
                 .then_some(())
         },
     )
@@ -272,8 +272,10 @@ async fn a_removed_post_is_gone_for_others_and_shown_to_its_author_with_why() {
     wait_in_feed(&app, &bob, &post, true).await;
     // bob likes it, and the count says so
     eventually("bob's like to be counted", WAIT, || async {
-        let _ = call(&app, &bob, Method::PUT, &like_path(&post), None).await;
-        let seen = call(&app, &ann, Method::GET, &path, None).await;
+        let _ = app
+            .call_as(&bob, Method::PUT, &like_path(&post), None)
+            .await;
+        let seen = app.call_as(&ann, Method::GET, &path, None).await;
         (seen.body["like_count"] == 1).then_some(())
     })
     .await;
@@ -288,16 +290,17 @@ async fn a_removed_post_is_gone_for_others_and_shown_to_its_author_with_why() {
         removed_by: UserId::generate(),
         removed_at: shutter_core::now_rfc3339(),
     });
-    produce_twice(&app, removal.clone(), &UserId::trusted(&ann.id)).await;
+    app.produce_twice(removal.clone(), &UserId::trusted(&ann.id))
+        .await;
 
     // THEN bob gets 404 on it
     eventually("the removed post to be hidden", WAIT, || async {
-        (call(&app, &bob, Method::GET, &path, None).await.status == StatusCode::NOT_FOUND)
+        (app.call_as(&bob, Method::GET, &path, None).await.status == StatusCode::NOT_FOUND)
             .then_some(())
     })
     .await;
     // AND ann gets it with the note, its like still counted
-    let seen = call(&app, &ann, Method::GET, &path, None).await;
+    let seen = app.call_as(&ann, Method::GET, &path, None).await;
     assert_eq!(seen.status, StatusCode::OK, "{:?}", seen.body);
     assert_eq!(seen.body["removed"]["note"], "spam, says e2e");
     let removed_at = seen.body["removed"]["removed_at"].clone();
@@ -318,7 +321,7 @@ async fn a_removed_post_is_gone_for_others_and_shown_to_its_author_with_why() {
     wait_in_feed(&app, &bob, &post, false).await;
     assert!(feed_ids(&app, &bob).await.contains(&kept));
     eventually("likes to refuse the removed post", WAIT, || async {
-        (call(&app, &cat, Method::PUT, &like_path(&post), None)
+        (app.call_as(&cat, Method::PUT, &like_path(&post), None)
             .await
             .status
             == StatusCode::NOT_FOUND)
@@ -327,14 +330,14 @@ async fn a_removed_post_is_gone_for_others_and_shown_to_its_author_with_why() {
     .await;
     // AND its author cannot edit it back
     let version = seen.body["version"].as_u64().unwrap();
-    let edit = call(
-        &app,
-        &ann,
-        Method::PATCH,
-        &path,
-        Some(json!({"caption": "innocent", "version": version})),
-    )
-    .await;
+    let edit = app
+        .call_as(
+            &ann,
+            Method::PATCH,
+            &path,
+            Some(json!({"caption": "innocent", "version": version})),
+        )
+        .await;
     assert_eq!(
         (edit.status, code(&edit)),
         (StatusCode::CONFLICT, "post_removed")
@@ -355,12 +358,12 @@ async fn a_removed_post_is_gone_for_others_and_shown_to_its_author_with_why() {
     })
     .await;
     // THEN nothing changed
-    let again = call(&app, &ann, Method::GET, &path, None).await;
+    let again = app.call_as(&ann, Method::GET, &path, None).await;
     assert_eq!(again.body["removed"]["removed_at"], removed_at);
     assert_eq!(again.body["version"], version);
     assert_eq!(again.body["like_count"], 1);
     assert_eq!(
-        call(&app, &bob, Method::GET, &path, None).await.status,
+        app.call_as(&bob, Method::GET, &path, None).await.status,
         StatusCode::NOT_FOUND
     );
     assert!(!feed_ids(&app, &bob).await.contains(&post));

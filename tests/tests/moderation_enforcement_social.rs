@@ -22,25 +22,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use shutter_core::{PostId, UserId};
 use shutter_e2e::{Answer, PNG, TestApp, User, eventually};
-use shutter_events::{ContentRemoved, Envelope, Event, RemovedKind, UserReinstated, UserSuspended};
+use shutter_events::{ContentRemoved, Event, RemovedKind, UserReinstated, UserSuspended};
 
 const WAIT: Duration = Duration::from_secs(90);
-
-async fn call(
-    app: &TestApp,
-    user: &User,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> Answer {
-    app.call(method, path, Some(&user.access_token), body).await
-}
-
-/// Produces `event` twice, as a redelivery would.
-async fn produce_twice(app: &TestApp, event: Event, actor: &UserId) {
-    let envelope = Envelope::new(event, Some(actor), "e2e-moderation-social");
-    app.produce(&[envelope.clone(), envelope]).await;
-}
 
 /// `user` suspended for an hour from now, or banned; and the `until` it carries.
 fn suspended(user: &User, banned: bool, seq: u64) -> (Event, Option<String>) {
@@ -71,7 +55,7 @@ fn comments_path(post: &str) -> String {
 /// Every comment of `post` as `user` sees them.
 async fn comments(app: &TestApp, user: &User, post: &str) -> Vec<Value> {
     let path = format!("{}?limit=100", comments_path(post));
-    let answer = call(app, user, Method::GET, &path, None).await;
+    let answer = app.call_as(user, Method::GET, &path, None).await;
     assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
     answer.body["items"].as_array().unwrap().clone()
 }
@@ -103,8 +87,7 @@ async fn comment(
     text: &str,
     reply_to: Option<&str>,
 ) -> Answer {
-    call(
-        app,
+    app.call_as(
         user,
         Method::POST,
         &comments_path(post),
@@ -134,7 +117,7 @@ async fn accepted(
 
 async fn follow(app: &TestApp, who: &User, whom: &User) -> Answer {
     let path = format!("/v1/users/{}/follow", whom.username);
-    call(app, who, Method::PUT, &path, None).await
+    app.call_as(who, Method::PUT, &path, None).await
 }
 
 /// Follows `whom` once the follows service knows them.
@@ -146,19 +129,14 @@ async fn followed(app: &TestApp, who: &User, whom: &User) {
 }
 
 async fn patch_profile(app: &TestApp, user: &User, body: Value) -> Answer {
-    call(app, user, Method::PATCH, "/v1/profiles/me", Some(body)).await
+    app.call_as(user, Method::PATCH, "/v1/profiles/me", Some(body))
+        .await
 }
 
 async fn avatar_form(app: &TestApp, user: &User) -> Answer {
     let body = json!({"content_type": "image/png", "size": PNG.len()});
-    call(
-        app,
-        user,
-        Method::POST,
-        "/v1/profiles/me/avatar",
-        Some(body),
-    )
-    .await
+    app.call_as(user, Method::POST, "/v1/profiles/me/avatar", Some(body))
+        .await
 }
 
 fn suspension(answer: &Answer) -> Option<(StatusCode, Option<&str>, Option<&str>)> {
@@ -179,8 +157,10 @@ async fn probes(app: &TestApp, user: &User, other: &User) -> [StatusCode; 3] {
     let unlike = format!("/v1/comments/{}/like", shutter_core::new_id());
     let unfollow = format!("/v1/users/{}/follow", other.username);
     [
-        call(app, user, Method::DELETE, &unlike, None).await.status,
-        call(app, user, Method::DELETE, &unfollow, None)
+        app.call_as(user, Method::DELETE, &unlike, None)
+            .await
+            .status,
+        app.call_as(user, Method::DELETE, &unfollow, None)
             .await
             .status,
         patch_profile(app, user, json!({})).await.status,
@@ -210,40 +190,31 @@ async fn a_suspended_accounts_token_comments_follows_and_edits_nothing_until_rei
     until_listed(&app, &ann, &post, &["before"]).await;
     // WHEN bob is suspended for an hour (the event delivered twice)
     let (event, until) = suspended(&bob, false, 1);
-    produce_twice(&app, event, &UserId::trusted(&ann.id)).await;
+    app.produce_twice(event, &UserId::trusted(&ann.id)).await;
     until_probes(&app, &bob, &ann, true).await;
     // THEN his still-valid token comments, edits and deletes his comment, follows, edits
     // his profile or privacy and asks for an avatar form no more: each a 403
     // account_suspended saying until when
     let refused = [
         comment(&app, &bob, &post, "during", None).await,
-        call(
-            &app,
+        app.call_as(
             &bob,
             Method::PATCH,
             &format!("/v1/comments/{first}"),
             Some(json!({"text": "edited"})),
         )
         .await,
-        call(
-            &app,
+        app.call_as(
             &bob,
             Method::POST,
             &format!("/v1/comments/{first}/like"),
             None,
         )
         .await,
-        call(
-            &app,
-            &bob,
-            Method::DELETE,
-            &format!("/v1/comments/{first}"),
-            None,
-        )
-        .await,
+        app.call_as(&bob, Method::DELETE, &format!("/v1/comments/{first}"), None)
+            .await,
         follow(&app, &bob, &ann).await,
-        call(
-            &app,
+        app.call_as(
             &bob,
             Method::PUT,
             &format!("/v1/users/{}/block", ann.username),
@@ -267,26 +238,31 @@ async fn a_suspended_accounts_token_comments_follows_and_edits_nothing_until_rei
     }
     // AND he still reads: the comments, his profile, ann's followers
     assert_eq!(texts(&comments(&app, &bob, &post).await), ["before"]);
-    let me = call(&app, &bob, Method::GET, "/v1/profiles/me", None).await;
+    let me = app
+        .call_as(&bob, Method::GET, "/v1/profiles/me", None)
+        .await;
     assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
     assert_eq!(me.body["bio"], "", "the refused edit changed nothing");
     let followers = format!("/v1/users/{}/followers", ann.username);
     assert_eq!(
-        call(&app, &bob, Method::GET, &followers, None).await.status,
+        app.call_as(&bob, Method::GET, &followers, None)
+            .await
+            .status,
         StatusCode::OK
     );
     // AND others still see him and his comment (a suspension hides nothing)
-    let his = call(
-        &app,
-        &ann,
-        Method::GET,
-        &format!("/v1/profiles/{}", bob.username),
-        None,
-    )
-    .await;
+    let his = app
+        .call_as(
+            &ann,
+            Method::GET,
+            &format!("/v1/profiles/{}", bob.username),
+            None,
+        )
+        .await;
     assert_eq!(his.status, StatusCode::OK);
     // WHEN he is reinstated (a higher seq, delivered twice)
-    produce_twice(&app, reinstated(&bob, 2), &UserId::trusted(&ann.id)).await;
+    app.produce_twice(reinstated(&bob, 2), &UserId::trusted(&ann.id))
+        .await;
     until_probes(&app, &bob, &ann, false).await;
     // THEN his writes pass again
     accepted(&app, &bob, &post, "after", None).await;
@@ -315,7 +291,7 @@ async fn a_banned_users_profile_comments_and_follows_are_hidden_from_others_unti
     let followers = |viewer: &User| {
         let (app, path, viewer) = (&app, followers_path.clone(), viewer.clone());
         async move {
-            let answer = call(app, &viewer, Method::GET, &path, None).await;
+            let answer = app.call_as(&viewer, Method::GET, &path, None).await;
             assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
             let mut names: Vec<String> = answer.body["items"]
                 .as_array()
@@ -336,10 +312,10 @@ async fn a_banned_users_profile_comments_and_follows_are_hidden_from_others_unti
     let profile_path = format!("/v1/profiles/{}", bob.username);
     // WHEN bob is banned (delivered twice)
     let (event, _) = suspended(&bob, true, 1);
-    produce_twice(&app, event, &UserId::trusted(&ann.id)).await;
+    app.produce_twice(event, &UserId::trusted(&ann.id)).await;
     // THEN carol is told his profile does not exist
     eventually("bob's profile to be a 404 to carol", WAIT, || async {
-        let answer = call(&app, &carol, Method::GET, &profile_path, None).await;
+        let answer = app.call_as(&carol, Method::GET, &profile_path, None).await;
         (answer.status == StatusCode::NOT_FOUND).then_some(())
     })
     .await;
@@ -353,14 +329,14 @@ async fn a_banned_users_profile_comments_and_follows_are_hidden_from_others_unti
     .await;
     let his_lists = format!("/v1/users/{}/following", bob.username);
     assert_eq!(
-        call(&app, &carol, Method::GET, &his_lists, None)
+        app.call_as(&carol, Method::GET, &his_lists, None)
             .await
             .status,
         StatusCode::NOT_FOUND
     );
     // AND he himself still sees his profile, his comment and his place among ann's followers
     assert_eq!(
-        call(&app, &bob, Method::GET, &profile_path, None)
+        app.call_as(&bob, Method::GET, &profile_path, None)
             .await
             .status,
         StatusCode::OK
@@ -377,9 +353,10 @@ async fn a_banned_users_profile_comments_and_follows_are_hidden_from_others_unti
         Some((StatusCode::FORBIDDEN, Some("account_suspended"), None))
     );
     // WHEN the ban is lifted THEN all comes back for carol
-    produce_twice(&app, reinstated(&bob, 2), &UserId::trusted(&ann.id)).await;
+    app.produce_twice(reinstated(&bob, 2), &UserId::trusted(&ann.id))
+        .await;
     eventually("bob's profile to come back", WAIT, || async {
-        let answer = call(&app, &carol, Method::GET, &profile_path, None).await;
+        let answer = app.call_as(&carol, Method::GET, &profile_path, None).await;
         (answer.status == StatusCode::OK).then_some(())
     })
     .await;
@@ -406,7 +383,9 @@ fn removed(comment: &str, post: &str, author: &User, staff: &User, note: &str) -
 /// Waits until the posts service counts `expected` comments on `post`.
 async fn until_counted(app: &TestApp, user: &User, post: &str, expected: u64) {
     eventually(&format!("comment_count {expected}"), WAIT, || async {
-        let answer = call(app, user, Method::GET, &format!("/v1/posts/{post}"), None).await;
+        let answer = app
+            .call_as(user, Method::GET, &format!("/v1/posts/{post}"), None)
+            .await;
         (answer.body["comment_count"].as_u64() == Some(expected)).then_some(())
     })
     .await;
@@ -435,14 +414,12 @@ async fn a_removed_comment_is_gone_for_others_and_shown_to_its_author_with_the_n
     .await;
     until_counted(&app, &ann, &post, 3).await;
     // WHEN staff remove the first (delivered twice), then again with another note
-    produce_twice(
-        &app,
+    app.produce_twice(
         removed(&first, &post, &bob, &staff, "spam"),
         &UserId::trusted(&staff.id),
     )
     .await;
-    produce_twice(
-        &app,
+    app.produce_twice(
         removed(&first, &post, &bob, &staff, "second thoughts"),
         &UserId::trusted(&staff.id),
     )
@@ -452,8 +429,7 @@ async fn a_removed_comment_is_gone_for_others_and_shown_to_its_author_with_the_n
     until_listed(&app, &ann, &post, &["carol answers", "also spam"]).await;
     // AND bob sees it with the first note (the second removal changed nothing: it was
     // applied before the removal of his second comment, which is keyed as it is)
-    produce_twice(
-        &app,
+    app.produce_twice(
         removed(&second, &post, &bob, &staff, "more spam"),
         &UserId::trusted(&staff.id),
     )
@@ -466,23 +442,23 @@ async fn a_removed_comment_is_gone_for_others_and_shown_to_its_author_with_the_n
     assert_eq!(his[2]["removed"]["note"], "more spam");
     assert!(his[1].get("removed").is_none(), "{:?}", his[1]);
     // AND others may not like it, and he may not edit it (409 comment_removed)
-    let like = call(
-        &app,
-        &carol,
-        Method::POST,
-        &format!("/v1/comments/{first}/like"),
-        None,
-    )
-    .await;
+    let like = app
+        .call_as(
+            &carol,
+            Method::POST,
+            &format!("/v1/comments/{first}/like"),
+            None,
+        )
+        .await;
     assert_eq!(like.status, StatusCode::NOT_FOUND, "{:?}", like.body);
-    let edit = call(
-        &app,
-        &bob,
-        Method::PATCH,
-        &format!("/v1/comments/{first}"),
-        Some(json!({"text": "innocent"})),
-    )
-    .await;
+    let edit = app
+        .call_as(
+            &bob,
+            Method::PATCH,
+            &format!("/v1/comments/{first}"),
+            Some(json!({"text": "innocent"})),
+        )
+        .await;
     assert_eq!(
         (edit.status, edit.body["code"].as_str()),
         (StatusCode::CONFLICT, Some("comment_removed"))

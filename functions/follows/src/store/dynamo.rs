@@ -368,14 +368,7 @@ impl BlocksExport for DynamoFollowsStore {
                     .limit(limit),
             )
             .await?;
-        let next = (items.len() >= limit)
-            .then(|| {
-                items
-                    .last()
-                    .and_then(|i| string_attr(i, "sk"))
-                    .map(str::to_owned)
-            })
-            .flatten();
+        let next = shutter_store::next_position(&items, limit);
         let mut blocks = Vec::new();
         for item in items {
             let block: Block = from_item(item)?;

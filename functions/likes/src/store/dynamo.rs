@@ -256,14 +256,7 @@ impl LikesExport for DynamoLikesStore {
                     .limit(limit),
             )
             .await?;
-        let next = (items.len() >= limit)
-            .then(|| {
-                items
-                    .last()
-                    .and_then(|i| string_attr(i, "sk"))
-                    .map(str::to_owned)
-            })
-            .flatten();
+        let next = shutter_store::next_position(&items, limit);
         let keys = items
             .iter()
             .filter_map(|i| string_attr(i, "sk"))
