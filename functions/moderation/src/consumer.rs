@@ -130,4 +130,51 @@ mod tests {
         // THEN it stays forgotten
         assert!(app.store.comment(&comment_id).await.unwrap().is_none());
     }
+
+    fn post_event(post_id: &PostId, author: &UserId, caption: &str, version: u64) -> Event {
+        Event::PostPublished(shutter_events::PostFacts {
+            post_id: post_id.clone(),
+            author_id: author.clone(),
+            caption: caption.into(),
+            location: None,
+            hashtags: vec![],
+            mentions: vec![],
+            created_at: "2026-01-01T00:00:00.000Z".into(),
+            version,
+            media: vec![],
+        })
+    }
+
+    #[tokio::test]
+    async fn a_posts_preview_keeps_its_newest_version_and_a_deleted_post_stays_gone() {
+        // GIVEN a post's publication delivered twice, an edit (v2), then v1 once more, late
+        let app = app();
+        let (post_id, author) = (PostId::generate(), UserId::generate());
+        let published = Envelope::new(post_event(&post_id, &author, "v1", 1), None, "c");
+        apply(&app, published.clone()).await.unwrap();
+        apply(&app, published.clone()).await.unwrap();
+        let edited = match post_event(&post_id, &author, "v2", 2) {
+            Event::PostPublished(facts) => Event::PostUpdated(facts),
+            other => other,
+        };
+        apply(&app, Envelope::new(edited, None, "c")).await.unwrap();
+        apply(&app, published.clone()).await.unwrap();
+        // THEN the preview is v2
+        let preview = app.store.post_preview(&post_id).await.unwrap().unwrap();
+        assert_eq!((preview.caption.as_str(), preview.version), ("v2", 2));
+        // WHEN it is deleted (twice) and the publication comes again THEN it stays gone
+        let deleted = Envelope::new(
+            Event::PostDeleted(shutter_events::payloads::PostDeleted {
+                post_id: post_id.clone(),
+                author_id: author.clone(),
+                deleted_by: author.clone(),
+            }),
+            None,
+            "c",
+        );
+        apply(&app, deleted.clone()).await.unwrap();
+        apply(&app, deleted).await.unwrap();
+        apply(&app, published).await.unwrap();
+        assert!(app.store.post_preview(&post_id).await.unwrap().is_none());
+    }
 }

@@ -213,6 +213,8 @@ impl<S: ModerationStore, D: Directory> App<S, D> {
         reason: Option<String>,
     ) -> Result<AccountRoles, ApiError> {
         require_admin(caller)?;
+        // A suspended or deleted staff account's still-valid token acts no more.
+        shutter_directory::refuse_inactive(&self.directory, &caller.user_id).await?;
         let username = Username::try_from(username.to_owned())
             .map_err(|_| ApiError::invalid("username", "is not a valid username"))?;
         let reason = note("reason", reason)?;
@@ -493,6 +495,8 @@ impl<S: ModerationStore, D: Directory> App<S, D> {
         request: ResolveRequest,
     ) -> Result<QueueEntry, ApiError> {
         require_staff(caller)?;
+        // A suspended or deleted staff account's still-valid token acts no more.
+        shutter_directory::refuse_inactive(&self.directory, &caller.user_id).await?;
         let target = Target::of_entry_id(entry_id)?;
         let note = required_note("note", request.note)?;
         let until = match (request.action, request.duration_hours) {
@@ -695,6 +699,8 @@ impl<S: ModerationStore, D: Directory> App<S, D> {
         request: UnsuspendRequest,
     ) -> Result<UserStanding, ApiError> {
         require_staff(caller)?;
+        // A suspended or deleted staff account's still-valid token acts no more.
+        shutter_directory::refuse_inactive(&self.directory, &caller.user_id).await?;
         let note = required_note("note", request.note)?;
         let username = valid_username(username)?;
         let now = shutter_core::now_rfc3339();
@@ -1169,6 +1175,53 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.status(), 400);
         assert!(w.app.store.events().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_suspended_moderators_token_acts_no_more() {
+        // GIVEN an open report, and the admin's own account then banned (its token valid)
+        let w = world();
+        let (_, id) = reported_post(&w).await;
+        w.app
+            .directory
+            .apply(&Envelope::new(
+                Event::UserSuspended(shutter_events::UserSuspended {
+                    user_id: w.admin.user_id.clone(),
+                    username: "root".into(),
+                    banned: true,
+                    until: None,
+                    seq: 1,
+                }),
+                None,
+                "test",
+            ))
+            .await
+            .unwrap();
+        // THEN it can neither resolve, lift a suspension nor change roles
+        let resolve = w
+            .app
+            .resolve(&w.admin, &id, resolve(Verdict::Dismiss, None, "n"))
+            .await
+            .unwrap_err();
+        let lift = w
+            .app
+            .unsuspend(&w.admin, "alice", UnsuspendRequest { note: "n".into() })
+            .await
+            .unwrap_err();
+        let role = w
+            .app
+            .change_role(&w.admin, "alice", Role::Moderator, true, None)
+            .await
+            .unwrap_err();
+        for err in [resolve, lift, role] {
+            assert_eq!(err.problem().code, "account_suspended");
+        }
+        // AND nothing changed
+        assert!(w.app.store.events().is_empty());
+        assert!(w.app.store.modlog_entries().is_empty());
+        // (reading stays allowed: the report is still open)
+        let open = w.app.reports(&w.admin, ReportStatus::Open, &page()).await;
+        assert_eq!(open.unwrap().items.len(), 1);
     }
 
     #[tokio::test]
