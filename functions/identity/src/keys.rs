@@ -12,7 +12,8 @@
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
-use shutter_store::ConfigError;
+use shutter_core::ApiError;
+use shutter_store::{ConfigError, Fetched};
 
 use crate::model::Account;
 
@@ -165,11 +166,11 @@ pub struct AccessClaims {
 }
 
 /// Signing an access token failed (the key could not sign): a bug or a bad key.
-pub type SigningError = jsonwebtoken::errors::Error;
-
 /// Signs access tokens.
 pub trait TokenIssuer: Send + Sync {
-    fn issue(&self, account: &Account) -> Result<String, SigningError>;
+    /// An access token for `account`; an internal error when the key cannot be read or
+    /// used.
+    fn issue(&self, account: &Account) -> impl Future<Output = Result<String, ApiError>> + Send;
 }
 
 /// The token issuer of functions that never sign a token (registration, logout, the
@@ -181,13 +182,16 @@ pub struct NoTokens;
 /// key and needs no table.
 #[derive(Debug, Clone)]
 pub struct WellKnown {
-    pub jwks: JwkSet,
+    /// Read in the background from cold start (see [`shutter_store::Fetched`]).
+    pub jwks: Fetched<JwkSet>,
     pub settings: TokenSettings,
 }
 
 #[derive(Debug)]
 pub struct RsaTokenIssuer {
-    pub keys: SigningKeys,
+    /// Read in the background from cold start (see [`shutter_store::Fetched`]): init does
+    /// not wait for Secrets Manager, the first token signed does.
+    pub keys: Fetched<SigningKeys>,
     pub settings: TokenSettings,
     /// Accounts that are admins by configuration, whatever their stored roles.
     pub admins: AdminUsernames,
@@ -234,7 +238,8 @@ impl AdminUsernames {
 }
 
 impl TokenIssuer for RsaTokenIssuer {
-    fn issue(&self, account: &Account) -> Result<String, SigningError> {
+    async fn issue(&self, account: &Account) -> Result<String, ApiError> {
+        let keys = self.keys.get().await.map_err(ApiError::internal)?;
         let now = shutter_store::epoch_seconds();
         let claims = AccessClaims {
             iss: self.settings.issuer.clone(),
@@ -248,8 +253,8 @@ impl TokenIssuer for RsaTokenIssuer {
             exp: now + ACCESS_TOKEN_TTL_SECONDS,
         };
         let mut header = Header::new(Algorithm::RS256);
-        header.kid = Some(self.keys.active_kid.clone());
-        jsonwebtoken::encode(&header, &claims, &self.keys.active)
+        header.kid = Some(keys.active_kid.clone());
+        jsonwebtoken::encode(&header, &claims, &keys.active).map_err(ApiError::internal)
     }
 }
 
@@ -280,10 +285,10 @@ pub(crate) mod tests {
         SigningKeys::from_secret(&secret.to_string()).unwrap()
     }
 
-    #[test]
-    fn tokens_verify_against_the_published_jwks() {
+    #[tokio::test]
+    async fn tokens_verify_against_the_published_jwks() {
         let issuer = RsaTokenIssuer {
-            keys: test_keys(),
+            keys: Fetched::ready(test_keys()),
             settings: TokenSettings {
                 issuer: "https://id.test".into(),
                 audience: "shutter-api".into(),
@@ -291,14 +296,14 @@ pub(crate) mod tests {
             admins: AdminUsernames::default(),
         };
         let account = crate::model::tests::account("alice");
-        let token = issuer.issue(&account).unwrap();
+        let token = issuer.issue(&account).await.unwrap();
 
         let header = jsonwebtoken::decode_header(&token).unwrap();
         assert_eq!(
             (header.alg, header.kid.as_deref()),
             (Algorithm::RS256, Some("k1"))
         );
-        let jwk = issuer.keys.jwks().find("k1").unwrap();
+        let jwk = issuer.keys.get().await.unwrap().jwks().find("k1").unwrap();
         let key = DecodingKey::from_jwk(jwk).unwrap();
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_audience(&["shutter-api"]);

@@ -28,7 +28,7 @@ pub mod service;
 pub mod store;
 
 use shutter_events::Consumer;
-use shutter_store::{ConfigError, SdkConfig, Table};
+use shutter_store::{ConfigError, Fetched, SdkConfig, Table};
 
 use crate::keys::{
     AdminUsernames, NoTokens, RsaTokenIssuer, SigningKeys, TokenSettings, WellKnown,
@@ -78,20 +78,16 @@ fn quarantine() -> Result<UsernameQuarantine, ConfigError> {
     }
 }
 
-async fn signing_keys(aws: &SdkConfig) -> Result<SigningKeys, ConfigError> {
-    SigningKeys::from_secret(&shutter_store::secret_string(aws, "SIGNING_KEY_SECRET_ARN").await?)
-}
-
 impl Live {
-    /// Login and refresh: the table, the signing keys (a secret read at cold start) and
-    /// the token settings.
+    /// Login and refresh: the table, the signing keys and the token settings. The keys'
+    /// secret is read in the background from cold start (only a token signed waits for it).
     pub async fn from_env(aws: &SdkConfig) -> Result<Self, ConfigError> {
         let store = identity_store(aws)?;
-        let keys = signing_keys(aws).await?;
+        let keys = Fetched::secret(aws, "SIGNING_KEY_SECRET_ARN", SigningKeys::from_secret)?;
         Ok(App {
             store,
             tokens: RsaTokenIssuer {
-                keys,
+                keys: keys.prefetch(),
                 settings: TokenSettings::from_env()?,
                 admins: AdminUsernames::from_env(),
             },
@@ -112,12 +108,11 @@ impl Live {
 
 impl WellKnown {
     /// `auth-jwks`: the public JWKS (its own secret: this function cannot read the signing
-    /// keys) and the token settings; no table.
+    /// keys), read in the background from cold start, and the token settings; no table.
     pub async fn from_env(aws: &SdkConfig) -> Result<Self, ConfigError> {
-        let jwks =
-            keys::public_jwks(&shutter_store::secret_string(aws, "PUBLIC_JWKS_SECRET_ARN").await?)?;
+        let jwks = Fetched::secret(aws, "PUBLIC_JWKS_SECRET_ARN", keys::public_jwks)?;
         Ok(WellKnown {
-            jwks,
+            jwks: jwks.prefetch(),
             settings: TokenSettings::from_env()?,
         })
     }

@@ -273,6 +273,9 @@ impl<S: IdentityStore, T: TokenIssuer> App<S, T> {
         };
         // Only a right password learns of the suspension (a wrong one is answered as any).
         account.refuse_suspended(&shutter_core::now_rfc3339())?;
+        // Signed before the session is stored: a key that cannot be read yet leaves no
+        // session behind.
+        let access_token = self.tokens.issue(&account).await?;
         let (refresh_token, record) = RefreshToken::issue(
             &account,
             FamilyId::generate(),
@@ -283,7 +286,10 @@ impl<S: IdentityStore, T: TokenIssuer> App<S, T> {
             .await
             .map_err(errors::api)?;
         tracing::info!(user_id = %account.user_id, "logged in");
-        self.session(&account, refresh_token)
+        Ok(Session {
+            access_token,
+            refresh_token,
+        })
     }
 
     /// A new token pair for `presented`, which is rotated. Presenting a rotated token
@@ -312,6 +318,9 @@ impl<S: IdentityStore, T: TokenIssuer> App<S, T> {
         // A suspension also moved the refresh epoch, so this token can never rotate again;
         // the 403 says why rather than a bare 401.
         account.refuse_suspended(&shutter_core::now_rfc3339())?;
+        // Signed before the rotation: a key that cannot be read yet must not spend the
+        // presented token (its retry would look like a replay and end the session).
+        let access_token = self.tokens.issue(&account).await?;
         let (refresh_token, new) = RefreshToken::issue(
             &account,
             old.family_id.clone(),
@@ -330,16 +339,8 @@ impl<S: IdentityStore, T: TokenIssuer> App<S, T> {
             }
             Err(other) => return Err(errors::api(other)),
         }
-        self.session(&account, refresh_token)
-    }
-
-    fn session(
-        &self,
-        account: &Account,
-        refresh_token: RefreshSecret,
-    ) -> Result<Session, ApiError> {
         Ok(Session {
-            access_token: self.tokens.issue(account).map_err(ApiError::internal)?,
+            access_token,
             refresh_token,
         })
     }
@@ -350,7 +351,6 @@ mod tests {
     use shutter_events::{Event, EventType};
 
     use super::*;
-    use crate::keys::SigningError;
     use crate::model::{Language, SettingsPatch, UsernameQuarantine};
     use crate::store::memory::MemoryIdentityStore;
 
@@ -358,7 +358,7 @@ mod tests {
 
     struct FakeTokens;
     impl TokenIssuer for FakeTokens {
-        fn issue(&self, account: &Account) -> Result<String, SigningError> {
+        async fn issue(&self, account: &Account) -> Result<String, ApiError> {
             Ok(format!("access-for-{}", account.user_id))
         }
     }
@@ -409,6 +409,65 @@ mod tests {
         app.login(&Login::Username(username(name)), &attempt(PASSWORD))
             .await
             .unwrap()
+    }
+
+    /// The live issuer's key as the first requests of a cold start may find it: not read
+    /// yet (Secrets Manager failed or is slow), until `readable` is set.
+    struct KeyNotReadYet {
+        readable: std::sync::atomic::AtomicBool,
+    }
+    impl TokenIssuer for KeyNotReadYet {
+        async fn issue(&self, account: &Account) -> Result<String, ApiError> {
+            if self.readable.load(std::sync::atomic::Ordering::SeqCst) {
+                Ok(format!("access-for-{}", account.user_id))
+            } else {
+                Err(ApiError::internal(std::io::Error::other(
+                    "secret SIGNING_KEY_SECRET_ARN could not be read",
+                )))
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_signing_key_not_read_yet_stores_no_session_and_spends_no_refresh_token() {
+        // GIVEN alice, logged in while the key was readable
+        let app = App {
+            store: MemoryIdentityStore::default(),
+            tokens: KeyNotReadYet {
+                readable: true.into(),
+            },
+            quarantine: UsernameQuarantine::default(),
+        };
+        let pw = new_password(PASSWORD);
+        app.register(username("alice"), email("alice@example.com"), &pw, "c")
+            .await
+            .unwrap();
+        let alice = Login::Username(username("alice"));
+        let session = app.login(&alice, &attempt(PASSWORD)).await.unwrap();
+        app.tokens
+            .readable
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let before = app.store.contents();
+
+        // WHEN she logs in and refreshes while the key cannot be read
+        let login = app.login(&alice, &attempt(PASSWORD)).await.unwrap_err();
+        let refresh = app.refresh(&session.refresh_token).await.unwrap_err();
+
+        // THEN both are 500s and nothing was stored: no new session, the presented refresh
+        // token not rotated
+        assert_eq!(code(&login).0, 500);
+        assert_eq!(code(&refresh).0, 500);
+        assert_eq!(app.store.contents(), before);
+
+        // WHEN the key is readable again, the same refresh token still rotates (its retry
+        // is not taken for a replay) and a login works
+        app.tokens
+            .readable
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let rotated = app.refresh(&session.refresh_token).await.unwrap();
+        assert!(rotated.access_token.starts_with("access-for-"));
+        assert_ne!(rotated.refresh_token.hash(), session.refresh_token.hash());
+        app.login(&alice, &attempt(PASSWORD)).await.unwrap();
     }
 
     #[tokio::test]

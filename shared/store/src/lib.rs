@@ -7,6 +7,9 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 mod error;
 mod table;
@@ -123,7 +126,7 @@ pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
         .build_https()
 }
 
-/// Reads a Secrets Manager secret's string value once at cold start.
+/// Reads a Secrets Manager secret's string value (one `GetSecretValue`).
 pub async fn secret_string(
     config: &SdkConfig,
     env_name: &'static str,
@@ -145,11 +148,114 @@ pub async fn secret_string(
     })
 }
 
-/// The signer of pagination cursors, its key read from the secret named by
-/// `CURSOR_KEY_SECRET_ARN`.
-pub async fn cursor_signer(config: &SdkConfig) -> Result<shutter_core::CursorSigner, ConfigError> {
-    let key = secret_string(config, "CURSOR_KEY_SECRET_ARN").await?;
-    Ok(shutter_core::CursorSigner::new(key.into_bytes()))
+/// A value read from AWS once per execution environment, but not before init ends (issue
+/// 14): [`Fetched::get`] returns it, reading it if nobody has yet, and concurrent callers
+/// wait for the one read. [`Fetched::prefetch`] starts that read in the background at cold
+/// start, for a value most requests need (a signing key): init does not wait for it, the
+/// runtime asks for the first event meanwhile, and that event waits only for what is left
+/// of the read, or not at all if it needs no value (a malformed request). A failed read
+/// leaves nothing behind: the next `get` tries again, and the request that saw the failure
+/// gets a 500, not the environment a failed init.
+pub struct Fetched<T> {
+    value: Arc<tokio::sync::OnceCell<T>>,
+    read: Option<Read<T>>,
+}
+
+type Read<T> =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<T, ConfigError>> + Send>> + Send + Sync>;
+
+impl<T> Clone for Fetched<T> {
+    fn clone(&self) -> Self {
+        Self {
+            value: Arc::clone(&self.value),
+            read: self.read.clone(),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Fetched<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = if self.value.initialized() {
+            "read"
+        } else {
+            "not read yet"
+        };
+        write!(f, "Fetched({state})")
+    }
+}
+
+impl<T: Send + Sync + 'static> Fetched<T> {
+    /// A value `read` returns when first needed.
+    pub fn on_first_use<F, Fut>(read: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, ConfigError>> + Send + 'static,
+    {
+        Self {
+            value: Arc::new(tokio::sync::OnceCell::new()),
+            read: Some(Arc::new(move || Box::pin(read()))),
+        }
+    }
+
+    /// The parsed string of the secret named by `env_name`, read when first needed. The
+    /// variable itself is checked now, so a misconfigured function still fails its init.
+    pub fn secret<F>(
+        config: &SdkConfig,
+        env_name: &'static str,
+        parse: F,
+    ) -> Result<Self, ConfigError>
+    where
+        F: Fn(&str) -> Result<T, ConfigError> + Send + Sync + 'static,
+    {
+        env(env_name)?;
+        let config = config.clone();
+        let parse = Arc::new(parse);
+        Ok(Self::on_first_use(move || {
+            let (config, parse) = (config.clone(), Arc::clone(&parse));
+            async move { parse(&secret_string(&config, env_name).await?) }
+        }))
+    }
+
+    /// A value known already (tests, and values that need no read).
+    pub fn ready(value: T) -> Self {
+        Self {
+            value: Arc::new(tokio::sync::OnceCell::new_with(Some(value))),
+            read: None,
+        }
+    }
+
+    /// Starts the read now, in the background (on the current Tokio runtime); a failure
+    /// is logged and left for the next `get` to retry.
+    pub fn prefetch(self) -> Self {
+        let fetched = self.clone();
+        let read = async move {
+            if let Err(error) = fetched.get().await {
+                tracing::warn!(%error, "prefetch failed; the first request that needs it retries");
+            }
+        };
+        // Spawned from another thread: a task spawned from a worker waits in that worker's
+        // next-task slot, which no other worker may steal, so its first poll (building the
+        // request, signing it) would run on the init's own thread before the runtime's first
+        // `/next`. From outside, it goes to the shared queue and an idle worker takes it.
+        let runtime = tokio::runtime::Handle::current();
+        std::thread::spawn(move || drop(runtime.spawn(read)));
+        self
+    }
+
+    /// The value, read if this is its first use.
+    pub async fn get(&self) -> Result<&T, ConfigError> {
+        self.value
+            .get_or_try_init(|| async {
+                match &self.read {
+                    Some(read) => read().await,
+                    None => Err(ConfigError::Invalid {
+                        name: "value",
+                        reason: "neither ready nor readable".to_owned(),
+                    }),
+                }
+            })
+            .await
+    }
 }
 
 /// The cursor key of a list function, read on its first use rather than at cold start
@@ -157,41 +263,26 @@ pub async fn cursor_signer(config: &SdkConfig) -> Result<shutter_core::CursorSig
 /// a cold start's first request of that kind does not wait for Secrets Manager. Read once
 /// per environment (a failed read is tried again by the next request).
 #[derive(Debug)]
-pub struct CursorKey {
-    config: Option<SdkConfig>,
-    signer: tokio::sync::OnceCell<shutter_core::CursorSigner>,
-}
+pub struct CursorKey(Fetched<shutter_core::CursorSigner>);
 
 impl CursorKey {
     /// The key of `CURSOR_KEY_SECRET_ARN`, read when first needed. The variable itself is
     /// checked now, so a misconfigured function still fails its init.
     pub fn from_env(config: &SdkConfig) -> Result<Self, ConfigError> {
-        env("CURSOR_KEY_SECRET_ARN")?;
-        Ok(Self {
-            config: Some(config.clone()),
-            signer: tokio::sync::OnceCell::new(),
+        Fetched::secret(config, "CURSOR_KEY_SECRET_ARN", |key| {
+            Ok(shutter_core::CursorSigner::new(key.as_bytes().to_vec()))
         })
+        .map(Self)
     }
 
     /// A key known already (tests).
     pub fn ready(signer: shutter_core::CursorSigner) -> Self {
-        Self {
-            config: None,
-            signer: tokio::sync::OnceCell::new_with(Some(signer)),
-        }
+        Self(Fetched::ready(signer))
     }
 
     /// The signer, reading the key if this is its first use.
     pub async fn signer(&self) -> Result<&shutter_core::CursorSigner, shutter_core::ApiError> {
-        self.signer
-            .get_or_try_init(|| async {
-                match &self.config {
-                    Some(config) => cursor_signer(config).await,
-                    None => Err(ConfigError::Missing("CURSOR_KEY_SECRET_ARN")),
-                }
-            })
-            .await
-            .map_err(shutter_core::ApiError::internal)
+        self.0.get().await.map_err(shutter_core::ApiError::internal)
     }
 }
 
@@ -273,6 +364,61 @@ mod tests {
             .verify("scope", &cursor)
             .unwrap();
         assert_eq!(position, 7);
+    }
+
+    /// A read that takes `delay_ms`, fails `failures` times, then returns how many reads
+    /// there were.
+    fn counted_read(
+        delay_ms: u64,
+        failures: usize,
+    ) -> (Fetched<usize>, Arc<std::sync::atomic::AtomicUsize>) {
+        let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&reads);
+        let fetched = Fetched::on_first_use(move || {
+            let counter = Arc::clone(&counter);
+            async move {
+                tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+                let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                if n <= failures {
+                    Err(ConfigError::Missing("SECRET_THAT_FAILED"))
+                } else {
+                    Ok(n)
+                }
+            }
+        });
+        (fetched, reads)
+    }
+
+    #[tokio::test]
+    async fn a_prefetched_value_is_read_once_however_many_wait_for_it() {
+        // GIVEN a value prefetched at cold start, and three requests wanting it at once
+        // (a read slow enough for them to overlap with it)
+        let (fetched, reads) = counted_read(20, 0);
+        let fetched = fetched.prefetch();
+        let (a, b, c) = tokio::join!(fetched.get(), fetched.get(), fetched.get());
+        // THEN all three got the one read's value, and it was read once
+        assert_eq!((*a.unwrap(), *b.unwrap(), *c.unwrap()), (1, 1, 1));
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(*fetched.get().await.unwrap(), 1);
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_is_tried_again_by_the_next_request() {
+        // GIVEN a value whose first read fails (the prefetch's)
+        let (fetched, reads) = counted_read(0, 1);
+        let fetched = fetched.prefetch();
+        while reads.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // WHEN a request needs it: it is read again, and kept
+        assert_eq!(*fetched.get().await.unwrap(), 2);
+        assert_eq!(*fetched.get().await.unwrap(), 2);
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // A value never read says so, and a ready one needs no read
+        let (unread, _) = counted_read(0, 0);
+        assert_eq!(format!("{unread:?}"), "Fetched(not read yet)");
+        assert_eq!(*Fetched::ready(7).get().await.unwrap(), 7);
     }
 
     #[test]

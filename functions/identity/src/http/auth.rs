@@ -195,7 +195,8 @@ pub async fn well_known(published: &WellKnown, req: Request) -> ApiResult {
     let mut resp = if req.uri().path().ends_with("/openid-configuration") {
         openid_configuration_document(&published.settings)?
     } else {
-        jwks(&published.jwks)?
+        // Only this route waits for the key set (read in the background from cold start).
+        jwks(published.jwks.get().await.map_err(ApiError::internal)?)?
     };
     resp.headers_mut().insert(
         "cache-control",
@@ -227,7 +228,6 @@ pub fn openid_configuration_document(settings: &TokenSettings) -> ApiResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::SigningError;
     use crate::model::Account;
     use crate::store::memory::MemoryIdentityStore;
     use shutter_http::lambda_http::{Body, Response};
@@ -235,7 +235,7 @@ mod tests {
 
     struct FakeTokens;
     impl TokenIssuer for FakeTokens {
-        fn issue(&self, account: &Account) -> Result<String, SigningError> {
+        async fn issue(&self, account: &Account) -> Result<String, ApiError> {
             Ok(format!("access-for-{}", account.user_id))
         }
     }
@@ -495,7 +495,7 @@ mod tests {
     #[tokio::test]
     async fn well_known_serves_the_jwks_and_the_issuer_metadata_cacheably() {
         let published = WellKnown {
-            jwks: crate::keys::tests::test_keys().into_jwks(),
+            jwks: shutter_store::Fetched::ready(crate::keys::tests::test_keys().into_jwks()),
             settings: TokenSettings {
                 issuer: "https://id.test".into(),
                 audience: "shutter-api".into(),
