@@ -474,19 +474,24 @@ async fn bidi_overrides_and_invisible_characters_are_refused_everywhere() {
         (&unchanged["caption"], &unchanged["version"]),
         (&shown["caption"], &shown["version"])
     );
-    let mine = app
-        .call(
-            Method::GET,
-            &format!("/v1/users/{}/posts", mallory.username),
-            Some(&mallory.access_token),
-            None,
-        )
-        .await;
+    // The posts service learns mallory's username from her UserRegistered event (its
+    // own copy), which a reordered delivery may bring after the profile's: wait for it.
+    let mine = eventually("mallory's posts by username", WAIT, || async {
+        let answer = app
+            .call(
+                Method::GET,
+                &format!("/v1/users/{}/posts", mallory.username),
+                Some(&mallory.access_token),
+                None,
+            )
+            .await;
+        (answer.status == StatusCode::OK).then_some(answer.body)
+    })
+    .await;
     assert_eq!(
-        mine.body["items"].as_array().map(Vec::len),
+        mine["items"].as_array().map(Vec::len),
         Some(1),
-        "only the good post exists: {:?}",
-        mine.body
+        "only the good post exists: {mine:?}"
     );
 
     // A comment: refused; a good one after it is the only one listed.
