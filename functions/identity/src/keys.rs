@@ -165,7 +165,6 @@ pub struct AccessClaims {
     pub exp: i64,
 }
 
-/// Signing an access token failed (the key could not sign): a bug or a bad key.
 /// Signs access tokens.
 pub trait TokenIssuer: Send + Sync {
     /// An access token for `account`; an internal error when the key cannot be read or
