@@ -419,7 +419,7 @@ mod tests {
     impl TokenIssuer for KeyNotReadYet {
         async fn issue(&self, account: &Account) -> Result<String, ApiError> {
             if self.readable.load(std::sync::atomic::Ordering::SeqCst) {
-                Ok(format!("access-for-{}", account.user_id))
+                FakeTokens.issue(account).await
             } else {
                 Err(ApiError::internal(std::io::Error::other(
                     "secret SIGNING_KEY_SECRET_ARN could not be read",
