@@ -890,7 +890,10 @@ async fn kill_the_publisher_during_a_batch(app: &TestApp) -> Cut {
     // WHEN the publisher is killed as soon as it has sent one of the next batch
     let started = Instant::now();
     while log.distinct("FollowStarted") <= held && held < FANS {
-        assert!(started.elapsed() < WAIT, "the publisher never sent more than {held}");
+        assert!(
+            started.elapsed() < WAIT,
+            "the publisher never sent more than {held}"
+        );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     for pid in publisher_pids(app) {
