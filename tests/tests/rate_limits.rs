@@ -212,6 +212,30 @@ async fn a_flood_of_registrations_from_one_address_stops_at_the_limit() {
     clear_of_window_end(3600).await;
     // Someone registered before the flood, from the same address.
     let resident = app.user(&TestApp::unique("resident")).await;
+    // Bodies that are no registration create nothing and are not counted: each is a 400,
+    // and the four registrations left in the hour are still there after them.
+    for body in [
+        json!({"username": "no email", "password": PASSWORD}),
+        json!({"username": TestApp::unique("bot"), "email": "not an email", "password": PASSWORD}),
+        json!(["not", "an", "object"]),
+        json!({}),
+        json!({"username": TestApp::unique("bot")}),
+    ] {
+        let answer = app
+            .http
+            .post(app.url("/v1/auth/register"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let answer = TestApp::answer(answer).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {:?}",
+            answer.body
+        );
+    }
 
     let mut accepted = 1;
     let mut refused = Vec::new();

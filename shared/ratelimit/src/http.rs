@@ -115,7 +115,7 @@ where
 }
 
 /// [`shutter_http::serve`] with the function's rate limits (`RATE_LIMITS`) counted on
-/// every request, by the token's `sub` and the source address.
+/// every request of a signed-in caller, by the token's `sub` and the source address.
 pub async fn serve<D, B, F, Fut>(build: B, handler: F) -> Result<(), lambda_http::Error>
 where
     D: Sync + 'static,
@@ -130,9 +130,56 @@ async fn usual<D>(_: &'static D, _: Vec<u8>) -> Result<Scope, ApiError> {
     Ok(Scope::usual())
 }
 
+/// Who may be counted on a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// Behind the JWT authorizer: a request without a verified caller is not counted. It
+    /// reaches nothing a limit protects (the handler answers 401), and in production the
+    /// authorizer refuses it before the function; counting it would only cost a write.
+    SignedIn,
+    /// Open to anyone (login, registration): counted as its scope says, by the source
+    /// address when there is no caller.
+    Anyone,
+}
+
 /// [`serve`], with `scope` deciding from the request's body whether and how it is counted
-/// (a login is counted against the account it names).
+/// (an email change is counted as a password check; a settings change is not).
 pub async fn serve_scoped<D, B, S, SFut, F, Fut>(
+    build: B,
+    scope: S,
+    handler: F,
+) -> Result<(), lambda_http::Error>
+where
+    D: Sync + 'static,
+    B: AsyncFnOnce(&SdkConfig) -> Result<D, ConfigError>,
+    S: Fn(&'static D, Vec<u8>) -> SFut + Sync + 'static,
+    SFut: Future<Output = Result<Scope, ApiError>> + Send,
+    F: Fn(&'static D, Request) -> Fut + Sync + 'static,
+    Fut: Future<Output = ApiResult> + Send,
+{
+    serve_for(Audience::SignedIn, build, scope, handler).await
+}
+
+/// [`serve_scoped`] for a route open to anyone (a login is counted against the account it
+/// names and its source address).
+pub async fn serve_public<D, B, S, SFut, F, Fut>(
+    build: B,
+    scope: S,
+    handler: F,
+) -> Result<(), lambda_http::Error>
+where
+    D: Sync + 'static,
+    B: AsyncFnOnce(&SdkConfig) -> Result<D, ConfigError>,
+    S: Fn(&'static D, Vec<u8>) -> SFut + Sync + 'static,
+    SFut: Future<Output = Result<Scope, ApiError>> + Send,
+    F: Fn(&'static D, Request) -> Fut + Sync + 'static,
+    Fut: Future<Output = ApiResult> + Send,
+{
+    serve_for(Audience::Anyone, build, scope, handler).await
+}
+
+async fn serve_for<D, B, S, SFut, F, Fut>(
+    audience: Audience,
     build: B,
     scope: S,
     handler: F,
@@ -152,11 +199,28 @@ where
     let handler: &'static F = Box::leak(Box::new(handler));
     let scope: &'static S = Box::leak(Box::new(scope));
     shutter_http::run(deps, move |deps: &'static D, req: Request| async move {
-        let scope = scope(deps, req.body().as_ref().to_vec()).await?;
-        let who = who(&req, scope);
+        let who = counted_as(audience, &req, |body| scope(deps, body)).await?;
         limited(limiter, who, req, |req| handler(deps, req)).await
     })
     .await
+}
+
+/// Whom `req` is counted against on a route for `audience`, its body's `scope` asked only
+/// when the request may be counted at all.
+pub async fn counted_as<S, SFut>(
+    audience: Audience,
+    req: &Request,
+    scope: S,
+) -> Result<Option<Who>, ApiError>
+where
+    S: FnOnce(Vec<u8>) -> SFut,
+    SFut: Future<Output = Result<Scope, ApiError>>,
+{
+    if audience == Audience::SignedIn && Caller::from_request(req).is_err() {
+        return Ok(None);
+    }
+    let scope = scope(req.body().as_ref().to_vec()).await?;
+    Ok(who(req, scope))
 }
 
 /// The policy that counts bytes of media uploads.
@@ -307,6 +371,44 @@ mod tests {
         assert_eq!(who.address.as_deref(), Some("203.0.113.7"));
         assert!(who.user.is_some());
         assert_eq!(super::who(&req, Scope::Skip), None);
+    }
+
+    #[tokio::test]
+    async fn a_request_without_a_verified_caller_is_counted_only_on_a_public_route() {
+        let usual = |_: Vec<u8>| async { Ok(Scope::usual()) };
+        let anonymous = from(
+            api_request("DELETE", "/v1/users/me", &[], "{}", None),
+            "203.0.113.7",
+        );
+        assert_eq!(
+            counted_as(Audience::SignedIn, &anonymous, usual)
+                .await
+                .unwrap(),
+            None
+        );
+        let who = counted_as(Audience::Anyone, &anonymous, usual)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(who.address.as_deref(), Some("203.0.113.7"));
+        assert_eq!(who.user, None);
+
+        let user = shutter_core::new_id();
+        let signed_in = like(&user, "203.0.113.7", "1.2.3.4");
+        let who = counted_as(Audience::SignedIn, &signed_in, usual)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(who.user.as_deref(), Some(user.as_str()));
+        assert_eq!(who.address.as_deref(), Some("203.0.113.7"));
+        // The body's scope still decides for a signed-in caller.
+        let skip = |_: Vec<u8>| async { Ok(Scope::Skip) };
+        assert_eq!(
+            counted_as(Audience::SignedIn, &signed_in, skip)
+                .await
+                .unwrap(),
+            None
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub mod http;
 pub mod model;
 pub mod store;
 
-pub use http::{Scope, serve, serve_scoped};
+pub use http::{Audience, Scope, serve, serve_public, serve_scoped};
 use shutter_core::ApiError;
 use shutter_store::{ConfigError, SdkConfig, StoreError, Table};
 

@@ -3,5 +3,10 @@
 async fn main() -> Result<(), shutter_http::lambda_http::Error> {
     use shutter_identity::{Live, http};
     // Counted by source address: `RegistrationsPerAddressPerHour`.
-    shutter_ratelimit::serve(Live::without_keys, http::auth::register).await
+    shutter_ratelimit::serve_public(
+        Live::without_keys,
+        http::auth::register_rate_scope,
+        http::auth::register,
+    )
+    .await
 }

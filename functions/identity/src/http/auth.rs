@@ -127,22 +127,31 @@ pub async fn login<S: IdentityStore, T: TokenIssuer>(app: &App<S, T>, req: Reque
 
 /// How a login is counted by its rate limits (`RATE_LIMITS` of `auth-login`): against
 /// the account its `login` names (see [`App::password_check_key`]) and its source address.
-/// A body with no valid login checks no password, so only the address counts it.
+/// A body that is not a login checks no password, so it is not counted (and costs no
+/// counter write).
 pub async fn login_rate_scope<S: IdentityStore, T>(
     app: &App<S, T>,
     body: Vec<u8>,
 ) -> Result<shutter_ratelimit::Scope, ApiError> {
-    #[derive(Deserialize)]
-    struct Named {
-        login: Login,
-    }
-    let user = match serde_json::from_slice::<Named>(&body) {
-        Ok(named) => Some(app.password_check_key(&named.login).await?),
-        Err(_) => None,
+    let Ok(attempt) = serde_json::from_slice::<LoginBody>(&body) else {
+        return Ok(shutter_ratelimit::Scope::Skip);
     };
     Ok(shutter_ratelimit::Scope::Count {
-        user,
+        user: Some(app.password_check_key(&attempt.login).await?),
         costs: Vec::new(),
+    })
+}
+
+/// How a registration is counted by its rate limits (`RATE_LIMITS` of `auth-register`):
+/// by its source address. A body that is not a registration creates nothing, so it is
+/// not counted.
+pub async fn register_rate_scope<S, T>(
+    _: &App<S, T>,
+    body: Vec<u8>,
+) -> Result<shutter_ratelimit::Scope, ApiError> {
+    Ok(match serde_json::from_slice::<RegisterBody>(&body) {
+        Ok(_) => shutter_ratelimit::Scope::usual(),
+        Err(_) => shutter_ratelimit::Scope::Skip,
     })
 }
 
@@ -341,7 +350,7 @@ mod tests {
                     .unwrap()
                 {
                     Scope::Count { user, .. } => user,
-                    Scope::Skip => panic!("a login is always counted"),
+                    Scope::Skip => None,
                 }
             }
         };
@@ -359,12 +368,47 @@ mod tests {
             key(r#"{"login":"Nobody","password":"x"}"#).await.as_deref(),
             Some("login:nobody")
         );
-        // No valid login: no password is checked; only the address counts it.
+        // No valid login: no password is checked, and nothing is counted.
+        for not_a_login in [
+            r#"{"login":"not a login!","password":"x"}"#,
+            r#"{"login":"alice"}"#,
+            r#"{"login":"alice","password":"x","admin":true}"#,
+            "not json",
+            "",
+        ] {
+            assert_eq!(
+                login_rate_scope(&app, not_a_login.as_bytes().to_vec())
+                    .await
+                    .unwrap(),
+                Scope::Skip,
+                "{not_a_login}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn only_a_body_that_is_a_registration_is_counted() {
+        use shutter_ratelimit::Scope;
+        let app = app();
+        let scope = |body: &'static str| register_rate_scope(&app, body.as_bytes().to_vec());
         assert_eq!(
-            key(r#"{"login":"not a login!","password":"x"}"#).await,
-            None
+            scope(r#"{"username":"alice","email":"alice@example.com","password":"correct horse battery"}"#)
+                .await
+                .unwrap(),
+            Scope::usual()
         );
-        assert_eq!(key("not json").await, None);
+        for not_a_registration in [
+            r#"{"username":"alice","email":"alice@example.com"}"#,
+            r#"{"username":"al ice","email":"alice@example.com","password":"correct horse battery"}"#,
+            "not json",
+            "",
+        ] {
+            assert_eq!(
+                scope(not_a_registration).await.unwrap(),
+                Scope::Skip,
+                "{not_a_registration}"
+            );
+        }
     }
 
     #[tokio::test]
