@@ -1,6 +1,8 @@
 //! Takes the files Swagger UI's page loads from the vendored Swagger UI release
 //! (`utoipa-swagger-ui-vendored`, the archive utoipa-swagger-ui itself uses) and writes
-//! each gzipped into `OUT_DIR`, with `assets.rs` listing them for `include_bytes!`.
+//! each gzipped into `OUT_DIR`, with `assets.rs` listing them for `include_bytes!`; and
+//! prepares the checked-in OpenAPI document (`docs/openapi.json` without its `servers`,
+//! compact) as `openapi.json`, so that no cold start or first request parses its 200 KB.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -55,5 +57,21 @@ fn main() {
     }
     listing.push_str("];\n");
     std::fs::write(Path::new(&out).join("assets.rs"), listing).expect("write assets.rs");
+    prepare_openapi(Path::new(&out));
     println!("cargo::rerun-if-changed=build.rs");
+}
+
+/// `docs/openapi.json` without `servers` (each request gets its own), serialised
+/// compactly, into `OUT_DIR/openapi.json`. A document that is not a non-empty JSON object
+/// fails the build.
+fn prepare_openapi(out: &Path) {
+    const SOURCE: &str = "../../docs/openapi.json";
+    println!("cargo::rerun-if-changed={SOURCE}");
+    let text = std::fs::read_to_string(SOURCE).expect("docs/openapi.json reads");
+    let mut doc: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("docs/openapi.json is not a JSON object: {e}"));
+    doc.remove("servers");
+    assert!(!doc.is_empty(), "docs/openapi.json is an empty object");
+    let prepared = serde_json::to_string(&doc).expect("the document serialises");
+    std::fs::write(out.join("openapi.json"), prepared).expect("write openapi.json");
 }

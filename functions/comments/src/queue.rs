@@ -35,14 +35,15 @@ pub trait WriteQueue: Send + Sync {
 /// The SQS adapter.
 #[derive(Debug, Clone)]
 pub struct SqsWriteQueue {
-    pub client: aws_sdk_sqs::Client,
+    /// Built on first use (see [`shutter_store::SdkClient`]).
+    pub client: shutter_store::SdkClient<aws_sdk_sqs::Client>,
     pub queue_url: String,
 }
 
 impl SqsWriteQueue {
     pub fn from_env(config: &shutter_store::SdkConfig) -> Result<Self, shutter_store::ConfigError> {
         Ok(Self {
-            client: aws_sdk_sqs::Client::new(config),
+            client: shutter_store::SdkClient::new(config, aws_sdk_sqs::Client::new),
             queue_url: shutter_store::env("COMMENT_WRITES_QUEUE_URL")?,
         })
     }
@@ -53,6 +54,7 @@ impl WriteQueue for SqsWriteQueue {
     async fn send(&self, write: &CommentWrite) -> Result<(), QueueError> {
         let body = serde_json::to_string(write)?;
         self.client
+            .get()
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(body)

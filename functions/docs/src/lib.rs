@@ -11,6 +11,7 @@
 //! routes out). Swagger UI's files are the vendored release utoipa-swagger-ui uses, only
 //! those the page loads, gzipped at build time (`build.rs`).
 
+use std::borrow::Cow;
 use std::io::Read;
 
 use serde_json::{Map, Value};
@@ -73,49 +74,42 @@ pub const INITIALIZER_JS: &str = r##"window.onload = function () {
 };
 "##;
 
-/// What the function serves, made once per cold start.
+/// The checked-in document as build.rs prepared it: without `servers`, compact.
+pub const PREPARED: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
+
+/// What the function serves.
 #[derive(Debug)]
 pub struct Docs {
-    /// The document as given.
-    source: &'static str,
-    /// The document without `servers`, serialised: `{"openapi":...}`; made on first use.
-    document: std::sync::OnceLock<String>,
+    /// The document without `servers`, serialised: `{"openapi":...}`.
+    document: Cow<'static, str>,
 }
 
 impl Docs {
-    /// The checked-in document; no AWS call. It is parsed and prepared on the first
-    /// request for it, not at init: parsing its 200 KB took milliseconds of every cold
-    /// start, Swagger UI's files do not need it, and a unit test checks it is valid.
+    /// The checked-in document, prepared at build time: no AWS call, nothing parsed at
+    /// init or on the first request (parsing its 200 KB took milliseconds).
     pub async fn from_env(_aws: &SdkConfig) -> Result<Self, ConfigError> {
         Ok(Self {
-            source: OPENAPI,
-            document: std::sync::OnceLock::new(),
+            document: Cow::Borrowed(PREPARED),
         })
     }
 
     /// `document`, checked and prepared now.
-    pub fn new(document: &'static str) -> Result<Self, ConfigError> {
-        let prepared = prepare(document)?;
+    pub fn new(document: &str) -> Result<Self, ConfigError> {
         Ok(Self {
-            source: document,
-            document: std::sync::OnceLock::from(prepared),
+            document: Cow::Owned(prepare(document)?),
         })
     }
 
     /// The document, its `servers` the one at `server_url` when there is one.
     pub fn document(&self, server_url: Option<&str>) -> String {
-        let document = self.document.get_or_init(|| {
-            // Only the checked-in document is deferred, and a unit test parses it.
-            prepare(self.source).unwrap_or_else(|_| self.source.trim().to_owned())
-        });
         match server_url {
             // `document` is a non-empty object: `{` and at least one member follow.
             Some(url) => format!(
                 "{{\"servers\":[{{\"url\":{}}}],{}",
                 Value::String(url.to_owned()),
-                &document[1..]
+                &self.document[1..]
             ),
-            None => document.clone(),
+            None => self.document.clone().into_owned(),
         }
     }
 }
@@ -377,13 +371,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_deployed_function_prepares_the_checked_in_document_on_first_use() {
-        let deferred = Docs::from_env(&SdkConfig::builder().build()).await.unwrap();
-        assert!(deferred.document.get().is_none(), "nothing parsed at init");
-        assert_eq!(
-            deferred.document(Some("https://x")),
-            Docs::new(OPENAPI).unwrap().document(Some("https://x"))
+    async fn the_deployed_function_serves_the_document_build_rs_prepared() {
+        let deployed = Docs::from_env(&SdkConfig::builder().build()).await.unwrap();
+        assert!(
+            matches!(deployed.document, Cow::Borrowed(_)),
+            "nothing prepared at run time"
         );
+        let at_run_time = Docs::new(OPENAPI).unwrap();
+        for server in [None, Some("https://x")] {
+            assert_eq!(deployed.document(server), at_run_time.document(server));
+        }
     }
 
     #[test]

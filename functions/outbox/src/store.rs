@@ -9,7 +9,9 @@ use shutter_events::OutboxMessage;
 use shutter_events::outbox::{
     PENDING_ATTRIBUTE, PENDING_INDEX, PUBLISHED_LABEL, WRITTEN_AT_ATTRIBUTE, mark_published,
 };
-use shutter_store::{Item, Query, SdkConfig, SortKeys, StoreError, StoreResult, Table, n};
+use shutter_store::{
+    Item, Query, SdkClient, SdkConfig, SortKeys, StoreError, StoreResult, Table, n,
+};
 
 /// A pending outbox item as the sweeper reads it.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,13 +59,13 @@ pub trait OutboxStore: Send + Sync {
 /// The outbox in DynamoDB: every table through one client.
 #[derive(Debug, Clone)]
 pub struct DynamoOutbox {
-    pub client: aws_sdk_dynamodb::Client,
+    pub client: SdkClient<aws_sdk_dynamodb::Client>,
 }
 
 impl DynamoOutbox {
     pub fn new(aws: &SdkConfig) -> Self {
         Self {
-            client: aws_sdk_dynamodb::Client::new(aws),
+            client: SdkClient::new(aws, aws_sdk_dynamodb::Client::new),
         }
     }
 }

@@ -61,7 +61,9 @@ struct Signer {
 #[derive(Debug, Clone)]
 pub struct OpenSearch {
     base: url::Url,
-    http: reqwest::Client,
+    /// Built on the first request to the cluster (its TLS setup is work a cold start
+    /// whose first request is refused before any search need not do); clones share it.
+    http: std::sync::Arc<std::sync::OnceLock<reqwest::Client>>,
     signer: Option<Signer>,
 }
 
@@ -99,11 +101,20 @@ impl OpenSearch {
     }
 
     fn new(base: url::Url, signer: Option<Signer>) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .build()
-            .unwrap_or_default();
-        Self { base, http, signer }
+        Self {
+            base,
+            http: Default::default(),
+            signer,
+        }
+    }
+
+    fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(TIMEOUT)
+                .build()
+                .unwrap_or_default()
+        })
     }
 
     /// Sends one request; answers the status and the parsed body (`Null` when empty).
@@ -138,7 +149,7 @@ impl OpenSearch {
         }
         let request = reqwest::Request::try_from(request.map(reqwest::Body::from))
             .map_err(|e| SearchError::Malformed(e.to_string()))?;
-        let response = self.http.execute(request).await.map_err(unreachable)?;
+        let response = self.http().execute(request).await.map_err(unreachable)?;
         let status = response.status().as_u16();
         let bytes = response.bytes().await.map_err(unreachable)?;
         let value = if bytes.is_empty() {

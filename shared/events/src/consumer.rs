@@ -78,7 +78,8 @@ pub trait PoisonQueue: Send + Sync {
 /// The SQS dead-letter queue adapter; `source` names the consumer in each message.
 #[derive(Debug, Clone)]
 pub struct SqsPoisonQueue {
-    pub client: aws_sdk_sqs::Client,
+    /// Built on first use (see [`shutter_store::SdkClient`]).
+    pub client: shutter_store::SdkClient<aws_sdk_sqs::Client>,
     pub queue_url: String,
     pub source: &'static str,
 }
@@ -87,7 +88,7 @@ impl SqsPoisonQueue {
     /// The queue named by `EVENTS_DLQ_URL`.
     pub fn from_env(config: &SdkConfig, source: &'static str) -> Result<Self, ConfigError> {
         Ok(Self {
-            client: aws_sdk_sqs::Client::new(config),
+            client: shutter_store::SdkClient::new(config, aws_sdk_sqs::Client::new),
             queue_url: shutter_store::env("EVENTS_DLQ_URL")?,
             source,
         })
@@ -99,6 +100,7 @@ impl PoisonQueue for SqsPoisonQueue {
     async fn send(&self, position: &str, reason: &str, record: &str) -> Result<(), QueueError> {
         let body = serde_json::json!({"source": self.source, "position": position, "reason": reason, "record": record});
         self.client
+            .get()
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(body.to_string())

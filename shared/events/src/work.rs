@@ -150,7 +150,8 @@ pub trait WorkQueue: Send + Sync {
 /// The SQS adapter.
 #[derive(Debug, Clone)]
 pub struct SqsWorkQueue {
-    pub client: aws_sdk_sqs::Client,
+    /// Built on first use (see [`shutter_store::SdkClient`]).
+    pub client: shutter_store::SdkClient<aws_sdk_sqs::Client>,
     pub queue_url: String,
 }
 
@@ -158,7 +159,7 @@ impl SqsWorkQueue {
     /// The queue named by `WORK_QUEUE_URL`.
     pub fn from_env(config: &SdkConfig) -> Result<Self, ConfigError> {
         Ok(Self {
-            client: aws_sdk_sqs::Client::new(config),
+            client: shutter_store::SdkClient::new(config, aws_sdk_sqs::Client::new),
             queue_url: shutter_store::env("WORK_QUEUE_URL")?,
         })
     }
@@ -168,6 +169,7 @@ impl SqsWorkQueue {
 impl WorkQueue for SqsWorkQueue {
     async fn send(&self, body: String) -> Result<(), WorkQueueError> {
         self.client
+            .get()
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(body)

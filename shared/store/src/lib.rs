@@ -11,6 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+mod client;
 mod error;
 mod table;
 mod write;
@@ -18,6 +19,7 @@ mod write;
 pub use aws_config::SdkConfig;
 pub use aws_sdk_dynamodb as dynamodb;
 pub use aws_sdk_dynamodb::types::AttributeValue;
+pub use client::SdkClient;
 pub use error::{Cause, StoreError, StoreResult};
 pub use serde_dynamo;
 pub use table::{Consistency, MAX_TRANSACTION_WRITES, Query, RetryPolicy, SortKeys, Table};

@@ -9,7 +9,9 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest};
 use serde::de::DeserializeOwned;
 
-use crate::{ConfigError, Item, SdkConfig, StoreError, StoreResult, Write, env, from_item, s};
+use crate::{
+    ConfigError, Item, SdkClient, SdkConfig, StoreError, StoreResult, Write, env, from_item, s,
+};
 
 /// DynamoDB's cap on the actions of one transaction.
 pub const MAX_TRANSACTION_WRITES: usize = 100;
@@ -160,7 +162,8 @@ impl Query {
 /// One DynamoDB table of a service.
 #[derive(Debug, Clone)]
 pub struct Table {
-    pub client: aws_sdk_dynamodb::Client,
+    /// Built on the first request that reads or writes (see [`SdkClient`]).
+    pub client: SdkClient<aws_sdk_dynamodb::Client>,
     pub name: String,
 }
 
@@ -186,7 +189,7 @@ where
 impl Table {
     pub fn new(config: &SdkConfig, name: String) -> Self {
         Self {
-            client: aws_sdk_dynamodb::Client::new(config),
+            client: SdkClient::new(config, aws_sdk_dynamodb::Client::new),
             name,
         }
     }
@@ -201,6 +204,7 @@ impl Table {
     pub async fn get_item(&self, pk: &str, sk: &str) -> StoreResult<Option<Item>> {
         let out = self
             .client
+            .get()
             .get_item()
             .table_name(&self.name)
             .key("pk", s(pk))
@@ -219,14 +223,16 @@ impl Table {
 
     /// One write on its own: a failed condition is [`StoreError::Conflict`] with its label.
     pub async fn write(&self, write: Write) -> StoreResult<()> {
-        write.send_alone(&self.client, &self.name).await
+        write.send_alone(self.client.get(), &self.name).await
     }
 
     /// Sends update `write` alone and answers the attributes it changed, as they are after
     /// it: an atomic counter's new value in the same request. A failed condition is
     /// [`StoreError::Conflict`] with its label.
     pub async fn update_returning(&self, write: Write) -> StoreResult<Item> {
-        write.send_update_returning(&self.client, &self.name).await
+        write
+            .send_update_returning(self.client.get(), &self.name)
+            .await
     }
 
     /// All of `writes` or none. A failed condition is [`StoreError::Conflict`] with the
@@ -253,6 +259,7 @@ impl Table {
             attempt += 1;
             let err = match self
                 .client
+                .get()
                 .transact_write_items()
                 .set_transact_items(Some(items.clone()))
                 .send()
@@ -308,6 +315,7 @@ impl Table {
                     .map_err(StoreError::corrupt)?;
                 let answer = self
                     .client
+                    .get()
                     .batch_get_item()
                     .request_items(&self.name, request)
                     .send()
@@ -383,6 +391,7 @@ impl Table {
                 }
                 let out = self
                     .client
+                    .get()
                     .batch_write_item()
                     .request_items(&self.name, pending)
                     .send()
@@ -432,6 +441,7 @@ impl Table {
         };
         let mut request = self
             .client
+            .get()
             .query()
             .table_name(&self.name)
             .set_index_name(index)

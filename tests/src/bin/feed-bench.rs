@@ -50,6 +50,7 @@ async fn put_all(table: &Table, items: Vec<shutter_store::Item>) {
             while !pending.is_empty() {
                 let out = table
                     .client
+                    .get()
                     .batch_write_item()
                     .request_items(&table.name, pending)
                     .send()

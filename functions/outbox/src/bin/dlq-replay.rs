@@ -31,10 +31,11 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let sqs = shutter_store::SdkClient::new(&aws, aws_sdk_sqs::Client::new);
     // A queue's name (EventsDlq locally) stands for its URL.
     if !options.queue_url.contains("://") {
         match sqs
+            .get()
             .get_queue_url()
             .queue_name(&options.queue_url)
             .send()
@@ -58,7 +59,7 @@ async fn main() -> ExitCode {
         queue_url: options.queue_url.clone(),
         source: "dlq-replay",
     };
-    match replay::run(&sqs, &kafka, &DynamoOutbox::new(&aws), &dlq, &options).await {
+    match replay::run(sqs.get(), &kafka, &DynamoOutbox::new(&aws), &dlq, &options).await {
         Ok(summary) if summary.kept == 0 => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),
         Err(e) => {
