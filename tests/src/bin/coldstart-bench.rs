@@ -21,6 +21,9 @@
 //! one's last event is what its cold starts get. A function the story did not reach gets a
 //! minimal event of its trigger's kind (an HTTP request without a token, an empty batch).
 //!
+//! Before each cold start it waits for the machine to be idle (what the previous event set
+//! off in the devstack has finished), so that no function is charged for another's work.
+//!
 //! `--warm N` then measures the warm path through the gateway (authorizer, Runtime API,
 //! function, moto) with the release builds: N requests each of get post, feed page, like
 //! and comment list, p50 and p99.
@@ -221,6 +224,43 @@ async fn cold_start(subject: &Subject, payload: &Bytes) -> Result<(Sample, Strin
         },
         outcome,
     ))
+}
+
+/// (busy, total) jiffies of every CPU so far, from `/proc/stat`.
+fn cpu_jiffies() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...: idle and iowait are not busy.
+    let total: u64 = fields.iter().sum();
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
+/// Waits until the machine is idle again (under 15% busy over 50 ms, for at most 3 s):
+/// a real event sets off work in the devstack (streams, the outbox, consumers) that
+/// would otherwise run on the two cores during the next cold start and be counted to
+/// whichever function comes next.
+async fn settle() {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        let Some((busy0, total0)) = cpu_jiffies() else {
+            return;
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let Some((busy1, total1)) = cpu_jiffies() else {
+            return;
+        };
+        let total = total1.saturating_sub(total0).max(1);
+        if busy1.saturating_sub(busy0) * 100 < total * 15 {
+            return;
+        }
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -556,6 +596,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for run in 0..runs {
         for (i, subject) in all.iter().enumerate() {
             for (event, payload) in subject.payloads.iter().enumerate() {
+                settle().await;
                 match cold_start(subject, payload).await {
                     Ok((s, outcome)) => {
                         samples[i][event].push(s);
