@@ -408,6 +408,14 @@ async fn bad_requests_get_clear_errors() {
     // cat has two followers: her list has a second page.
     assert_eq!(follow(app, ann, cat).await, "following");
     assert_eq!(follow(app, dan, cat).await, "following");
+    // The cases about ann herself need the follows service to know her (until its
+    // directory consumer has read her registration, she is a 404 there).
+    let anns_followers = format!("/v1/users/{}/followers", ann.username);
+    eventually("the follows service to know ann", WAIT, || async {
+        let answer = call(app, ann, Method::GET, &anns_followers, None).await;
+        (answer.status == StatusCode::OK).then_some(())
+    })
+    .await;
     let cases: [(Method, String, StatusCode, &str); 7] = [
         (
             Method::PUT,

@@ -160,25 +160,9 @@ where
     serve_for(Audience::SignedIn, build, scope, handler).await
 }
 
-/// [`serve_scoped`] for a route open to anyone (a login is counted against the account it
-/// names and its source address).
-pub async fn serve_public<D, B, S, SFut, F, Fut>(
-    build: B,
-    scope: S,
-    handler: F,
-) -> Result<(), lambda_http::Error>
-where
-    D: Sync + 'static,
-    B: AsyncFnOnce(&SdkConfig) -> Result<D, ConfigError>,
-    S: Fn(&'static D, Vec<u8>) -> SFut + Sync + 'static,
-    SFut: Future<Output = Result<Scope, ApiError>> + Send,
-    F: Fn(&'static D, Request) -> Fut + Sync + 'static,
-    Fut: Future<Output = ApiResult> + Send,
-{
-    serve_for(Audience::Anyone, build, scope, handler).await
-}
-
-async fn serve_for<D, B, S, SFut, F, Fut>(
+/// [`serve_scoped`] for a route open to `audience`: [`Audience::Anyone`] for login and
+/// registration (a login is counted against the account it names and its source address).
+pub async fn serve_for<D, B, S, SFut, F, Fut>(
     audience: Audience,
     build: B,
     scope: S,

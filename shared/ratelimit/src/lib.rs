@@ -2,7 +2,8 @@
 //!
 //! A function's limits are template parameters, handed to it as one variable,
 //! `RATE_LIMITS` (`likes@user=120/3600`, see [`model::parse_policies`]), with the counters'
-//! table in `RATE_LIMITS_TABLE`. Each request is counted before its handler runs, keyed
+//! table in `RATE_LIMITS_TABLE`. Each request that can reach what a limit protects (see
+//! [`http::Audience`] and [`http::Scope`]) is counted before its handler runs, keyed
 //! by the verified token's `sub` (`@user`) or by the source address API Gateway reports,
 //! `requestContext.http.sourceIp` (`@address`); never by a header a client writes, such
 //! as `X-Forwarded-For`. A refused request never reaches its handler, so it changes
@@ -23,7 +24,7 @@ pub mod http;
 pub mod model;
 pub mod store;
 
-pub use http::{Audience, Scope, serve, serve_public, serve_scoped};
+pub use http::{Audience, Scope, serve, serve_for, serve_scoped};
 use shutter_core::ApiError;
 use shutter_store::{ConfigError, SdkConfig, StoreError, Table};
 

@@ -3,7 +3,8 @@
 async fn main() -> Result<(), shutter_http::lambda_http::Error> {
     use shutter_identity::{Live, http};
     // Counted by source address: `RegistrationsPerAddressPerHour`.
-    shutter_ratelimit::serve_public(
+    shutter_ratelimit::serve_for(
+        shutter_ratelimit::Audience::Anyone,
         Live::without_keys,
         http::auth::register_rate_scope,
         http::auth::register,
