@@ -55,16 +55,16 @@ pub fn source_address(req: &Request) -> Option<String> {
 
 /// Whom `req` is counted against under `scope`; `None` when it is not counted.
 pub fn who(req: &Request, scope: Scope) -> Option<Who> {
+    who_of(req, Caller::from_request(req).ok(), scope)
+}
+
+/// [`who`], with the request's verified caller already read.
+fn who_of(req: &Request, caller: Option<Caller>, scope: Scope) -> Option<Who> {
     let Scope::Count { user, costs } = scope else {
         return None;
     };
-    let user = user.or_else(|| {
-        Caller::from_request(req)
-            .ok()
-            .map(|c| c.user_id.as_str().to_owned())
-    });
     Some(Who {
-        user,
+        user: user.or_else(|| caller.map(|c| c.user_id.as_str().to_owned())),
         address: source_address(req),
         costs,
     })
@@ -123,7 +123,7 @@ where
     F: Fn(&'static D, Request) -> Fut + Sync + 'static,
     Fut: Future<Output = ApiResult> + Send,
 {
-    serve_scoped(build, usual, handler).await
+    serve_scoped(Audience::SignedIn, build, usual, handler).await
 }
 
 async fn usual<D>(_: &'static D, _: Vec<u8>) -> Result<Scope, ApiError> {
@@ -142,27 +142,11 @@ pub enum Audience {
     Anyone,
 }
 
-/// [`serve`], with `scope` deciding from the request's body whether and how it is counted
-/// (an email change is counted as a password check; a settings change is not).
+/// [`serve`], on a route open to `audience`, with `scope` deciding from the request's body
+/// whether and how it is counted: an email change is counted as a password check and a
+/// settings change is not ([`Audience::SignedIn`]); a login is counted against the account
+/// it names and its source address ([`Audience::Anyone`]).
 pub async fn serve_scoped<D, B, S, SFut, F, Fut>(
-    build: B,
-    scope: S,
-    handler: F,
-) -> Result<(), lambda_http::Error>
-where
-    D: Sync + 'static,
-    B: AsyncFnOnce(&SdkConfig) -> Result<D, ConfigError>,
-    S: Fn(&'static D, Vec<u8>) -> SFut + Sync + 'static,
-    SFut: Future<Output = Result<Scope, ApiError>> + Send,
-    F: Fn(&'static D, Request) -> Fut + Sync + 'static,
-    Fut: Future<Output = ApiResult> + Send,
-{
-    serve_for(Audience::SignedIn, build, scope, handler).await
-}
-
-/// [`serve_scoped`] for a route open to `audience`: [`Audience::Anyone`] for login and
-/// registration (a login is counted against the account it names and its source address).
-pub async fn serve_for<D, B, S, SFut, F, Fut>(
     audience: Audience,
     build: B,
     scope: S,
@@ -200,11 +184,12 @@ where
     S: FnOnce(Vec<u8>) -> SFut,
     SFut: Future<Output = Result<Scope, ApiError>>,
 {
-    if audience == Audience::SignedIn && Caller::from_request(req).is_err() {
+    let caller = Caller::from_request(req).ok();
+    if audience == Audience::SignedIn && caller.is_none() {
         return Ok(None);
     }
     let scope = scope(req.body().as_ref().to_vec()).await?;
-    Ok(who(req, scope))
+    Ok(who_of(req, caller, scope))
 }
 
 /// The policy that counts bytes of media uploads.

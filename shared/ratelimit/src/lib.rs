@@ -24,7 +24,7 @@ pub mod http;
 pub mod model;
 pub mod store;
 
-pub use http::{Audience, Scope, serve, serve_for, serve_scoped};
+pub use http::{Audience, Scope, serve, serve_scoped};
 use shutter_core::ApiError;
 use shutter_store::{ConfigError, SdkConfig, StoreError, Table};
 
