@@ -4,7 +4,8 @@
 # command writes a new version into the secret when it exists, and creates the secret only
 # when it does not. create and rotate also write the key set's public half, as the JWKS
 # {"keys":[...]} that auth-jwks publishes, into its own secret (NAME with signing-key
-# replaced by public-jwks, or $PUBLIC_JWKS_NAME): auth-jwks reads only that one.
+# replaced by public-jwks, or $PUBLIC_JWKS_NAME): auth-jwks gets only that one, in its
+# configuration (the deploy and `restart` copy it there).
 #   signing-key.sh create [NAME]   first RS256 key set {"active_kid","keys":[...]}; prints the
 #                                  ARN. Refuses a secret that already holds keys (use rotate)
 #   signing-key.sh rotate [NAME]   adds a new key beside the active one (JWKS publishes both);
@@ -23,9 +24,10 @@
 #                                  every function of the app stack STACK whose environment
 #                                  has VAR (names separated by commas; default
 #                                  SIGNING_KEY_SECRET_ARN,PUBLIC_JWKS_SECRET_ARN) start fresh
-#                                  instances, which read the secret's current value. Run it
-#                                  after rotate, activate, publish and cursor
-#                                  (VAR=CURSOR_KEY_SECRET_ARN)
+#                                  instances, which read the secret's current value, and
+#                                  copies the public JWKS into auth-jwks's configuration
+#                                  (PUBLIC_JWKS). Run it after rotate, activate, publish and
+#                                  cursor (VAR=CURSOR_KEY_SECRET_ARN)
 # NAME defaults to shutter/signing-key (shutter/cursor-key for `cursor`): the names
 # infra/secrets.yaml gives them with its default prefix.
 # Keys are generated in memory with openssl and reach Secrets Manager through stdin; no key
@@ -177,16 +179,29 @@ print(json.dumps(s))' "$kid")
     var=${3:-SIGNING_KEY_SECRET_ARN,PUBLIC_JWKS_SECRET_ARN}
     # A configuration change retires a function's warm instances. The change is one
     # variable that no code reads; a later deploy that updates the function drops it.
+    # auth-jwks carries the public JWKS itself (PUBLIC_JWKS, which the deploy read from
+    # the secret PUBLIC_JWKS_SECRET_ARN names): it gets that secret's current value.
     functions=$(aws cloudformation list-stack-resources --stack-name "$stack" \
       --query "StackResourceSummaries[?ResourceType=='AWS::Lambda::Function'].PhysicalResourceId" --output text)
     for fn in $functions; do
       env=$(aws lambda get-function-configuration --function-name "$fn" --query Environment --output json)
-      updated=$(ENV_JSON=$env python3 -c '
+      jwks=$(ENV_JSON=$env python3 -c '
+import json, os
+variables = (json.loads(os.environ["ENV_JSON"]) or {}).get("Variables") or {}
+if "PUBLIC_JWKS" in variables:
+    print(variables.get("PUBLIC_JWKS_SECRET_ARN", ""))')
+      if [ -n "$jwks" ]; then
+        jwks=$(current_value "$jwks")
+        [ -n "$jwks" ] || { echo "the public JWKS secret of $fn is empty; run create first" >&2; exit 1; }
+      fi
+      updated=$(ENV_JSON=$env JWKS=$jwks python3 -c '
 import datetime, json, os, sys
 env = json.loads(os.environ["ENV_JSON"]) or {}
 variables = env.get("Variables") or {}
 if any(name in variables for name in sys.argv[1].split(",")):
     variables["SECRETS_RELOADED_AT"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if "PUBLIC_JWKS" in variables and os.environ["JWKS"]:
+        variables["PUBLIC_JWKS"] = os.environ["JWKS"]
     print(json.dumps({"Variables": variables}))' "$var")
       if [ -n "$updated" ]; then
         aws lambda update-function-configuration --function-name "$fn" --environment "$updated" >/dev/null

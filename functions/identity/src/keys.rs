@@ -94,12 +94,13 @@ impl SigningKeys {
 /// Members of an RSA JWK that only a private key has (RFC 7518, section 6.3.2).
 const PRIVATE_MEMBERS: [&str; 6] = ["d", "p", "q", "dp", "dq", "qi"];
 
-/// The public JWKS `auth-jwks` publishes, as stored in its secret: RS256 signing keys, each
+/// The public JWKS `auth-jwks` publishes, as stored in its secret (and given to auth-jwks in
+/// `PUBLIC_JWKS`): RS256 signing keys, each
 /// with a `kid`, and no private member (refused rather than dropped: a secret holding one is
 /// a mistake to fix, not to serve around).
 pub fn public_jwks(secret: &str) -> Result<JwkSet, ConfigError> {
     let invalid = |reason: String| ConfigError::Invalid {
-        name: "public JWKS secret",
+        name: "PUBLIC_JWKS (the public JWKS secret's value)",
         reason,
     };
     let raw: serde_json::Value =
@@ -181,8 +182,7 @@ pub struct NoTokens;
 /// key and needs no table.
 #[derive(Debug, Clone)]
 pub struct WellKnown {
-    /// Read in the background from cold start (see [`shutter_store::Fetched`]).
-    pub jwks: Fetched<JwkSet>,
+    pub jwks: JwkSet,
     pub settings: TokenSettings,
 }
 

@@ -107,12 +107,13 @@ impl Live {
 }
 
 impl WellKnown {
-    /// `auth-jwks`: the public JWKS (its own secret: this function cannot read the signing
-    /// keys), read in the background from cold start, and the token settings; no table.
-    pub async fn from_env(aws: &SdkConfig) -> Result<Self, ConfigError> {
-        let jwks = Fetched::secret(aws, "PUBLIC_JWKS_SECRET_ARN", keys::public_jwks)?;
+    /// `auth-jwks`: the public JWKS from `PUBLIC_JWKS`, and the token settings; no table,
+    /// no secret. The template puts the public-JWKS secret's value there (CloudFormation
+    /// resolves it at deploy time, `signing-key.sh restart` after a rotation), so a cold
+    /// start waits for no read (issue 14), and this function can read no key at all.
+    pub async fn from_env(_aws: &SdkConfig) -> Result<Self, ConfigError> {
         Ok(WellKnown {
-            jwks: jwks.prefetch(),
+            jwks: keys::public_jwks(&shutter_store::env("PUBLIC_JWKS")?)?,
             settings: TokenSettings::from_env()?,
         })
     }

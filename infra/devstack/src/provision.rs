@@ -106,7 +106,7 @@ async fn parameters(cx: &Context<'_>, out: &mut Provisioned) -> Result<(), Error
             let created = secrets
                 .create_secret()
                 .name(&secret_name)
-                .secret_string(value)
+                .secret_string(&value)
                 .send()
                 .await
                 .map_err(|e| {
@@ -115,7 +115,9 @@ async fn parameters(cx: &Context<'_>, out: &mut Provisioned) -> Result<(), Error
                         aws_sdk_secretsmanager::error::DisplayErrorContext(e)
                     ))
                 })?;
-            json!(created.arn().unwrap_or_default())
+            let arn = created.arn().unwrap_or_default().to_owned();
+            out.resolver.set_secret(&arn, &secret_name, &value);
+            json!(arn)
         } else if let Some(default) = decl.get("Default") {
             default.clone()
         } else if ty.starts_with("List<") || ty == "CommaDelimitedList" {

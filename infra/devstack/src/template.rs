@@ -182,15 +182,24 @@ fn short_form(tagged: TaggedValue) -> Result<Value, Error> {
     })
 }
 
-/// What intrinsics evaluate to locally: parameter values, and each resource's `Ref` and
-/// attributes (`Arn`, `StreamArn`, `QueueUrl`, ...).
+/// What intrinsics evaluate to locally: parameter values, each resource's `Ref` and
+/// attributes (`Arn`, `StreamArn`, `QueueUrl`, ...), and the secrets the devstack made, for
+/// `{{resolve:secretsmanager:...}}` dynamic references.
 #[derive(Debug, Clone, Default)]
 pub struct Resolver {
     refs: HashMap<String, Value>,
     attrs: HashMap<(String, String), String>,
+    /// By ARN and by name.
+    secrets: HashMap<String, String>,
 }
 
 impl Resolver {
+    /// A secret's value as CloudFormation would read it at deploy time.
+    pub fn set_secret(&mut self, arn: &str, name: &str, value: &str) {
+        self.secrets.insert(arn.to_owned(), value.to_owned());
+        self.secrets.insert(name.to_owned(), value.to_owned());
+    }
+
     pub fn set_ref(&mut self, id: &str, value: impl Into<Value>) {
         self.refs.insert(id.to_owned(), value.into());
     }
@@ -244,13 +253,36 @@ impl Resolver {
             .ok_or_else(|| Error::Template(format!("!GetAtt {res}.{attr}: not known locally")))
     }
 
-    /// Evaluates every intrinsic inside `v`.
+    /// Evaluates every intrinsic inside `v`, then (as CloudFormation does, after them) every
+    /// dynamic reference.
     pub fn resolve(&self, v: &Value) -> Result<Value, Error> {
+        self.with_dynamic_references(self.intrinsics(v)?)
+    }
+
+    fn with_dynamic_references(&self, v: Value) -> Result<Value, Error> {
+        Ok(match v {
+            Value::String(text) => Value::String(self.dynamic_references(&text)?),
+            Value::Array(items) => Value::Array(
+                items
+                    .into_iter()
+                    .map(|i| self.with_dynamic_references(i))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Object(map) => Value::Object(
+                map.into_iter()
+                    .map(|(k, v)| Ok((k, self.with_dynamic_references(v)?)))
+                    .collect::<Result<_, Error>>()?,
+            ),
+            other => other,
+        })
+    }
+
+    fn intrinsics(&self, v: &Value) -> Result<Value, Error> {
         match v {
             Value::Array(items) => Ok(Value::Array(
                 items
                     .iter()
-                    .map(|i| self.resolve(i))
+                    .map(|i| self.intrinsics(i))
                     .collect::<Result<_, _>>()?,
             )),
             Value::Object(map) if map.len() == 1 => {
@@ -258,7 +290,7 @@ impl Resolver {
                 match k.as_str() {
                     "Ref" => self.lookup_ref(arg.as_str().unwrap_or_default()),
                     "Fn::GetAtt" => {
-                        let parts = self.resolve(arg)?;
+                        let parts = self.intrinsics(arg)?;
                         let res = parts[0].as_str().unwrap_or_default();
                         let attr = parts[1].as_str().unwrap_or_default();
                         Ok(Value::String(self.lookup_attr(res, attr)?))
@@ -266,7 +298,7 @@ impl Resolver {
                     "Fn::Sub" => self.sub(arg),
                     "Fn::Join" => {
                         let sep = arg[0].as_str().unwrap_or_default().to_owned();
-                        let items = self.resolve(&arg[1])?;
+                        let items = self.intrinsics(&arg[1])?;
                         let parts: Vec<String> = items
                             .as_array()
                             .into_iter()
@@ -276,7 +308,7 @@ impl Resolver {
                         Ok(Value::String(parts.join(&sep)))
                     }
                     "Fn::Select" => {
-                        let idx = self.resolve(&arg[0])?;
+                        let idx = self.intrinsics(&arg[0])?;
                         let idx = scalar_string(&idx).parse::<usize>().unwrap_or(0);
                         Ok(self
                             .resolve(&arg[1])?
@@ -286,7 +318,7 @@ impl Resolver {
                     }
                     "Fn::Split" => {
                         let sep = arg[0].as_str().unwrap_or_default();
-                        let s = scalar_string(&self.resolve(&arg[1])?);
+                        let s = scalar_string(&self.intrinsics(&arg[1])?);
                         Ok(Value::Array(
                             s.split(sep).map(|p| Value::String(p.to_owned())).collect(),
                         ))
@@ -302,9 +334,71 @@ impl Resolver {
         }
     }
 
+    /// `text` with each `{{resolve:secretsmanager:SECRET[:SecretString[:JSON_KEY]]}}`
+    /// replaced by the secret's value (or that key of it), as CloudFormation does at deploy
+    /// time. SECRET is a name or an ARN (whose own colons are part of it); version stages
+    /// and ids are not supported locally, and neither are `ssm` references.
+    fn dynamic_references(&self, text: &str) -> Result<String, Error> {
+        const OPEN: &str = "{{resolve:";
+        if !text.contains(OPEN) {
+            return Ok(text.to_owned());
+        }
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find(OPEN) {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + OPEN.len()..];
+            let end = after
+                .find("}}")
+                .ok_or_else(|| Error::Template(format!("{text}: unclosed {{{{resolve:")))?;
+            out.push_str(&self.dynamic_reference(&after[..end])?);
+            rest = &after[end + 2..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    fn dynamic_reference(&self, reference: &str) -> Result<String, Error> {
+        let unsupported = |why: &str| {
+            Err(Error::Template(format!(
+                "{{{{resolve:{reference}}}}}: {why} locally"
+            )))
+        };
+        let Some(spec) = reference.strip_prefix("secretsmanager:") else {
+            return unsupported("only secretsmanager references are resolved");
+        };
+        let parts: Vec<&str> = spec.split(':').collect();
+        // An ARN is arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME, seven parts.
+        let id_parts = if spec.starts_with("arn:") { 7 } else { 1 };
+        if parts.len() < id_parts {
+            return unsupported("not a secret ARN");
+        }
+        let (id, options) = parts.split_at(id_parts);
+        let id = id.join(":");
+        let field = options.first().copied().unwrap_or("SecretString");
+        let json_key = options.get(1).copied().unwrap_or("");
+        if field != "SecretString" && !field.is_empty() {
+            return unsupported("only SecretString is");
+        }
+        if options.iter().skip(2).any(|o| !o.is_empty()) {
+            return unsupported("version stages and ids are not supported");
+        }
+        let Some(value) = self.secrets.get(&id) else {
+            return unsupported("the secret is not one the devstack made, so it is unknown");
+        };
+        if json_key.is_empty() {
+            return Ok(value.clone());
+        }
+        let parsed: Value = serde_json::from_str(value).unwrap_or(Value::Null);
+        match &parsed[json_key] {
+            Value::Null => unsupported("the secret has no such JSON key"),
+            v => Ok(scalar_string(v)),
+        }
+    }
+
     fn resolve_map(&self, map: &Map<String, Value>) -> Result<Map<String, Value>, Error> {
         map.iter()
-            .map(|(k, v)| Ok((k.clone(), self.resolve(v)?)))
+            .map(|(k, v)| Ok((k.clone(), self.intrinsics(v)?)))
             .collect()
     }
 
@@ -313,7 +407,7 @@ impl Resolver {
             Value::String(s) => (s.as_str(), Map::new()),
             Value::Array(a) => (
                 a.first().and_then(Value::as_str).unwrap_or_default(),
-                self.resolve(a.get(1).unwrap_or(&Value::Null))?
+                self.intrinsics(a.get(1).unwrap_or(&Value::Null))?
                     .as_object()
                     .cloned()
                     .unwrap_or_default(),
@@ -473,6 +567,39 @@ Resources:
             "http://127.0.0.1:1/x/us-east-1/arn:table/${Literal}"
         );
         assert_eq!(f.environment["J"], "a-Table");
+    }
+
+    #[test]
+    fn secrets_manager_dynamic_references_resolve_to_the_secrets_the_devstack_made() {
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:shutter-local/jwks-AbC";
+        let mut r = Resolver::default();
+        r.set_ref("JwksArn", arn);
+        r.set_secret(arn, "shutter-local/jwks", r#"{"keys":[1],"user":"ann"}"#);
+        let sub = json!({"Fn::Sub": "{{resolve:secretsmanager:${JwksArn}:SecretString}}"});
+        assert_eq!(
+            r.resolve(&sub).unwrap(),
+            json!(r#"{"keys":[1],"user":"ann"}"#)
+        );
+        let key = json!("u={{resolve:secretsmanager:shutter-local/jwks:SecretString:user}}!");
+        assert_eq!(r.resolve(&key).unwrap(), json!("u=ann!"));
+        let join =
+            json!({"Fn::Join": ["", ["{{resolve:secretsmanager:", {"Ref": "JwksArn"}, "}}"]]});
+        assert_eq!(
+            r.resolve(&join).unwrap(),
+            json!(r#"{"keys":[1],"user":"ann"}"#)
+        );
+        for bad in [
+            "{{resolve:secretsmanager:nobody}}",
+            "{{resolve:ssm:/a/b}}",
+            "{{resolve:secretsmanager:shutter-local/jwks:SecretString::AWSPREVIOUS}}",
+            "{{resolve:secretsmanager:shutter-local/jwks",
+        ] {
+            let err = r.resolve(&json!(bad)).unwrap_err();
+            assert!(
+                err.to_string().contains("locally") || err.to_string().contains("unclosed"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -204,8 +204,7 @@ pub async fn well_known(published: &WellKnown, req: Request) -> ApiResult {
     let mut resp = if req.uri().path().ends_with("/openid-configuration") {
         openid_configuration_document(&published.settings)?
     } else {
-        // Only this route waits for the key set (read in the background from cold start).
-        jwks(published.jwks.get().await.map_err(ApiError::internal)?)?
+        jwks(&published.jwks)?
     };
     resp.headers_mut().insert(
         "cache-control",
@@ -539,7 +538,7 @@ mod tests {
     #[tokio::test]
     async fn well_known_serves_the_jwks_and_the_issuer_metadata_cacheably() {
         let published = WellKnown {
-            jwks: shutter_store::Fetched::ready(crate::keys::tests::test_keys().into_jwks()),
+            jwks: crate::keys::tests::test_keys().into_jwks(),
             settings: TokenSettings {
                 issuer: "https://id.test".into(),
                 audience: "shutter-api".into(),
