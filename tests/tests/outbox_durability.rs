@@ -471,6 +471,26 @@ fn every_outbox_table_is_indexed_and_swept() {
         .map(|t| format!("${{{t}.Arn}}/index/OutboxPending"))
         .collect();
     assert_eq!(rights(sweeper, "dynamodb:Query"), indexes);
+    assert_eq!(rights(sweeper, "dynamodb:Scan"), indexes);
+    // One scheduled run per table, its input naming the table.
+    let scheduled: BTreeSet<String> = sweeper["Events"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|e| e["Type"] == "Schedule")
+        .map(|e| {
+            // {"table": "${PostsTable}"}: the table's name, as the deploy resolves it.
+            let input = e["Properties"]["Input"]["Fn::Sub"].as_str().unwrap();
+            let input: Value = serde_json::from_str(input).unwrap();
+            let table = input["table"].as_str().unwrap();
+            table
+                .strip_prefix("${")
+                .and_then(|t| t.strip_suffix('}'))
+                .unwrap_or_else(|| panic!("{table}"))
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(scheduled, streamed, "the sweeper's schedules");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

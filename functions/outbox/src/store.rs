@@ -1,7 +1,7 @@
 //! The outbox as the publisher and the sweeper see it, across every service table: the
 //! items still pending (the sparse `OutboxPending` index), and marking one published.
-//! The DynamoDB adapter queries the index through shutter-store's `Query`; the memory
-//! fake keeps the same rules for unit tests.
+//! The DynamoDB adapter scans or queries the index through shutter-store's `Table`; the
+//! memory fake keeps the same rules for unit tests.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -51,6 +51,16 @@ pub trait OutboxStore: Send + Sync {
         limit: usize,
     ) -> StoreResult<Vec<PendingItem>>;
 
+    /// Every item of `table`'s pending index written before `before`, in no order, read in
+    /// one scan of the index: `None` when the index holds more than `most` items (of any
+    /// age), which are then read per shard, oldest first, with [`Self::pending`].
+    async fn pending_all(
+        &self,
+        table: &str,
+        before: i64,
+        most: usize,
+    ) -> StoreResult<Option<Vec<PendingItem>>>;
+
     /// Marks `event_id`'s item of `table` published. Conflict([`PUBLISHED_LABEL`]) when the
     /// item is not there (it expired after an earlier mark).
     async fn mark_published(&self, table: &str, event_id: &str) -> StoreResult<()>;
@@ -96,13 +106,47 @@ impl OutboxStore for DynamoOutbox {
             .sort_keys(SortKeys::Below(n(before)))
             .limit(limit - items.len());
             let (page, next) = table.query_from(&query, start).await?;
-            items.extend(page.iter().map(|i| read(&table.name, i)));
+            items.extend(page.iter().map(|i| read_item(&table.name, i)));
             start = next;
             if start.is_none() {
                 break;
             }
         }
         Ok(items)
+    }
+
+    async fn pending_all(
+        &self,
+        table: &str,
+        before: i64,
+        most: usize,
+    ) -> StoreResult<Option<Vec<PendingItem>>> {
+        let table = Table {
+            client: self.client.clone(),
+            name: table.to_owned(),
+        };
+        let (mut items, mut read) = (Vec::new(), 0usize);
+        let mut start: Option<Item> = None;
+        loop {
+            // One more than `most`: reading it says the index holds too many.
+            let (page, count, next) = table
+                .scan_index_from(
+                    PENDING_INDEX,
+                    ("#a < :v", WRITTEN_AT_ATTRIBUTE, n(before)),
+                    most + 1 - read,
+                    start,
+                )
+                .await?;
+            read += count;
+            items.extend(page.iter().map(|i| read_item(&table.name, i)));
+            if read > most {
+                return Ok(None);
+            }
+            match next {
+                Some(key) => start = Some(key),
+                None => return Ok(Some(items)),
+            }
+        }
     }
 
     async fn mark_published(&self, table: &str, event_id: &str) -> StoreResult<()> {
@@ -115,7 +159,7 @@ impl OutboxStore for DynamoOutbox {
 }
 
 /// A pending item as DynamoDB returned it.
-fn read(table: &str, item: &Item) -> PendingItem {
+fn read_item(table: &str, item: &Item) -> PendingItem {
     let pk = shutter_store::string_attr(item, "pk").unwrap_or_default();
     PendingItem {
         table: table.to_owned(),
@@ -196,6 +240,35 @@ impl OutboxStore for MemoryOutbox {
         found.sort_by_key(|i| i.written_at);
         found.truncate(limit);
         Ok(found)
+    }
+
+    async fn pending_all(
+        &self,
+        table: &str,
+        before: i64,
+        most: usize,
+    ) -> StoreResult<Option<Vec<PendingItem>>> {
+        let tables = self
+            .tables
+            .lock()
+            .map_err(|_| StoreError::Unavailable("poisoned lock".into()))?;
+        let pending: Vec<&PendingItem> = tables
+            .get(table)
+            .into_iter()
+            .flatten()
+            .filter(|(_, pending)| *pending)
+            .map(|(item, _)| item)
+            .collect();
+        if pending.len() > most {
+            return Ok(None);
+        }
+        Ok(Some(
+            pending
+                .into_iter()
+                .filter(|item| item.written_at < before)
+                .cloned()
+                .collect(),
+        ))
     }
 
     async fn mark_published(&self, table: &str, event_id: &str) -> StoreResult<()> {

@@ -8,24 +8,30 @@
 //! The grace period keeps it out of the stream path's way; when they meet anyway, an
 //! event goes out twice and consumers drop the second by its id.
 //!
+//! Reads: EventBridge starts one run per table (the schedule's input names it; an event
+//! without a table sweeps them all). A run reads the table's pending index in one scan:
+//! the index is sparse and nearly always empty, as the stream path marks items within a
+//! second, so that is one request where querying each shard took eight. When the index
+//! holds more than a run publishes (a backlog after an outage), it reads each shard
+//! instead, oldest first, `per_shard` items each.
+//!
 //! Order: one aggregate's events are in one shard of the index (see
-//! `shutter_events::outbox`), read oldest first and published one after another; the
-//! first failure stops that aggregate for this run, so a later event never overtakes an
-//! earlier one. Aggregates go in parallel. Each run is bounded: so many items per shard,
+//! `shutter_events::outbox`), all of them read (the scan) or the oldest first (a shard),
+//! and published one after another, oldest first; the first failure stops that aggregate
+//! for this run, so a later event never overtakes an earlier one. Aggregates go in parallel. Each run is bounded: so many items per shard,
 //! a time budget below the function's timeout, and it stops when the broker looks down
 //! (several failures in a row) rather than wait out every message's delivery timeout.
 //! An item that does not decode goes to the dead-letter queue with its full text, and is
 //! then marked so that it stops coming back.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde::Serialize;
 use shutter_events::PoisonQueue;
-use shutter_events::outbox::{epoch_millis, pending_shards};
+use shutter_events::outbox::{PENDING_SHARDS, epoch_millis, pending_shards};
 use shutter_store::ConfigError;
 
 use crate::Sweeper;
@@ -105,24 +111,51 @@ pub struct SweepReport {
     pub deferred: usize,
     /// Items that can never be published, sent to the dead-letter queue.
     pub poisoned: usize,
-    /// Shards that could not be read.
+    /// Reads of a pending index that failed (a table's scan, or a shard of a backlog).
     pub unreadable: usize,
     /// The run stopped early: out of time, or the broker looked down.
     pub stopped_early: bool,
 }
 
-/// The function's entry: one scheduled event (its content does not matter).
+/// An event this function refuses.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ScheduleError {
+    #[error("{0} is not one of the tables this function sweeps (OUTBOX_TABLES)")]
+    UnknownTable(String),
+}
+
+/// The tables one event asks to sweep: the one its `table` names (the schedule's input, one
+/// per table), else all of them (a scheduled event without input, a manual invocation).
+pub fn tables_of(
+    config: &SweepConfig,
+    event: &serde_json::Value,
+) -> Result<Vec<String>, ScheduleError> {
+    match event.get("table") {
+        None => Ok(config.tables.clone()),
+        Some(named) => config
+            .tables
+            .iter()
+            .find(|t| named.as_str() == Some(t.as_str()))
+            .map(|t| vec![t.clone()])
+            .ok_or_else(|| ScheduleError::UnknownTable(named.to_string())),
+    }
+}
+
+/// The function's entry: one scheduled event.
 pub async fn on_schedule(
     sweeper: &Sweeper,
-    _event: serde_json::Value,
-) -> Result<SweepReport, Infallible> {
-    let cutoff =
-        epoch_millis() - i64::try_from(sweeper.config.grace.as_millis()).unwrap_or(i64::MAX);
+    event: serde_json::Value,
+) -> Result<SweepReport, ScheduleError> {
+    let config = SweepConfig {
+        tables: tables_of(&sweeper.config, &event)?,
+        ..sweeper.config.clone()
+    };
+    let cutoff = epoch_millis() - i64::try_from(config.grace.as_millis()).unwrap_or(i64::MAX);
     Ok(sweep(
         &sweeper.kafka,
         &sweeper.outbox,
         &sweeper.dlq,
-        &sweeper.config,
+        &config,
         cutoff,
     )
     .await)
@@ -139,30 +172,17 @@ pub async fn sweep<S: Sink, O: OutboxStore, Q: PoisonQueue + ?Sized>(
 ) -> SweepReport {
     let started = Instant::now();
     let report = Mutex::new(SweepReport::default());
-    let shards: Vec<(String, String)> = config
-        .tables
-        .iter()
-        .flat_map(|t| pending_shards().map(move |s| (t.clone(), s)))
-        .collect();
-    let reads = futures::stream::iter(shards)
-        .map(|(table, shard)| async move {
-            let read = outbox
-                .pending(&table, &shard, cutoff, config.per_shard)
-                .await;
-            (table, shard, read)
-        })
+    // Owned names: a future borrowing from the iterator would not be `Send` for every
+    // lifetime, as the runtime needs.
+    let reads = futures::stream::iter(config.tables.clone())
+        .map(|table| async move { read_table(outbox, &table, cutoff, config.per_shard).await })
         .buffer_unordered(8)
         .collect::<Vec<_>>()
         .await;
     let mut found = Vec::new();
-    for (table, shard, read) in reads {
-        match read {
-            Ok(items) => found.extend(items),
-            Err(err) => {
-                tracing::warn!(table = %table, shard = %shard, error = %err, "pending outbox items unreadable this run");
-                bump(&report, |r| r.unreadable += 1);
-            }
-        }
+    for (items, unreadable) in reads {
+        found.extend(items);
+        bump(&report, |r| r.unreadable += unreadable);
     }
     bump(&report, |r| r.found = found.len());
 
@@ -211,6 +231,47 @@ pub async fn sweep<S: Sink, O: OutboxStore, Q: PoisonQueue + ?Sized>(
         );
     }
     report
+}
+
+/// What `table` has pending from before `cutoff`, and how many reads failed: all of it in
+/// one scan, or when the index holds more than a run publishes, the oldest `per_shard` of
+/// each shard.
+async fn read_table<O: OutboxStore>(
+    outbox: &O,
+    table: &str,
+    cutoff: i64,
+    per_shard: usize,
+) -> (Vec<PendingItem>, usize) {
+    let most = per_shard.saturating_mul(PENDING_SHARDS as usize);
+    match outbox.pending_all(table, cutoff, most).await {
+        Ok(Some(items)) => return (items, 0),
+        Ok(None) => {
+            tracing::info!(%table, most, "pending outbox backlog: read per shard, oldest first")
+        }
+        Err(err) => {
+            tracing::warn!(%table, error = %err, "pending outbox items unreadable this run");
+            return (Vec::new(), 1);
+        }
+    }
+    let reads = futures::stream::iter(pending_shards())
+        .map(|shard| async move {
+            let read = outbox.pending(table, &shard, cutoff, per_shard).await;
+            (shard, read)
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await;
+    let (mut found, mut unreadable) = (Vec::new(), 0);
+    for (shard, read) in reads {
+        match read {
+            Ok(items) => found.extend(items),
+            Err(err) => {
+                tracing::warn!(%table, %shard, error = %err, "pending outbox items unreadable this run");
+                unreadable += 1;
+            }
+        }
+    }
+    (found, unreadable)
 }
 
 /// One aggregate's items, oldest first, until the first failure.
@@ -442,6 +503,63 @@ mod tests {
         assert!(sink.sent().is_empty());
         assert_eq!(dlq.positions(), vec![format!("{T}/OUTBOX#{id}")]);
         assert!(outbox.still_pending(T).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_backlog_larger_than_a_run_is_read_per_shard_oldest_first() {
+        let outbox = MemoryOutbox::default();
+        // One aggregate (one shard), written newest first: more than 8 shards x 1 item.
+        let plan: Vec<(&str, i64)> = (0..12).map(|i| ("a", 100 - i)).collect();
+        let ids = given(&outbox, &plan);
+        let (sink, dlq) = (Recorder::default(), MemoryPoisonQueue::default());
+        let config = SweepConfig {
+            per_shard: 1,
+            ..config()
+        };
+
+        let report = sweep(&sink, &outbox, &dlq, &config, 1_000).await;
+
+        assert_eq!(
+            sink.sent(),
+            vec![ids[11].clone()],
+            "the oldest of the shard, not whichever a scan met first"
+        );
+        assert_eq!((report.found, report.published), (1, 1));
+        assert_eq!(outbox.still_pending(T).len(), 11);
+    }
+
+    #[tokio::test]
+    async fn what_a_scan_finds_is_published_in_order_per_aggregate() {
+        let outbox = MemoryOutbox::default();
+        // Kept in the order written, which a scan does not follow.
+        let ids = given(&outbox, &[("a", 30), ("a", 10), ("b", 5), ("a", 20)]);
+        let (sink, dlq) = (Recorder::default(), MemoryPoisonQueue::default());
+        let report = sweep(&sink, &outbox, &dlq, &config(), 1_000).await;
+        let sent = sink.sent();
+        let pos = |id: &String| sent.iter().position(|s| s == id).unwrap();
+        assert!(
+            pos(&ids[1]) < pos(&ids[3]) && pos(&ids[3]) < pos(&ids[0]),
+            "{sent:?}"
+        );
+        assert_eq!(report.published, 4);
+    }
+
+    #[test]
+    fn the_event_names_the_table_a_run_sweeps() {
+        let config = config();
+        assert_eq!(
+            tables_of(&config, &serde_json::json!({"table": "LikesTable"})).unwrap(),
+            vec!["LikesTable"]
+        );
+        let scheduled = serde_json::json!({"detail-type": "Scheduled Event", "detail": {}});
+        assert_eq!(tables_of(&config, &scheduled).unwrap(), config.tables);
+        for unknown in [
+            serde_json::json!({"table": "SecretsTable"}),
+            serde_json::json!({"table": 7}),
+        ] {
+            let err = tables_of(&config, &unknown).unwrap_err();
+            assert!(err.to_string().contains("OUTBOX_TABLES"), "{err}");
+        }
     }
 
     #[test]

@@ -482,6 +482,37 @@ impl Table {
         Ok((out.items.unwrap_or_default(), next))
     }
 
+    /// One request of a scan of the whole of `index` (meant for a sparse index, which holds
+    /// few items), from DynamoDB's own `start` key, reading at most `limit` items: those of
+    /// them that `filter` (over `#a` = `attribute`, `:v` = `value`) keeps, how many it read,
+    /// and where the next request starts, if anywhere.
+    pub async fn scan_index_from(
+        &self,
+        index: &str,
+        filter: (&str, &str, crate::AttributeValue),
+        limit: usize,
+        start: Option<Item>,
+    ) -> StoreResult<(Vec<Item>, usize, Option<Item>)> {
+        let (expression, attribute, value) = filter;
+        let out = self
+            .client
+            .get()
+            .scan()
+            .table_name(&self.name)
+            .index_name(index)
+            .filter_expression(expression)
+            .expression_attribute_names("#a", attribute)
+            .expression_attribute_values(":v", value)
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let read = usize::try_from(out.scanned_count).unwrap_or(0);
+        let next = out.last_evaluated_key.filter(|k| !k.is_empty());
+        Ok((out.items.unwrap_or_default(), read, next))
+    }
+
     /// One page of partition `pk` in sort-key order, newest (highest) first when
     /// `newest_first`: up to `limit` items strictly beyond `after` in that order (all that
     /// one request returns when `limit` is none).

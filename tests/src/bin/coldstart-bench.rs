@@ -313,6 +313,10 @@ fn fallback_event(events: &[(String, String, Value)]) -> Value {
             })
         }
         Some((_, kind, _)) if kind == "MSK" => json!({"eventSource": "aws:kafka", "records": {}}),
+        // What EventBridge sends: the schedule's input when it has one.
+        Some((_, kind, props)) if kind == "Schedule" && props["Input"].is_string() => {
+            serde_json::from_str(props["Input"].as_str().unwrap_or_default()).unwrap_or(Value::Null)
+        }
         Some((_, kind, _)) if kind == "Schedule" => json!({
             "version": "0", "id": "coldstart", "detail-type": "Scheduled Event",
             "source": "aws.events", "account": "000000000000", "time": "2026-12-07T00:00:00Z",
