@@ -392,6 +392,109 @@ fn word(prefix: &str) -> String {
     format!("{prefix}{letters}")
 }
 
+/// The sweeper's reads of a pending index, against moto (its DynamoDB adapter): one scan
+/// returns every item written before the cutoff while the index holds at most `most` items,
+/// and says "too many" beyond; a shard's query returns its oldest items first, at most
+/// `limit`, across pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweepers_reads_scan_a_small_index_and_query_a_backlog_per_shard_oldest_first() {
+    use shutter_outbox::store::{DynamoOutbox, OutboxStore};
+    let app = TestApp::shared().await;
+    let aws = app.aws().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&aws);
+    // A table of this test's own with the services' pending index, so that no stream
+    // publisher marks its items.
+    let table = TestApp::unique("OutboxReads");
+    let attribute = |name: &str, ty| {
+        aws_sdk_dynamodb::types::AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ty)
+            .build()
+            .unwrap()
+    };
+    let key = |name: &str, ty| {
+        aws_sdk_dynamodb::types::KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(ty)
+            .build()
+            .unwrap()
+    };
+    use aws_sdk_dynamodb::types::{KeyType, ScalarAttributeType as T};
+    ddb.create_table()
+        .table_name(&table)
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("pk", T::S))
+        .attribute_definitions(attribute("sk", T::S))
+        .attribute_definitions(attribute("outbox_pending", T::S))
+        .attribute_definitions(attribute("outbox_at", T::N))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .global_secondary_indexes(
+            aws_sdk_dynamodb::types::GlobalSecondaryIndex::builder()
+                .index_name(shutter_events::outbox::PENDING_INDEX)
+                .key_schema(key("outbox_pending", KeyType::Hash))
+                .key_schema(key("outbox_at", KeyType::Range))
+                .projection(
+                    aws_sdk_dynamodb::types::Projection::builder()
+                        .projection_type(aws_sdk_dynamodb::types::ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // GIVEN 12 pending items in shard 0, written at 1..=12 (stored newest first), and 3 in
+    // shard 1 written at 100..=102, and an item already published (not in the index).
+    let put = |id: String, shard: Option<&str>, at: i64| {
+        let mut item = ddb
+            .put_item()
+            .table_name(&table)
+            .item("pk", AttributeValue::S(format!("OUTBOX#{id}")))
+            .item("sk", AttributeValue::S("OUTBOX".into()))
+            .item("outbox_at", AttributeValue::N(at.to_string()))
+            .item("event", AttributeValue::S("{}".into()));
+        if let Some(shard) = shard {
+            item = item.item("outbox_pending", AttributeValue::S(shard.into()));
+        }
+        item.send()
+    };
+    for at in (1..=12).rev() {
+        put(format!("a{at:02}"), Some("PENDING#0"), at)
+            .await
+            .unwrap();
+    }
+    for at in 100..=102 {
+        put(format!("b{at}"), Some("PENDING#1"), at).await.unwrap();
+    }
+    put("published".into(), None, 1).await.unwrap();
+    let outbox = DynamoOutbox::new(&aws);
+    let ids = |items: &[shutter_outbox::store::PendingItem]| -> Vec<String> {
+        items.iter().map(|i| i.event_id.clone()).collect()
+    };
+
+    // THEN one scan returns what was written before the cutoff, from both shards
+    let found = outbox.pending_all(&table, 101, 15).await.unwrap().unwrap();
+    let mut found = ids(&found);
+    found.sort();
+    let mut expected: Vec<String> = (1..=12).map(|at| format!("a{at:02}")).collect();
+    expected.push("b100".into());
+    assert_eq!(
+        found, expected,
+        "every pending item before the cutoff, none published"
+    );
+    // and says "too many" once the index holds more than `most` (of any age)
+    assert!(outbox.pending_all(&table, 101, 14).await.unwrap().is_none());
+    assert!(outbox.pending_all(&table, 5, 14).await.unwrap().is_none());
+    // and a shard's query reads its oldest first, across pages of `limit`
+    let oldest = outbox.pending(&table, "PENDING#0", 1_000, 5).await.unwrap();
+    assert_eq!(ids(&oldest), vec!["a01", "a02", "a03", "a04", "a05"]);
+    let before = outbox.pending(&table, "PENDING#1", 102, 200).await.unwrap();
+    assert_eq!(ids(&before), vec!["b100", "b101"]);
+    ddb.delete_table().table_name(&table).send().await.unwrap();
+}
+
 /// Every table whose stream the publisher reads has the pending index, and the sweeper
 /// reads it and may mark its items: a service table added later cannot be forgotten.
 #[test]
