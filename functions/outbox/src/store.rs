@@ -78,6 +78,14 @@ impl DynamoOutbox {
             client: SdkClient::new(aws, aws_sdk_dynamodb::Client::new),
         }
     }
+
+    /// `name` through the one client.
+    fn table(&self, name: &str) -> Table {
+        Table {
+            client: self.client.clone(),
+            name: name.to_owned(),
+        }
+    }
 }
 
 #[async_trait]
@@ -89,10 +97,7 @@ impl OutboxStore for DynamoOutbox {
         before: i64,
         limit: usize,
     ) -> StoreResult<Vec<PendingItem>> {
-        let table = Table {
-            client: self.client.clone(),
-            name: table.to_owned(),
-        };
+        let table = self.table(table);
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
         while items.len() < limit {
@@ -121,10 +126,7 @@ impl OutboxStore for DynamoOutbox {
         before: i64,
         most: usize,
     ) -> StoreResult<Option<Vec<PendingItem>>> {
-        let table = Table {
-            client: self.client.clone(),
-            name: table.to_owned(),
-        };
+        let table = self.table(table);
         let (mut items, mut read) = (Vec::new(), 0usize);
         let mut start: Option<Item> = None;
         loop {
@@ -150,10 +152,7 @@ impl OutboxStore for DynamoOutbox {
     }
 
     async fn mark_published(&self, table: &str, event_id: &str) -> StoreResult<()> {
-        let table = Table {
-            client: self.client.clone(),
-            name: table.to_owned(),
-        };
+        let table = self.table(table);
         table.write(mark_published(event_id)).await
     }
 }

@@ -18,9 +18,10 @@
 //! Order: one aggregate's events are in one shard of the index (see
 //! `shutter_events::outbox`), all of them read (the scan) or the oldest first (a shard),
 //! and published one after another, oldest first; the first failure stops that aggregate
-//! for this run, so a later event never overtakes an earlier one. Aggregates go in parallel. Each run is bounded: so many items per shard,
-//! a time budget below the function's timeout, and it stops when the broker looks down
-//! (several failures in a row) rather than wait out every message's delivery timeout.
+//! for this run, so a later event never overtakes an earlier one. Aggregates go in
+//! parallel. Each run is bounded: so many items per shard, a time budget below the
+//! function's timeout, and it stops when the broker looks down (several failures in a
+//! row) rather than wait out every message's delivery timeout.
 //! An item that does not decode goes to the dead-letter queue with its full text, and is
 //! then marked so that it stops coming back.
 

@@ -339,23 +339,9 @@ impl Resolver {
     /// time. SECRET is a name or an ARN (whose own colons are part of it); version stages
     /// and ids are not supported locally, and neither are `ssm` references.
     fn dynamic_references(&self, text: &str) -> Result<String, Error> {
-        const OPEN: &str = "{{resolve:";
-        if !text.contains(OPEN) {
-            return Ok(text.to_owned());
-        }
-        let mut out = String::new();
-        let mut rest = text;
-        while let Some(start) = rest.find(OPEN) {
-            out.push_str(&rest[..start]);
-            let after = &rest[start + OPEN.len()..];
-            let end = after
-                .find("}}")
-                .ok_or_else(|| Error::Template(format!("{text}: unclosed {{{{resolve:")))?;
-            out.push_str(&self.dynamic_reference(&after[..end])?);
-            rest = &after[end + 2..];
-        }
-        out.push_str(rest);
-        Ok(out)
+        expand("", text, "{{resolve:", "}}", |reference| {
+            self.dynamic_reference(reference)
+        })
     }
 
     fn dynamic_reference(&self, reference: &str) -> Result<String, Error> {
@@ -414,33 +400,46 @@ impl Resolver {
             ),
             other => return Err(Error::Template(format!("!Sub of {other}"))),
         };
-        let mut out = String::new();
-        let mut rest = text;
-        while let Some(start) = rest.find("${") {
-            out.push_str(&rest[..start]);
-            let after = &rest[start + 2..];
-            let end = after
-                .find('}')
-                .ok_or_else(|| Error::Template(format!("!Sub {text}: unclosed ${{")))?;
-            let name = &after[..end];
-            if let Some(literal) = name.strip_prefix('!') {
-                out.push_str("${");
-                out.push_str(literal);
-                out.push('}');
+        let expanded = expand("!Sub ", text, "${", "}", |name| {
+            Ok(if let Some(literal) = name.strip_prefix('!') {
+                format!("${{{literal}}}")
             } else if let Some(v) = vars.get(name) {
-                out.push_str(&scalar_string(v));
+                scalar_string(v)
             } else if let Some((res, attr)) =
                 name.split_once('.').filter(|_| !name.starts_with("AWS::"))
             {
-                out.push_str(&self.lookup_attr(res, attr)?);
+                self.lookup_attr(res, attr)?
             } else {
-                out.push_str(&scalar_string(&self.lookup_ref(name)?));
-            }
-            rest = &after[end + 1..];
-        }
-        out.push_str(rest);
-        Ok(Value::String(out))
+                scalar_string(&self.lookup_ref(name)?)
+            })
+        })?;
+        Ok(Value::String(expanded))
     }
+}
+
+/// `text` with each `open`..`close` placeholder replaced by what `with` makes of its
+/// inside (`!Sub`'s `${...}`, dynamic references' `{{resolve:...}}`); `what` starts the
+/// message about an unclosed one.
+fn expand(
+    what: &str,
+    text: &str,
+    open: &str,
+    close: &str,
+    mut with: impl FnMut(&str) -> Result<String, Error>,
+) -> Result<String, Error> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(open) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + open.len()..];
+        let end = after
+            .find(close)
+            .ok_or_else(|| Error::Template(format!("{what}{text}: unclosed {open}")))?;
+        out.push_str(&with(&after[..end])?);
+        rest = &after[end + close.len()..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// A scalar as CloudFormation would stringify it.
@@ -600,6 +599,13 @@ Resources:
                 "{bad}: {err}"
             );
         }
+        let unclosed = r.resolve(&json!({"Fn::Sub": "a ${JwksArn"})).unwrap_err();
+        assert!(
+            unclosed
+                .to_string()
+                .contains("!Sub a ${JwksArn: unclosed ${"),
+            "{unclosed}"
+        );
     }
 
     #[test]
