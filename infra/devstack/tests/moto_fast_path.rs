@@ -63,7 +63,11 @@ async fn dynamodb_requests_answer_as_moto_does_and_other_services_are_untouched(
         .streams("ListStreams", &json!({"TableName": "Fast"}))
         .await
         .expect("list streams");
-    assert_eq!(streams["Streams"].as_array().map(Vec::len), Some(1), "{streams}");
+    assert_eq!(
+        streams["Streams"].as_array().map(Vec::len),
+        Some(1),
+        "{streams}"
+    );
 
     // Another service: moto's usual path.
     let queue = moto
@@ -71,7 +75,9 @@ async fn dynamodb_requests_answer_as_moto_does_and_other_services_are_untouched(
         .await
         .expect("create queue");
     assert!(
-        queue["QueueUrl"].as_str().is_some_and(|u| u.ends_with("/still-moto")),
+        queue["QueueUrl"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/still-moto")),
         "{queue}"
     );
 
