@@ -55,6 +55,22 @@ impl MotoJson {
             .await
     }
 
+    /// Creates `table` with a string hash key `pk` and a `NEW_IMAGE` stream (what the
+    /// tests of the local DynamoDB need): the `CreateTable` answer.
+    pub async fn create_streamed_table(&self, table: &str) -> Result<Value, Error> {
+        self.dynamodb(
+            "CreateTable",
+            &serde_json::json!({
+                "TableName": table,
+                "BillingMode": "PAY_PER_REQUEST",
+                "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+                "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+                "StreamSpecification": {"StreamEnabled": true, "StreamViewType": "NEW_IMAGE"},
+            }),
+        )
+        .await
+    }
+
     pub async fn streams(&self, op: &str, body: &Value) -> Result<Value, Error> {
         self.call("dynamodb", &format!("DynamoDBStreams_20120810.{op}"), body)
             .await

@@ -12,18 +12,9 @@ async fn dynamodb_requests_answer_as_moto_does_and_other_services_are_untouched(
     let logs = tempfile::tempdir().expect("log dir");
     let moto_server = start_moto(logs.path()).await.expect("moto starts");
     let moto = MotoJson::new(&moto_server.url);
-    moto.dynamodb(
-        "CreateTable",
-        &json!({
-            "TableName": "Fast",
-            "BillingMode": "PAY_PER_REQUEST",
-            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
-            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-            "StreamSpecification": {"StreamEnabled": true, "StreamViewType": "NEW_IMAGE"},
-        }),
-    )
-    .await
-    .expect("create table");
+    moto.create_streamed_table("Fast")
+        .await
+        .expect("create table");
     let item = json!({"pk": {"S": "a"}, "n": {"N": "1"}});
     moto.dynamodb("PutItem", &json!({"TableName": "Fast", "Item": item}))
         .await

@@ -17,16 +17,7 @@ async fn cancelled_transactions_are_invisible_to_streams_and_to_other_writers() 
     let moto_server = start_moto(logs.path()).await.expect("moto starts");
     let moto = MotoJson::new(&moto_server.url);
     let created = moto
-        .dynamodb(
-            "CreateTable",
-            &json!({
-                "TableName": "Atomic",
-                "BillingMode": "PAY_PER_REQUEST",
-                "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
-                "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-                "StreamSpecification": {"StreamEnabled": true, "StreamViewType": "NEW_IMAGE"},
-            }),
-        )
+        .create_streamed_table("Atomic")
         .await
         .expect("create table");
     let stream = created["TableDescription"]["LatestStreamArn"]
